@@ -1,0 +1,74 @@
+//! Runs openraft's storage conformance suite against the redb-backed store.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+
+use openraft::StorageError;
+use openraft::testing::{StoreBuilder, Suite};
+use serde::{Deserialize, Serialize};
+use warden_raft_store::{LogStore, StateMachineCore, StateMachineStore};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Set {
+    key: String,
+    value: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Kv(BTreeMap<String, String>);
+
+impl StateMachineCore for Kv {
+    type Request = Set;
+    type Response = Option<String>;
+    fn apply(&mut self, _index: u64, r: &Set) -> Option<String> {
+        self.0.insert(r.key.clone(), r.value.clone())
+    }
+    fn empty_response(&self) -> Option<String> {
+        None
+    }
+}
+
+openraft::declare_raft_types!(
+    pub TestConfig:
+        D = Set,
+        R = Option<String>,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TestConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+struct Builder;
+
+impl
+    StoreBuilder<
+        TestConfig,
+        LogStore<TestConfig>,
+        StateMachineStore<TestConfig, Kv>,
+        tempfile::TempDir,
+    > for Builder
+{
+    async fn build(
+        &self,
+    ) -> Result<
+        (
+            tempfile::TempDir,
+            LogStore<TestConfig>,
+            StateMachineStore<TestConfig, Kv>,
+        ),
+        StorageError<u64>,
+    > {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = warden_raft_store::open(dir.path()).expect("open store");
+        let log = LogStore::new(db.clone());
+        let sm = StateMachineStore::new(db)?;
+        Ok((dir, log, sm))
+    }
+}
+
+/// The store passes every case of openraft's storage conformance suite.
+#[test]
+fn openraft_storage_suite() -> Result<(), StorageError<u64>> {
+    Suite::test_all(Builder)?;
+    Ok(())
+}
