@@ -1,1 +1,86 @@
-fn main() {}
+//! `warden`: the one binary. Runs a federation node, or talks to one as a CLI client.
+//!
+//! Layout: `cli/` holds one file per command family; this file parses arguments, sets up
+//! logging and the runtime, and maps errors to exit codes.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Warden: a multi-cluster mesh gateway.
+#[derive(Parser)]
+#[command(name = "warden", version, about)]
+struct Args {
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "pretty", value_parser = ["pretty", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one federation node (Raft member, REST API, watch stream).
+    Federation(cli::federation::FederationArgs),
+    /// Register, list, read and remove clusters.
+    #[command(subcommand)]
+    Cluster(cli::client::ClusterCmd),
+    /// Export, unexport and list services.
+    #[command(subcommand)]
+    Service(cli::client::ServiceCmd),
+    /// Add or remove federation members.
+    #[command(subcommand)]
+    Member(cli::client::MemberCmd),
+    /// Show the federation's Raft status as one node sees it.
+    Status(cli::client::Conn),
+    /// Benchmarks (not tests): measured figures for docs/benchmarks.md.
+    #[command(subcommand)]
+    Bench(cli::bench::BenchCmd),
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(&args.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match args.command {
+            Command::Federation(a) => cli::federation::run(a).await,
+            Command::Cluster(c) => cli::client::cluster(c).await,
+            Command::Service(c) => cli::client::service(c).await,
+            Command::Member(c) => cli::client::member(c).await,
+            Command::Status(conn) => cli::client::status(conn).await,
+            Command::Bench(b) => cli::bench::run(b).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! `/api/v1/clusters`: register, list, read, remove, status.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::body::JsonBody;
+use super::{ApiError, Node, Params, now_ms, read_barrier};
+use crate::command::{Command, CommandResult};
+use crate::model::{Cluster, validate_ca_bundle, validate_dns_label};
+
+/// The body of `POST /api/v1/clusters`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterCluster {
+    pub name: String,
+    pub region: String,
+    pub zone: String,
+    #[serde(default = "default_network")]
+    pub network: String,
+    pub gateway: String,
+    pub trust_domain: String,
+    #[serde(default)]
+    pub ca_bundle_pem: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_network() -> String {
+    "default".into()
+}
+
+fn state_err() -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "state lock poisoned",
+    )
+}
+
+pub(super) async fn register(
+    State(node): State<Node>,
+    JsonBody(req): JsonBody<RegisterCluster>,
+) -> Result<Response, ApiError> {
+    let cluster = Cluster {
+        name: req.name,
+        region: req.region,
+        zone: req.zone,
+        network: req.network,
+        gateway: req.gateway,
+        trust_domain: req.trust_domain,
+        labels: req.labels,
+        registered_at: now_ms(),
+    };
+    cluster.validate()?;
+    if let Some(pem) = &req.ca_bundle_pem {
+        validate_ca_bundle("ca_bundle_pem", pem)?;
+    }
+    let cmd = Command::RegisterCluster {
+        cluster: cluster.clone(),
+        ca_bundle_pem: req.ca_bundle_pem,
+    };
+    match node.write(cmd).await? {
+        CommandResult::Applied { revision } => Ok((
+            StatusCode::CREATED,
+            [("x-warden-revision", revision.to_string())],
+            Json(cluster),
+        )
+            .into_response()),
+        CommandResult::Rejected(r) => Err(r.into()),
+        CommandResult::Empty => Err(state_err()),
+    }
+}
+
+pub(super) async fn list(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
+    read_barrier(&node, &params).await?;
+    let state = node.state.read().map_err(|_| state_err())?;
+    let items: Vec<&Cluster> = state.clusters.values().collect();
+    Ok(Json(json!({ "revision": state.revision, "items": items })).into_response())
+}
+
+pub(super) async fn get_one(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    validate_dns_label("name", &name)?;
+    read_barrier(&node, &params).await?;
+    let state = node.state.read().map_err(|_| state_err())?;
+    match state.clusters.get(&name) {
+        Some(c) => Ok(Json(c).into_response()),
+        None => Err(ApiError::not_found(format!("cluster {name:?} not found"))),
+    }
+}
+
+pub(super) async fn remove(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    validate_dns_label("name", &name)?;
+    let cmd = Command::RemoveCluster { name, at: now_ms() };
+    match node.write(cmd).await? {
+        CommandResult::Applied { revision } => Ok((
+            StatusCode::NO_CONTENT,
+            [("x-warden-revision", revision.to_string())],
+        )
+            .into_response()),
+        CommandResult::Rejected(r) => Err(r.into()),
+        CommandResult::Empty => Err(state_err()),
+    }
+}
+
+/// How long the status probe waits for a TCP connection to the gateway.
+const GATEWAY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub(super) async fn status(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    validate_dns_label("name", &name)?;
+    read_barrier(&node, &params).await?;
+    let (cluster, services) = {
+        let state = node.state.read().map_err(|_| state_err())?;
+        let Some(cluster) = state.clusters.get(&name).cloned() else {
+            return Err(ApiError::not_found(format!("cluster {name:?} not found")));
+        };
+        let services: Vec<serde_json::Value> = state
+            .exports
+            .values()
+            .filter(|e| e.cluster == name)
+            .map(|e| {
+                json!({
+                    "namespace": e.namespace,
+                    "service": e.service,
+                    "healthy_endpoints": e.healthy_endpoints,
+                    "updated_at": e.updated_at,
+                })
+            })
+            .collect();
+        (cluster, services)
+    };
+    // Observed from this node: can it open a TCP connection to the cluster's gateway?
+    let started = std::time::Instant::now();
+    let probe = tokio::time::timeout(
+        GATEWAY_PROBE_TIMEOUT,
+        tokio::net::TcpStream::connect(cluster.gateway.as_str()),
+    )
+    .await;
+    let (reachable, detail) = match probe {
+        Ok(Ok(_)) => (true, "tcp connect succeeded".to_string()),
+        Ok(Err(e)) => (false, format!("tcp connect failed: {e}")),
+        Err(_) => (
+            false,
+            format!("tcp connect timed out after {GATEWAY_PROBE_TIMEOUT:?}"),
+        ),
+    };
+    let last_seen = services
+        .iter()
+        .filter_map(|s| s["updated_at"].as_u64())
+        .max();
+    Ok(Json(json!({
+        "name": cluster.name,
+        "gateway": cluster.gateway,
+        "gateway_reachable": reachable,
+        "gateway_probe": { "from_node": node.id, "detail": detail, "millis": started.elapsed().as_millis() as u64 },
+        "exported_services": services,
+        "last_seen": last_seen,
+        "registered_at": cluster.registered_at,
+    }))
+    .into_response())
+}

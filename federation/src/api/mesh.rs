@@ -1,0 +1,128 @@
+//! `/api/v1/mesh/status` and `/api/v1/federation/members`: the Raft group as operators see it.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::body::JsonBody;
+use super::{ApiError, Node};
+use crate::model::validate_host_port;
+use crate::types::NodeInfo;
+
+pub(super) async fn status(State(node): State<Node>) -> Result<Response, ApiError> {
+    let m = node.raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    let voters: Vec<u64> = membership.voter_ids().collect();
+    let members: Vec<_> = membership
+        .nodes()
+        .map(|(id, n)| {
+            json!({
+                "id": id,
+                "raft_addr": n.raft_addr,
+                "api_addr": n.api_addr,
+                "role": if voters.contains(id) { "voter" } else { "learner" },
+            })
+        })
+        .collect();
+    let leader_api = m
+        .current_leader
+        .and_then(|l| membership.get_node(&l))
+        .map(|n| n.api_addr.clone());
+    let revision = node.state.read().map(|s| s.revision).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "state lock poisoned",
+        )
+    })?;
+    Ok(Json(json!({
+        "node_id": node.id,
+        "state": format!("{:?}", m.state),
+        "leader": m.current_leader,
+        "leader_api": leader_api,
+        "term": m.current_term,
+        "last_log_index": m.last_log_index,
+        "last_applied": m.last_applied.map(|l| l.index),
+        "snapshot": m.snapshot.map(|l| l.index),
+        "members": members,
+        "revision": revision,
+    }))
+    .into_response())
+}
+
+/// The body of `POST /api/v1/federation/members`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    pub id: u64,
+    pub raft_addr: String,
+    pub api_addr: String,
+    /// Promote to voter once caught up (default); `false` keeps it a learner (read replica).
+    #[serde(default = "yes")]
+    pub voter: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub(super) async fn add_member(
+    State(node): State<Node>,
+    JsonBody(req): JsonBody<AddMember>,
+) -> Result<Response, ApiError> {
+    validate_host_port("raft_addr", &req.raft_addr)?;
+    validate_host_port("api_addr", &req.api_addr)?;
+    let existing = node
+        .raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .get_node(&req.id)
+        .cloned();
+    let info = NodeInfo {
+        raft_addr: req.raft_addr,
+        api_addr: req.api_addr,
+    };
+    if let Some(existing) = existing
+        && existing != info
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!("member {} exists with other addresses ({existing})", req.id),
+        ));
+    }
+    node.add_member(req.id, info, req.voter).await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "id": req.id, "role": if req.voter { "voter" } else { "learner" } })),
+    )
+        .into_response())
+}
+
+pub(super) async fn remove_member(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: u64 = id.parse().map_err(|_| ApiError {
+        field: Some("id".into()),
+        ..ApiError::bad_request(format!("member id {id:?} is not a number"))
+    })?;
+    let known = node
+        .raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .get_node(&id)
+        .is_some();
+    if !known {
+        return Err(ApiError::not_found(format!("member {id} not found")));
+    }
+    node.remove_member(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,56 @@
+//! Commands proposed to Raft and the results of applying them.
+//!
+//! A command carries everything its apply needs, including the proposer's timestamp, so that
+//! applying it is deterministic on every node. Business rejections (a duplicate name, an
+//! unknown cluster) are values of [`CommandResult`], not storage errors.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Cluster, ServiceExport};
+
+/// A change to the federation state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Adds a cluster; with a CA bundle, also sets its trust domain's bundle.
+    RegisterCluster {
+        cluster: Cluster,
+        ca_bundle_pem: Option<String>,
+    },
+    /// Removes a cluster, its exports, and its trust bundle when no other cluster shares it.
+    RemoveCluster { name: String, at: u64 },
+    /// Creates or replaces an export.
+    ExportService { export: ServiceExport },
+    /// Removes an export.
+    UnexportService {
+        cluster: String,
+        namespace: String,
+        service: String,
+        at: u64,
+    },
+    /// Creates or replaces the CA bundle of a trust domain.
+    PutTrustBundle {
+        trust_domain: String,
+        ca_bundle_pem: String,
+        at: u64,
+    },
+}
+
+/// Why a command was refused by the state machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rejection {
+    /// The named thing exists already.
+    AlreadyExists(String),
+    /// The named thing does not exist.
+    NotFound(String),
+}
+
+/// The outcome of applying one log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    /// Applied; the state is now at `revision`.
+    Applied { revision: u64 },
+    /// Refused; nothing changed.
+    Rejected(Rejection),
+    /// An entry that carries no command (blank or membership).
+    Empty,
+}

@@ -1,0 +1,163 @@
+//! The federation node's configuration file (TOML). See `docs/examples/federation-1.toml`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::types::NodeId;
+
+/// One federation node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Unique, stable id of this member (never reused for another machine).
+    pub node_id: NodeId,
+    /// Where the log, vote and snapshots live.
+    pub data_dir: PathBuf,
+    /// REST API listen address; port 0 picks a free port.
+    #[serde(default = "default_api_listen")]
+    pub api_listen: String,
+    /// Raft RPC listen address.
+    #[serde(default = "default_raft_listen")]
+    pub raft_listen: String,
+    /// Address other members and clients use for the API; defaults to the bound address.
+    pub api_advertise: Option<String>,
+    /// Address other members use for Raft RPC; defaults to the bound address.
+    pub raft_advertise: Option<String>,
+    /// Bearer token for writes. `WARDEN_ADMIN_TOKEN` in the environment takes precedence.
+    pub admin_token: Option<String>,
+    /// Start a new federation with this node (and `initial_members`) if its store is empty.
+    #[serde(default)]
+    pub bootstrap: bool,
+    /// Other founding members, used only with `bootstrap`.
+    #[serde(default)]
+    pub initial_members: Vec<MemberConfig>,
+    /// How long a write or consistent read may wait for a quorum before answering 503.
+    #[serde(default = "default_write_timeout_ms")]
+    pub write_timeout_ms: u64,
+    #[serde(default)]
+    pub raft: RaftTuning,
+}
+
+/// A founding member.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    pub id: NodeId,
+    pub raft_addr: String,
+    pub api_addr: String,
+}
+
+/// Raft timing; defaults suit a LAN or one machine. Across regions raise them with the RTT.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftTuning {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot (and compact the log) after this many applied entries.
+    pub snapshot_after_logs: u64,
+    /// Entries kept in the log behind a snapshot, so a slightly lagging follower needs no snapshot.
+    pub keep_logs_after_snapshot: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
+            snapshot_after_logs: 10_000,
+            keep_logs_after_snapshot: 1_000,
+        }
+    }
+}
+
+fn default_api_listen() -> String {
+    "127.0.0.1:7700".into()
+}
+fn default_raft_listen() -> String {
+    "127.0.0.1:7701".into()
+}
+fn default_write_timeout_ms() -> u64 {
+    5_000
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl NodeConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let cfg: NodeConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source,
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let r = &self.raft;
+        if r.heartbeat_ms == 0 || r.election_timeout_min_ms <= r.heartbeat_ms {
+            return Err(ConfigError::Invalid(
+                "raft.election_timeout_min_ms must be greater than raft.heartbeat_ms > 0".into(),
+            ));
+        }
+        if r.election_timeout_max_ms <= r.election_timeout_min_ms {
+            return Err(ConfigError::Invalid(
+                "raft.election_timeout_max_ms must be greater than raft.election_timeout_min_ms"
+                    .into(),
+            ));
+        }
+        if self.write_timeout_ms == 0 {
+            return Err(ConfigError::Invalid("write_timeout_ms must be > 0".into()));
+        }
+        if self.initial_members.iter().any(|m| m.id == self.node_id) {
+            return Err(ConfigError::Invalid(
+                "initial_members must not list this node itself".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The admin token: the environment's `WARDEN_ADMIN_TOKEN`, else the file's.
+    pub fn resolve_admin_token(&self) -> Result<String, ConfigError> {
+        let token = std::env::var("WARDEN_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .or_else(|| self.admin_token.clone())
+            .ok_or_else(|| {
+                ConfigError::Invalid(
+                    "no admin token: set admin_token in the config or WARDEN_ADMIN_TOKEN".into(),
+                )
+            })?;
+        if token.len() < 16 {
+            return Err(ConfigError::Invalid(
+                "the admin token must be at least 16 characters".into(),
+            ));
+        }
+        Ok(token)
+    }
+}

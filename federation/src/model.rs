@@ -1,0 +1,336 @@
+//! The federation's domain types and their validation.
+//!
+//! Everything here is plain data: what a cluster, an exported service and a trust bundle are,
+//! and the rules a value must meet before it may be proposed to Raft. Validation errors name
+//! the offending field so the API can answer 400 with it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A registered cluster: where its east-west gateway is and which trust domain it speaks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// DNS label, unique in the federation.
+    pub name: String,
+    pub region: String,
+    pub zone: String,
+    /// Clusters on the same network can reach each other's endpoints directly (later issues).
+    pub network: String,
+    /// `host:port` of the cluster's east-west gateway listener.
+    pub gateway: String,
+    pub trust_domain: String,
+    pub labels: BTreeMap<String, String>,
+    /// Milliseconds since the Unix epoch, stamped by the proposer.
+    pub registered_at: u64,
+}
+
+/// Application protocol of an exported port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Http,
+    Http2,
+    Grpc,
+    Tcp,
+}
+
+/// One port of an exported service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePort {
+    pub name: String,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+/// A service a cluster offers to the others. Only counts cross clusters, never pod addresses:
+/// remote callers reach the service through the exporting cluster's gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceExport {
+    pub cluster: String,
+    pub namespace: String,
+    pub service: String,
+    pub ports: Vec<ServicePort>,
+    pub healthy_endpoints: u32,
+    /// Relative weight of this cluster's copy in cross-cluster splits.
+    pub weight: u32,
+    pub updated_at: u64,
+}
+
+/// The CA certificates accepted for one trust domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustBundle {
+    pub trust_domain: String,
+    pub ca_bundle_pem: String,
+    /// Starts at 1 and grows by one with every update.
+    pub version: u64,
+    pub updated_at: u64,
+}
+
+/// A value that failed validation: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// RFC 1123 label: 1–63 of `[a-z0-9-]`, starting and ending with an alphanumeric.
+pub fn validate_dns_label(field: &str, v: &str) -> Result<(), FieldError> {
+    let ok = !v.is_empty()
+        && v.len() <= 63
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !v.starts_with('-')
+        && !v.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!(
+                "{v:?} is not a DNS label (1-63 lowercase letters, digits or '-', starting and ending with a letter or digit)"
+            ),
+        ))
+    }
+}
+
+/// A DNS name: dot-separated labels, at most 253 characters.
+pub fn validate_dns_name(field: &str, v: &str) -> Result<(), FieldError> {
+    if v.is_empty() || v.len() > 253 {
+        return Err(FieldError::new(field, format!("{v:?} is not a DNS name")));
+    }
+    for label in v.split('.') {
+        validate_dns_label(field, label)
+            .map_err(|_| FieldError::new(field, format!("{v:?} is not a DNS name")))?;
+    }
+    Ok(())
+}
+
+/// `host:port` where host is an IP address or a DNS name and port is 1–65535.
+pub fn validate_host_port(field: &str, v: &str) -> Result<(), FieldError> {
+    if let Ok(addr) = v.parse::<std::net::SocketAddr>() {
+        if addr.port() == 0 {
+            return Err(FieldError::new(field, "port must be 1-65535"));
+        }
+        return Ok(());
+    }
+    let bad = || FieldError::new(field, format!("{v:?} is not host:port"));
+    let (host, port) = v.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if port == 0 {
+        return Err(FieldError::new(field, "port must be 1-65535"));
+    }
+    validate_dns_name(field, host).map_err(|_| bad())
+}
+
+/// At least one PEM certificate, each of which parses as an X.509 trust anchor.
+pub fn validate_ca_bundle(field: &str, pem: &str) -> Result<(), FieldError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut count = 0;
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let cert = cert.map_err(|e| FieldError::new(field, format!("PEM does not parse: {e}")))?;
+        webpki::anchor_from_trusted_cert(&cert).map_err(|e| {
+            FieldError::new(
+                field,
+                format!("certificate {} is not a valid X.509 CA: {e}", count + 1),
+            )
+        })?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(FieldError::new(field, "no PEM CERTIFICATE block found"));
+    }
+    Ok(())
+}
+
+fn validate_label_value(field: &str, v: &str) -> Result<(), FieldError> {
+    let ok = !v.is_empty()
+        && v.len() <= 63
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("{v:?} must be 1-63 characters of [A-Za-z0-9-_.]"),
+        ))
+    }
+}
+
+impl Cluster {
+    /// Checks every field; the first bad one is reported.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        validate_dns_label("name", &self.name)?;
+        validate_label_value("region", &self.region)?;
+        validate_label_value("zone", &self.zone)?;
+        validate_label_value("network", &self.network)?;
+        validate_host_port("gateway", &self.gateway)?;
+        validate_dns_name("trust_domain", &self.trust_domain)?;
+        if self.labels.len() > 64 {
+            return Err(FieldError::new("labels", "at most 64 labels"));
+        }
+        for (k, v) in &self.labels {
+            let field = format!("labels.{k}");
+            let key_ok = !k.is_empty()
+                && k.len() <= 253
+                && k.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' || b == b'/'
+                });
+            if !key_ok {
+                return Err(FieldError::new(
+                    field,
+                    "label keys are 1-253 characters of [A-Za-z0-9-_./]",
+                ));
+            }
+            if v.len() > 63 {
+                return Err(FieldError::new(
+                    field,
+                    "label values are at most 63 characters",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ServiceExport {
+    /// Checks names, ports and weight.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        validate_dns_label("cluster", &self.cluster)?;
+        validate_dns_label("namespace", &self.namespace)?;
+        validate_dns_label("service", &self.service)?;
+        if self.ports.is_empty() {
+            return Err(FieldError::new("ports", "at least one port is required"));
+        }
+        if self.ports.len() > 64 {
+            return Err(FieldError::new("ports", "at most 64 ports"));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            validate_dns_label(&format!("ports[{i}].name"), &p.name)?;
+            if p.port == 0 {
+                return Err(FieldError::new(
+                    format!("ports[{i}].port"),
+                    "must be 1-65535",
+                ));
+            }
+            if !names.insert(&p.name) {
+                return Err(FieldError::new(
+                    format!("ports[{i}].name"),
+                    format!("duplicate port name {:?}", p.name),
+                ));
+            }
+        }
+        if self.weight > 10_000 {
+            return Err(FieldError::new("weight", "must be 0-10000"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster() -> Cluster {
+        Cluster {
+            name: "east".into(),
+            region: "us-east-1".into(),
+            zone: "us-east-1a".into(),
+            network: "net-1".into(),
+            gateway: "127.0.0.1:15008".into(),
+            trust_domain: "east.example".into(),
+            labels: BTreeMap::from([("tier".into(), "prod".into())]),
+            registered_at: 1,
+        }
+    }
+
+    #[test]
+    fn a_good_cluster_validates() {
+        cluster().validate().unwrap();
+        let mut c = cluster();
+        c.gateway = "gw.east.example:15008".into();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut Cluster)>)> = vec![
+            ("name", Box::new(|c| c.name = "East_1".into())),
+            ("name", Box::new(|c| c.name = "-east".into())),
+            ("name", Box::new(|c| c.name = "a".repeat(64))),
+            ("region", Box::new(|c| c.region = "".into())),
+            ("gateway", Box::new(|c| c.gateway = "nope".into())),
+            ("gateway", Box::new(|c| c.gateway = "10.0.0.1:0".into())),
+            ("gateway", Box::new(|c| c.gateway = "host:99999".into())),
+            (
+                "trust_domain",
+                Box::new(|c| c.trust_domain = "Bad Domain".into()),
+            ),
+            (
+                "labels.a b",
+                Box::new(|c| {
+                    c.labels.insert("a b".into(), "x".into());
+                }),
+            ),
+        ];
+        for (field, mutate) in cases {
+            let mut c = cluster();
+            mutate(&mut c);
+            let err = c.validate().unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
+    }
+
+    #[test]
+    fn exports_validate_ports() {
+        let mut e = ServiceExport {
+            cluster: "east".into(),
+            namespace: "shop".into(),
+            service: "cart".into(),
+            ports: vec![ServicePort {
+                name: "http".into(),
+                port: 80,
+                protocol: Protocol::Http,
+            }],
+            healthy_endpoints: 2,
+            weight: 100,
+            updated_at: 1,
+        };
+        e.validate().unwrap();
+        e.ports.push(e.ports[0].clone());
+        assert_eq!(e.validate().unwrap_err().field, "ports[1].name");
+        e.ports.clear();
+        assert_eq!(e.validate().unwrap_err().field, "ports");
+    }
+
+    #[test]
+    fn ca_bundles_must_parse() {
+        assert_eq!(
+            validate_ca_bundle("ca_bundle_pem", "hello")
+                .unwrap_err()
+                .message,
+            "no PEM CERTIFICATE block found"
+        );
+        let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(validate_ca_bundle("ca_bundle_pem", garbage).is_err());
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        validate_ca_bundle("ca_bundle_pem", &cert.pem()).unwrap();
+    }
+}

@@ -1,0 +1,218 @@
+//! Raft RPC client: openraft's `RaftNetwork` over HTTP/2 (prior knowledge), bodies encoded by
+//! the one codec in `warden_raft_store::codec`.
+//!
+//! Every call is bounded by openraft's `RPCOption::hard_ttl`; a refused or reset connection is
+//! `Unreachable` (openraft backs off), a timeout is `Timeout`.
+
+use std::time::Duration;
+
+use openraft::AnyError;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use warden_raft_store::codec;
+
+use crate::rpc::{ForwardRequest, ForwardResponse};
+use crate::types::{NodeId, NodeInfo, TypeConfig};
+
+/// Paths of the Raft RPC endpoints.
+pub mod paths {
+    pub const APPEND: &str = "/raft/append";
+    pub const VOTE: &str = "/raft/vote";
+    pub const SNAPSHOT: &str = "/raft/snapshot";
+    pub const FORWARD: &str = "/raft/forward";
+}
+
+/// Why one RPC failed before an answer could be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("rpc to {addr} timed out after {after:?}")]
+    Timeout { addr: String, after: Duration },
+    #[error("rpc to {addr} failed: {source}")]
+    Transport {
+        addr: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("rpc to {addr} answered HTTP {status}")]
+    Status { addr: String, status: u16 },
+    #[error("rpc to {addr}: {source}")]
+    Codec {
+        addr: String,
+        #[source]
+        source: codec::CodecError,
+    },
+}
+
+/// An HTTP/2 client shared by every connection to every peer.
+#[derive(Clone)]
+pub struct RpcClient {
+    http: reqwest::Client,
+}
+
+impl RpcClient {
+    pub fn new() -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(Self { http })
+    }
+
+    /// POSTs `req` to `addr` + `path` and decodes the answer, within `ttl`.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        req: &Req,
+        ttl: Duration,
+    ) -> Result<Resp, CallError> {
+        let body = codec::encode(req).map_err(|source| CallError::Codec {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let url = format!("http://{addr}{path}");
+        let fut = async {
+            let resp = self
+                .http
+                .post(&url)
+                .header("content-type", "application/octet-stream")
+                .body(body)
+                .send()
+                .await
+                .map_err(|source| CallError::Transport {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+            if !resp.status().is_success() {
+                return Err(CallError::Status {
+                    addr: addr.to_string(),
+                    status: resp.status().as_u16(),
+                });
+            }
+            let bytes = resp.bytes().await.map_err(|source| CallError::Transport {
+                addr: addr.to_string(),
+                source,
+            })?;
+            codec::decode(&bytes).map_err(|source| CallError::Codec {
+                addr: addr.to_string(),
+                source,
+            })
+        };
+        match tokio::time::timeout(ttl, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Timeout {
+                addr: addr.to_string(),
+                after: ttl,
+            }),
+        }
+    }
+
+    /// Forwards a request to the leader's Raft RPC port.
+    pub async fn forward(
+        &self,
+        leader: &NodeInfo,
+        req: &ForwardRequest,
+        ttl: Duration,
+    ) -> Result<ForwardResponse, CallError> {
+        self.call(&leader.raft_addr, paths::FORWARD, req, ttl).await
+    }
+}
+
+/// Makes one [`PeerClient`] per target.
+pub struct NetworkFactory {
+    pub(crate) client: RpcClient,
+    pub(crate) self_id: NodeId,
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerClient {
+        PeerClient {
+            client: self.client.clone(),
+            self_id: self.self_id,
+            target,
+            addr: node.raft_addr.clone(),
+        }
+    }
+}
+
+/// RPCs to one peer.
+pub struct PeerClient {
+    client: RpcClient,
+    #[allow(dead_code)]
+    self_id: NodeId,
+    target: NodeId,
+    addr: String,
+}
+
+impl PeerClient {
+    async fn send<Req, Resp, E>(
+        &self,
+        path: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let ttl = option.hard_ttl();
+        let res: Result<Result<Resp, RaftError<NodeId, E>>, CallError> =
+            self.client.call(&self.addr, path, req, ttl).await;
+        match res {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(remote)) => Err(RPCError::RemoteError(RemoteError::new(self.target, remote))),
+            Err(CallError::Timeout { .. }) => Err(RPCError::Timeout(Timeout {
+                action: openraft::RPCTypes::AppendEntries,
+                id: self.self_id,
+                target: self.target,
+                timeout: ttl,
+            })),
+            Err(e @ CallError::Transport { .. }) => {
+                Err(RPCError::Unreachable(Unreachable::new(&AnyError::new(&e))))
+            }
+            Err(e) => Err(RPCError::Network(NetworkError::new(&AnyError::new(&e)))),
+        }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.send(paths::APPEND, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.send(paths::SNAPSHOT, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.send(paths::VOTE, &rpc, &option).await
+    }
+}

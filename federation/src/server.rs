@@ -1,0 +1,124 @@
+//! The two listeners of a federation node: Raft RPC (peer-to-peer) and the REST API.
+//!
+//! Raft RPC bodies are decoded by the shared codec; a body that does not decode gets 400 and
+//! never reaches Raft. Both servers speak HTTP/1.1 and HTTP/2 (prior knowledge) and stop
+//! accepting when the node shuts down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use warden_raft_store::codec;
+
+use crate::network::paths;
+use crate::node::FederationNode;
+use crate::rpc::ForwardRequest;
+use crate::types::{NodeId, TypeConfig};
+
+type Node = Arc<FederationNode>;
+
+fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    codec::decode(body).map_err(|e| {
+        tracing::warn!(error = %e, "undecodable raft rpc body");
+        (StatusCode::BAD_REQUEST, format!("undecodable body: {e}")).into_response()
+    })
+}
+
+fn encode_reply<T: Serialize>(value: &T) -> Response {
+    match codec::encode(value) {
+        Ok(bytes) => ([("content-type", "application/octet-stream")], bytes).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn append(State(node): State<Node>, body: Bytes) -> Response {
+    let req: AppendEntriesRequest<TypeConfig> = match decode_body(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    encode_reply(&node.raft.append_entries(req).await)
+}
+
+async fn vote(State(node): State<Node>, body: Bytes) -> Response {
+    let req: VoteRequest<NodeId> = match decode_body(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    encode_reply(&node.raft.vote(req).await)
+}
+
+async fn snapshot(State(node): State<Node>, body: Bytes) -> Response {
+    let req: InstallSnapshotRequest<TypeConfig> = match decode_body(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    encode_reply(&node.raft.install_snapshot(req).await)
+}
+
+async fn forward(State(node): State<Node>, body: Bytes) -> Response {
+    let req: ForwardRequest = match decode_body(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    // Bound the leader's own work too, so a forwarded request never outlives its caller much.
+    let ttl = node.write_timeout.max(std::time::Duration::from_secs(30));
+    let resp = match tokio::time::timeout(ttl, node.run_local(&req)).await {
+        Ok(r) => r,
+        Err(_) => crate::rpc::ForwardResponse::Failed {
+            unavailable: true,
+            message: "leader did not commit in time".into(),
+        },
+    };
+    encode_reply(&resp)
+}
+
+/// The Raft RPC router.
+pub fn raft_router(node: Node) -> Router {
+    Router::new()
+        .route(paths::APPEND, post(append))
+        .route(paths::VOTE, post(vote))
+        .route(paths::SNAPSHOT, post(snapshot))
+        .route(paths::FORWARD, post(forward))
+        .layer(DefaultBodyLimit::max(codec::MAX_DECODE_BYTES))
+        .with_state(node)
+}
+
+async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>, what: &str) {
+    let svc = app.into_make_service_with_connect_info::<SocketAddr>();
+    let res = axum::serve(listener, svc)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+    if let Err(e) = res {
+        tracing::error!(server = what, error = %e, "server stopped");
+    }
+}
+
+/// Serves Raft RPC until shutdown.
+pub fn spawn_raft_server(
+    listener: TcpListener,
+    node: Node,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(serve(listener, raft_router(node), stop, "raft"))
+}
+
+/// Serves the REST API until shutdown.
+pub fn spawn_api_server(
+    listener: TcpListener,
+    node: Node,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(serve(listener, crate::api::router(node), stop, "api"))
+}

@@ -1,0 +1,478 @@
+//! The replicated federation state and its pure `apply`.
+//!
+//! One handler per command. Each applied change bumps `revision` by exactly one and is
+//! appended to a bounded change history, which the watch stream serves; because the history
+//! is part of the replicated state, every node numbers changes the same way and a watcher can
+//! resume on any node.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use warden_raft_store::StateMachineCore;
+
+use crate::command::{Command, CommandResult, Rejection};
+use crate::model::{Cluster, ServiceExport, TrustBundle};
+
+/// How many changes the history keeps; a watcher further behind must re-list.
+pub const HISTORY_LEN: usize = 10_000;
+
+/// One change as a watcher sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeEvent {
+    ClusterPut(Cluster),
+    ClusterDeleted {
+        name: String,
+    },
+    ServicePut(ServiceExport),
+    ServiceDeleted {
+        cluster: String,
+        namespace: String,
+        service: String,
+    },
+    TrustBundlePut(TrustBundle),
+    TrustBundleDeleted {
+        trust_domain: String,
+    },
+}
+
+/// A numbered change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub revision: u64,
+    pub at: u64,
+    pub event: ChangeEvent,
+}
+
+impl Change {
+    /// The watch stream's JSON form: `{"revision":N,"type":"cluster.put","cluster":{...}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let (ty, body) = match &self.event {
+            ChangeEvent::ClusterPut(c) => ("cluster.put", json!({ "cluster": c })),
+            ChangeEvent::ClusterDeleted { name } => ("cluster.deleted", json!({ "name": name })),
+            ChangeEvent::ServicePut(s) => ("service.put", json!({ "service": s })),
+            ChangeEvent::ServiceDeleted {
+                cluster,
+                namespace,
+                service,
+            } => (
+                "service.deleted",
+                json!({ "cluster": cluster, "namespace": namespace, "service": service }),
+            ),
+            ChangeEvent::TrustBundlePut(b) => ("trust_bundle.put", json!({ "bundle": b })),
+            ChangeEvent::TrustBundleDeleted { trust_domain } => (
+                "trust_bundle.deleted",
+                json!({ "trust_domain": trust_domain }),
+            ),
+        };
+        let mut v = json!({ "revision": self.revision, "at": self.at, "type": ty });
+        if let (Some(obj), serde_json::Value::Object(extra)) = (v.as_object_mut(), body) {
+            obj.extend(extra);
+        }
+        v
+    }
+}
+
+/// Key of an export: (cluster, namespace, service).
+pub type ExportKey = (String, String, String);
+
+/// Everything the federation agrees on.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct FederationState {
+    /// Grows by one with every applied change; 0 for an empty store.
+    pub revision: u64,
+    pub clusters: BTreeMap<String, Cluster>,
+    pub exports: BTreeMap<ExportKey, ServiceExport>,
+    pub trust_bundles: BTreeMap<String, TrustBundle>,
+    /// The last [`HISTORY_LEN`] changes, oldest first.
+    pub history: VecDeque<Change>,
+}
+
+impl FederationState {
+    fn record(&mut self, at: u64, event: ChangeEvent) -> u64 {
+        self.revision += 1;
+        self.history.push_back(Change {
+            revision: self.revision,
+            at,
+            event,
+        });
+        while self.history.len() > HISTORY_LEN {
+            self.history.pop_front();
+        }
+        self.revision
+    }
+
+    /// The oldest revision a watcher may resume after: changes after it are all retained.
+    pub fn oldest_resumable(&self) -> u64 {
+        self.history
+            .front()
+            .map(|c| c.revision - 1)
+            .unwrap_or(self.revision)
+    }
+
+    /// Changes with a revision greater than `after`, or `None` if some were already dropped.
+    pub fn changes_after(&self, after: u64, limit: usize) -> Option<Vec<Change>> {
+        if after < self.oldest_resumable() {
+            return None;
+        }
+        let start = self.history.partition_point(|c| c.revision <= after);
+        Some(
+            self.history
+                .iter()
+                .skip(start)
+                .take(limit)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    fn put_bundle(&mut self, trust_domain: &str, pem: &str, at: u64) -> u64 {
+        let version = self
+            .trust_bundles
+            .get(trust_domain)
+            .map(|b| b.version + 1)
+            .unwrap_or(1);
+        let bundle = TrustBundle {
+            trust_domain: trust_domain.to_string(),
+            ca_bundle_pem: pem.to_string(),
+            version,
+            updated_at: at,
+        };
+        self.trust_bundles
+            .insert(trust_domain.to_string(), bundle.clone());
+        self.record(at, ChangeEvent::TrustBundlePut(bundle))
+    }
+
+    fn register_cluster(&mut self, cluster: &Cluster, pem: Option<&str>) -> CommandResult {
+        if self.clusters.contains_key(&cluster.name) {
+            return CommandResult::Rejected(Rejection::AlreadyExists(format!(
+                "cluster {:?}",
+                cluster.name
+            )));
+        }
+        let at = cluster.registered_at;
+        self.clusters.insert(cluster.name.clone(), cluster.clone());
+        let mut revision = self.record(at, ChangeEvent::ClusterPut(cluster.clone()));
+        if let Some(pem) = pem {
+            revision = self.put_bundle(&cluster.trust_domain, pem, at);
+        }
+        CommandResult::Applied { revision }
+    }
+
+    fn remove_cluster(&mut self, name: &str, at: u64) -> CommandResult {
+        let Some(cluster) = self.clusters.remove(name) else {
+            return CommandResult::Rejected(Rejection::NotFound(format!("cluster {name:?}")));
+        };
+        let keys: Vec<ExportKey> = self
+            .exports
+            .keys()
+            .filter(|k| k.0 == name)
+            .cloned()
+            .collect();
+        for key in keys {
+            self.exports.remove(&key);
+            let (cluster, namespace, service) = key;
+            self.record(
+                at,
+                ChangeEvent::ServiceDeleted {
+                    cluster,
+                    namespace,
+                    service,
+                },
+            );
+        }
+        let mut revision = self.record(
+            at,
+            ChangeEvent::ClusterDeleted {
+                name: name.to_string(),
+            },
+        );
+        let shared = self
+            .clusters
+            .values()
+            .any(|c| c.trust_domain == cluster.trust_domain);
+        if !shared && self.trust_bundles.remove(&cluster.trust_domain).is_some() {
+            revision = self.record(
+                at,
+                ChangeEvent::TrustBundleDeleted {
+                    trust_domain: cluster.trust_domain,
+                },
+            );
+        }
+        CommandResult::Applied { revision }
+    }
+
+    fn export_service(&mut self, export: &ServiceExport) -> CommandResult {
+        if !self.clusters.contains_key(&export.cluster) {
+            return CommandResult::Rejected(Rejection::NotFound(format!(
+                "cluster {:?}",
+                export.cluster
+            )));
+        }
+        let key = (
+            export.cluster.clone(),
+            export.namespace.clone(),
+            export.service.clone(),
+        );
+        self.exports.insert(key, export.clone());
+        let revision = self.record(export.updated_at, ChangeEvent::ServicePut(export.clone()));
+        CommandResult::Applied { revision }
+    }
+
+    fn unexport_service(&mut self, key: ExportKey, at: u64) -> CommandResult {
+        if self.exports.remove(&key).is_none() {
+            return CommandResult::Rejected(Rejection::NotFound(format!(
+                "service {}/{} in cluster {:?}",
+                key.1, key.2, key.0
+            )));
+        }
+        let (cluster, namespace, service) = key;
+        let revision = self.record(
+            at,
+            ChangeEvent::ServiceDeleted {
+                cluster,
+                namespace,
+                service,
+            },
+        );
+        CommandResult::Applied { revision }
+    }
+}
+
+impl StateMachineCore for FederationState {
+    type Request = Command;
+    type Response = CommandResult;
+
+    fn apply(&mut self, _log_index: u64, command: &Command) -> CommandResult {
+        match command {
+            Command::RegisterCluster {
+                cluster,
+                ca_bundle_pem,
+            } => self.register_cluster(cluster, ca_bundle_pem.as_deref()),
+            Command::RemoveCluster { name, at } => self.remove_cluster(name, *at),
+            Command::ExportService { export } => self.export_service(export),
+            Command::UnexportService {
+                cluster,
+                namespace,
+                service,
+                at,
+            } => self.unexport_service((cluster.clone(), namespace.clone(), service.clone()), *at),
+            Command::PutTrustBundle {
+                trust_domain,
+                ca_bundle_pem,
+                at,
+            } => {
+                let revision = self.put_bundle(trust_domain, ca_bundle_pem, *at);
+                CommandResult::Applied { revision }
+            }
+        }
+    }
+
+    fn empty_response(&self) -> CommandResult {
+        CommandResult::Empty
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Protocol, ServicePort};
+
+    fn cluster(name: &str, td: &str) -> Cluster {
+        Cluster {
+            name: name.into(),
+            region: "r".into(),
+            zone: "z".into(),
+            network: "n".into(),
+            gateway: "127.0.0.1:15008".into(),
+            trust_domain: td.into(),
+            labels: Default::default(),
+            registered_at: 10,
+        }
+    }
+
+    fn export(c: &str, svc: &str) -> ServiceExport {
+        ServiceExport {
+            cluster: c.into(),
+            namespace: "ns".into(),
+            service: svc.into(),
+            ports: vec![ServicePort {
+                name: "http".into(),
+                port: 80,
+                protocol: Protocol::Http,
+            }],
+            healthy_endpoints: 1,
+            weight: 100,
+            updated_at: 20,
+        }
+    }
+
+    fn register(s: &mut FederationState, name: &str, td: &str, pem: bool) -> CommandResult {
+        s.apply(
+            1,
+            &Command::RegisterCluster {
+                cluster: cluster(name, td),
+                ca_bundle_pem: pem.then(|| "PEM".to_string()),
+            },
+        )
+    }
+
+    #[test]
+    fn register_is_create_only() {
+        let mut s = FederationState::default();
+        assert_eq!(
+            register(&mut s, "a", "a.td", false),
+            CommandResult::Applied { revision: 1 }
+        );
+        assert!(matches!(
+            register(&mut s, "a", "a.td", false),
+            CommandResult::Rejected(Rejection::AlreadyExists(_))
+        ));
+        assert_eq!(s.revision, 1, "a rejection changes nothing");
+    }
+
+    #[test]
+    fn register_with_bundle_sets_the_bundle() {
+        let mut s = FederationState::default();
+        assert_eq!(
+            register(&mut s, "a", "a.td", true),
+            CommandResult::Applied { revision: 2 }
+        );
+        assert_eq!(s.trust_bundles["a.td"].version, 1);
+        s.apply(
+            2,
+            &Command::PutTrustBundle {
+                trust_domain: "a.td".into(),
+                ca_bundle_pem: "P2".into(),
+                at: 30,
+            },
+        );
+        assert_eq!(s.trust_bundles["a.td"].version, 2);
+    }
+
+    #[test]
+    fn export_needs_a_cluster_and_unexport_needs_an_export() {
+        let mut s = FederationState::default();
+        let r = s.apply(
+            1,
+            &Command::ExportService {
+                export: export("a", "cart"),
+            },
+        );
+        assert!(matches!(r, CommandResult::Rejected(Rejection::NotFound(_))));
+        register(&mut s, "a", "a.td", false);
+        let r = s.apply(
+            2,
+            &Command::ExportService {
+                export: export("a", "cart"),
+            },
+        );
+        assert_eq!(r, CommandResult::Applied { revision: 2 });
+        let un = Command::UnexportService {
+            cluster: "a".into(),
+            namespace: "ns".into(),
+            service: "cart".into(),
+            at: 5,
+        };
+        assert_eq!(s.apply(3, &un), CommandResult::Applied { revision: 3 });
+        assert!(matches!(
+            s.apply(4, &un),
+            CommandResult::Rejected(Rejection::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn remove_cluster_takes_its_exports_and_unshared_bundle() {
+        let mut s = FederationState::default();
+        register(&mut s, "a", "shared.td", true);
+        register(&mut s, "b", "shared.td", false);
+        s.apply(
+            3,
+            &Command::ExportService {
+                export: export("a", "cart"),
+            },
+        );
+        s.apply(
+            4,
+            &Command::ExportService {
+                export: export("b", "cart"),
+            },
+        );
+        s.apply(
+            5,
+            &Command::RemoveCluster {
+                name: "a".into(),
+                at: 50,
+            },
+        );
+        assert!(!s.clusters.contains_key("a"));
+        assert_eq!(s.exports.len(), 1);
+        assert!(s.trust_bundles.contains_key("shared.td"), "b still uses it");
+        s.apply(
+            6,
+            &Command::RemoveCluster {
+                name: "b".into(),
+                at: 60,
+            },
+        );
+        assert!(s.trust_bundles.is_empty());
+        assert!(s.exports.is_empty());
+        let r = s.apply(
+            7,
+            &Command::RemoveCluster {
+                name: "b".into(),
+                at: 70,
+            },
+        );
+        assert!(matches!(r, CommandResult::Rejected(Rejection::NotFound(_))));
+    }
+
+    #[test]
+    fn apply_is_deterministic_and_history_is_contiguous() {
+        let cmds: Vec<Command> = (0..50)
+            .map(|i| Command::RegisterCluster {
+                cluster: cluster(&format!("c{i}"), "td"),
+                ca_bundle_pem: None,
+            })
+            .chain((0..50).map(|i| Command::RemoveCluster {
+                name: format!("c{}", i * 2),
+                at: 99,
+            }))
+            .collect();
+        let run = || {
+            let mut s = FederationState::default();
+            let out: Vec<_> = cmds
+                .iter()
+                .enumerate()
+                .map(|(i, c)| s.apply(i as u64, c))
+                .collect();
+            (warden_raft_store::codec::encode(&s).unwrap(), out)
+        };
+        assert_eq!(run(), run());
+        let mut s = FederationState::default();
+        for (i, c) in cmds.iter().enumerate() {
+            s.apply(i as u64, c);
+        }
+        let revs: Vec<u64> = s.history.iter().map(|c| c.revision).collect();
+        assert_eq!(revs, (1..=s.revision).collect::<Vec<_>>());
+        assert_eq!(
+            s.changes_after(70, 100).unwrap().first().unwrap().revision,
+            71
+        );
+    }
+
+    #[test]
+    fn history_is_bounded_and_old_revisions_expire() {
+        let mut s = FederationState::default();
+        for i in 0..(HISTORY_LEN + 10) {
+            s.put_bundle("td", "P", i as u64);
+        }
+        assert_eq!(s.history.len(), HISTORY_LEN);
+        assert!(
+            s.changes_after(0, 10).is_none(),
+            "revision 0 fell out of the history"
+        );
+        assert!(s.changes_after(10, 10).is_some());
+        assert_eq!(s.changes_after(s.revision, 10).unwrap().len(), 0);
+    }
+}

@@ -1,0 +1,5 @@
+//! Command families of the `warden` binary.
+
+pub mod bench;
+pub mod client;
+pub mod federation;
