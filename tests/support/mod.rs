@@ -1,0 +1,291 @@
+//! Test support: real `warden federation` processes on loopback, stopped by PID.
+//!
+//! Each node binds `127.0.0.1:0`, prints its bound addresses on stdout, and is restarted on the
+//! same addresses (as a real member would be). Every process is killed by its PID on drop.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `patience`.
+pub async fn eventually<T, F, Fut>(patience: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("gave up waiting for: {what} (after {patience:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One `warden federation` process.
+pub struct NodeProc {
+    pub id: u64,
+    pub dir: PathBuf,
+    pub api: String,
+    pub raft: String,
+    child: Option<Child>,
+    /// Extra lines for the config file (e.g. bootstrap).
+    extra: String,
+    /// Command prefix, e.g. `ip netns exec ns1` for partition tests.
+    prefix: Vec<String>,
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_warden")
+}
+
+impl NodeProc {
+    /// Starts a node; `api`/`raft` are listen addresses (`127.0.0.1:0` for a fresh node).
+    pub async fn start(
+        id: u64,
+        root: &Path,
+        api: &str,
+        raft: &str,
+        extra: &str,
+        prefix: &[String],
+    ) -> NodeProc {
+        let dir = root.join(format!("node-{id}"));
+        std::fs::create_dir_all(&dir).expect("node dir");
+        let cfg = format!(
+            "node_id = {id}\ndata_dir = {data:?}\napi_listen = {api:?}\nraft_listen = {raft:?}\nwrite_timeout_ms = 3000\n{extra}\n[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 400\nelection_timeout_max_ms = 800\nsnapshot_after_logs = 50\nkeep_logs_after_snapshot = 10\n",
+            data = dir.join("data").display().to_string(),
+        );
+        let cfg_path = dir.join("node.toml");
+        std::fs::write(&cfg_path, cfg).expect("write config");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("node.log"))
+            .expect("log file");
+        let mut argv: Vec<String> = prefix.to_vec();
+        argv.push(bin().to_string());
+        argv.extend([
+            "federation".into(),
+            "--config".into(),
+            cfg_path.display().to_string(),
+        ]);
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .env("WARDEN_ADMIN_TOKEN", TOKEN)
+            .env("WARDEN_LOG", "info,openraft=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn warden federation");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("node did not report its addresses in time")
+            .expect("read stdout")
+            .unwrap_or_else(|| {
+                panic!(
+                    "node {id} exited before listening; see {}",
+                    dir.join("node.log").display()
+                )
+            });
+        let v: Value = serde_json::from_str(&line).expect("listening line is JSON");
+        NodeProc {
+            id,
+            dir,
+            api: v["api"].as_str().expect("api").to_string(),
+            raft: v["raft"].as_str().expect("raft").to_string(),
+            child: Some(child),
+            extra: extra.to_string(),
+            prefix: prefix.to_vec(),
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
+    pub fn alive(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// SIGKILL by PID, then reap.
+    pub async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.start_kill();
+            let _ = c.wait().await;
+        }
+    }
+
+    /// Starts the node again on the same addresses and data directory.
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        let root = self.dir.parent().expect("root").to_path_buf();
+        // Bootstrap only ever applies to an empty store, so keeping `extra` is harmless.
+        let n = NodeProc::start(
+            self.id,
+            &root,
+            &self.api,
+            &self.raft,
+            &self.extra,
+            &self.prefix,
+        )
+        .await;
+        *self = n;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.api, path)
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.start_kill();
+        }
+    }
+}
+
+/// An HTTP client with the admin token and a bound on every request.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+pub fn cluster_body(name: &str) -> Value {
+    json!({
+        "name": name, "region": "r1", "zone": "z1", "gateway": "127.0.0.1:15008",
+        "trust_domain": format!("{name}.test"),
+    })
+}
+
+/// POSTs a cluster; returns the status code (or None if no answer).
+pub async fn register(client: &reqwest::Client, node: &NodeProc, name: &str) -> Option<u16> {
+    client
+        .post(node.url("/api/v1/clusters"))
+        .bearer_auth(TOKEN)
+        .json(&cluster_body(name))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
+    let r = client.get(url).send().await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.json().await.ok()
+}
+
+pub async fn mesh_status(client: &reqwest::Client, node: &NodeProc) -> Option<Value> {
+    get_json(client, &node.url("/api/v1/mesh/status")).await
+}
+
+/// The cluster names a node serves from its local state, with its revision.
+pub async fn cluster_names(
+    client: &reqwest::Client,
+    node: &NodeProc,
+) -> Option<(u64, Vec<String>)> {
+    let v = get_json(client, &node.url("/api/v1/clusters")).await?;
+    let names = v["items"]
+        .as_array()?
+        .iter()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect();
+    Some((v["revision"].as_u64()?, names))
+}
+
+/// The current leader id as the given live nodes agree on it.
+pub async fn leader(client: &reqwest::Client, nodes: &[NodeProc]) -> Option<u64> {
+    for n in nodes.iter().filter(|n| n.alive()) {
+        if let Some(s) = mesh_status(client, n).await
+            && s["state"] == "Leader"
+        {
+            return s["node_id"].as_u64();
+        }
+    }
+    None
+}
+
+/// Starts a 3-node federation: node 1 bootstraps, 2 and 3 join through the members API.
+pub async fn three_nodes(root: &Path) -> Vec<NodeProc> {
+    three_nodes_with(root, &["127.0.0.1:0"; 3], &[vec![], vec![], vec![]]).await
+}
+
+/// Like [`three_nodes`] with explicit listen hosts and command prefixes per node.
+pub async fn three_nodes_with(
+    root: &Path,
+    hosts: &[&str; 3],
+    prefixes: &[Vec<String>; 3],
+) -> Vec<NodeProc> {
+    let client = http();
+    let n1 = NodeProc::start(
+        1,
+        root,
+        hosts[0],
+        hosts[0],
+        "bootstrap = true",
+        &prefixes[0],
+    )
+    .await;
+    eventually(Duration::from_secs(20), "node 1 leads", || async {
+        mesh_status(&client, &n1)
+            .await
+            .filter(|s| s["state"] == "Leader")
+    })
+    .await;
+    let mut nodes = vec![n1];
+    for id in 2..=3u64 {
+        let n = NodeProc::start(
+            id,
+            root,
+            hosts[id as usize - 1],
+            hosts[id as usize - 1],
+            "",
+            &prefixes[id as usize - 1],
+        )
+        .await;
+        let r = client
+            .post(nodes[0].url("/api/v1/federation/members"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "id": id, "raft_addr": n.raft, "api_addr": n.api }))
+            .send()
+            .await
+            .expect("add member");
+        assert_eq!(
+            r.status().as_u16(),
+            200,
+            "add member {id}: {}",
+            r.text().await.unwrap_or_default()
+        );
+        nodes.push(n);
+    }
+    nodes
+}
+
+/// Waits until every live node serves the same revision, and returns it.
+pub async fn converged(client: &reqwest::Client, nodes: &[NodeProc], patience: Duration) -> u64 {
+    eventually(patience, "all live nodes at the same revision", || async {
+        let mut revs = Vec::new();
+        for n in nodes.iter().filter(|n| n.alive()) {
+            revs.push(cluster_names(client, n).await?.0);
+        }
+        (revs.windows(2).all(|w| w[0] == w[1])).then(|| revs[0])
+    })
+    .await
+}

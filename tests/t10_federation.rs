@@ -1,0 +1,282 @@
+//! Three real federation processes: replication through any node, and every bad input the
+//! REST API must answer with a clear JSON error.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+
+async fn error_of(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    (status, body["error"].clone())
+}
+
+/// A cluster registered through a follower is visible on all three nodes, and a
+/// linearizable read on another follower sees it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_through_follower_is_visible_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = three_nodes(tmp.path()).await;
+    let client = http();
+    let leader_id = eventually(Duration::from_secs(20), "a leader", || {
+        leader(&client, &nodes)
+    })
+    .await;
+    let followers: Vec<&NodeProc> = nodes.iter().filter(|n| n.id != leader_id).collect();
+
+    assert_eq!(register(&client, followers[0], "east").await, Some(201));
+    // Read-your-writes on the node that took the write.
+    let (_, names) = cluster_names(&client, followers[0]).await.unwrap();
+    assert!(names.contains(&"east".to_string()));
+    // A consistent read on the other follower waits for the leader's commit index.
+    let v = get_json(
+        &client,
+        &followers[1].url("/api/v1/clusters?consistent=true"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(v["items"][0]["name"], "east");
+    converged(&client, &nodes, Duration::from_secs(20)).await;
+    for n in &nodes {
+        let c = get_json(&client, &n.url("/api/v1/clusters/east"))
+            .await
+            .unwrap();
+        assert_eq!(c["trust_domain"], "east.test");
+    }
+    // Export and catalog through yet another node.
+    let r = client
+        .put(followers[1].url("/api/v1/clusters/east/services/shop/cart"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"ports": [{"name": "http", "port": 8080, "protocol": "http"}], "healthy_endpoints": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let cat = get_json(&client, &nodes[0].url("/api/v1/services?consistent=true"))
+        .await
+        .unwrap();
+    assert_eq!(cat["items"][0]["service"], "cart");
+    assert_eq!(cat["items"][0]["clusters"][0]["healthy_endpoints"], 2);
+    let st = get_json(
+        &client,
+        &nodes[2].url("/api/v1/clusters/east/status?consistent=true"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(st["exported_services"][0]["service"], "cart");
+    assert_eq!(
+        st["gateway_reachable"], false,
+        "nothing listens on the registered gateway"
+    );
+}
+
+/// Bad input gets 400 naming the field, 409, 404 or 401 — and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(
+        1,
+        tmp.path(),
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        "bootstrap = true",
+        &[],
+    )
+    .await;
+    let client = http();
+    eventually(Duration::from_secs(20), "leader", || async {
+        mesh_status(&client, &node)
+            .await
+            .filter(|s| s["state"] == "Leader")
+    })
+    .await;
+    let post = |body: String| {
+        client
+            .post(node.url("/api/v1/clusters"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let with = |k: &str, v: Value| {
+        let mut b = cluster_body("west");
+        b[k] = v;
+        b.to_string()
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (with("name", json!("West_1")), "name"),
+        (with("name", json!("-west")), "name"),
+        (with("gateway", json!("not-an-address")), "gateway"),
+        (with("gateway", json!("127.0.0.1:0")), "gateway"),
+        (with("trust_domain", json!("Not A Domain")), "trust_domain"),
+        (
+            with(
+                "ca_bundle_pem",
+                json!("-----BEGIN CERTIFICATE-----\nZm9v\n-----END CERTIFICATE-----\n"),
+            ),
+            "ca_bundle_pem",
+        ),
+        (with("ca_bundle_pem", json!("hello")), "ca_bundle_pem"),
+        (with("region", json!(5)), "region"),
+        (with("surprise", json!(1)), "surprise"),
+        (json!({"name": "west"}).to_string(), "region"),
+    ];
+    for (body, field) in cases {
+        let (status, err) = error_of(post(body.clone()).await.unwrap()).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(err["field"], field, "{body} -> {err}");
+        assert!(err["message"].as_str().unwrap().len() > 5);
+    }
+    let (status, err) = error_of(post("{not json".into()).await.unwrap()).await;
+    assert_eq!((status, err["code"].as_str()), (400, Some("invalid_body")));
+
+    // Auth: missing and wrong tokens.
+    let r = client
+        .post(node.url("/api/v1/clusters"))
+        .json(&cluster_body("west"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await.0, 401);
+    let r = client
+        .post(node.url("/api/v1/clusters"))
+        .bearer_auth("wrong-token-wrong-token")
+        .json(&cluster_body("west"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await.0, 401);
+
+    // Duplicate name.
+    assert_eq!(register(&client, &node, "west").await, Some(201));
+    let r = post(cluster_body("west").to_string()).await.unwrap();
+    let (status, err) = error_of(r).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (409, Some("already_exists"))
+    );
+
+    // Unknown things.
+    let r = client
+        .get(node.url("/api/v1/clusters/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await.0, 404);
+    let r = client
+        .delete(node.url("/api/v1/clusters/nope"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await.0, 404);
+    let r = client
+        .put(node.url("/api/v1/clusters/nope/services/shop/cart"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"ports": [{"name": "http", "port": 80, "protocol": "http"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await.0, 404);
+    let r = client
+        .get(node.url("/api/v1/no/such/path"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await.0, 404);
+    // Bad export body and path.
+    let r = client
+        .put(node.url("/api/v1/clusters/west/services/shop/cart"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"ports": [{"name": "http", "port": 80, "protocol": "smtp"}]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, err) = error_of(r).await;
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (400, Some("ports[0].protocol"))
+    );
+    let r = client
+        .put(node.url("/api/v1/clusters/west/services/Shop/cart"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"ports": [{"name": "http", "port": 80, "protocol": "http"}]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, err) = error_of(r).await;
+    assert_eq!((status, err["field"].as_str()), (400, Some("namespace")));
+    let r = client
+        .put(node.url("/api/v1/trust/bundles/west.test"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"ca_bundle_pem": "garbage"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await.0, 400);
+    let r = client
+        .get(node.url("/api/v1/watch?from_revision=abc"))
+        .send()
+        .await
+        .unwrap();
+    let (status, err) = error_of(r).await;
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (400, Some("from_revision"))
+    );
+
+    // None of it changed the state: exactly the one registration.
+    let (rev, names) = cluster_names(&client, &node).await.unwrap();
+    assert_eq!((rev, names), (1, vec!["west".to_string()]));
+}
+
+/// With two of three nodes gone, a write answers 503 `no_quorum` (bounded, no hang), and
+/// once a peer is back the write path recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_quorum_answers_503_then_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = three_nodes(tmp.path()).await;
+    let client = http();
+    assert_eq!(register(&client, &nodes[0], "before").await, Some(201));
+    converged(&client, &nodes, Duration::from_secs(20)).await;
+    nodes[1].kill().await;
+    nodes[2].kill().await;
+    for _ in 0..2 {
+        let r = client
+            .post(nodes[0].url("/api/v1/clusters"))
+            .bearer_auth(TOKEN)
+            .json(&cluster_body("during"))
+            .send()
+            .await
+            .expect("the node answers instead of hanging past the client timeout");
+        let (status, err) = error_of(r).await;
+        assert_eq!(status, 503);
+        assert!(
+            matches!(
+                err["code"].as_str(),
+                Some("no_quorum") | Some("unavailable")
+            ),
+            "{err}"
+        );
+        let r = client
+            .get(nodes[0].url("/api/v1/clusters?consistent=true"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_of(r).await.0, 503);
+    }
+    // Local reads still work without quorum.
+    let (_, names) = cluster_names(&client, &nodes[0]).await.unwrap();
+    assert!(names.contains(&"before".to_string()));
+    nodes[1].restart().await;
+    eventually(Duration::from_secs(30), "writes succeed again", || async {
+        match register(&client, &nodes[1], "after").await {
+            Some(201) | Some(409) => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+}

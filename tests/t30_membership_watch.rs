@@ -1,0 +1,202 @@
+//! Membership changes and the watch stream across a leader change.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use support::*;
+
+/// A fourth node joins as a learner (a read replica with all data), then is promoted to voter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fourth_node_joins_as_learner_then_is_promoted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = three_nodes(tmp.path()).await;
+    let client = http();
+    for i in 0..60 {
+        assert_eq!(
+            register(&client, &nodes[i % 3], &format!("c{i}")).await,
+            Some(201)
+        );
+    }
+    let n4 = NodeProc::start(4, tmp.path(), "127.0.0.1:0", "127.0.0.1:0", "", &[]).await;
+    let add_url = nodes[1].url("/api/v1/federation/members");
+    let n4_body =
+        |voter: bool| json!({"id": 4, "raft_addr": n4.raft, "api_addr": n4.api, "voter": voter});
+    let (learner_body, voter_body) = (n4_body(false), n4_body(true));
+    let add = |body: Value| client.post(&add_url).bearer_auth(TOKEN).json(&body).send();
+    assert_eq!(add(learner_body).await.unwrap().status().as_u16(), 200);
+    let role_of_4 = |s: &Value| {
+        s["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == 4)
+            .map(|m| m["role"].clone())
+    };
+    let s = mesh_status(&client, &nodes[0]).await.unwrap();
+    assert_eq!(role_of_4(&s), Some(json!("learner")));
+    // The learner has caught up (the leader's log was compacted, so via a snapshot).
+    nodes.push(n4);
+    converged(&client, &nodes, Duration::from_secs(30)).await;
+    let (_, names) = cluster_names(&client, &nodes[3]).await.unwrap();
+    assert_eq!(names.len(), 60);
+    let s4 = mesh_status(&client, &nodes[3]).await.unwrap();
+    assert!(
+        s4["snapshot"].as_u64().is_some(),
+        "node 4 was brought up by a snapshot: {s4}"
+    );
+
+    assert_eq!(add(voter_body).await.unwrap().status().as_u16(), 200);
+    let s = mesh_status(&client, &nodes[3]).await.unwrap();
+    assert_eq!(role_of_4(&s), Some(json!("voter")));
+    // With four voters, losing one still leaves a quorum of three: writes go on.
+    let leader_id = eventually(Duration::from_secs(20), "leader", || {
+        leader(&client, &nodes)
+    })
+    .await;
+    let idx = nodes.iter().position(|n| n.id == leader_id).unwrap();
+    nodes[idx].kill().await;
+    let survivor = nodes.iter().find(|n| n.alive()).unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "a write after the kill",
+        || async { (register(&client, survivor, "after-kill").await == Some(201)).then_some(()) },
+    )
+    .await;
+    // Removing a member through the API shrinks the group.
+    let r = client
+        .delete(survivor.url(&format!("/api/v1/federation/members/{leader_id}")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let s = mesh_status(&client, survivor).await.unwrap();
+    assert_eq!(s["members"].as_array().unwrap().len(), 3);
+    let r = client
+        .delete(survivor.url("/api/v1/federation/members/99"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}
+
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(u64, String)>>>;
+
+/// Reads one watch stream from `api` into `seen` until it holds `until_rev` or the stream
+/// ends (the node died). Bounded by the request timeout.
+async fn read_watch(
+    client: reqwest::Client,
+    api: String,
+    from: u64,
+    until_rev: Option<u64>,
+    seen: Seen,
+) {
+    let Ok(resp) = client
+        .get(format!("http://{api}/api/v1/watch?from_revision={from}"))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+    else {
+        return;
+    };
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut body = resp.bytes_stream();
+    let mut buf = Vec::new();
+    while let Some(Ok(chunk)) = body.next().await {
+        buf.extend_from_slice(&chunk);
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            let v: Value = serde_json::from_slice(&line).expect("each line is JSON");
+            let mut seen = seen.lock().unwrap();
+            if v["type"] == "cluster.put" {
+                seen.push((
+                    v["revision"].as_u64().unwrap(),
+                    v["cluster"]["name"].as_str().unwrap().to_string(),
+                ));
+            }
+            if let (Some(want), Some(last)) = (until_rev, seen.last())
+                && last.0 >= want
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// A watcher on the leader loses its stream when the leader is killed, resumes on another
+/// node from its last revision, and sees every change exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_resumes_across_leader_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = three_nodes(tmp.path()).await;
+    let client = http();
+    for i in 0..20 {
+        assert_eq!(
+            register(&client, &nodes[i % 3], &format!("a{i}")).await,
+            Some(201)
+        );
+    }
+    let leader_id = eventually(Duration::from_secs(20), "leader", || {
+        leader(&client, &nodes)
+    })
+    .await;
+    let idx = nodes.iter().position(|n| n.id == leader_id).unwrap();
+
+    // Watch the leader from the start; kill it once the backlog has been read.
+    let seen: Seen = Default::default();
+    let watcher = tokio::spawn(read_watch(
+        client.clone(),
+        nodes[idx].api.clone(),
+        0,
+        None,
+        seen.clone(),
+    ));
+    eventually(
+        Duration::from_secs(20),
+        "the watcher read the backlog",
+        || async { (seen.lock().unwrap().len() >= 20).then_some(()) },
+    )
+    .await;
+    nodes[idx].kill().await;
+    watcher.await.unwrap();
+    let last = seen.lock().unwrap().last().unwrap().0;
+
+    // More writes under the new leader.
+    let other = nodes.iter().find(|n| n.alive()).unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "first write under the new leader",
+        || async { (register(&client, other, "b0").await == Some(201)).then_some(()) },
+    )
+    .await;
+    for i in 1..20 {
+        assert_eq!(register(&client, other, &format!("b{i}")).await, Some(201));
+    }
+    let final_rev = cluster_names(&client, other).await.unwrap().0;
+
+    // Resume on the other surviving node from the last revision seen.
+    let survivor = nodes.iter().filter(|n| n.alive()).last().unwrap();
+    read_watch(
+        client.clone(),
+        survivor.api.clone(),
+        last,
+        Some(final_rev),
+        seen.clone(),
+    )
+    .await;
+
+    let seen = seen.lock().unwrap().clone();
+    let revs: Vec<u64> = seen.iter().map(|(r, _)| *r).collect();
+    assert_eq!(
+        revs,
+        (1..=final_rev).collect::<Vec<_>>(),
+        "every revision exactly once, in order"
+    );
+    let names: BTreeSet<&str> = seen.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names.len(), 40);
+}
