@@ -268,7 +268,8 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Cluster)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut Cluster)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("name", Box::new(|c| c.name = "East_1".into())),
             ("name", Box::new(|c| c.name = "-east".into())),
             ("name", Box::new(|c| c.name = "a".repeat(64))),

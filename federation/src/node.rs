@@ -177,17 +177,10 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         shutdown: shutdown_rx,
     });
 
-    let mut tasks = Vec::new();
-    tasks.push(crate::server::spawn_raft_server(
-        raft_listener,
-        node.clone(),
-        shutdown_tx.subscribe(),
-    ));
-    tasks.push(crate::server::spawn_api_server(
-        api_listener,
-        node.clone(),
-        shutdown_tx.subscribe(),
-    ));
+    let tasks = vec![
+        crate::server::spawn_raft_server(raft_listener, node.clone(), shutdown_tx.subscribe()),
+        crate::server::spawn_api_server(api_listener, node.clone(), shutdown_tx.subscribe()),
+    ];
 
     let initialized = raft
         .is_initialized()

@@ -27,11 +27,12 @@ use crate::types::{NodeId, TypeConfig};
 
 type Node = Arc<FederationNode>;
 
-fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    codec::decode(body).map_err(|e| {
-        tracing::warn!(error = %e, "undecodable raft rpc body");
-        (StatusCode::BAD_REQUEST, format!("undecodable body: {e}")).into_response()
-    })
+fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, codec::CodecError> {
+    codec::decode(body).inspect_err(|e| tracing::warn!(error = %e, "undecodable raft rpc body"))
+}
+
+fn undecodable(e: codec::CodecError) -> Response {
+    (StatusCode::BAD_REQUEST, format!("undecodable body: {e}")).into_response()
 }
 
 fn encode_reply<T: Serialize>(value: &T) -> Response {
@@ -44,7 +45,7 @@ fn encode_reply<T: Serialize>(value: &T) -> Response {
 async fn append(State(node): State<Node>, body: Bytes) -> Response {
     let req: AppendEntriesRequest<TypeConfig> = match decode_body(&body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(e) => return undecodable(e),
     };
     encode_reply(&node.raft.append_entries(req).await)
 }
@@ -52,7 +53,7 @@ async fn append(State(node): State<Node>, body: Bytes) -> Response {
 async fn vote(State(node): State<Node>, body: Bytes) -> Response {
     let req: VoteRequest<NodeId> = match decode_body(&body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(e) => return undecodable(e),
     };
     encode_reply(&node.raft.vote(req).await)
 }
@@ -60,7 +61,7 @@ async fn vote(State(node): State<Node>, body: Bytes) -> Response {
 async fn snapshot(State(node): State<Node>, body: Bytes) -> Response {
     let req: InstallSnapshotRequest<TypeConfig> = match decode_body(&body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(e) => return undecodable(e),
     };
     encode_reply(&node.raft.install_snapshot(req).await)
 }
@@ -68,7 +69,7 @@ async fn snapshot(State(node): State<Node>, body: Bytes) -> Response {
 async fn forward(State(node): State<Node>, body: Bytes) -> Response {
     let req: ForwardRequest = match decode_body(&body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(e) => return undecodable(e),
     };
     // Bound the leader's own work too, so a forwarded request never outlives its caller much.
     let ttl = node.write_timeout.max(std::time::Duration::from_secs(30));

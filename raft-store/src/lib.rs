@@ -16,6 +16,10 @@
 //!
 //! It must not depend on actix, hyper or kube.
 
+// openraft's storage traits fix `StorageError` (about 185 bytes) as the error type; boxing it
+// in our helpers would only add an allocation on the error path.
+#![allow(clippy::result_large_err)]
+
 pub mod codec;
 pub mod db;
 pub mod log_store;

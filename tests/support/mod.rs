@@ -157,8 +157,23 @@ impl Drop for NodeProc {
     }
 }
 
-/// An HTTP client with the admin token and a bound on every request.
+/// An HTTP client that sends the admin token (reads from outside loopback need it), with a
+/// bound on every request.
 pub fn http() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {TOKEN}").parse().expect("header"),
+    );
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
+/// An HTTP client without credentials.
+pub fn http_anonymous() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
