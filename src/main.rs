@@ -3,6 +3,7 @@
 //! Layout: `cli/` holds one file per command family; this file parses arguments, sets up
 //! logging and the runtime, and maps errors to exit codes.
 
+mod bench;
 mod cli;
 
 use std::process::ExitCode;

@@ -49,6 +49,9 @@ pub struct MemberConfig {
 }
 
 /// Raft timing; defaults suit a LAN or one machine. Across regions raise them with the RTT.
+///
+/// openraft also uses `heartbeat_ms` as the timeout of each AppendEntries RPC, so it must
+/// exceed a follower's worst fsync-plus-RTT under load, or replication times out and retries.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftTuning {
@@ -64,9 +67,9 @@ pub struct RaftTuning {
 impl Default for RaftTuning {
     fn default() -> Self {
         Self {
-            heartbeat_ms: 100,
-            election_timeout_min_ms: 500,
-            election_timeout_max_ms: 1000,
+            heartbeat_ms: 200,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
             snapshot_after_logs: 10_000,
             keep_logs_after_snapshot: 1_000,
         }

@@ -95,6 +95,13 @@ pub fn raft_router(node: Node) -> Router {
 }
 
 async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>, what: &str) {
+    use axum::serve::ListenerExt;
+    // Small request/response exchanges: Nagle plus delayed ACKs would add tens of ms to each.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "set TCP_NODELAY");
+        }
+    });
     let svc = app.into_make_service_with_connect_info::<SocketAddr>();
     let res = axum::serve(listener, svc)
         .with_graceful_shutdown(async move {

@@ -1,0 +1,350 @@
+//! `warden bench raft`: the federation store's write throughput, commit latency and restart
+//! time, on real nodes (HTTP/2 Raft RPC on loopback, redb with fsync on every commit).
+//!
+//! Writes go through the REST API with a real HTTP client, as a user's would: each is an
+//! export upsert (`PUT /api/v1/clusters/bench/services/bench/svc-N`), so none is rejected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use openraft::storage::RaftLogStorage;
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Membership, Vote};
+use serde_json::json;
+use warden_federation::client::ApiClient;
+use warden_federation::command::Command;
+use warden_federation::config::{NodeConfig, RaftTuning};
+use warden_federation::model::{Protocol, ServiceExport, ServicePort};
+use warden_federation::node::{RunningNode, start};
+use warden_federation::types::{NodeInfo, TypeConfig};
+use warden_raft_store::LogStore;
+
+use super::stats::Latencies;
+
+const TOKEN: &str = "bench-admin-token-0123456789";
+
+#[derive(clap::Args)]
+pub struct RaftBenchArgs {
+    /// Seconds of load per concurrency level.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Entries in the log for the restart measurement.
+    #[arg(long, default_value_t = 1_000_000)]
+    log_entries: u64,
+    /// Skip the restart measurement.
+    #[arg(long)]
+    no_restart: bool,
+}
+
+fn node_config(id: u64, dir: &Path, bootstrap: bool, tuning: RaftTuning) -> NodeConfig {
+    NodeConfig {
+        node_id: id,
+        data_dir: dir.join(format!("node-{id}")),
+        api_listen: "127.0.0.1:0".into(),
+        raft_listen: "127.0.0.1:0".into(),
+        api_advertise: None,
+        raft_advertise: None,
+        admin_token: Some(TOKEN.into()),
+        bootstrap,
+        initial_members: vec![],
+        write_timeout_ms: 10_000,
+        raft: tuning,
+    }
+}
+
+async fn three_nodes(dir: &Path) -> Result<Vec<RunningNode>> {
+    let n1 = start(node_config(1, dir, true, RaftTuning::default())).await?;
+    n1.node
+        .raft
+        .wait(Some(Duration::from_secs(10)))
+        .current_leader(1, "bootstrap")
+        .await
+        .context("node 1 did not become leader")?;
+    let api = ApiClient::new(&format!("http://{}", n1.api_addr), Some(TOKEN.into()))?;
+    let mut nodes = vec![n1];
+    for id in 2..=3 {
+        let n = start(node_config(id, dir, false, RaftTuning::default())).await?;
+        api.post(
+            "/api/v1/federation/members",
+            &json!({"id": id, "raft_addr": n.raft_addr.to_string(), "api_addr": n.api_addr.to_string()}),
+        )
+        .await?;
+        nodes.push(n);
+    }
+    api.post(
+        "/api/v1/clusters",
+        &json!({"name": "bench", "region": "r", "zone": "z", "gateway": "127.0.0.1:15008", "trust_domain": "bench.test"}),
+    )
+    .await?;
+    Ok(nodes)
+}
+
+struct Load {
+    writes: u64,
+    errors: u64,
+    elapsed: Duration,
+    latencies: Latencies,
+}
+
+/// `concurrency` writers, each one request at a time, for `seconds`.
+async fn load(api: &str, concurrency: usize, seconds: u64) -> Result<Load> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let (http, api) = (http.clone(), api.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                let url = format!("http://{api}/api/v1/clusters/bench/services/bench/svc-{w}-{}", i % 50);
+                i += 1;
+                let t = Instant::now();
+                let r = http
+                    .put(&url)
+                    .bearer_auth(TOKEN)
+                    .json(&json!({"ports": [{"name": "http", "port": 80, "protocol": "http"}], "healthy_endpoints": i % 7}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => lat.push(t.elapsed()),
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await?;
+        all.extend(lat);
+        errors += e;
+    }
+    Ok(Load {
+        writes: all.len() as u64,
+        errors,
+        elapsed: started.elapsed(),
+        latencies: Latencies::new(all),
+    })
+}
+
+fn print_row(label: &str, l: &Load) {
+    println!(
+        "| {label:<34} | {:>9.0} | {:>8.2} | {:>8.2} | {:>8.2} | {:>7} | {:>6} |",
+        l.writes as f64 / l.elapsed.as_secs_f64(),
+        l.latencies.ms(0.50),
+        l.latencies.ms(0.99),
+        l.latencies.ms(0.999),
+        l.latencies.len(),
+        l.errors
+    );
+}
+
+fn export_command(i: u64) -> Command {
+    Command::ExportService {
+        export: ServiceExport {
+            cluster: "bench".into(),
+            namespace: "bench".into(),
+            service: format!("svc-{}", i % 1000),
+            ports: vec![ServicePort {
+                name: "http".into(),
+                port: 80,
+                protocol: Protocol::Http,
+            }],
+            healthy_endpoints: (i % 7) as u32,
+            weight: 100,
+            updated_at: i,
+        },
+    }
+}
+
+/// Writes a single-node store whose log holds `n` committed entries, directly through the
+/// storage layer (batched, fsynced), as a node that ran for a long time would have.
+async fn build_long_log(dir: &Path, n: u64) -> Result<NodeInfo> {
+    let db = warden_raft_store::open(&dir.join("node-1"))?;
+    let mut log: LogStore<TypeConfig> = LogStore::new(db);
+    let leader = CommittedLeaderId::new(1, 1);
+    let info = NodeInfo {
+        raft_addr: "127.0.0.1:1".into(),
+        api_addr: "127.0.0.1:1".into(),
+    };
+    let membership = Membership::new(
+        vec![BTreeSet::from([1u64])],
+        BTreeMap::from([(1u64, info.clone())]),
+    );
+    let register = Command::RegisterCluster {
+        cluster: warden_federation::model::Cluster {
+            name: "bench".into(),
+            region: "r".into(),
+            zone: "z".into(),
+            network: "n".into(),
+            gateway: "127.0.0.1:15008".into(),
+            trust_domain: "bench.test".into(),
+            labels: Default::default(),
+            registered_at: 0,
+        },
+        ca_bundle_pem: None,
+    };
+    log.append_entries([
+        Entry::<TypeConfig> {
+            log_id: LogId::new(leader, 0),
+            payload: EntryPayload::Membership(membership),
+        },
+        Entry {
+            log_id: LogId::new(leader, 1),
+            payload: EntryPayload::Normal(register),
+        },
+    ])?;
+    // Indexes 0..n: n entries, the last at n - 1 (Raft logs start at index 0).
+    let mut next = 2u64;
+    while next < n {
+        let end = (next + 10_000).min(n);
+        log.append_entries((next..end).map(|i| Entry {
+            log_id: LogId::new(leader, i),
+            payload: EntryPayload::Normal(export_command(i)),
+        }))?;
+        next = end;
+    }
+    log.save_vote(&Vote::new_committed(1, 1)).await?;
+    log.save_committed(Some(LogId::new(leader, n - 1))).await?;
+    Ok(info)
+}
+
+/// Waits (up to 10 s) until a stopped node's storage tasks have released its database file:
+/// openraft's state-machine worker and replication tasks finish shortly after `shutdown`.
+async fn wait_released(dir: &Path) -> Result<()> {
+    let path = dir.join("node-1");
+    for _ in 0..200 {
+        if warden_raft_store::open(&path).is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the store at {} stayed locked", path.display())
+}
+
+/// Starts node 1 on the long log; returns the time until it has applied all `n` entries.
+async fn time_restart(dir: &Path, n: u64, tuning: RaftTuning) -> Result<(Duration, RunningNode)> {
+    wait_released(dir).await?;
+    let last = n - 1;
+    let t = Instant::now();
+    let node = start(node_config(1, dir, false, tuning)).await?;
+    node.node
+        .raft
+        .wait(Some(Duration::from_secs(600)))
+        .applied_index_at_least(Some(last), "restart")
+        .await
+        .context("replaying the log")?;
+    Ok((t.elapsed(), node))
+}
+
+pub async fn run(args: RaftBenchArgs) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    println!("warden bench raft: 3 nodes on loopback, HTTP/2 Raft RPC, redb with fsync per commit");
+    println!(
+        "writes are REST export upserts through a real HTTP client; {} s per row\n",
+        args.seconds
+    );
+    let nodes = three_nodes(tmp.path()).await?;
+    let leader = nodes
+        .iter()
+        .find(|n| n.node.raft.metrics().borrow().current_leader == Some(n.node.id))
+        .context("no leader")?;
+    let follower = nodes
+        .iter()
+        .find(|n| n.node.id != leader.node.id)
+        .context("no follower")?;
+    println!(
+        "| {:<34} | {:>9} | {:>8} | {:>8} | {:>8} | {:>7} | {:>6} |",
+        "row", "writes/s", "p50 ms", "p99 ms", "p999 ms", "writes", "errors"
+    );
+    println!(
+        "|{:-<36}|{:->11}|{:->10}|{:->10}|{:->10}|{:->9}|{:->8}|",
+        "", "", "", "", "", "", ""
+    );
+    for (label, api, c) in [
+        ("leader, concurrency 1", leader.api_addr, 1),
+        ("follower (forwarded), concurrency 1", follower.api_addr, 1),
+        ("leader, concurrency 64", leader.api_addr, 64),
+        (
+            "follower (forwarded), concurrency 64",
+            follower.api_addr,
+            64,
+        ),
+    ] {
+        let l = load(&api.to_string(), c, args.seconds).await?;
+        print_row(label, &l);
+    }
+    for n in nodes {
+        n.shutdown().await;
+    }
+    if args.no_restart {
+        return Ok(());
+    }
+
+    let n = args.log_entries;
+    if n < 3 {
+        bail!("--log-entries must be at least 3");
+    }
+    println!(
+        "\nrestart of a node with a {n}-entry log (single-node store, entries built through the storage layer):"
+    );
+    let dir = tempfile::tempdir()?;
+    let t = Instant::now();
+    build_long_log(dir.path(), n).await?;
+    let built = t.elapsed();
+    let size = dir_size(&dir.path().join("node-1"));
+    println!(
+        "  built in {:.1} s, {:.0} MiB on disk",
+        built.as_secs_f64(),
+        size as f64 / 1048576.0
+    );
+    // No snapshot yet: the whole log is replayed into the state machine.
+    let never = RaftTuning {
+        snapshot_after_logs: u64::MAX / 2,
+        ..RaftTuning::default()
+    };
+    let (replay, node) = time_restart(dir.path(), n, never.clone()).await?;
+    println!(
+        "  start -> all {n} entries applied (full log replay): {:.2} s",
+        replay.as_secs_f64()
+    );
+    // Snapshot and compact, then restart again: the normal state of a long-running node.
+    node.node.raft.trigger().snapshot().await?;
+    node.node
+        .raft
+        .wait(Some(Duration::from_secs(300)))
+        .snapshot(LogId::new(CommittedLeaderId::new(1, 1), n - 1), "snapshot")
+        .await
+        .ok();
+    let snap = node.node.raft.metrics().borrow().snapshot;
+    if let Some(s) = snap {
+        node.node.raft.trigger().purge_log(s.index).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    node.shutdown().await;
+    let (from_snap, node) = time_restart(dir.path(), n, never).await?;
+    println!(
+        "  start -> applied {n} after snapshot + compaction (snapshot at {:?}): {:.3} s",
+        snap.map(|s| s.index),
+        from_snap.as_secs_f64()
+    );
+    node.shutdown().await;
+    Ok(())
+}
+
+fn dir_size(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
