@@ -229,6 +229,25 @@ async fn bad_input_gets_clear_errors() {
         (400, Some("from_revision"))
     );
 
+    // Garbage on the Raft RPC port is refused before it reaches Raft.
+    let r = client
+        .post(format!("http://{}/raft/append", node.raft))
+        .body(vec![0xffu8; 64])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // Non-HTTP bytes on both ports: the connection is dropped, the node carries on.
+    for addr in [&node.api, &node.raft] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr.as_str()).await.unwrap();
+        s.write_all(b"\x16\x03\x01garbage\r\n\r\n").await.unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    }
+    let ready = client.get(node.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+
     // None of it changed the state: exactly the one registration.
     let (rev, names) = cluster_names(&client, &node).await.unwrap();
     assert_eq!((rev, names), (1, vec!["west".to_string()]));

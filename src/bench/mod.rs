@@ -1,4 +1,6 @@
 //! Benchmarks behind `warden bench`: they measure and print, they never assert.
 
+pub mod etcd;
+pub mod load;
 pub mod raft;
 pub mod stats;

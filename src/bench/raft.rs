@@ -20,7 +20,8 @@ use warden_federation::node::{RunningNode, start};
 use warden_federation::types::{NodeInfo, TypeConfig};
 use warden_raft_store::LogStore;
 
-use super::stats::Latencies;
+use super::etcd::EtcdCluster;
+use super::load::{Load, load, print_header, print_row};
 
 const TOKEN: &str = "bench-admin-token-0123456789";
 
@@ -78,72 +79,6 @@ async fn three_nodes(dir: &Path) -> Result<Vec<RunningNode>> {
     )
     .await?;
     Ok(nodes)
-}
-
-struct Load {
-    writes: u64,
-    errors: u64,
-    elapsed: Duration,
-    latencies: Latencies,
-}
-
-/// `concurrency` writers, each one request at a time, for `seconds`.
-async fn load(api: &str, concurrency: usize, seconds: u64) -> Result<Load> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..concurrency {
-        let (http, api) = (http.clone(), api.to_string());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0u64;
-            let mut i = 0u64;
-            while Instant::now() < deadline {
-                let url = format!("http://{api}/api/v1/clusters/bench/services/bench/svc-{w}-{}", i % 50);
-                i += 1;
-                let t = Instant::now();
-                let r = http
-                    .put(&url)
-                    .bearer_auth(TOKEN)
-                    .json(&json!({"ports": [{"name": "http", "port": 80, "protocol": "http"}], "healthy_endpoints": i % 7}))
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status().is_success() => lat.push(t.elapsed()),
-                    _ => errors += 1,
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (lat, e) = t.await?;
-        all.extend(lat);
-        errors += e;
-    }
-    Ok(Load {
-        writes: all.len() as u64,
-        errors,
-        elapsed: started.elapsed(),
-        latencies: Latencies::new(all),
-    })
-}
-
-fn print_row(label: &str, l: &Load) {
-    println!(
-        "| {label:<34} | {:>9.0} | {:>8.2} | {:>8.2} | {:>8.2} | {:>7} | {:>6} |",
-        l.writes as f64 / l.elapsed.as_secs_f64(),
-        l.latencies.ms(0.50),
-        l.latencies.ms(0.99),
-        l.latencies.ms(0.999),
-        l.latencies.len(),
-        l.errors
-    );
 }
 
 fn export_command(i: u64) -> Command {
@@ -260,29 +195,53 @@ pub async fn run(args: RaftBenchArgs) -> Result<()> {
         .iter()
         .find(|n| n.node.id != leader.node.id)
         .context("no follower")?;
-    println!(
-        "| {:<34} | {:>9} | {:>8} | {:>8} | {:>8} | {:>7} | {:>6} |",
-        "row", "writes/s", "p50 ms", "p99 ms", "p999 ms", "writes", "errors"
-    );
-    println!(
-        "|{:-<36}|{:->11}|{:->10}|{:->10}|{:->10}|{:->9}|{:->8}|",
-        "", "", "", "", "", "", ""
-    );
+    print_header();
+    let body = |i: u64| json!({"ports": [{"name": "http", "port": 80, "protocol": "http"}], "healthy_endpoints": i % 7});
+    let warden_put = move |api: String| {
+        move |http: &reqwest::Client, w: usize, i: u64| {
+            http.put(format!("http://{api}/api/v1/clusters/bench/services/bench/svc-{w}-{}", i % 50))
+                .bearer_auth(TOKEN)
+                .json(&body(i))
+        }
+    };
+    let mut rows: Vec<(String, Load)> = Vec::new();
     for (label, api, c) in [
-        ("leader, concurrency 1", leader.api_addr, 1),
-        ("follower (forwarded), concurrency 1", follower.api_addr, 1),
-        ("leader, concurrency 64", leader.api_addr, 64),
-        (
-            "follower (forwarded), concurrency 64",
-            follower.api_addr,
-            64,
-        ),
+        ("warden leader, c=1", leader.api_addr, 1),
+        ("warden follower (forwarded), c=1", follower.api_addr, 1),
+        ("warden leader, c=64", leader.api_addr, 64),
+        ("warden follower (forwarded), c=64", follower.api_addr, 64),
     ] {
-        let l = load(&api.to_string(), c, args.seconds).await?;
+        let l = load(c, args.seconds, warden_put(api.to_string())).await?;
         print_row(label, &l);
+        rows.push((label.to_string(), l));
     }
     for n in nodes {
         n.shutdown().await;
+    }
+    // The same writes against etcd (3 members on loopback, fsync'd WAL), when installed.
+    match EtcdCluster::start(tmp.path()).await {
+        Ok(Some(etcd)) => {
+            let value_len = body(1).to_string().len();
+            for (label, c) in [("etcd leader, c=1", 1), ("etcd leader, c=64", 64)] {
+                let l = load(c, args.seconds, etcd.put_request(value_len)).await?;
+                print_row(label, &l);
+                rows.push((label.to_string(), l));
+            }
+            drop(etcd);
+            let find = |k: &str| rows.iter().find(|(l, _)| l == k).map(|(_, l)| l);
+            for c in ["c=1", "c=64"] {
+                if let (Some(w), Some(e)) = (find(&format!("warden leader, {c}")), find(&format!("etcd leader, {c}"))) {
+                    println!(
+                        "warden/etcd at {c}: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
+                        w.rate() / e.rate(),
+                        w.latencies.ms(0.5) / e.latencies.ms(0.5),
+                        w.latencies.ms(0.99) / e.latencies.ms(0.99)
+                    );
+                }
+            }
+        }
+        Ok(None) => println!("(etcd not installed: no side-by-side row; apt-get install etcd-server)"),
+        Err(e) => println!("(etcd failed to start: {e:#})"),
     }
     if args.no_restart {
         return Ok(());

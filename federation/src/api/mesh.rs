@@ -53,6 +53,18 @@ pub(super) async fn status(State(node): State<Node>) -> Result<Response, ApiErro
     .into_response())
 }
 
+/// Ready when this node is running Raft and knows a leader; 503 otherwise (no quorum seen yet,
+/// or Raft stopped after a fatal storage error).
+pub(super) async fn readyz(State(node): State<Node>) -> Response {
+    let m = node.raft.metrics().borrow().clone();
+    let running = m.running_state.is_ok();
+    match (running, m.current_leader) {
+        (true, Some(leader)) => Json(json!({ "ready": true, "leader": leader })).into_response(),
+        (false, _) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "raft stopped after a fatal error").into_response(),
+        (true, None) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no leader known").into_response(),
+    }
+}
+
 /// The body of `POST /api/v1/federation/members`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

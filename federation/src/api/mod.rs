@@ -135,6 +135,7 @@ pub fn router(node: Node) -> Router {
         )
         .route("/api/v1/watch", get(watch::watch))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(mesh::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {
             ApiError::new(
