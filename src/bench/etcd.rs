@@ -17,7 +17,9 @@ pub struct EtcdCluster {
 
 /// A port that was free a moment ago (etcd needs its peers' URLs before it starts).
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -47,27 +49,53 @@ impl EtcdCluster {
             let log = std::fs::File::create(dir.join(format!("etcd-{i}.log")))?;
             let child = Command::new("etcd")
                 .args(["--name", &format!("e{i}")])
-                .args(["--data-dir", &dir.join(format!("etcd-{i}")).display().to_string()])
-                .args(["--listen-client-urls", &format!("http://127.0.0.1:{client}")])
-                .args(["--advertise-client-urls", &format!("http://127.0.0.1:{client}")])
+                .args([
+                    "--data-dir",
+                    &dir.join(format!("etcd-{i}")).display().to_string(),
+                ])
+                .args([
+                    "--listen-client-urls",
+                    &format!("http://127.0.0.1:{client}"),
+                ])
+                .args([
+                    "--advertise-client-urls",
+                    &format!("http://127.0.0.1:{client}"),
+                ])
                 .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-                .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+                .args([
+                    "--initial-advertise-peer-urls",
+                    &format!("http://127.0.0.1:{peer}"),
+                ])
                 .args(["--initial-cluster", &initial.join(",")])
-                .args(["--initial-cluster-state", "new", "--initial-cluster-token", "warden-bench"])
+                .args([
+                    "--initial-cluster-state",
+                    "new",
+                    "--initial-cluster-token",
+                    "warden-bench",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::from(log))
                 .spawn()
                 .context("starting etcd")?;
             cluster.children.push(child);
         }
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
         for _ in 0..150 {
             for (client, _) in &ports {
                 let url = format!("http://127.0.0.1:{client}");
-                let Ok(r) = http.post(format!("{url}/v3/maintenance/status")).body("{}").send().await else {
+                let Ok(r) = http
+                    .post(format!("{url}/v3/maintenance/status"))
+                    .body("{}")
+                    .send()
+                    .await
+                else {
                     continue;
                 };
-                let Ok(v) = r.json::<serde_json::Value>().await else { continue };
+                let Ok(v) = r.json::<serde_json::Value>().await else {
+                    continue;
+                };
                 let (me, leader) = (&v["header"]["member_id"], &v["leader"]);
                 if !leader.is_null() && me == leader {
                     cluster.leader_url = url;
@@ -83,7 +111,8 @@ impl EtcdCluster {
     pub fn put_request(
         &self,
         value_len: usize,
-    ) -> impl Fn(&reqwest::Client, usize, u64) -> reqwest::RequestBuilder + Send + Sync + 'static {
+    ) -> impl Fn(&reqwest::Client, usize, u64) -> reqwest::RequestBuilder + Send + Sync + 'static
+    {
         let url = format!("{}/v3/kv/put", self.leader_url);
         let value = b64(&vec![b'x'; value_len]);
         move |http, w, i| {

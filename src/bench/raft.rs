@@ -199,9 +199,12 @@ pub async fn run(args: RaftBenchArgs) -> Result<()> {
     let body = |i: u64| json!({"ports": [{"name": "http", "port": 80, "protocol": "http"}], "healthy_endpoints": i % 7});
     let warden_put = move |api: String| {
         move |http: &reqwest::Client, w: usize, i: u64| {
-            http.put(format!("http://{api}/api/v1/clusters/bench/services/bench/svc-{w}-{}", i % 50))
-                .bearer_auth(TOKEN)
-                .json(&body(i))
+            http.put(format!(
+                "http://{api}/api/v1/clusters/bench/services/bench/svc-{w}-{}",
+                i % 50
+            ))
+            .bearer_auth(TOKEN)
+            .json(&body(i))
         }
     };
     let mut rows: Vec<(String, Load)> = Vec::new();
@@ -230,7 +233,10 @@ pub async fn run(args: RaftBenchArgs) -> Result<()> {
             drop(etcd);
             let find = |k: &str| rows.iter().find(|(l, _)| l == k).map(|(_, l)| l);
             for c in ["c=1", "c=64"] {
-                if let (Some(w), Some(e)) = (find(&format!("warden leader, {c}")), find(&format!("etcd leader, {c}"))) {
+                if let (Some(w), Some(e)) = (
+                    find(&format!("warden leader, {c}")),
+                    find(&format!("etcd leader, {c}")),
+                ) {
                     println!(
                         "warden/etcd at {c}: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
                         w.rate() / e.rate(),
@@ -240,7 +246,9 @@ pub async fn run(args: RaftBenchArgs) -> Result<()> {
                 }
             }
         }
-        Ok(None) => println!("(etcd not installed: no side-by-side row; apt-get install etcd-server)"),
+        Ok(None) => {
+            println!("(etcd not installed: no side-by-side row; apt-get install etcd-server)")
+        }
         Err(e) => println!("(etcd failed to start: {e:#})"),
     }
     if args.no_restart {

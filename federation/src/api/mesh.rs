@@ -60,8 +60,18 @@ pub(super) async fn readyz(State(node): State<Node>) -> Response {
     let running = m.running_state.is_ok();
     match (running, m.current_leader) {
         (true, Some(leader)) => Json(json!({ "ready": true, "leader": leader })).into_response(),
-        (false, _) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "raft stopped after a fatal error").into_response(),
-        (true, None) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no leader known").into_response(),
+        (false, _) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "raft stopped after a fatal error",
+        )
+        .into_response(),
+        (true, None) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "no leader known",
+        )
+        .into_response(),
     }
 }
 
