@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Cluster, ServiceExport};
+use crate::model::{Cluster, Lease, ServiceExport, TrafficPolicy};
 
 /// A change to the federation state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +27,12 @@ pub enum Command {
         service: String,
         at: u64,
     },
+    /// Renews a cluster's liveness lease.
+    RenewLease { lease: Lease },
+    /// Creates or replaces a traffic policy.
+    PutTrafficPolicy { policy: TrafficPolicy },
+    /// Removes a traffic policy.
+    DeleteTrafficPolicy { id: String, at: u64 },
     /// Creates or replaces the CA bundle of a trust domain.
     PutTrustBundle {
         trust_domain: String,

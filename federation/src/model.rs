@@ -68,6 +68,78 @@ pub struct TrustBundle {
     pub updated_at: u64,
 }
 
+/// A cluster's liveness lease: its gateway renews it; once `renewed_at + ttl_ms` has passed,
+/// gateways stop sending to the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub cluster: String,
+    pub renewed_at: u64,
+    pub ttl_ms: u64,
+}
+
+/// How a service's traffic is spread across clusters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficPolicy {
+    /// DNS label, unique.
+    pub id: String,
+    /// `namespace/service` this policy applies to.
+    pub service: String,
+    /// Explicit failover order of clusters (replaces locality priorities).
+    pub failover_order: Vec<String>,
+    /// Cross-cluster weights, e.g. `{"east": 80, "west": 20}`.
+    pub weights: BTreeMap<String, u32>,
+    /// Overrides the gateway's overprovisioning factor (percent, 100–1000).
+    pub overprovisioning_percent: Option<u32>,
+    /// Cap (percent) on the share of a cluster's traffic that may leave it while it can serve.
+    pub max_egress_percent: Option<u32>,
+    pub updated_at: u64,
+}
+
+impl TrafficPolicy {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        validate_dns_label("id", &self.id)?;
+        match self.service.split_once('/') {
+            Some((ns, svc)) => {
+                validate_dns_label("service", ns)?;
+                validate_dns_label("service", svc)?;
+            }
+            None => return Err(FieldError::new("service", "must be namespace/service")),
+        }
+        for (i, c) in self.failover_order.iter().enumerate() {
+            validate_dns_label(&format!("failover_order[{i}]"), c)?;
+        }
+        if self.weights.len() > 64 {
+            return Err(FieldError::new("weights", "at most 64 clusters"));
+        }
+        for (c, w) in &self.weights {
+            validate_dns_label(&format!("weights.{c}"), c)?;
+            if *w > 10_000 {
+                return Err(FieldError::new(format!("weights.{c}"), "must be 0-10000"));
+            }
+        }
+        if !self.weights.is_empty() && self.weights.values().all(|w| *w == 0) {
+            return Err(FieldError::new(
+                "weights",
+                "at least one weight must be > 0",
+            ));
+        }
+        if let Some(o) = self.overprovisioning_percent
+            && !(100..=1000).contains(&o)
+        {
+            return Err(FieldError::new(
+                "overprovisioning_percent",
+                "must be 100-1000",
+            ));
+        }
+        if let Some(m) = self.max_egress_percent
+            && m > 100
+        {
+            return Err(FieldError::new("max_egress_percent", "must be 0-100"));
+        }
+        Ok(())
+    }
+}
+
 /// A value that failed validation: which field, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use warden_raft_store::StateMachineCore;
 
 use crate::command::{Command, CommandResult, Rejection};
-use crate::model::{Cluster, ServiceExport, TrustBundle};
+use crate::model::{Cluster, Lease, ServiceExport, TrafficPolicy, TrustBundle};
 
 /// How many changes the history keeps; a watcher further behind must re-list.
 pub const HISTORY_LEN: usize = 10_000;
@@ -32,6 +32,11 @@ pub enum ChangeEvent {
     TrustBundlePut(TrustBundle),
     TrustBundleDeleted {
         trust_domain: String,
+    },
+    LeaseRenewed(Lease),
+    PolicyPut(TrafficPolicy),
+    PolicyDeleted {
+        id: String,
     },
 }
 
@@ -64,6 +69,9 @@ impl Change {
                 "trust_bundle.deleted",
                 json!({ "trust_domain": trust_domain }),
             ),
+            ChangeEvent::LeaseRenewed(l) => ("lease.renewed", json!({ "lease": l })),
+            ChangeEvent::PolicyPut(p) => ("policy.put", json!({ "policy": p })),
+            ChangeEvent::PolicyDeleted { id } => ("policy.deleted", json!({ "id": id })),
         };
         let mut v = json!({ "revision": self.revision, "at": self.at, "type": ty });
         if let (Some(obj), serde_json::Value::Object(extra)) = (v.as_object_mut(), body) {
@@ -84,6 +92,10 @@ pub struct FederationState {
     pub clusters: BTreeMap<String, Cluster>,
     pub exports: BTreeMap<ExportKey, ServiceExport>,
     pub trust_bundles: BTreeMap<String, TrustBundle>,
+    /// Liveness leases by cluster.
+    pub leases: BTreeMap<String, Lease>,
+    /// Traffic policies by id.
+    pub policies: BTreeMap<String, TrafficPolicy>,
     /// The last [`HISTORY_LEN`] changes, oldest first.
     pub history: VecDeque<Change>,
 }
@@ -181,6 +193,7 @@ impl FederationState {
                 },
             );
         }
+        self.leases.remove(name);
         let mut revision = self.record(
             at,
             ChangeEvent::ClusterDeleted {
@@ -239,6 +252,44 @@ impl FederationState {
     }
 }
 
+impl FederationState {
+    fn renew_lease(&mut self, lease: &Lease) -> CommandResult {
+        if !self.clusters.contains_key(&lease.cluster) {
+            return CommandResult::Rejected(Rejection::NotFound(format!(
+                "cluster {:?}",
+                lease.cluster
+            )));
+        }
+        self.leases.insert(lease.cluster.clone(), lease.clone());
+        let revision = self.record(lease.renewed_at, ChangeEvent::LeaseRenewed(lease.clone()));
+        CommandResult::Applied { revision }
+    }
+
+    fn put_policy(&mut self, policy: &TrafficPolicy) -> CommandResult {
+        if let Some(other) = self
+            .policies
+            .values()
+            .find(|p| p.service == policy.service && p.id != policy.id)
+        {
+            return CommandResult::Rejected(Rejection::AlreadyExists(format!(
+                "a traffic policy for {} ({:?})",
+                policy.service, other.id
+            )));
+        }
+        self.policies.insert(policy.id.clone(), policy.clone());
+        let revision = self.record(policy.updated_at, ChangeEvent::PolicyPut(policy.clone()));
+        CommandResult::Applied { revision }
+    }
+
+    fn delete_policy(&mut self, id: &str, at: u64) -> CommandResult {
+        if self.policies.remove(id).is_none() {
+            return CommandResult::Rejected(Rejection::NotFound(format!("traffic policy {id:?}")));
+        }
+        let revision = self.record(at, ChangeEvent::PolicyDeleted { id: id.to_string() });
+        CommandResult::Applied { revision }
+    }
+}
+
 impl StateMachineCore for FederationState {
     type Request = Command;
     type Response = CommandResult;
@@ -257,6 +308,9 @@ impl StateMachineCore for FederationState {
                 service,
                 at,
             } => self.unexport_service((cluster.clone(), namespace.clone(), service.clone()), *at),
+            Command::RenewLease { lease } => self.renew_lease(lease),
+            Command::PutTrafficPolicy { policy } => self.put_policy(policy),
+            Command::DeleteTrafficPolicy { id, at } => self.delete_policy(id, *at),
             Command::PutTrustBundle {
                 trust_domain,
                 ca_bundle_pem,
@@ -276,6 +330,7 @@ impl StateMachineCore for FederationState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Lease, TrafficPolicy};
     use crate::model::{Protocol, ServicePort};
 
     fn cluster(name: &str, td: &str) -> Cluster {
@@ -459,6 +514,85 @@ mod tests {
             s.changes_after(70, 100).unwrap().first().unwrap().revision,
             71
         );
+    }
+
+    #[test]
+    fn leases_need_a_cluster_and_go_with_it() {
+        let mut s = FederationState::default();
+        let lease = Lease {
+            cluster: "a".into(),
+            renewed_at: 5,
+            ttl_ms: 1000,
+        };
+        assert!(matches!(
+            s.apply(
+                1,
+                &Command::RenewLease {
+                    lease: lease.clone()
+                }
+            ),
+            CommandResult::Rejected(Rejection::NotFound(_))
+        ));
+        register(&mut s, "a", "a.td", false);
+        assert_eq!(
+            s.apply(2, &Command::RenewLease { lease }),
+            CommandResult::Applied { revision: 2 }
+        );
+        assert_eq!(s.leases["a"].renewed_at, 5);
+        s.apply(
+            3,
+            &Command::RemoveCluster {
+                name: "a".into(),
+                at: 9,
+            },
+        );
+        assert!(s.leases.is_empty());
+    }
+
+    #[test]
+    fn one_policy_per_service() {
+        let mut s = FederationState::default();
+        let p = |id: &str| TrafficPolicy {
+            id: id.into(),
+            service: "shop/cart".into(),
+            failover_order: vec![],
+            weights: [("a".to_string(), 80), ("b".to_string(), 20)].into(),
+            overprovisioning_percent: None,
+            max_egress_percent: None,
+            updated_at: 1,
+        };
+        assert_eq!(
+            s.apply(1, &Command::PutTrafficPolicy { policy: p("p1") }),
+            CommandResult::Applied { revision: 1 }
+        );
+        assert_eq!(
+            s.apply(2, &Command::PutTrafficPolicy { policy: p("p1") }),
+            CommandResult::Applied { revision: 2 }
+        );
+        assert!(matches!(
+            s.apply(3, &Command::PutTrafficPolicy { policy: p("p2") }),
+            CommandResult::Rejected(Rejection::AlreadyExists(_))
+        ));
+        assert_eq!(
+            s.apply(
+                4,
+                &Command::DeleteTrafficPolicy {
+                    id: "p1".into(),
+                    at: 2
+                }
+            ),
+            CommandResult::Applied { revision: 3 }
+        );
+        assert!(matches!(
+            s.apply(
+                5,
+                &Command::DeleteTrafficPolicy {
+                    id: "p1".into(),
+                    at: 2
+                }
+            ),
+            CommandResult::Rejected(Rejection::NotFound(_))
+        ));
     }
 
     #[test]

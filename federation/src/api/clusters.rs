@@ -126,7 +126,7 @@ pub(super) async fn status(
 ) -> Result<Response, ApiError> {
     validate_dns_label("name", &name)?;
     read_barrier(&node, &params).await?;
-    let (cluster, services) = {
+    let (cluster, services, lease) = {
         let state = node.state.read().map_err(|_| state_err())?;
         let Some(cluster) = state.clusters.get(&name).cloned() else {
             return Err(ApiError::not_found(format!("cluster {name:?} not found")));
@@ -144,7 +144,8 @@ pub(super) async fn status(
                 })
             })
             .collect();
-        (cluster, services)
+        let lease = state.leases.get(&name).cloned();
+        (cluster, services, lease)
     };
     // Observed from this node: can it open a TCP connection to the cluster's gateway?
     let started = std::time::Instant::now();
@@ -161,10 +162,16 @@ pub(super) async fn status(
             format!("tcp connect timed out after {GATEWAY_PROBE_TIMEOUT:?}"),
         ),
     };
-    let last_seen = services
-        .iter()
-        .filter_map(|s| s["updated_at"].as_u64())
-        .max();
+    // The gateway's lease renewal is the freshest sign of life; exports are the next best.
+    let last_seen = lease.as_ref().map(|l| l.renewed_at).or_else(|| {
+        services
+            .iter()
+            .filter_map(|s| s["updated_at"].as_u64())
+            .max()
+    });
+    let lease_json = lease.map(|l| {
+        json!({ "renewed_at": l.renewed_at, "ttl_ms": l.ttl_ms, "expired": now_ms() > l.renewed_at + l.ttl_ms })
+    });
     Ok(Json(json!({
         "name": cluster.name,
         "gateway": cluster.gateway,
@@ -172,6 +179,7 @@ pub(super) async fn status(
         "gateway_probe": { "from_node": node.id, "detail": detail, "millis": started.elapsed().as_millis() as u64 },
         "exported_services": services,
         "last_seen": last_seen,
+        "lease": lease_json,
         "registered_at": cluster.registered_at,
     }))
     .into_response())

@@ -8,6 +8,7 @@ pub mod body;
 mod clusters;
 pub mod error;
 mod mesh;
+mod policies;
 mod services;
 mod watch;
 
@@ -117,6 +118,18 @@ pub fn router(node: Node) -> Router {
             get(clusters::get_one).delete(clusters::remove),
         )
         .route("/api/v1/clusters/{name}/status", get(clusters::status))
+        .route("/api/v1/clusters/{name}/lease", put(policies::renew_lease))
+        .route("/api/v1/leases", get(policies::leases))
+        .route(
+            "/api/v1/traffic/policies",
+            get(policies::list).post(policies::create),
+        )
+        .route(
+            "/api/v1/traffic/policies/{id}",
+            get(policies::get_one)
+                .put(policies::put)
+                .delete(policies::delete),
+        )
         .route(
             "/api/v1/clusters/{cluster}/services/{namespace}/{service}",
             put(services::export).delete(services::unexport),

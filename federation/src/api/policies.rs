@@ -1,0 +1,212 @@
+//! `/api/v1/traffic/policies` (CRUD) and cluster leases (`PUT /api/v1/clusters/{name}/lease`,
+//! `GET /api/v1/leases`).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::body::JsonBody;
+use super::{ApiError, Node, Params, now_ms, read_barrier};
+use crate::command::{Command, CommandResult};
+use crate::model::{Lease, TrafficPolicy, validate_dns_label};
+
+fn internal() -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "state lock poisoned",
+    )
+}
+
+/// The body of a traffic policy (the id comes from the path for PUT).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBody {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub service: String,
+    #[serde(default)]
+    pub failover_order: Vec<String>,
+    #[serde(default)]
+    pub weights: BTreeMap<String, u32>,
+    #[serde(default)]
+    pub overprovisioning_percent: Option<u32>,
+    #[serde(default)]
+    pub max_egress_percent: Option<u32>,
+}
+
+impl PolicyBody {
+    fn into_policy(self, id: String) -> TrafficPolicy {
+        TrafficPolicy {
+            id,
+            service: self.service,
+            failover_order: self.failover_order,
+            weights: self.weights,
+            overprovisioning_percent: self.overprovisioning_percent,
+            max_egress_percent: self.max_egress_percent,
+            updated_at: now_ms(),
+        }
+    }
+}
+
+async fn write_policy(
+    node: &Node,
+    policy: TrafficPolicy,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    policy.validate()?;
+    match node
+        .write(Command::PutTrafficPolicy {
+            policy: policy.clone(),
+        })
+        .await?
+    {
+        CommandResult::Applied { revision } => Ok((
+            status,
+            [("x-warden-revision", revision.to_string())],
+            Json(policy),
+        )
+            .into_response()),
+        CommandResult::Rejected(r) => Err(r.into()),
+        CommandResult::Empty => Err(internal()),
+    }
+}
+
+pub(super) async fn create(
+    State(node): State<Node>,
+    JsonBody(body): JsonBody<PolicyBody>,
+) -> Result<Response, ApiError> {
+    let Some(id) = body.id.clone() else {
+        return Err(ApiError {
+            field: Some("id".into()),
+            ..ApiError::bad_request("id is required")
+        });
+    };
+    validate_dns_label("id", &id)?;
+    if node
+        .state
+        .read()
+        .map_err(|_| internal())?
+        .policies
+        .contains_key(&id)
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!("traffic policy {id:?} already exists"),
+        ));
+    }
+    write_policy(&node, body.into_policy(id), StatusCode::CREATED).await
+}
+
+pub(super) async fn put(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<PolicyBody>,
+) -> Result<Response, ApiError> {
+    validate_dns_label("id", &id)?;
+    if body.id.as_ref().is_some_and(|b| *b != id) {
+        return Err(ApiError {
+            field: Some("id".into()),
+            ..ApiError::bad_request("the body's id differs from the path's")
+        });
+    }
+    write_policy(&node, body.into_policy(id), StatusCode::OK).await
+}
+
+pub(super) async fn list(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
+    read_barrier(&node, &params).await?;
+    let state = node.state.read().map_err(|_| internal())?;
+    let items: Vec<_> = state.policies.values().collect();
+    Ok(Json(json!({ "revision": state.revision, "items": items })).into_response())
+}
+
+pub(super) async fn get_one(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    read_barrier(&node, &params).await?;
+    let state = node.state.read().map_err(|_| internal())?;
+    match state.policies.get(&id) {
+        Some(p) => Ok(Json(p).into_response()),
+        None => Err(ApiError::not_found(format!(
+            "traffic policy {id:?} not found"
+        ))),
+    }
+}
+
+pub(super) async fn delete(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    validate_dns_label("id", &id)?;
+    match node
+        .write(Command::DeleteTrafficPolicy { id, at: now_ms() })
+        .await?
+    {
+        CommandResult::Applied { revision } => Ok((
+            StatusCode::NO_CONTENT,
+            [("x-warden-revision", revision.to_string())],
+        )
+            .into_response()),
+        CommandResult::Rejected(r) => Err(r.into()),
+        CommandResult::Empty => Err(internal()),
+    }
+}
+
+/// The body of a lease renewal.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseBody {
+    pub ttl_ms: u64,
+}
+
+pub(super) async fn renew_lease(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<LeaseBody>,
+) -> Result<Response, ApiError> {
+    validate_dns_label("name", &name)?;
+    if !(300..=600_000).contains(&body.ttl_ms) {
+        return Err(ApiError {
+            field: Some("ttl_ms".into()),
+            ..ApiError::bad_request("ttl_ms must be 300-600000")
+        });
+    }
+    let lease = Lease {
+        cluster: name,
+        renewed_at: now_ms(),
+        ttl_ms: body.ttl_ms,
+    };
+    match node
+        .write(Command::RenewLease {
+            lease: lease.clone(),
+        })
+        .await?
+    {
+        CommandResult::Applied { .. } => Ok(Json(lease).into_response()),
+        CommandResult::Rejected(r) => Err(r.into()),
+        CommandResult::Empty => Err(internal()),
+    }
+}
+
+pub(super) async fn leases(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
+    read_barrier(&node, &params).await?;
+    let state = node.state.read().map_err(|_| internal())?;
+    let now = now_ms();
+    let items: Vec<_> = state
+        .leases
+        .values()
+        .map(|l| {
+            json!({ "cluster": l.cluster, "renewed_at": l.renewed_at, "ttl_ms": l.ttl_ms,
+            "expired_by_this_node_clock": now > l.renewed_at + l.ttl_ms })
+        })
+        .collect();
+    Ok(Json(json!({ "revision": state.revision, "now": now, "items": items })).into_response())
+}
