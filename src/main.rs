@@ -25,6 +25,12 @@ struct Args {
 enum Command {
     /// Run one federation node (Raft member, REST API, watch stream).
     Federation(cli::federation::FederationArgs),
+    /// Run one east-west gateway (listeners, upstream pools, health checks, catalog watcher).
+    Gateway(cli::gateway::GatewayArgs),
+    /// Run a federation node and a gateway in one process (`[node]` and `[gateway]` tables).
+    Run(cli::gateway::GatewayArgs),
+    /// A small HTTP backend answering with its name (demo, tests, benchmarks).
+    Echo(cli::echo::EchoArgs),
     /// Register, list, read and remove clusters.
     #[command(subcommand)]
     Cluster(cli::client::ClusterCmd),
@@ -57,26 +63,12 @@ fn init_logging(format: &str) {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    // The gateway roles run inside an actix System with its own runtime.
+    let result = match args.command {
+        Command::Gateway(a) => cli::gateway::gateway(a),
+        Command::Run(a) => cli::gateway::run(a),
+        other => run_tokio(other),
     };
-    let result = rt.block_on(async move {
-        match args.command {
-            Command::Federation(a) => cli::federation::run(a).await,
-            Command::Cluster(c) => cli::client::cluster(c).await,
-            Command::Service(c) => cli::client::service(c).await,
-            Command::Member(c) => cli::client::member(c).await,
-            Command::Status(conn) => cli::client::status(conn).await,
-            Command::Bench(b) => cli::bench::run(b).await,
-        }
-    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -84,4 +76,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_tokio(command: Command) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the runtime: {e}"))?;
+    rt.block_on(async move {
+        match command {
+            Command::Federation(a) => cli::federation::run(a).await,
+            Command::Cluster(c) => cli::client::cluster(c).await,
+            Command::Service(c) => cli::client::service(c).await,
+            Command::Member(c) => cli::client::member(c).await,
+            Command::Status(conn) => cli::client::status(conn).await,
+            Command::Bench(b) => cli::bench::run(b).await,
+            Command::Echo(a) => cli::echo::run(a).await,
+            Command::Gateway(_) | Command::Run(_) => {
+                anyhow::bail!("the gateway roles run in their own actix system")
+            }
+        }
+    })
 }

@@ -2,4 +2,6 @@
 
 pub mod bench;
 pub mod client;
+pub mod echo;
 pub mod federation;
+pub mod gateway;

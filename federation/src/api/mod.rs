@@ -135,6 +135,7 @@ pub fn router(node: Node) -> Router {
             put(services::export).delete(services::unexport),
         )
         .route("/api/v1/services", get(services::catalog))
+        .route("/api/v1/catalog", get(services::routing_catalog))
         .route("/api/v1/trust/bundles", get(services::bundles))
         .route(
             "/api/v1/trust/bundles/{trust_domain}",

@@ -122,6 +122,30 @@ pub(super) async fn catalog(
     Ok(Json(json!({ "revision": state.revision, "items": items })).into_response())
 }
 
+/// Everything a gateway routes by, read under one lock so it is one consistent revision:
+/// clusters, exports, leases and traffic policies. Gateways list this, then watch from its
+/// revision.
+pub(super) async fn routing_catalog(
+    State(node): State<Node>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    read_barrier(&node, &params).await?;
+    let state = node.state.read().map_err(|_| internal())?;
+    let clusters: Vec<_> = state.clusters.values().collect();
+    let exports: Vec<_> = state.exports.values().collect();
+    let leases: Vec<_> = state.leases.values().collect();
+    let policies: Vec<_> = state.policies.values().collect();
+    Ok(Json(json!({
+        "revision": state.revision,
+        "now": now_ms(),
+        "clusters": clusters,
+        "exports": exports,
+        "leases": leases,
+        "policies": policies,
+    }))
+    .into_response())
+}
+
 pub(super) async fn bundles(
     State(node): State<Node>,
     params: Params,

@@ -1,0 +1,244 @@
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, `/config_dump`, `/explain`, and —
+//! only with `test_hooks = true` — `POST /debug/panic/{actor}`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use actix::Recipient;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+
+use crate::balance::{self, Inputs};
+use crate::control::guard::InjectPanic;
+use crate::proxy::{BoxBody, ProxyCtx, full, route};
+
+type Hooks = Arc<HashMap<String, Recipient<InjectPanic>>>;
+
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<BoxBody> {
+    let mut r = Response::new(full(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert("content-type", http::HeaderValue::from_static(content_type));
+    r
+}
+
+fn json_reply(status: StatusCode, v: Value) -> Response<BoxBody> {
+    reply(status, "application/json", format!("{v:#}\n"))
+}
+
+/// The routing snapshot as JSON.
+pub fn config_dump(ctx: &ProxyCtx) -> Value {
+    let local = ctx.tables.local.load();
+    let remote = ctx.tables.remote.load();
+    let mut local_json = serde_json::Map::new();
+    for ((ns, svc), s) in &local.services {
+        let eps: Vec<Value> = s
+            .endpoints
+            .iter()
+            .map(|e| json!({"addr": e.addr, "available": e.available, "ramp": e.ramp, "in_flight": e.inflight.get()}))
+            .collect();
+        local_json.insert(
+            format!("{ns}/{svc}"),
+            json!({"weight": s.weight, "endpoints": eps}),
+        );
+    }
+    let mut remote_json = serde_json::Map::new();
+    for ((ns, svc), rs) in &remote.services {
+        remote_json.insert(format!("{ns}/{svc}"), json!(rs));
+    }
+    let policies: serde_json::Map<String, Value> = remote
+        .policies
+        .iter()
+        .map(|((ns, svc), p)| (format!("{ns}/{svc}"), json!(p)))
+        .collect();
+    json!({
+        "cluster": {"name": ctx.me.cluster, "region": ctx.me.region, "zone": ctx.me.zone},
+        "federation": {"revision": remote.revision, "connected": remote.connected},
+        "local": local_json,
+        "remote": remote_json,
+        "policies": policies,
+    })
+}
+
+/// Where a request for `authority` would go right now, and why.
+pub fn explain(ctx: &ProxyCtx, authority: &str) -> (StatusCode, Value) {
+    let Some(key) = route::service_from_authority(authority) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"error": {"code": "bad_authority", "message": format!("{authority:?} is not svc.ns, svc.ns.svc.cluster.local or svc.ns.svc.clusterset.local")}}),
+        );
+    };
+    let local_table = ctx.tables.local.load();
+    let remote_table = ctx.tables.remote.load();
+    let local = local_table.services.get(&key).cloned();
+    let none = Vec::new();
+    let remotes = remote_table.services.get(&key).unwrap_or(&none);
+    let policy = remote_table.policies.get(&key);
+    let service = format!("{}/{}", key.0, key.1);
+    if local.is_none() && remotes.is_empty() {
+        return (
+            StatusCode::NOT_FOUND,
+            json!({"service": service, "found": false, "reason": "no local endpoints and no cluster exports this service", "revision": remote_table.revision}),
+        );
+    }
+    let inputs = Inputs {
+        me: &ctx.me,
+        local: local.as_deref(),
+        remotes,
+        policy,
+        overprovisioning_percent: ctx.cfg.routing.overprovisioning_percent,
+        exclude: &[],
+    };
+    let plan = balance::plan(&inputs);
+    let levels: Vec<Value> = plan
+        .levels
+        .iter()
+        .map(|l| {
+            let clusters: Vec<Value> = l
+                .clusters
+                .iter()
+                .map(|i| {
+                    let r = &remotes[*i];
+                    json!({"cluster": r.cluster, "region": r.region, "zone": r.zone, "gateway": r.gateway,
+                        "healthy_endpoints": r.healthy_endpoints, "weight": r.weight, "lease_live": r.live, "available": r.available()})
+                })
+                .collect();
+            json!({"name": l.name, "healthy_share": l.healthy_share, "traffic_share": l.load, "clusters": clusters})
+        })
+        .collect();
+    let served_by: Vec<Value> = plan
+        .levels
+        .iter()
+        .filter(|l| l.load > 0.0)
+        .map(|l| json!({"level": l.name, "share": l.load}))
+        .collect();
+    let reason = if plan.is_empty() {
+        "no healthy endpoint in any cluster: requests get 503 no_healthy_upstream".to_string()
+    } else if plan.levels.first().is_some_and(|l| l.load >= 0.999) {
+        "local endpoints are healthy: all traffic stays in this cluster".to_string()
+    } else if plan.mode == "weighted" {
+        format!(
+            "traffic policy {:?} splits traffic by cross-cluster weights",
+            policy.map(|p| p.id.clone()).unwrap_or_default()
+        )
+    } else {
+        "local capacity is short: traffic spills to the next priority levels in the shares shown"
+            .to_string()
+    };
+    let local_json = local.as_ref().map(|l| {
+        json!({
+            "available": l.available_count(),
+            "total": l.endpoints.len(),
+            "endpoints": l.endpoints.iter().map(|e| json!({"addr": e.addr, "available": e.available, "ramp": e.ramp})).collect::<Vec<_>>(),
+        })
+    });
+    (
+        StatusCode::OK,
+        json!({
+            "service": service,
+            "found": true,
+            "mode": plan.mode,
+            "reason": reason,
+            "served_by": served_by,
+            "levels": levels,
+            "local": local_json,
+            "policy": policy,
+            "overprovisioning_percent": policy.and_then(|p| p.overprovisioning_percent).unwrap_or(ctx.cfg.routing.overprovisioning_percent),
+            "revision": remote_table.revision,
+            "federation_connected": remote_table.connected,
+        }),
+    )
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    ctx: Arc<ProxyCtx>,
+    hooks: Option<Hooks>,
+) -> Response<BoxBody> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+        (Method::GET, "/readyz") => {
+            let remote = ctx.tables.remote.load();
+            if remote.revision > 0 || remote.connected {
+                reply(StatusCode::OK, "text/plain", "ready\n".into())
+            } else {
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "not ready: no federation catalog yet\n".into(),
+                )
+            }
+        }
+        (Method::GET, "/metrics") => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            ctx.metrics.render(),
+        ),
+        (Method::GET, "/config_dump") => json_reply(StatusCode::OK, config_dump(&ctx)),
+        (Method::GET, "/explain") => {
+            let authority = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("authority="))
+                .unwrap_or("");
+            let (status, v) = explain(&ctx, authority);
+            json_reply(status, v)
+        }
+        (Method::POST, p) if p.starts_with("/debug/panic/") => match hooks {
+            None => json_reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": {"code": "not_found", "message": "test hooks are off"}}),
+            ),
+            Some(h) => {
+                let actor = &p["/debug/panic/".len()..];
+                match h.get(actor) {
+                    Some(r) => {
+                        r.do_send(InjectPanic);
+                        json_reply(StatusCode::ACCEPTED, json!({"panicked": actor}))
+                    }
+                    None => json_reply(
+                        StatusCode::NOT_FOUND,
+                        json!({"error": {"code": "not_found", "message": format!("no actor {actor:?}"), "actors": h.keys().collect::<Vec<_>>()}}),
+                    ),
+                }
+            }
+        },
+        _ => json_reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": {"code": "not_found", "message": "no such admin path"}}),
+        ),
+    }
+}
+
+/// Serves the admin endpoints on `sock` until the process ends.
+pub fn spawn(
+    sock: std::net::TcpListener,
+    ctx: Arc<ProxyCtx>,
+    hooks: Option<Hooks>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(sock)?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            };
+            let (ctx, hooks) = (ctx.clone(), hooks.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let (ctx, hooks) = (ctx.clone(), hooks.clone());
+                    async move { Ok::<_, Infallible>(handle(req, ctx, hooks).await) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! The gateway's configuration file (TOML). See `docs/examples/gateway-east.toml`.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// One east-west gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// This cluster: its name, locality and trust domain, as registered in the federation.
+    pub cluster: ClusterSection,
+    pub federation: FederationSection,
+    #[serde(default)]
+    pub listeners: Listeners,
+    /// Local services and their endpoints (static discovery).
+    #[serde(default)]
+    pub services: Vec<StaticService>,
+    #[serde(default)]
+    pub health: HealthSection,
+    #[serde(default)]
+    pub outlier: OutlierSection,
+    #[serde(default)]
+    pub routing: RoutingSection,
+    #[serde(default)]
+    pub timeouts: TimeoutSection,
+    #[serde(default)]
+    pub retries: RetrySection,
+    /// Test-only hooks (actor panic injection); off unless set.
+    #[serde(default)]
+    pub test_hooks: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    pub name: String,
+    pub region: String,
+    pub zone: String,
+    #[serde(default = "default_network")]
+    pub network: String,
+    pub trust_domain: String,
+    /// Register this cluster on start if the federation does not know it.
+    #[serde(default = "yes")]
+    pub register: bool,
+    /// Address other gateways use for the east-west listener; defaults to the bound address.
+    pub advertise: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSection {
+    /// Base URLs of federation nodes' APIs; the gateway uses the first that answers.
+    pub endpoints: Vec<String>,
+    /// Admin token for writes (exports, leases); `WARDEN_ADMIN_TOKEN` takes precedence.
+    pub admin_token: Option<String>,
+    /// Lease TTL: once it expires without renewal, other gateways stop sending here.
+    #[serde(default = "default_lease_ttl")]
+    pub lease_ttl_ms: u64,
+    /// Minimum time between two health-count publications of one export.
+    #[serde(default = "default_publish_interval")]
+    pub publish_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listeners {
+    /// Local workloads send here (HTTP/1.1 or h2c); port 0 picks a free port.
+    pub outbound: String,
+    /// Other gateways send here (HTTP/2).
+    pub eastwest: String,
+    /// `/healthz`, `/readyz`, `/metrics`, `/config_dump`, `/explain`.
+    pub admin: String,
+    /// Raw TCP: `listen address -> namespace/service:port`.
+    pub tcp: Vec<TcpRoute>,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Self {
+            outbound: "127.0.0.1:15001".into(),
+            eastwest: "127.0.0.1:15008".into(),
+            admin: "127.0.0.1:15000".into(),
+            tcp: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpRoute {
+    pub listen: String,
+    /// `namespace/service`
+    pub service: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticService {
+    pub namespace: String,
+    pub name: String,
+    /// Port name, number and protocol of the service.
+    #[serde(default = "default_ports")]
+    pub ports: Vec<warden_federation::model::ServicePort>,
+    /// `host:port` of each endpoint.
+    pub endpoints: Vec<String>,
+    /// Relative weight of this cluster's copy in cross-cluster splits.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Export to the federation (default true).
+    #[serde(default = "yes")]
+    pub export: bool,
+    /// Active probe: `tcp` (connect) or an HTTP path like `/healthz`.
+    #[serde(default = "default_probe")]
+    pub probe: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthSection {
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    /// Consecutive successes before an unhealthy endpoint counts as healthy again (hysteresis).
+    pub healthy_threshold: u32,
+    /// Consecutive failures before a healthy endpoint counts as unhealthy.
+    pub unhealthy_threshold: u32,
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        Self {
+            interval_ms: 1000,
+            timeout_ms: 500,
+            healthy_threshold: 3,
+            unhealthy_threshold: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutlierSection {
+    /// Consecutive 5xx or connect failures that eject an endpoint.
+    pub consecutive_failures: u32,
+    /// First ejection time; doubles with each repeated ejection.
+    pub base_ejection_ms: u64,
+    /// Never eject more than this share of a service's local endpoints.
+    pub max_ejection_percent: u32,
+}
+
+impl Default for OutlierSection {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            base_ejection_ms: 10_000,
+            max_ejection_percent: 50,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingSection {
+    /// Envoy's overprovisioning factor (percent): a priority with this share of healthy
+    /// endpoints × factor >= 100 % keeps all its traffic.
+    pub overprovisioning_percent: u32,
+    /// After local endpoints recover, their share of traffic ramps up over this window.
+    pub failback_ramp_ms: u64,
+}
+
+impl Default for RoutingSection {
+    fn default() -> Self {
+        Self {
+            overprovisioning_percent: 140,
+            failback_ramp_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutSection {
+    pub connect_ms: u64,
+    pub per_try_ms: u64,
+    pub overall_ms: u64,
+}
+
+impl Default for TimeoutSection {
+    fn default() -> Self {
+        Self {
+            connect_ms: 1_000,
+            per_try_ms: 15_000,
+            overall_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySection {
+    /// Attempts per request beyond the first (idempotent requests; connect failures always).
+    pub max_retries: u32,
+    /// Retries may add at most this percent on top of the request rate (a retry budget).
+    pub budget_percent: u32,
+    /// Retries always allowed per second regardless of the budget.
+    pub min_retries_per_second: u32,
+}
+
+impl Default for RetrySection {
+    fn default() -> Self {
+        Self {
+            max_retries: 2,
+            budget_percent: 20,
+            min_retries_per_second: 10,
+        }
+    }
+}
+
+fn default_network() -> String {
+    "default".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_lease_ttl() -> u64 {
+    5_000
+}
+fn default_publish_interval() -> u64 {
+    1_000
+}
+fn default_weight() -> u32 {
+    100
+}
+fn default_probe() -> String {
+    "tcp".into()
+}
+fn default_ports() -> Vec<warden_federation::model::ServicePort> {
+    vec![warden_federation::model::ServicePort {
+        name: "http".into(),
+        port: 80,
+        protocol: warden_federation::model::Protocol::Http,
+    }]
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl GatewayConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let cfg: GatewayConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source,
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use warden_federation::model::{validate_dns_label, validate_host_port};
+        let bad = |e: warden_federation::model::FieldError| ConfigError::Invalid(e.to_string());
+        validate_dns_label("cluster.name", &self.cluster.name).map_err(bad)?;
+        if self.federation.endpoints.is_empty() {
+            return Err(ConfigError::Invalid("federation.endpoints is empty".into()));
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            validate_dns_label(&format!("services[{i}].namespace"), &s.namespace).map_err(bad)?;
+            validate_dns_label(&format!("services[{i}].name"), &s.name).map_err(bad)?;
+            for e in &s.endpoints {
+                validate_host_port(&format!("services[{i}].endpoints"), e).map_err(bad)?;
+            }
+            if s.probe != "tcp" && !s.probe.starts_with('/') {
+                return Err(ConfigError::Invalid(format!(
+                    "services[{i}].probe must be \"tcp\" or an HTTP path starting with '/'"
+                )));
+            }
+        }
+        if self.health.healthy_threshold == 0 || self.health.unhealthy_threshold == 0 {
+            return Err(ConfigError::Invalid(
+                "health thresholds must be >= 1".into(),
+            ));
+        }
+        if self.federation.lease_ttl_ms < 300 {
+            return Err(ConfigError::Invalid(
+                "federation.lease_ttl_ms must be >= 300".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The admin token for writes: environment first, then the file.
+    pub fn admin_token(&self) -> Option<String> {
+        std::env::var("WARDEN_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .or_else(|| self.federation.admin_token.clone())
+    }
+}

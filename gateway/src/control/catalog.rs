@@ -1,0 +1,267 @@
+//! [`CatalogWatcherActor`]: follows the federation store and publishes the remote routing
+//! table.
+//!
+//! It lists `GET /api/v1/catalog` (one consistent revision), then follows
+//! `GET /api/v1/watch?from_revision=R`, applying each change and republishing. Lease expiries
+//! are re-evaluated every 250 ms even without events. When the store is unreachable the
+//! gateway keeps routing from its last table (marked disconnected) and retries other nodes
+//! with backoff; a compacted revision triggers a fresh listing. The follow loop runs in a
+//! spawned task; if it dies, the actor stops and the supervisor restarts it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures::StreamExt;
+
+use super::catalog_view::CatalogView;
+use super::fed::FedClient;
+use super::guard::{InjectPanic, backoff, guarded};
+use crate::metrics::Metrics;
+use crate::table::Tables;
+
+/// How often lease liveness is re-evaluated without events.
+pub const LEASE_EVAL: Duration = Duration::from_millis(250);
+
+pub struct CatalogWatcherActor {
+    me: String,
+    fed: FedClient,
+    tables: Tables,
+    metrics: Arc<Metrics>,
+    token: Option<String>,
+    restarts: u32,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+impl CatalogWatcherActor {
+    pub fn new(
+        me: String,
+        fed: FedClient,
+        token: Option<String>,
+        tables: Tables,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            me,
+            fed,
+            tables,
+            metrics,
+            token,
+            restarts: 0,
+            task: None,
+        }
+    }
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+struct Follower {
+    me: String,
+    fed: FedClient,
+    tables: Tables,
+    metrics: Arc<Metrics>,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl Follower {
+    fn publish(&self, view: &CatalogView, connected: bool) {
+        let table = view.build(&self.me, wall_ms(), connected, &self.tables);
+        self.metrics
+            .federation_revision
+            .with_label_values(&["revision"])
+            .set(view.revision as i64);
+        self.metrics
+            .federation_revision
+            .with_label_values(&["connected"])
+            .set(connected as i64);
+        self.tables.remote.store(Arc::new(table));
+    }
+
+    /// Lists and follows until an error; returns the view to keep routing from.
+    async fn follow_once(&self, view: &mut Option<CatalogView>) -> Result<(), String> {
+        if view.is_none() {
+            let listing = self
+                .fed
+                .get("/api/v1/catalog")
+                .await
+                .map_err(|e| e.to_string())?;
+            let v = CatalogView::from_listing(&listing)?;
+            self.publish(&v, true);
+            tracing::info!(
+                revision = v.revision,
+                clusters = v.clusters.len(),
+                "catalog listed"
+            );
+            *view = Some(v);
+        }
+        let Some(v) = view.as_mut() else {
+            return Ok(());
+        };
+        let (i, base) = self
+            .fed
+            .order()
+            .into_iter()
+            .next()
+            .ok_or("no federation endpoint")?;
+        let mut req = self.http.get(format!(
+            "{}/api/v1/watch?from_revision={}",
+            base.trim_end_matches('/'),
+            v.revision
+        ));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                // Try the next node on the next round.
+                self.fed.prefer(i + 1);
+                return Err(format!("watch {base}: {e}"));
+            }
+        };
+        if resp.status().as_u16() == 410 {
+            *view = None;
+            return Err("watch revision compacted; listing again".into());
+        }
+        if !resp.status().is_success() {
+            self.fed.prefer(i + 1);
+            return Err(format!("watch {base}: HTTP {}", resp.status()));
+        }
+        self.publish(v, true);
+        let mut body = resp.bytes_stream();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut tick = tokio::time::interval(LEASE_EVAL);
+        let mut last_live = v.liveness(wall_ms());
+        // Heartbeats come every 10 s; silence for 3 of them means a dead stream.
+        let silence = Duration::from_secs(30);
+        loop {
+            tokio::select! {
+                chunk = tokio::time::timeout(silence, body.next()) => {
+                    let chunk = match chunk {
+                        Err(_) => return Err("watch stream silent for 30 s".into()),
+                        Ok(None) => return Err("watch stream ended".into()),
+                        Ok(Some(Err(e))) => return Err(format!("watch stream: {e}")),
+                        Ok(Some(Ok(c))) => c,
+                    };
+                    buf.extend_from_slice(&chunk);
+                    let mut changed = false;
+                    while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=pos).collect();
+                        let value: serde_json::Value = serde_json::from_slice(&line)
+                            .map_err(|e| format!("bad watch line: {e}"))?;
+                        match v.apply(&value) {
+                            Ok(c) => changed |= c,
+                            Err(e) if e.contains("revision_compacted") => {
+                                *view = None;
+                                return Err(e);
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    if changed {
+                        self.publish(v, true);
+                        last_live = v.liveness(wall_ms());
+                    }
+                }
+                _ = tick.tick() => {
+                    let live = v.liveness(wall_ms());
+                    if live != last_live {
+                        tracing::info!("cluster lease liveness changed");
+                        self.publish(v, true);
+                        last_live = live;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run(self) {
+        let mut view: Option<CatalogView> = None;
+        let mut failures = 0u32;
+        loop {
+            let err = self.follow_once(&mut view).await.err();
+            if let Some(e) = err {
+                failures += 1;
+                if failures == 1 || failures.is_multiple_of(20) {
+                    tracing::warn!(error = %e, failures, "federation watch interrupted; routing from the last table");
+                }
+                if let Some(v) = &view {
+                    self.publish(v, false);
+                }
+            } else {
+                failures = 0;
+            }
+            tokio::time::sleep(Duration::from_millis(
+                (100 * (1u64 << failures.min(4))).min(2_000),
+            ))
+            .await;
+            // Leases keep expiring while disconnected: keep evaluating them.
+            if let Some(v) = &view
+                && failures > 0
+            {
+                self.publish(v, false);
+            }
+        }
+    }
+}
+
+impl Actor for CatalogWatcherActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let follower = Follower {
+            me: self.me.clone(),
+            fed: self.fed.clone(),
+            tables: self.tables.clone(),
+            metrics: self.metrics.clone(),
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .build()
+                .unwrap_or_default(),
+            token: self.token.clone(),
+        };
+        let delay = backoff(self.restarts);
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            follower.run().await;
+        });
+        self.task = Some(task.abort_handle());
+        ctx.spawn(actix::fut::wrap_future::<_, Self>(task).map(|res, _, ctx| {
+            if let Err(e) = res
+                && !e.is_cancelled()
+            {
+                tracing::error!(error = %e, "catalog follower died; restarting");
+            }
+            ctx.stop();
+        }));
+    }
+}
+
+impl Supervised for CatalogWatcherActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        self.restarts += 1;
+        self.metrics
+            .actor_restarts
+            .with_label_values(&["catalog_watcher"])
+            .inc();
+        tracing::warn!(restarts = self.restarts, "catalog watcher restarting");
+    }
+}
+
+impl Handler<InjectPanic> for CatalogWatcherActor {
+    type Result = ();
+    fn handle(&mut self, _: InjectPanic, ctx: &mut Context<Self>) {
+        guarded("catalog_watcher", ctx, || {
+            panic!("injected panic in catalog_watcher")
+        });
+    }
+}

@@ -1,0 +1,196 @@
+//! [`DiscoveryActor`] (static discovery): makes this cluster and its local services known to
+//! the federation.
+//!
+//! On start it registers the cluster (an existing registration is kept). Then, in a spawned
+//! loop: it renews the cluster's lease every TTL/3, and publishes each exported service's
+//! healthy endpoint count when it changes — at most once per `publish_interval_ms` per
+//! service (debounced, so a flapping endpoint cannot flood the store) and at least every 30 s.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde_json::json;
+
+use super::fed::FedClient;
+use super::guard::{InjectPanic, backoff, guarded};
+use super::pool::{GetCounts, PoolActor};
+use crate::config::GatewayConfig;
+use crate::metrics::Metrics;
+
+/// A local service to export, with its pool.
+#[derive(Clone)]
+pub struct Export {
+    pub namespace: String,
+    pub name: String,
+    pub ports: Vec<warden_federation::model::ServicePort>,
+    pub weight: u32,
+    pub pool: Addr<PoolActor>,
+}
+
+pub struct DiscoveryActor {
+    cfg: Arc<GatewayConfig>,
+    fed: FedClient,
+    /// The east-west address other gateways use.
+    advertise: String,
+    exports: Vec<Export>,
+    metrics: Arc<Metrics>,
+    restarts: u32,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+impl DiscoveryActor {
+    pub fn new(
+        cfg: Arc<GatewayConfig>,
+        fed: FedClient,
+        advertise: String,
+        exports: Vec<Export>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            cfg,
+            fed,
+            advertise,
+            exports,
+            metrics,
+            restarts: 0,
+            task: None,
+        }
+    }
+}
+
+async fn register(cfg: &GatewayConfig, fed: &FedClient, advertise: &str) -> Result<(), String> {
+    let c = &cfg.cluster;
+    let body = json!({
+        "name": c.name, "region": c.region, "zone": c.zone, "network": c.network,
+        "gateway": advertise, "trust_domain": c.trust_domain,
+    });
+    match fed.post("/api/v1/clusters", &body).await {
+        Ok(_) => {
+            tracing::info!(cluster = %c.name, gateway = advertise, "cluster registered");
+            Ok(())
+        }
+        Err(warden_federation::client::ClientError::Api { status: 409, .. }) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn run(cfg: Arc<GatewayConfig>, fed: FedClient, advertise: String, exports: Vec<Export>) {
+    let me = cfg.cluster.name.clone();
+    let ttl = cfg.federation.lease_ttl_ms;
+    let renew_every = Duration::from_millis((ttl / 3).max(100));
+    let min_gap = Duration::from_millis(cfg.federation.publish_interval_ms);
+    let refresh = Duration::from_secs(30);
+    if cfg.cluster.register {
+        let mut attempt = 0u32;
+        while let Err(e) = register(&cfg, &fed, &advertise).await {
+            attempt += 1;
+            if attempt == 1 || attempt.is_multiple_of(20) {
+                tracing::warn!(error = %e, "cannot register the cluster yet; retrying");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let mut published: HashMap<(String, String), (u32, Instant)> = HashMap::new();
+    let mut next_lease = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        if now >= next_lease {
+            match fed
+                .put(
+                    &format!("/api/v1/clusters/{me}/lease"),
+                    &json!({ "ttl_ms": ttl }),
+                )
+                .await
+            {
+                Ok(_) => next_lease = now + renew_every,
+                Err(e) => {
+                    tracing::warn!(error = %e, "lease renewal failed");
+                    next_lease = now + Duration::from_millis(200);
+                }
+            }
+        }
+        for ex in &exports {
+            let key = (ex.namespace.clone(), ex.name.clone());
+            let Ok((healthy, _total)) = ex.pool.send(GetCounts).await else {
+                continue;
+            };
+            let due = match published.get(&key) {
+                None => true,
+                Some((last, at)) => {
+                    (*last != healthy && now.duration_since(*at) >= min_gap)
+                        || now.duration_since(*at) >= refresh
+                }
+            };
+            if !due {
+                continue;
+            }
+            let path = format!(
+                "/api/v1/clusters/{me}/services/{}/{}",
+                ex.namespace, ex.name
+            );
+            let body =
+                json!({ "ports": ex.ports, "healthy_endpoints": healthy, "weight": ex.weight });
+            match fed.put(&path, &body).await {
+                Ok(_) => {
+                    if published.get(&key).map(|p| p.0) != Some(healthy) {
+                        tracing::info!(service = %format!("{}/{}", ex.namespace, ex.name), healthy, "export published");
+                    }
+                    published.insert(key, (healthy, now));
+                }
+                Err(e) => tracing::warn!(error = %e, "export publication failed"),
+            }
+        }
+    }
+}
+
+impl Actor for DiscoveryActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let (cfg, fed, adv, exports) = (
+            self.cfg.clone(),
+            self.fed.clone(),
+            self.advertise.clone(),
+            self.exports.clone(),
+        );
+        let delay = backoff(self.restarts);
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            run(cfg, fed, adv, exports).await;
+        });
+        self.task = Some(task.abort_handle());
+        ctx.spawn(actix::fut::wrap_future::<_, Self>(task).map(|res, _, ctx| {
+            if let Err(e) = res
+                && !e.is_cancelled()
+            {
+                tracing::error!(error = %e, "discovery loop died; restarting");
+            }
+            ctx.stop();
+        }));
+    }
+}
+
+impl Supervised for DiscoveryActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        self.restarts += 1;
+        self.metrics
+            .actor_restarts
+            .with_label_values(&["discovery"])
+            .inc();
+        tracing::warn!(restarts = self.restarts, "discovery restarting");
+    }
+}
+
+impl Handler<InjectPanic> for DiscoveryActor {
+    type Result = ();
+    fn handle(&mut self, _: InjectPanic, ctx: &mut Context<Self>) {
+        guarded("discovery", ctx, || panic!("injected panic in discovery"));
+    }
+}

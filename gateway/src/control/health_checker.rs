@@ -1,0 +1,117 @@
+//! [`HealthCheckerActor`]: active probes of local endpoints (TCP connect, or HTTP GET of a
+//! path expecting 2xx) on an interval, each bounded by a timeout. Results go to the owning
+//! pool actor, which applies the thresholds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::guard::{InjectPanic, backoff, guarded};
+use super::pool::{PoolActor, ProbeCompleted};
+use crate::metrics::Metrics;
+
+/// One endpoint to probe.
+#[derive(Clone)]
+pub struct ProbeTarget {
+    pub addr: String,
+    /// `tcp` or an HTTP path.
+    pub probe: String,
+    pub pool: Addr<PoolActor>,
+}
+
+pub struct HealthCheckerActor {
+    targets: Vec<ProbeTarget>,
+    interval: Duration,
+    timeout: Duration,
+    http: Client<HttpConnector, Empty<Bytes>>,
+    metrics: Arc<Metrics>,
+    restarts: u32,
+}
+
+impl HealthCheckerActor {
+    pub fn new(
+        targets: Vec<ProbeTarget>,
+        interval: Duration,
+        timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let mut conn = HttpConnector::new();
+        conn.set_connect_timeout(Some(timeout));
+        Self {
+            targets,
+            interval,
+            timeout,
+            http: Client::builder(TokioExecutor::new()).build(conn),
+            metrics,
+            restarts: 0,
+        }
+    }
+
+    fn probe_all(&self) {
+        for t in self.targets.clone() {
+            let (timeout, http) = (self.timeout, self.http.clone());
+            tokio::spawn(async move {
+                let ok = tokio::time::timeout(timeout, probe(&http, &t))
+                    .await
+                    .unwrap_or(false);
+                t.pool.do_send(ProbeCompleted {
+                    addr: t.addr.clone(),
+                    ok,
+                });
+            });
+        }
+    }
+}
+
+async fn probe(http: &Client<HttpConnector, Empty<Bytes>>, t: &ProbeTarget) -> bool {
+    if t.probe == "tcp" {
+        return tokio::net::TcpStream::connect(t.addr.as_str())
+            .await
+            .is_ok();
+    }
+    let Ok(uri) = format!("http://{}{}", t.addr, t.probe).parse::<http::Uri>() else {
+        return false;
+    };
+    match http.get(uri).await {
+        Ok(r) => r.status().is_success(),
+        Err(_) => false,
+    }
+}
+
+impl Actor for HealthCheckerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let (interval, delay) = (self.interval, backoff(self.restarts));
+        ctx.run_later(delay, move |act, ctx| {
+            act.probe_all();
+            ctx.run_interval(interval, |act, _| act.probe_all());
+        });
+    }
+}
+
+impl Supervised for HealthCheckerActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.restarts += 1;
+        self.metrics
+            .actor_restarts
+            .with_label_values(&["health_checker"])
+            .inc();
+        tracing::warn!(restarts = self.restarts, "health checker restarting");
+    }
+}
+
+impl Handler<InjectPanic> for HealthCheckerActor {
+    type Result = ();
+    fn handle(&mut self, _: InjectPanic, ctx: &mut Context<Self>) {
+        guarded("health_checker", ctx, || {
+            panic!("injected panic in health_checker")
+        });
+    }
+}

@@ -1,0 +1,215 @@
+//! The control plane: supervised actix actors that own lifecycle and membership and publish
+//! immutable snapshots for the data path. No hyper types cross into their messages.
+//!
+//! [`start`] wires a gateway: binds the listeners, starts one [`pool::PoolActor`] per local
+//! service, the [`health_checker::HealthCheckerActor`], the two [`listener::ListenerActor`]s,
+//! the [`catalog::CatalogWatcherActor`] and the [`discovery::DiscoveryActor`], each under an
+//! actix `Supervisor`, plus the admin server. It must run inside an actix `System`.
+
+pub mod catalog;
+pub mod catalog_view;
+pub mod discovery;
+pub mod fed;
+pub mod guard;
+pub mod health_checker;
+pub mod listener;
+pub mod pool;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Addr, Recipient, Supervisor};
+use tokio::sync::mpsc;
+
+use crate::balance::Locality;
+use crate::config::GatewayConfig;
+use crate::metrics::Metrics;
+use crate::proxy::{Listener, PassiveSignal, ProxyCtx};
+use crate::table::{ServiceKey, Tables};
+use guard::InjectPanic;
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind {what} listener {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("federation client: {0}")]
+    Client(#[from] warden_federation::client::ClientError),
+}
+
+/// A running gateway.
+pub struct GatewayHandle {
+    pub outbound: SocketAddr,
+    pub eastwest: SocketAddr,
+    pub admin: SocketAddr,
+    pub tables: Tables,
+    pub metrics: Arc<Metrics>,
+}
+
+fn bind(what: &'static str, addr: &str) -> Result<std::net::TcpListener, StartError> {
+    let l = std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind {
+        what,
+        addr: addr.to_string(),
+        source,
+    })?;
+    l.set_nonblocking(true).map_err(|source| StartError::Bind {
+        what,
+        addr: addr.to_string(),
+        source,
+    })?;
+    Ok(l)
+}
+
+fn local_addr(what: &'static str, l: &std::net::TcpListener) -> Result<SocketAddr, StartError> {
+    l.local_addr().map_err(|source| StartError::Bind {
+        what,
+        addr: "?".into(),
+        source,
+    })
+}
+
+/// Starts every actor and listener of a gateway. Call inside an actix `System`.
+pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
+    let cfg = Arc::new(cfg);
+    let metrics = Arc::new(Metrics::new());
+    let tables = Tables::default();
+    let me = Locality {
+        cluster: cfg.cluster.name.clone(),
+        region: cfg.cluster.region.clone(),
+        zone: cfg.cluster.zone.clone(),
+    };
+    let outbound_sock = bind("outbound", &cfg.listeners.outbound)?;
+    let eastwest_sock = bind("east-west", &cfg.listeners.eastwest)?;
+    let admin_sock = bind("admin", &cfg.listeners.admin)?;
+    let (outbound, eastwest, admin) = (
+        local_addr("outbound", &outbound_sock)?,
+        local_addr("east-west", &eastwest_sock)?,
+        local_addr("admin", &admin_sock)?,
+    );
+    let advertise = cfg
+        .cluster
+        .advertise
+        .clone()
+        .unwrap_or_else(|| eastwest.to_string());
+
+    let mut hooks: HashMap<String, Recipient<InjectPanic>> = HashMap::new();
+
+    // Pools, one per local service.
+    let mut pools: HashMap<ServiceKey, Addr<pool::PoolActor>> = HashMap::new();
+    let mut probes = Vec::new();
+    let mut exports = Vec::new();
+    for s in &cfg.services {
+        let key = (s.namespace.clone(), s.name.clone());
+        let (c, t, m, eps, w, k) = (
+            cfg.clone(),
+            tables.clone(),
+            metrics.clone(),
+            s.endpoints.clone(),
+            s.weight,
+            key.clone(),
+        );
+        let addr = Supervisor::start(move |_| pool::PoolActor::new(k, &eps, w, c, t, m));
+        hooks.insert(
+            format!("pool:{}/{}", s.namespace, s.name),
+            addr.clone().recipient(),
+        );
+        for e in &s.endpoints {
+            probes.push(health_checker::ProbeTarget {
+                addr: e.clone(),
+                probe: s.probe.clone(),
+                pool: addr.clone(),
+            });
+        }
+        if s.export {
+            exports.push(discovery::Export {
+                namespace: s.namespace.clone(),
+                name: s.name.clone(),
+                ports: s.ports.clone(),
+                weight: s.weight,
+                pool: addr.clone(),
+            });
+        }
+        pools.insert(key, addr);
+    }
+
+    // Passive signals: a bounded channel from the data path, routed to the pools.
+    let (passive_tx, mut passive_rx) = mpsc::channel::<PassiveSignal>(4096);
+    let routes = pools.clone();
+    tokio::spawn(async move {
+        while let Some(sig) = passive_rx.recv().await {
+            if let Some(p) = routes.get(&sig.service) {
+                p.do_send(pool::RequestCompleted {
+                    addr: sig.endpoint,
+                    ok: sig.ok,
+                });
+            }
+        }
+    });
+
+    let proxy = ProxyCtx::new(tables.clone(), me, cfg.clone(), metrics.clone(), passive_tx);
+
+    let hc = {
+        let (interval, timeout) = (
+            Duration::from_millis(cfg.health.interval_ms),
+            Duration::from_millis(cfg.health.timeout_ms),
+        );
+        let m = metrics.clone();
+        Supervisor::start(move |_| {
+            health_checker::HealthCheckerActor::new(probes, interval, timeout, m)
+        })
+    };
+    hooks.insert("health_checker".into(), hc.recipient());
+
+    for (name, sock, kind) in [
+        ("listener_outbound", outbound_sock, Listener::Outbound),
+        ("listener_eastwest", eastwest_sock, Listener::EastWest),
+    ] {
+        let (p, m) = (proxy.clone(), metrics.clone());
+        let addr = Supervisor::start(move |_| listener::ListenerActor::new(name, sock, kind, p, m));
+        hooks.insert(name.into(), addr.recipient());
+    }
+
+    let token = cfg.admin_token();
+    let fed = fed::FedClient::new(&cfg.federation.endpoints, token.clone())?;
+    let cw = {
+        let (me, f, t, m) = (
+            cfg.cluster.name.clone(),
+            fed.clone(),
+            tables.clone(),
+            metrics.clone(),
+        );
+        Supervisor::start(move |_| catalog::CatalogWatcherActor::new(me, f, token, t, m))
+    };
+    hooks.insert("catalog_watcher".into(), cw.recipient());
+    let disc = {
+        let (c, f, m) = (cfg.clone(), fed.clone(), metrics.clone());
+        Supervisor::start(move |_| discovery::DiscoveryActor::new(c, f, advertise, exports, m))
+    };
+    hooks.insert("discovery".into(), disc.recipient());
+
+    crate::admin::spawn(
+        admin_sock,
+        proxy.clone(),
+        cfg.test_hooks.then_some(Arc::new(hooks)),
+    )
+    .map_err(|source| StartError::Bind {
+        what: "admin",
+        addr: admin.to_string(),
+        source,
+    })?;
+    tracing::info!(cluster = %cfg.cluster.name, %outbound, %eastwest, %admin, "gateway started");
+    Ok(GatewayHandle {
+        outbound,
+        eastwest,
+        admin,
+        tables,
+        metrics,
+    })
+}

@@ -1,0 +1,267 @@
+//! [`PoolActor`]: one per local service. Owns endpoint membership and health (active probe
+//! thresholds, passive outlier ejections) and publishes the service's immutable snapshot.
+//!
+//! Health flips are logged once, when they happen. When the last available endpoint goes away
+//! the failover is counted and logged; when endpoints recover they ramp back in over the
+//! failback window (the hysteresis is the healthy threshold plus the ramp).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::guard::{InjectPanic, backoff, guarded};
+use crate::config::GatewayConfig;
+use crate::health::{Flip, Outlier, ProbeState};
+use crate::metrics::Metrics;
+use crate::table::{InFlight, LocalEndpoint, LocalService, ServiceKey, Tables};
+
+/// An active probe result.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ProbeCompleted {
+    pub addr: String,
+    pub ok: bool,
+}
+
+/// A passive signal from the data path (a response or a connect failure).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RequestCompleted {
+    pub addr: String,
+    pub ok: bool,
+}
+
+/// (available, total) endpoints, for export publication.
+#[derive(Message)]
+#[rtype(result = "(u32, u32)")]
+pub struct GetCounts;
+
+struct Endpoint {
+    addr: String,
+    probe: ProbeState,
+    outlier: Outlier,
+    inflight: Arc<InFlight>,
+    /// Last published availability, to log flips of the combined state once.
+    was_available: bool,
+}
+
+pub struct PoolActor {
+    pub key: ServiceKey,
+    label: String,
+    cfg: Arc<GatewayConfig>,
+    tables: Tables,
+    metrics: Arc<Metrics>,
+    endpoints: Vec<Endpoint>,
+    weight: u32,
+    had_available: bool,
+    restarts: u32,
+}
+
+impl PoolActor {
+    pub fn new(
+        key: ServiceKey,
+        addrs: &[String],
+        weight: u32,
+        cfg: Arc<GatewayConfig>,
+        tables: Tables,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let endpoints = addrs
+            .iter()
+            .map(|a| Endpoint {
+                addr: a.clone(),
+                probe: ProbeState::new(),
+                outlier: Outlier::default(),
+                inflight: tables.inflight_for(a),
+                was_available: true,
+            })
+            .collect();
+        Self {
+            label: format!("{}/{}", key.0, key.1),
+            key,
+            cfg,
+            tables,
+            metrics,
+            endpoints,
+            weight,
+            had_available: true,
+            restarts: 0,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.tables.started.0.elapsed().as_millis() as u64
+    }
+
+    /// Publishes the snapshot and the gauges; logs flips and failovers once.
+    fn publish(&mut self) {
+        let now = self.now_ms();
+        let ramp_ms = self.cfg.routing.failback_ramp_ms;
+        let mut eps = Vec::with_capacity(self.endpoints.len());
+        let (mut healthy, mut unhealthy, mut ejected) = (0i64, 0i64, 0i64);
+        for e in &mut self.endpoints {
+            let is_ejected = e.outlier.is_ejected(now);
+            let available = e.probe.healthy && !is_ejected;
+            match (e.probe.healthy, is_ejected) {
+                (_, true) => ejected += 1,
+                (true, false) => healthy += 1,
+                (false, false) => unhealthy += 1,
+            }
+            if available != e.was_available {
+                if available {
+                    tracing::info!(service = %self.label, endpoint = %e.addr, "endpoint available again");
+                } else {
+                    tracing::warn!(service = %self.label, endpoint = %e.addr, ejected = is_ejected, "endpoint unavailable");
+                }
+                e.was_available = available;
+            }
+            eps.push(LocalEndpoint {
+                addr: e.addr.clone(),
+                available,
+                ramp: e.probe.ramp(now, ramp_ms),
+                inflight: e.inflight.clone(),
+            });
+        }
+        let any = healthy > 0;
+        if self.had_available && !any {
+            self.metrics
+                .failovers
+                .with_label_values(&[self.label.as_str()])
+                .inc();
+            tracing::warn!(service = %self.label, "no local endpoint available: failing over to other clusters");
+        } else if !self.had_available && any {
+            tracing::info!(service = %self.label, "local endpoints available again: failing back");
+        }
+        self.had_available = any;
+        let cluster = self.cfg.cluster.name.as_str();
+        for (state, n) in [
+            ("healthy", healthy),
+            ("unhealthy", unhealthy),
+            ("ejected", ejected),
+        ] {
+            self.metrics
+                .endpoints
+                .with_label_values(&[self.label.as_str(), cluster, state])
+                .set(n);
+        }
+        self.tables.publish_local(
+            self.key.clone(),
+            Some(LocalService {
+                endpoints: eps,
+                weight: self.weight,
+            }),
+        );
+    }
+
+    fn find(&mut self, addr: &str) -> Option<usize> {
+        self.endpoints.iter().position(|e| e.addr == addr)
+    }
+}
+
+impl Actor for PoolActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.publish();
+        // Ramps and ejection expiries change over time without any message.
+        let tick = Duration::from_millis(200);
+        let delay = backoff(self.restarts);
+        ctx.run_later(delay, move |_, ctx| {
+            ctx.run_interval(tick, |act, _| act.publish());
+        });
+    }
+}
+
+impl Supervised for PoolActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.restarts += 1;
+        self.metrics
+            .actor_restarts
+            .with_label_values(&["upstream_pool"])
+            .inc();
+        tracing::warn!(service = %self.label, restarts = self.restarts, "pool actor restarting");
+    }
+}
+
+impl Handler<ProbeCompleted> for PoolActor {
+    type Result = ();
+    fn handle(&mut self, m: ProbeCompleted, ctx: &mut Context<Self>) {
+        let label = self.label.clone();
+        guarded("upstream_pool", ctx, || {
+            let now = self.now_ms();
+            let (h, u) = (
+                self.cfg.health.healthy_threshold,
+                self.cfg.health.unhealthy_threshold,
+            );
+            let Some(i) = self.find(&m.addr) else { return };
+            if let Some(flip) = self.endpoints[i].probe.record(m.ok, now, h, u) {
+                match flip {
+                    Flip::BecameHealthy => {
+                        tracing::info!(service = %label, endpoint = %m.addr, "probe: healthy")
+                    }
+                    Flip::BecameUnhealthy => {
+                        tracing::warn!(service = %label, endpoint = %m.addr, "probe: unhealthy")
+                    }
+                }
+                self.publish();
+            }
+        });
+    }
+}
+
+impl Handler<RequestCompleted> for PoolActor {
+    type Result = ();
+    fn handle(&mut self, m: RequestCompleted, ctx: &mut Context<Self>) {
+        guarded("upstream_pool", ctx, || {
+            let now = self.now_ms();
+            let o = &self.cfg.outlier;
+            let (threshold, base, max_pct) = (
+                o.consecutive_failures,
+                o.base_ejection_ms,
+                o.max_ejection_percent as usize,
+            );
+            let total = self.endpoints.len();
+            let ejected = self
+                .endpoints
+                .iter()
+                .filter(|e| e.outlier.is_ejected(now))
+                .count();
+            let Some(i) = self.find(&m.addr) else { return };
+            if m.ok {
+                self.endpoints[i].outlier.success();
+                return;
+            }
+            let may_eject = (ejected + 1) * 100 <= max_pct * total;
+            if self.endpoints[i]
+                .outlier
+                .failure(now, threshold, base, may_eject)
+            {
+                tracing::warn!(service = %self.label, endpoint = %m.addr, "outlier: ejected");
+                self.publish();
+            }
+        });
+    }
+}
+
+impl Handler<GetCounts> for PoolActor {
+    type Result = MessageResult<GetCounts>;
+    fn handle(&mut self, _: GetCounts, _: &mut Context<Self>) -> Self::Result {
+        let now = self.now_ms();
+        let avail = self
+            .endpoints
+            .iter()
+            .filter(|e| e.probe.healthy && !e.outlier.is_ejected(now))
+            .count();
+        MessageResult((avail as u32, self.endpoints.len() as u32))
+    }
+}
+
+impl Handler<InjectPanic> for PoolActor {
+    type Result = ();
+    fn handle(&mut self, _: InjectPanic, ctx: &mut Context<Self>) {
+        guarded("upstream_pool", ctx, || {
+            panic!("injected panic in upstream_pool")
+        });
+    }
+}

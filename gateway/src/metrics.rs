@@ -1,0 +1,127 @@
+//! The gateway's Prometheus metrics, registered into one registry passed around (no globals).
+//! Labels are bounded: service names and cluster names from the catalog, response classes.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+/// Every metric family of the gateway.
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub duration: HistogramVec,
+    pub endpoints: IntGaugeVec,
+    pub failovers: IntCounterVec,
+    pub actor_restarts: IntCounterVec,
+    pub retries: IntCounterVec,
+    pub proxy_errors: IntCounterVec,
+    pub federation_revision: IntGaugeVec,
+}
+
+fn must<T>(r: Result<T, prometheus::Error>) -> T {
+    // The families below have fixed, valid names and label sets: construction cannot fail.
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("metric definition: {e}"),
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = must(IntCounterVec::new(
+            Opts::new(
+                "warden_http_requests_total",
+                "Requests proxied, by service, source and destination cluster and response class.",
+            ),
+            &["service", "src_cluster", "dst_cluster", "code_class"],
+        ));
+        let duration = must(HistogramVec::new(
+            HistogramOpts::new(
+                "warden_http_request_duration_seconds",
+                "Time from request to response headers, per service and destination cluster.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
+            &["service", "dst_cluster"],
+        ));
+        let endpoints = must(IntGaugeVec::new(
+            Opts::new(
+                "warden_upstream_endpoints",
+                "Endpoints per service and cluster by state (healthy, unhealthy, ejected).",
+            ),
+            &["service", "cluster", "state"],
+        ));
+        let failovers = must(IntCounterVec::new(
+            Opts::new(
+                "warden_failovers_total",
+                "Times a service lost all available local endpoints and traffic moved to other clusters.",
+            ),
+            &["service"],
+        ));
+        let actor_restarts = must(IntCounterVec::new(
+            Opts::new(
+                "warden_actor_restarts_total",
+                "Actor restarts by the supervisor.",
+            ),
+            &["actor"],
+        ));
+        let retries = must(IntCounterVec::new(
+            Opts::new("warden_retries_total", "Request retries, per service."),
+            &["service"],
+        ));
+        let proxy_errors = must(IntCounterVec::new(
+            Opts::new(
+                "warden_proxy_errors_total",
+                "Requests answered with a gateway error, by cause.",
+            ),
+            &["cause"],
+        ));
+        let federation_revision = must(IntGaugeVec::new(
+            Opts::new(
+                "warden_federation_revision",
+                "Federation store revision the routing table reflects, and whether the watch is connected.",
+            ),
+            &["kind"],
+        ));
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(duration.clone()),
+            Box::new(endpoints.clone()),
+            Box::new(failovers.clone()),
+            Box::new(actor_restarts.clone()),
+            Box::new(retries.clone()),
+            Box::new(proxy_errors.clone()),
+            Box::new(federation_revision.clone()),
+        ] {
+            must(registry.register(c));
+        }
+        Self {
+            registry,
+            requests,
+            duration,
+            endpoints,
+            failovers,
+            actor_restarts,
+            retries,
+            proxy_errors,
+            federation_revision,
+        }
+    }
+
+    /// Text exposition of every family.
+    pub fn render(&self) -> String {
+        let mut buf = String::new();
+        let enc = prometheus::TextEncoder::new();
+        if let Err(e) = enc.encode_utf8(&self.registry.gather(), &mut buf) {
+            tracing::warn!(error = %e, "encoding metrics");
+        }
+        buf
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

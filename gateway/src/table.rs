@@ -1,0 +1,168 @@
+//! Immutable routing snapshots the data path reads lock-free, and the handles that publish them.
+//!
+//! Two tables, each behind an `ArcSwap`: the [`LocalTable`] (this cluster's services and the
+//! health of their endpoints, published by the pool actors) and the [`RemoteTable`] (what the
+//! federation says about other clusters, published by the catalog watcher). A request loads
+//! each once. In-flight counters live in `Arc<AtomicU32>` that survive republishing, so
+//! least-request balancing sees every request in flight.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+
+/// (namespace, service).
+pub type ServiceKey = (String, String);
+
+/// Requests in flight to one target; shared across snapshots.
+#[derive(Debug, Default)]
+pub struct InFlight(AtomicU32);
+
+impl InFlight {
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+    /// Counts a request until the guard drops.
+    pub fn track(self: &Arc<Self>) -> InFlightGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        InFlightGuard(self.clone())
+    }
+}
+
+/// Decrements the in-flight count on drop.
+pub struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One local endpoint as the data path sees it.
+#[derive(Debug, Clone)]
+pub struct LocalEndpoint {
+    pub addr: String,
+    /// Healthy by active probes and not ejected by outlier detection.
+    pub available: bool,
+    /// 0.0–1.0: grows from 0 to 1 over the failback ramp after the endpoint recovers.
+    pub ramp: f64,
+    pub inflight: Arc<InFlight>,
+}
+
+/// A local service.
+#[derive(Debug, Clone)]
+pub struct LocalService {
+    pub endpoints: Vec<LocalEndpoint>,
+    pub weight: u32,
+}
+
+impl LocalService {
+    pub fn available_count(&self) -> usize {
+        self.endpoints.iter().filter(|e| e.available).count()
+    }
+}
+
+/// Local services, published by the pool actors.
+#[derive(Debug, Clone, Default)]
+pub struct LocalTable {
+    pub services: HashMap<ServiceKey, Arc<LocalService>>,
+}
+
+/// Another cluster's copy of a service, reached through that cluster's gateway.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteCluster {
+    pub cluster: String,
+    pub region: String,
+    pub zone: String,
+    pub gateway: String,
+    pub healthy_endpoints: u32,
+    pub weight: u32,
+    /// The cluster's lease is fresh (or leases are not in use for it).
+    pub live: bool,
+    #[serde(skip)]
+    pub inflight: Arc<InFlight>,
+}
+
+impl RemoteCluster {
+    pub fn available(&self) -> bool {
+        self.live && self.healthy_endpoints > 0
+    }
+}
+
+/// A traffic policy for one service, from the federation store.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RoutePolicy {
+    pub id: String,
+    /// Explicit failover order of clusters (replaces locality priorities).
+    pub failover_order: Vec<String>,
+    /// Cross-cluster weights: split traffic on purpose (the local cluster may be listed).
+    pub weights: BTreeMap<String, u32>,
+    /// Overrides the overprovisioning factor (percent) for this service.
+    pub overprovisioning_percent: Option<u32>,
+    /// Cap on the share (percent) of this cluster's traffic that may leave it while local
+    /// endpoints can serve.
+    pub max_egress_percent: Option<u32>,
+}
+
+/// What the federation says about other clusters.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteTable {
+    /// Store revision this table reflects.
+    pub revision: u64,
+    /// Whether the watch stream is connected (routing continues from the last table if not).
+    pub connected: bool,
+    pub services: HashMap<ServiceKey, Vec<RemoteCluster>>,
+    pub policies: HashMap<ServiceKey, RoutePolicy>,
+}
+
+/// Shared handles to both tables.
+#[derive(Clone, Default)]
+pub struct Tables {
+    pub local: Arc<ArcSwap<LocalTable>>,
+    pub remote: Arc<ArcSwap<RemoteTable>>,
+    /// In-flight counters by target (endpoint address or `cluster:<name>`), reused across
+    /// snapshots.
+    inflight: Arc<std::sync::Mutex<HashMap<String, Arc<InFlight>>>>,
+    /// When the gateway started; ramp and lease decisions use monotonic time from here.
+    pub started: Arc<StartTime>,
+}
+
+/// The process start instant.
+#[derive(Debug)]
+pub struct StartTime(pub Instant);
+
+impl Default for StartTime {
+    fn default() -> Self {
+        Self(Instant::now())
+    }
+}
+
+impl Tables {
+    /// The in-flight counter of a target, created on first use (control plane only).
+    pub fn inflight_for(&self, target: &str) -> Arc<InFlight> {
+        let mut m = match self.inflight.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        m.entry(target.to_string()).or_default().clone()
+    }
+
+    /// Replaces one local service (or removes it with `None`).
+    pub fn publish_local(&self, key: ServiceKey, svc: Option<LocalService>) {
+        self.local.rcu(|t| {
+            let mut t = LocalTable::clone(t);
+            match &svc {
+                Some(s) => {
+                    t.services.insert(key.clone(), Arc::new(s.clone()));
+                }
+                None => {
+                    t.services.remove(&key);
+                }
+            }
+            t
+        });
+    }
+}
