@@ -304,3 +304,186 @@ pub async fn converged(client: &reqwest::Client, nodes: &[NodeProc], patience: D
     })
     .await
 }
+
+/// Any `warden` child process that prints one JSON "listening" line on stdout.
+pub struct Proc {
+    child: Option<Child>,
+    pub info: Value,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl Proc {
+    pub async fn start(args: &[String], log: &Path) -> Proc {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let mut child = Command::new(bin())
+            .args(args)
+            .env("WARDEN_ADMIN_TOKEN", TOKEN)
+            .env("WARDEN_LOG", "info,openraft=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("spawn warden");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("process did not report its addresses in time")
+            .expect("read stdout")
+            .unwrap_or_else(|| panic!("{args:?} exited early; see {}", log.display()));
+        Proc {
+            child: Some(child),
+            info: serde_json::from_str(&line).expect("JSON listening line"),
+            args: args.to_vec(),
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn addr(&self, key: &str) -> String {
+        self.info[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {key} in {}", self.info))
+            .to_string()
+    }
+
+    /// SIGKILL by PID, then reap.
+    pub async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.start_kill();
+            let _ = c.wait().await;
+        }
+    }
+
+    /// Starts the same command again (with `args` replaced when given).
+    pub async fn restart_with(&mut self, args: Option<Vec<String>>) {
+        self.kill().await;
+        let args = args.unwrap_or_else(|| self.args.clone());
+        *self = Proc::start(&args, &self.log.clone()).await;
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.start_kill();
+        }
+    }
+}
+
+/// An echo backend answering with `name`.
+pub async fn echo(root: &Path, name: &str, listen: &str) -> Proc {
+    let args: Vec<String> = ["echo", "--name", name, "--listen", listen]
+        .map(String::from)
+        .to_vec();
+    Proc::start(&args, &root.join(format!("echo-{name}.log"))).await
+}
+
+/// One cluster of the end-to-end mesh: its gateway and two echo backends.
+pub struct ClusterProcs {
+    pub name: String,
+    pub gateway: Proc,
+    pub backends: Vec<Proc>,
+    pub config: PathBuf,
+}
+
+impl ClusterProcs {
+    pub fn outbound(&self) -> String {
+        self.gateway.addr("outbound")
+    }
+    pub fn admin(&self) -> String {
+        self.gateway.addr("admin")
+    }
+}
+
+/// Starts a gateway for `name` (region/zone given) with two echo backends exporting shop/cart.
+pub async fn cluster(
+    root: &Path,
+    name: &str,
+    region: &str,
+    zone: &str,
+    federation: &[String],
+) -> ClusterProcs {
+    let mut backends = Vec::new();
+    for i in 1..=2 {
+        backends.push(echo(root, &format!("{name}-{i}"), "127.0.0.1:0").await);
+    }
+    let endpoints: Vec<String> = backends
+        .iter()
+        .map(|b| format!("{:?}", b.addr("addr")))
+        .collect();
+    let feds: Vec<String> = federation
+        .iter()
+        .map(|f| format!("{:?}", format!("http://{f}")))
+        .collect();
+    let cfg = format!(
+        r#"test_hooks = true
+[cluster]
+name = "{name}"
+region = "{region}"
+zone = "{zone}"
+trust_domain = "{name}.test"
+[federation]
+endpoints = [{feds}]
+lease_ttl_ms = 1500
+publish_interval_ms = 200
+[listeners]
+outbound = "127.0.0.1:0"
+eastwest = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+[health]
+interval_ms = 200
+timeout_ms = 200
+healthy_threshold = 2
+unhealthy_threshold = 2
+[routing]
+failback_ramp_ms = 1000
+[[services]]
+namespace = "shop"
+name = "cart"
+endpoints = [{eps}]
+probe = "/healthz"
+"#,
+        feds = feds.join(", "),
+        eps = endpoints.join(", "),
+    );
+    let path = root.join(format!("gateway-{name}.toml"));
+    std::fs::write(&path, cfg).expect("write gateway config");
+    let args: Vec<String> = vec![
+        "gateway".into(),
+        "--config".into(),
+        path.display().to_string(),
+    ];
+    let gateway = Proc::start(&args, &root.join(format!("gateway-{name}.log"))).await;
+    ClusterProcs {
+        name: name.to_string(),
+        gateway,
+        backends,
+        config: path,
+    }
+}
+
+/// GET through a gateway's outbound listener for shop/cart; returns (status, serving backend).
+pub async fn call(client: &reqwest::Client, outbound: &str) -> (u16, String) {
+    match client
+        .get(format!("http://{outbound}/hello"))
+        .header("host", "cart.shop")
+        .send()
+        .await
+    {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let server = r
+                .headers()
+                .get("x-echo-server")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            (status, server)
+        }
+        Err(_) => (0, String::new()),
+    }
+}
