@@ -103,6 +103,12 @@ async fn three_cluster_mesh() {
     }
     let e = explain(&client, &east).await;
     assert_eq!(e["levels"][0]["traffic_share"], 1.0, "{e}");
+    // gRPC passes through with its trailers (h2c in, h2c to the backend).
+    let (s, server, grpc_status) = grpc_call(&east.outbound()).await;
+    assert_eq!(
+        (s, cluster_of(&server), grpc_status.as_deref()),
+        (200, "east", Some("0"))
+    );
 
     // Phase 2: kill both east backends under continuous load → nearest remote (central), 0 failures.
     let log: Log = Default::default();
@@ -250,6 +256,17 @@ async fn three_cluster_mesh() {
         assert_eq!((s, cluster_of(&server)), (200, "west"));
     }
     let _ = &mut central;
+    // gRPC across the east-west hop keeps its trailers too.
+    eventually(
+        Duration::from_secs(10),
+        "grpc fails over to west",
+        || async {
+            let (s, server, grpc_status) = grpc_call(&east.outbound()).await;
+            (s == 200 && cluster_of(&server) == "west" && grpc_status.as_deref() == Some("0"))
+                .then_some(())
+        },
+    )
+    .await;
 
     // Phase 5: injected actor panics → supervised restarts, serving continues.
     for actor in ["listener_outbound", "pool:shop/cart", "catalog_watcher"] {

@@ -57,6 +57,8 @@ pub struct LocalEndpoint {
 pub struct LocalService {
     pub endpoints: Vec<LocalEndpoint>,
     pub weight: u32,
+    /// Endpoints speak HTTP/2 (h2c prior knowledge): services exported as `http2` or `grpc`.
+    pub h2: bool,
 }
 
 impl LocalService {

@@ -1,12 +1,16 @@
 //! `warden echo --listen A --name N`: a small HTTP backend that answers with its name, for the
 //! demo, tests and benchmarks. `/healthz` answers `ok`; every other path answers
-//! `{"server": N, "method": ..., "path": ...}` with header `x-echo-server: N`.
+//! `{"server": N, "method": ..., "path": ...}` with header `x-echo-server: N`. A request with
+//! `content-type: application/grpc` gets the answer as one data frame followed by gRPC-style
+//! trailers (`grpc-status: 0`), so proxies can be checked for trailer pass-through.
 
 use std::convert::Infallible;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
@@ -20,29 +24,56 @@ pub struct EchoArgs {
     name: String,
 }
 
-async fn answer(name: String, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+fn full(b: Bytes) -> BoxBody<Bytes, Infallible> {
+    Full::new(b).boxed()
+}
+
+async fn answer(
+    name: String,
+    req: Request<hyper::body::Incoming>,
+) -> Response<BoxBody<Bytes, Infallible>> {
     let path = req.uri().path().to_string();
     let method = req.method().to_string();
-    let body = req
+    let grpc = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    let len = req
         .into_body()
         .collect()
         .await
         .map(|b| b.to_bytes().len())
         .unwrap_or(0);
     if path == "/healthz" {
-        return Response::new(Full::new(Bytes::from_static(b"ok\n")));
+        return Response::new(full(Bytes::from_static(b"ok\n")));
     }
     let text =
-        serde_json::json!({"server": name, "method": method, "path": path, "request_bytes": body})
+        serde_json::json!({"server": name, "method": method, "path": path, "request_bytes": len})
             .to_string();
-    let mut r = Response::new(Full::new(Bytes::from(text)));
+    let body = if grpc {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        trailers.insert("grpc-message", http::HeaderValue::from_static("ok"));
+        let frames = vec![
+            Ok::<_, Infallible>(Frame::data(Bytes::from(text))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        StreamBody::new(futures::stream::iter(frames)).boxed()
+    } else {
+        full(Bytes::from(text))
+    };
+    let mut r = Response::new(body);
     if let Ok(v) = http::HeaderValue::from_str(&name) {
         r.headers_mut().insert("x-echo-server", v);
     }
-    r.headers_mut().insert(
-        "content-type",
-        http::HeaderValue::from_static("application/json"),
-    );
+    let ct = if grpc {
+        "application/grpc"
+    } else {
+        "application/json"
+    };
+    r.headers_mut()
+        .insert("content-type", http::HeaderValue::from_static(ct));
     r
 }
 

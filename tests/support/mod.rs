@@ -446,6 +446,12 @@ namespace = "shop"
 name = "cart"
 endpoints = [{eps}]
 probe = "/healthz"
+[[services]]
+namespace = "shop"
+name = "grpc-echo"
+ports = [{{ name = "grpc", port = 50051, protocol = "grpc" }}]
+endpoints = [{eps}]
+probe = "tcp"
 "#,
         feds = feds.join(", "),
         eps = endpoints.join(", "),
@@ -486,4 +492,40 @@ pub async fn call(client: &reqwest::Client, outbound: &str) -> (u16, String) {
         }
         Err(_) => (0, String::new()),
     }
+}
+
+/// A gRPC-shaped call (HTTP/2 prior knowledge, `content-type: application/grpc`) to
+/// shop/grpc-echo through a gateway; returns (status, serving backend, grpc-status trailer).
+pub async fn grpc_call(outbound: &str) -> (u16, String, Option<String>) {
+    use http_body_util::BodyExt;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let req = http::Request::post(format!("http://{outbound}/echo.Echo/Say"))
+        .header("host", "grpc-echo.shop")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"\0\0\0\0\x02hi",
+        )))
+        .expect("request");
+    let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(10), client.request(req)).await
+    else {
+        return (0, String::new(), None);
+    };
+    let status = resp.status().as_u16();
+    let server = resp
+        .headers()
+        .get("x-echo-server")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let collected = resp.into_body().collect().await.ok();
+    let grpc_status = collected.and_then(|c| c.trailers().cloned()).and_then(|t| {
+        t.get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    });
+    (status, server, grpc_status)
 }

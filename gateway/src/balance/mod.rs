@@ -332,6 +332,7 @@ mod tests {
                 })
                 .collect(),
             weight: 100,
+            h2: false,
         }
     }
 

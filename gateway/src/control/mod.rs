@@ -115,7 +115,12 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
             s.weight,
             key.clone(),
         );
-        let addr = Supervisor::start(move |_| pool::PoolActor::new(k, &eps, w, c, t, m));
+        use warden_federation::model::Protocol;
+        let h2 = s
+            .ports
+            .first()
+            .is_some_and(|p| matches!(p.protocol, Protocol::Http2 | Protocol::Grpc));
+        let addr = Supervisor::start(move |_| pool::PoolActor::new(k, &eps, w, h2, c, t, m));
         hooks.insert(
             format!("pool:{}/{}", s.namespace, s.name),
             addr.clone().recipient(),

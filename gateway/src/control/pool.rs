@@ -54,6 +54,7 @@ pub struct PoolActor {
     metrics: Arc<Metrics>,
     endpoints: Vec<Endpoint>,
     weight: u32,
+    h2: bool,
     had_available: bool,
     restarts: u32,
 }
@@ -63,6 +64,7 @@ impl PoolActor {
         key: ServiceKey,
         addrs: &[String],
         weight: u32,
+        h2: bool,
         cfg: Arc<GatewayConfig>,
         tables: Tables,
         metrics: Arc<Metrics>,
@@ -85,6 +87,7 @@ impl PoolActor {
             metrics,
             endpoints,
             weight,
+            h2,
             had_available: true,
             restarts: 0,
         }
@@ -150,6 +153,7 @@ impl PoolActor {
             Some(LocalService {
                 endpoints: eps,
                 weight: self.weight,
+                h2: self.h2,
             }),
         );
     }

@@ -74,7 +74,9 @@ pub struct ProxyCtx {
     pub cfg: Arc<GatewayConfig>,
     pub metrics: Arc<Metrics>,
     local: Client<HttpConnector, BoxBody>,
-    remote: Client<HttpConnector, BoxBody>,
+    /// h2c prior knowledge, for local endpoints of `http2`/`grpc` services, and for remote
+    /// gateways.
+    h2: Client<HttpConnector, BoxBody>,
     passive: mpsc::Sender<PassiveSignal>,
     budget: RetryBudget,
 }
@@ -93,7 +95,7 @@ impl ProxyCtx {
         let local = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(conn.clone());
-        let remote = Client::builder(TokioExecutor::new())
+        let h2 = Client::builder(TokioExecutor::new())
             .http2_only(true)
             .pool_idle_timeout(Duration::from_secs(60))
             .build(conn);
@@ -107,7 +109,7 @@ impl ProxyCtx {
             cfg,
             metrics,
             local,
-            remote,
+            h2,
             passive,
             budget,
         })
@@ -140,18 +142,20 @@ impl ProxyCtx {
         {
             return route::service_from_header(v).ok_or(ProxyError::NoService);
         }
-        let authority = req
+        // The URI authority (HTTP/2 :authority, absolute-form HTTP/1.1) first; if it does not
+        // name a service (a client dialing the gateway's address), the Host header.
+        let from_uri = req
             .uri()
             .authority()
-            .map(|a| a.as_str().to_string())
+            .and_then(|a| route::service_from_authority(a.as_str()));
+        from_uri
             .or_else(|| {
                 req.headers()
                     .get(http::header::HOST)
                     .and_then(|h| h.to_str().ok())
-                    .map(str::to_string)
+                    .and_then(route::service_from_authority)
             })
-            .ok_or(ProxyError::NoService)?;
-        route::service_from_authority(&authority).ok_or(ProxyError::NoService)
+            .ok_or(ProxyError::NoService)
     }
 
     /// Handles one request end to end.
@@ -336,7 +340,7 @@ impl ProxyCtx {
                     let Some(l) = local.as_ref() else { break };
                     let ep = &l.endpoints[i];
                     let _g = ep.inflight.track();
-                    let r = self.send_local(out, &ep.addr, per_try).await;
+                    let r = self.send_local(out, &ep.addr, l.h2, per_try).await;
                     (r, self.me.cluster.clone(), Some(ep.addr.clone()))
                 }
                 Target::Remote(i) => {
@@ -411,6 +415,7 @@ impl ProxyCtx {
         &self,
         mut req: Request<BoxBody>,
         addr: &str,
+        h2: bool,
         per_try: Duration,
     ) -> Result<Response<Incoming>, ProxyError> {
         let pq = req
@@ -424,8 +429,13 @@ impl ProxyCtx {
                 target: addr.to_string(),
                 message: e.to_string(),
             })?;
-        *req.version_mut() = http::Version::HTTP_11;
-        self.send(&self.local, req, addr, per_try).await
+        if h2 {
+            *req.version_mut() = http::Version::HTTP_2;
+            self.send(&self.h2, req, addr, per_try).await
+        } else {
+            *req.version_mut() = http::Version::HTTP_11;
+            self.send(&self.local, req, addr, per_try).await
+        }
     }
 
     async fn send_remote(
@@ -455,7 +465,7 @@ impl ProxyCtx {
         if let Ok(v) = HeaderValue::from_str(&self.me.cluster) {
             h.insert(SOURCE_HEADER, v);
         }
-        self.send(&self.remote, req, gateway, per_try).await
+        self.send(&self.h2, req, gateway, per_try).await
     }
 
     async fn send(
