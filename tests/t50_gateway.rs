@@ -103,6 +103,9 @@ async fn three_cluster_mesh() {
     }
     let e = explain(&client, &east).await;
     assert_eq!(e["levels"][0]["traffic_share"], 1.0, "{e}");
+    // Raw TCP by port mapping stays local too.
+    let tcp_east = east.gateway.info["tcp"][0].as_str().unwrap().to_string();
+    assert_eq!(cluster_of(&tcp_call(&tcp_east).await), "east");
     // gRPC passes through with its trailers (h2c in, h2c to the backend).
     let (s, server, grpc_status) = grpc_call(&east.outbound()).await;
     assert_eq!(
@@ -256,6 +259,8 @@ async fn three_cluster_mesh() {
         assert_eq!((s, cluster_of(&server)), (200, "west"));
     }
     let _ = &mut central;
+    // Raw TCP crosses to west through an HTTP/2 CONNECT stream.
+    assert_eq!(cluster_of(&tcp_call(&tcp_east).await), "west");
     // gRPC across the east-west hop keeps its trailers too.
     eventually(
         Duration::from_secs(10),

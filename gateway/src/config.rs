@@ -300,6 +300,16 @@ impl GatewayConfig {
                 "health thresholds must be >= 1".into(),
             ));
         }
+        for (i, r) in self.listeners.tcp.iter().enumerate() {
+            let ok = r.service.split_once('/').is_some_and(|(ns, svc)| {
+                validate_dns_label("ns", ns).is_ok() && validate_dns_label("svc", svc).is_ok()
+            });
+            if !ok {
+                return Err(ConfigError::Invalid(format!(
+                    "listeners.tcp[{i}].service must be namespace/service"
+                )));
+            }
+        }
         if self.federation.lease_ttl_ms < 300 {
             return Err(ConfigError::Invalid(
                 "federation.lease_ttl_ms must be >= 300".into(),

@@ -49,6 +49,7 @@ fn print_listening(h: &warden_gateway::control::GatewayHandle, extra: serde_json
         "outbound": h.outbound.to_string(),
         "eastwest": h.eastwest.to_string(),
         "admin": h.admin.to_string(),
+        "tcp": h.tcp.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
     });
     if let (Some(o), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
         o.extend(e);

@@ -434,6 +434,10 @@ publish_interval_ms = 200
 outbound = "127.0.0.1:0"
 eastwest = "127.0.0.1:0"
 admin = "127.0.0.1:0"
+[[listeners.tcp]]
+listen = "127.0.0.1:0"
+service = "shop/cart"
+port = 80
 [health]
 interval_ms = 200
 timeout_ms = 200
@@ -528,4 +532,29 @@ pub async fn grpc_call(outbound: &str) -> (u16, String, Option<String>) {
             .map(str::to_string)
     });
     (status, server, grpc_status)
+}
+
+/// A raw TCP exchange through a gateway's TCP route: sends an HTTP/1.0 request as bytes and
+/// returns the `x-echo-server` of the response ("" if none came back).
+pub async fn tcp_call(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(Ok(mut s)) =
+        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await
+    else {
+        return String::new();
+    };
+    if s.write_all(b"GET /tcp HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    text.lines()
+        .find_map(|l| l.strip_prefix("x-echo-server: "))
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }

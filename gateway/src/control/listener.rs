@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::proxy::{Listener, ProxyCtx};
 
 pub struct ListenerActor {
-    pub name: &'static str,
+    pub name: String,
     pub socket: std::net::TcpListener,
     pub kind: Listener,
     pub proxy: Arc<ProxyCtx>,
@@ -26,7 +26,7 @@ pub struct ListenerActor {
 
 impl ListenerActor {
     pub fn new(
-        name: &'static str,
+        name: String,
         socket: std::net::TcpListener,
         kind: Listener,
         proxy: Arc<ProxyCtx>,
@@ -50,7 +50,7 @@ impl ListenerActor {
         }) {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(listener = self.name, error = %e, "cannot reuse the listening socket");
+                tracing::error!(listener = %self.name, error = %e, "cannot reuse the listening socket");
                 ctx.stop();
                 return;
             }
@@ -58,12 +58,12 @@ impl ListenerActor {
         let listener = match tokio::net::TcpListener::from_std(std) {
             Ok(l) => l,
             Err(e) => {
-                tracing::error!(listener = self.name, error = %e, "cannot register the listening socket");
+                tracing::error!(listener = %self.name, error = %e, "cannot register the listening socket");
                 ctx.stop();
                 return;
             }
         };
-        let (proxy, kind, name) = (self.proxy.clone(), self.kind, self.name);
+        let (proxy, kind, name) = (self.proxy.clone(), self.kind, self.name.clone());
         let task = tokio::spawn(async move {
             loop {
                 match listener.accept().await {
@@ -72,7 +72,7 @@ impl ListenerActor {
                     }
                     Err(e) => {
                         // EMFILE and friends: back off briefly instead of spinning.
-                        tracing::warn!(listener = name, error = %e, "accept failed");
+                        tracing::warn!(listener = %name, error = %e, "accept failed");
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     }
                 }
@@ -83,11 +83,11 @@ impl ListenerActor {
             if let Err(e) = res
                 && !e.is_cancelled()
             {
-                tracing::error!(listener = act.name, error = %e, "accept loop died; restarting");
+                tracing::error!(listener = %act.name, error = %e, "accept loop died; restarting");
             }
             ctx.stop();
         }));
-        tracing::info!(listener = self.name, addr = ?self.socket.local_addr().ok(), "accepting");
+        tracing::info!(listener = %self.name, addr = ?self.socket.local_addr().ok(), "accepting");
     }
 }
 
@@ -112,7 +112,7 @@ impl Supervised for ListenerActor {
         self.restarts += 1;
         self.metrics
             .actor_restarts
-            .with_label_values(&[self.name])
+            .with_label_values(&[self.name.as_str()])
             .inc();
         tracing::warn!(
             listener = self.name,
@@ -125,7 +125,7 @@ impl Supervised for ListenerActor {
 impl Handler<InjectPanic> for ListenerActor {
     type Result = ();
     fn handle(&mut self, _: InjectPanic, ctx: &mut Context<Self>) {
-        let name = self.name;
-        guarded(name, ctx, || panic!("injected panic in {name}"));
+        let name = self.name.clone();
+        guarded(&name, ctx, || panic!("injected panic in {name}"));
     }
 }

@@ -49,6 +49,8 @@ pub struct GatewayHandle {
     pub outbound: SocketAddr,
     pub eastwest: SocketAddr,
     pub admin: SocketAddr,
+    /// Bound addresses of `listeners.tcp`, in order.
+    pub tcp: Vec<SocketAddr>,
     pub tables: Tables,
     pub metrics: Arc<Metrics>,
 }
@@ -172,13 +174,29 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
     };
     hooks.insert("health_checker".into(), hc.recipient());
 
-    for (name, sock, kind) in [
-        ("listener_outbound", outbound_sock, Listener::Outbound),
-        ("listener_eastwest", eastwest_sock, Listener::EastWest),
-    ] {
+    let mut listeners = vec![
+        (
+            "listener_outbound".to_string(),
+            outbound_sock,
+            Listener::Outbound,
+        ),
+        (
+            "listener_eastwest".to_string(),
+            eastwest_sock,
+            Listener::EastWest,
+        ),
+    ];
+    let mut tcp = Vec::new();
+    for (i, r) in cfg.listeners.tcp.iter().enumerate() {
+        let sock = bind("tcp", &r.listen)?;
+        tcp.push(local_addr("tcp", &sock)?);
+        listeners.push((format!("listener_tcp_{i}"), sock, Listener::Tcp(i)));
+    }
+    for (name, sock, kind) in listeners {
         let (p, m) = (proxy.clone(), metrics.clone());
+        let hook = name.clone();
         let addr = Supervisor::start(move |_| listener::ListenerActor::new(name, sock, kind, p, m));
-        hooks.insert(name.into(), addr.recipient());
+        hooks.insert(hook, addr.recipient());
     }
 
     let token = cfg.admin_token();
@@ -214,6 +232,7 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         outbound,
         eastwest,
         admin,
+        tcp,
         tables,
         metrics,
     })

@@ -8,6 +8,7 @@
 pub mod budget;
 pub mod error;
 pub mod route;
+pub mod tcp;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -65,6 +66,8 @@ pub struct PassiveSignal {
 pub enum Listener {
     Outbound,
     EastWest,
+    /// Raw TCP route `listeners.tcp[i]`.
+    Tcp(usize),
 }
 
 /// Everything a request needs; shared by every connection.
@@ -117,6 +120,9 @@ impl ProxyCtx {
 
     /// Serves one accepted connection (HTTP/1.1 or HTTP/2 prior knowledge).
     pub async fn serve_connection(self: Arc<Self>, stream: TcpStream, listener: Listener) {
+        if let Listener::Tcp(i) = listener {
+            return self.serve_tcp(stream, i).await;
+        }
         let _ = stream.set_nodelay(true);
         let ctx = self.clone();
         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -124,7 +130,10 @@ impl ProxyCtx {
             async move { Ok::<_, Infallible>(ctx.handle(req, listener).await) }
         });
         let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+        if let Err(e) = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .await
+        {
             tracing::debug!(error = %e, ?listener, "connection ended with an error");
         }
     }
@@ -165,8 +174,11 @@ impl ProxyCtx {
         listener: Listener,
     ) -> Response<BoxBody> {
         let started = Instant::now();
+        if listener == Listener::EastWest && req.method() == http::Method::CONNECT {
+            return self.handle_connect(req).await;
+        }
         let src_cluster = match listener {
-            Listener::Outbound => self.me.cluster.clone(),
+            Listener::Outbound | Listener::Tcp(_) => self.me.cluster.clone(),
             Listener::EastWest => req
                 .headers()
                 .get(SOURCE_HEADER)
@@ -243,14 +255,16 @@ impl ProxyCtx {
         let remotes = match listener {
             // The east-west hop never forwards again: local endpoints only.
             Listener::EastWest => &empty_remotes,
-            Listener::Outbound => remote_table.services.get(key).unwrap_or(&empty_remotes),
+            Listener::Outbound | Listener::Tcp(_) => {
+                remote_table.services.get(key).unwrap_or(&empty_remotes)
+            }
         };
         let policy = remote_table.policies.get(key);
         let name = format!("{}/{}", key.0, key.1);
         if local.is_none() && remotes.is_empty() {
             return Err(match listener {
                 Listener::EastWest => ProxyError::NoLocalEndpoint(name),
-                Listener::Outbound => ProxyError::UnknownService(name),
+                Listener::Outbound | Listener::Tcp(_) => ProxyError::UnknownService(name),
             });
         }
 
