@@ -1,6 +1,9 @@
 //! Benchmarks behind `warden bench`: they measure and print, they never assert.
 
 pub mod etcd;
+pub mod gateway;
+pub mod http_load;
 pub mod load;
+pub mod procs;
 pub mod raft;
 pub mod stats;
