@@ -29,6 +29,29 @@ pub struct GatewayConfig {
     /// Test-only hooks (actor panic injection); off unless set.
     #[serde(default)]
     pub test_hooks: bool,
+    #[serde(default)]
+    pub runtime: RuntimeSection,
+}
+
+/// How the data path uses threads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataPathThreads {
+    /// One multi-thread tokio runtime; every listener's connections spread over its workers.
+    #[default]
+    Shared,
+    /// Envoy's model: one actix Arbiter (a current-thread runtime) per core, each accepting on
+    /// the shared listening sockets with its own upstream connection pools.
+    PerCore,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSection {
+    #[serde(default)]
+    pub data_path: DataPathThreads,
+    /// Arbiters in `per_core` mode (default: the number of cores).
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -37,9 +37,17 @@ pub struct GatewayBenchArgs {
     no_throughput: bool,
 }
 
-fn gateway_config(dir: &Path, name: &str, zone: &str, fed: &str, services: &[(&str, &str)]) -> Result<String> {
+fn gateway_config(
+    dir: &Path,
+    name: &str,
+    region: &str,
+    zone: &str,
+    fed: &str,
+    services: &[(&str, &str)],
+    extra: &str,
+) -> Result<String> {
     let mut cfg = format!(
-        "[cluster]\nname = \"{name}\"\nregion = \"bench\"\nzone = \"{zone}\"\ntrust_domain = \"{name}.bench\"\n\
+        "{extra}\n[cluster]\nname = \"{name}\"\nregion = \"{region}\"\nzone = \"{zone}\"\ntrust_domain = \"{name}.bench\"\n\
          [federation]\nendpoints = [\"http://{fed}\"]\n\
          [listeners]\noutbound = \"127.0.0.1:0\"\neastwest = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n"
     );
@@ -54,7 +62,14 @@ fn gateway_config(dir: &Path, name: &str, zone: &str, fed: &str, services: &[(&s
 }
 
 async fn admin_json(client: &reqwest::Client, admin: &str, path: &str) -> Option<Value> {
-    client.get(format!("http://{admin}{path}")).send().await.ok()?.json().await.ok()
+    client
+        .get(format!("http://{admin}{path}"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
 }
 
 async fn wait_for<F, Fut>(what: &str, patience: Duration, mut f: F) -> Result<()>
@@ -100,6 +115,7 @@ struct Mesh {
     b1: Proc,
     gw_a: Proc,
     gw_b: Proc,
+    gw_c: Proc,
 }
 
 async fn mesh(dir: &Path) -> Result<Mesh> {
@@ -111,22 +127,66 @@ async fn mesh(dir: &Path) -> Result<Mesh> {
             dir.join("fed").display().to_string()
         ),
     )?;
-    let fed = procs::warden(&["federation", "--config", &fed_cfg.display().to_string()], &dir.join("fed.log"), TOKEN).await?;
+    let fed = procs::warden(
+        &["federation", "--config", &fed_cfg.display().to_string()],
+        &dir.join("fed.log"),
+        TOKEN,
+    )
+    .await?;
     let fed_api = fed.addr("api")?;
     let a1 = procs::warden(&["echo", "--name", "a-1"], &dir.join("a1.log"), TOKEN).await?;
     let b1 = procs::warden(&["echo", "--name", "b-1"], &dir.join("b1.log"), TOKEN).await?;
     let (a1_addr, b1_addr) = (a1.addr("addr")?, b1.addr("addr")?);
-    let cfg_b = gateway_config(dir, "b", "zb", &fed_api, &[("cart", &b1_addr), ("remote", &b1_addr)])?;
-    let cfg_a = gateway_config(dir, "a", "za", &fed_api, &[("cart", &a1_addr)])?;
-    let gw_b = procs::warden(&["gateway", "--config", &cfg_b], &dir.join("gw-b.log"), TOKEN).await?;
-    let gw_a = procs::warden(&["gateway", "--config", &cfg_a], &dir.join("gw-a.log"), TOKEN).await?;
+    let cfg_b = gateway_config(
+        dir,
+        "b",
+        "bench",
+        "zb",
+        &fed_api,
+        &[("cart", &b1_addr), ("remote", &b1_addr)],
+        "",
+    )?;
+    let cfg_a = gateway_config(dir, "a", "bench", "za", &fed_api, &[("cart", &a1_addr)], "")?;
+    // Same as a, but the data path on one actix Arbiter per core (Envoy's threading model);
+    // in another region so it is never a's failover target.
+    let cfg_c = gateway_config(
+        dir,
+        "c",
+        "bench-other",
+        "zc",
+        &fed_api,
+        &[("cart", &a1_addr)],
+        "[runtime]\ndata_path = \"per_core\"",
+    )?;
+    let gw_b = procs::warden(
+        &["gateway", "--config", &cfg_b],
+        &dir.join("gw-b.log"),
+        TOKEN,
+    )
+    .await?;
+    let gw_a = procs::warden(
+        &["gateway", "--config", &cfg_a],
+        &dir.join("gw-a.log"),
+        TOKEN,
+    )
+    .await?;
+    let gw_c = procs::warden(
+        &["gateway", "--config", &cfg_c],
+        &dir.join("gw-c.log"),
+        TOKEN,
+    )
+    .await?;
     let client = reqwest::Client::new();
     let admin_a = gw_a.addr("admin")?;
-    wait_for("gateway a to see cluster b", Duration::from_secs(30), || async {
-        admin_json(&client, &admin_a, "/explain?authority=remote.shop")
-            .await
-            .is_some_and(|e| e["served_by"].as_array().is_some_and(|a| !a.is_empty()))
-    })
+    wait_for(
+        "gateway a to see cluster b",
+        Duration::from_secs(30),
+        || async {
+            admin_json(&client, &admin_a, "/explain?authority=remote.shop")
+                .await
+                .is_some_and(|e| e["served_by"].as_array().is_some_and(|a| !a.is_empty()))
+        },
+    )
     .await?;
     Ok(Mesh {
         _fed: fed,
@@ -135,6 +195,7 @@ async fn mesh(dir: &Path) -> Result<Mesh> {
         b1,
         gw_a,
         gw_b,
+        gw_c,
     })
 }
 
@@ -143,7 +204,9 @@ pub async fn run(args: GatewayBenchArgs) -> Result<()> {
     let dir = tmp.path();
     let mut m = mesh(dir).await?;
     let out_a = m.gw_a.addr("outbound")?;
-    println!("warden bench gateway: processes on loopback; HTTP/1.1 keep-alive client; 2-core machine");
+    println!(
+        "warden bench gateway: processes on loopback; HTTP/1.1 keep-alive client; 2-core machine"
+    );
     let _ = &m.gw_b;
 
     if !args.no_throughput {
@@ -153,19 +216,51 @@ pub async fn run(args: GatewayBenchArgs) -> Result<()> {
         );
         println!(
             "| {:<28} | {:>9} | {:>7} | {:>7} | {:>7} | {:>7} | {:>6} | {:>7} | {:>7} |",
-            "path", "req/s sat", "p50 sat", "p50 ms", "p99 ms", "p999 ms", "errors", "req/s vs direct", "p99 vs direct"
+            "path",
+            "req/s sat",
+            "p50 sat",
+            "p50 ms",
+            "p99 ms",
+            "p999 ms",
+            "errors",
+            "req/s vs direct",
+            "p99 vs direct"
         );
-        println!("|{:-<30}|{:->11}|{:->9}|{:->9}|{:->9}|{:->9}|{:->8}|{:->9}|{:->9}|", "", "", "", "", "", "", "", "", "");
+        println!(
+            "|{:-<30}|{:->11}|{:->9}|{:->9}|{:->9}|{:->9}|{:->8}|{:->9}|{:->9}|",
+            "", "", "", "", "", "", "", "", ""
+        );
         let mut rows: Vec<(String, String, String)> = vec![
-            ("direct to backend".into(), m.a1_addr.clone(), "cart.shop".into()),
-            ("one gateway (local)".into(), out_a.clone(), "cart.shop".into()),
-            ("two gateways (east-west h2)".into(), out_a.clone(), "remote.shop".into()),
+            (
+                "direct to backend".into(),
+                m.a1_addr.clone(),
+                "cart.shop".into(),
+            ),
+            (
+                "one gateway (local)".into(),
+                out_a.clone(),
+                "cart.shop".into(),
+            ),
+            (
+                "one gateway, per-core arbiters".into(),
+                m.gw_c.addr("outbound")?,
+                "cart.shop".into(),
+            ),
+            (
+                "two gateways (east-west h2)".into(),
+                out_a.clone(),
+                "remote.shop".into(),
+            ),
         ];
         let hp_port = procs::free_port()?;
         let hp_addr = format!("127.0.0.1:{hp_port}");
         let haproxy = procs::haproxy(dir, &hp_addr, &m.a1_addr).await?;
         if haproxy.is_some() {
-            rows.push(("haproxy (http mode)".into(), hp_addr.clone(), "cart.shop".into()));
+            rows.push((
+                "haproxy (http mode)".into(),
+                hp_addr.clone(),
+                "cart.shop".into(),
+            ));
         }
         let mut base: Option<(Run, Run)> = None;
         for (label, addr, host) in rows {
@@ -190,10 +285,17 @@ async fn failover_trials(m: &mut Mesh, trials: usize) -> Result<()> {
     let client = reqwest::Client::new();
     let admin_a = m.gw_a.addr("admin")?;
     let out_a = m.gw_a.addr("outbound")?;
-    println!("failover: 4 closed-loop clients on gateway a for shop/cart; SIGKILL a's only backend; restore; {trials} trials");
-    println!("| trial | first remote response ms | routing drops local ms | failed requests | failback ms |");
-    println!("|------:|-------------------------:|-----------------------:|----------------:|------------:|");
-    let (mut firsts, mut drops, mut backs, mut failed_total) = (Vec::new(), Vec::new(), Vec::new(), 0u64);
+    println!(
+        "failover: 4 closed-loop clients on gateway a for shop/cart; SIGKILL a's only backend; restore; {trials} trials"
+    );
+    println!(
+        "| trial | first remote response ms | routing drops local ms | failed requests | failback ms |"
+    );
+    println!(
+        "|------:|-------------------------:|-----------------------:|----------------:|------------:|"
+    );
+    let (mut firsts, mut drops, mut backs, mut failed_total) =
+        (Vec::new(), Vec::new(), Vec::new(), 0u64);
     for trial in 1..=trials {
         // Steady state: all local.
         wait_for("local routing", Duration::from_secs(30), || async {
@@ -225,24 +327,35 @@ async fn failover_trials(m: &mut Mesh, trials: usize) -> Result<()> {
         let t0 = Instant::now();
         m.a1.kill().await;
         // When the routing table stops offering the local endpoint.
-        wait_for("routing to drop the local endpoint", Duration::from_secs(30), || async {
-            admin_json(&client, &admin_a, "/config_dump")
-                .await
-                .is_some_and(|d| d["local"]["shop/cart"]["endpoints"][0]["available"] == false)
-        })
+        wait_for(
+            "routing to drop the local endpoint",
+            Duration::from_secs(30),
+            || async {
+                admin_json(&client, &admin_a, "/config_dump")
+                    .await
+                    .is_some_and(|d| d["local"]["shop/cart"]["endpoints"][0]["available"] == false)
+            },
+        )
         .await?;
         let dropped = t0.elapsed();
         tokio::time::sleep(Duration::from_millis(300)).await;
         // Restore on the same address and time the failback (first local response).
-        m.a1 = procs::warden(&["echo", "--name", "a-1", "--listen", &m.a1_addr], &std::env::temp_dir().join("warden-bench-a1.log"), TOKEN)
-            .await
-            .context("restarting a's backend")?;
+        m.a1 = procs::warden(
+            &["echo", "--name", "a-1", "--listen", &m.a1_addr],
+            &std::env::temp_dir().join("warden-bench-a1.log"),
+            TOKEN,
+        )
+        .await
+        .context("restarting a's backend")?;
         let t_restore = Instant::now();
         wait_for("failback", Duration::from_secs(30), || {
             let log = log.clone();
             async move {
                 log.lock()
-                    .map(|l| l.iter().any(|(t, s, srv)| *t > t_restore && *s == 200 && srv.starts_with("a-")))
+                    .map(|l| {
+                        l.iter()
+                            .any(|(t, s, srv)| *t > t_restore && *s == 200 && srv.starts_with("a-"))
+                    })
                     .unwrap_or(false)
             }
         })
@@ -259,7 +372,9 @@ async fn failover_trials(m: &mut Mesh, trials: usize) -> Result<()> {
             .map(|(t, _, _)| t.duration_since(t0));
         let failed = l.iter().filter(|(_, s, _)| *s != 200).count() as u64;
         failed_total += failed;
-        let first_ms = first_remote.map(|d| d.as_secs_f64() * 1e3).unwrap_or(f64::NAN);
+        let first_ms = first_remote
+            .map(|d| d.as_secs_f64() * 1e3)
+            .unwrap_or(f64::NAN);
         println!(
             "| {trial:>5} | {first_ms:>24.2} | {:>22.0} | {failed:>15} | {:>11.0} |",
             dropped.as_secs_f64() * 1e3,

@@ -99,7 +99,13 @@ pub async fn open_loop(addr: &str, host: &str, rate: u64, seconds: u64) -> Resul
     for i in 0..total {
         let scheduled = started + gap * i as u32;
         tokio::time::sleep_until(scheduled.into()).await;
-        let (client, addr, host, lat, errors) = (client.clone(), addr.to_string(), host.to_string(), lat.clone(), errors.clone());
+        let (client, addr, host, lat, errors) = (
+            client.clone(),
+            addr.to_string(),
+            host.to_string(),
+            lat.clone(),
+            errors.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             match get(&client, &addr, &host).await.0 {
                 200 => {
@@ -125,7 +131,10 @@ pub async fn open_loop(addr: &str, host: &str, rate: u64, seconds: u64) -> Resul
     })
 }
 
-async fn collect(tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, u64)>>, started: Instant) -> Result<Run> {
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, u64)>>,
+    started: Instant,
+) -> Result<Run> {
     let (mut all, mut errors) = (Vec::new(), 0);
     for t in tasks {
         let (l, e) = t.await?;

@@ -67,7 +67,11 @@ pub async fn warden(args: &[&str], log: &Path, token: &str) -> Result<Proc> {
 
 /// Runs HAProxy in HTTP mode in front of `backend`, listening on `listen`; `None` if absent.
 pub async fn haproxy(dir: &Path, listen: &str, backend: &str) -> Result<Option<Proc>> {
-    if std::process::Command::new("haproxy").arg("-v").output().is_err() {
+    if std::process::Command::new("haproxy")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
         return Ok(None);
     }
     let cfg = format!(
@@ -96,5 +100,7 @@ pub async fn haproxy(dir: &Path, listen: &str, backend: &str) -> Result<Option<P
 
 /// A loopback port that was free a moment ago (for HAProxy, which needs a fixed address).
 pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use actix::ArbiterHandle;
 use actix::prelude::*;
 
 use super::guard::{InjectPanic, backoff, guarded};
@@ -20,8 +21,12 @@ pub struct ListenerActor {
     pub kind: Listener,
     pub proxy: Arc<ProxyCtx>,
     pub metrics: Arc<Metrics>,
+    /// Per-core mode: accept loops run on these arbiters, each with its own proxy context.
+    workers: Vec<(ArbiterHandle, Arc<ProxyCtx>)>,
     restarts: u32,
     accept: Option<tokio::task::AbortHandle>,
+    /// Stops the per-core accept loops of the previous incarnation.
+    stop_workers: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 impl ListenerActor {
@@ -38,12 +43,73 @@ impl ListenerActor {
             kind,
             proxy,
             metrics,
+            workers: Vec::new(),
             restarts: 0,
             accept: None,
+            stop_workers: None,
         }
     }
 
+    /// Runs the accept loops on these arbiters instead of the shared runtime.
+    pub fn per_core(mut self, workers: Vec<(ArbiterHandle, Arc<ProxyCtx>)>) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    fn start_per_core(&mut self, ctx: &mut Context<Self>) {
+        let (stop_tx, _) = tokio::sync::watch::channel(false);
+        let (died_tx, mut died_rx) =
+            tokio::sync::mpsc::channel::<String>(self.workers.len().max(1));
+        for (i, (arbiter, proxy)) in self.workers.iter().enumerate() {
+            let sock = match self.socket.try_clone() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(listener = %self.name, error = %e, "cannot share the listening socket");
+                    ctx.stop();
+                    return;
+                }
+            };
+            let (proxy, kind, name) = (proxy.clone(), self.kind, self.name.clone());
+            let (mut stop, died) = (stop_tx.subscribe(), died_tx.clone());
+            arbiter.spawn(async move {
+                // Registered with this arbiter's own reactor.
+                let listener = match tokio::net::TcpListener::from_std(sock) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = died.send(format!("worker {i}: {e}")).await;
+                        return;
+                    }
+                };
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        r = listener.accept() => match r {
+                            Ok((stream, _)) => {
+                                tokio::spawn(proxy.clone().serve_connection(stream, kind));
+                            }
+                            Err(e) => {
+                                tracing::warn!(listener = %name, worker = i, error = %e, "accept failed");
+                                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        self.stop_workers = Some(stop_tx);
+        ctx.spawn(actix::fut::wrap_future::<_, Self>(async move { died_rx.recv().await }).map(|why, act, ctx| {
+            if let Some(why) = why {
+                tracing::error!(listener = %act.name, error = %why, "accept loop died; restarting");
+                ctx.stop();
+            }
+        }));
+        tracing::info!(listener = %self.name, workers = self.workers.len(), addr = ?self.socket.local_addr().ok(), "accepting on per-core arbiters");
+    }
+
     fn start_accepting(&mut self, ctx: &mut Context<Self>) {
+        if !self.workers.is_empty() {
+            return self.start_per_core(ctx);
+        }
         let std = match self.socket.try_clone().and_then(|s| {
             s.set_nonblocking(true)?;
             Ok(s)
@@ -108,6 +174,9 @@ impl Supervised for ListenerActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         if let Some(a) = self.accept.take() {
             a.abort();
+        }
+        if let Some(stop) = self.stop_workers.take() {
+            let _ = stop.send(true);
         }
         self.restarts += 1;
         self.metrics

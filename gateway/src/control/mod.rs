@@ -160,7 +160,41 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         }
     });
 
-    let proxy = ProxyCtx::new(tables.clone(), me, cfg.clone(), metrics.clone(), passive_tx);
+    let proxy = ProxyCtx::new(
+        tables.clone(),
+        me.clone(),
+        cfg.clone(),
+        metrics.clone(),
+        passive_tx.clone(),
+    );
+    // Per-core mode: one arbiter per core, each with its own proxy context (connection pools).
+    let workers: Vec<(actix::ArbiterHandle, Arc<ProxyCtx>)> = match cfg.runtime.data_path {
+        crate::config::DataPathThreads::Shared => Vec::new(),
+        crate::config::DataPathThreads::PerCore => {
+            let n = cfg
+                .runtime
+                .workers
+                .unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
+                })
+                .max(1);
+            (0..n)
+                .map(|_| {
+                    let arbiter = actix::Arbiter::new().handle();
+                    let ctx = ProxyCtx::new(
+                        tables.clone(),
+                        me.clone(),
+                        cfg.clone(),
+                        metrics.clone(),
+                        passive_tx.clone(),
+                    );
+                    (arbiter, ctx)
+                })
+                .collect()
+        }
+    };
 
     let hc = {
         let (interval, timeout) = (
@@ -193,9 +227,11 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         listeners.push((format!("listener_tcp_{i}"), sock, Listener::Tcp(i)));
     }
     for (name, sock, kind) in listeners {
-        let (p, m) = (proxy.clone(), metrics.clone());
+        let (p, m, w) = (proxy.clone(), metrics.clone(), workers.clone());
         let hook = name.clone();
-        let addr = Supervisor::start(move |_| listener::ListenerActor::new(name, sock, kind, p, m));
+        let addr = Supervisor::start(move |_| {
+            listener::ListenerActor::new(name, sock, kind, p, m).per_core(w)
+        });
         hooks.insert(hook, addr.recipient());
     }
 
