@@ -300,4 +300,30 @@ async fn three_cluster_mesh() {
     // And east, whose traffic crosses to west's east-west listener, is still served.
     let (s, _) = call(&client, &east.outbound()).await;
     assert_eq!(s, 200);
+
+    // Phase 6: the whole federation store goes away. Gateways keep routing from their last
+    // table: well past the lease TTL, east still reaches west.
+    let mut fed = fed;
+    for n in fed.iter_mut() {
+        n.kill().await;
+    }
+    eventually(
+        Duration::from_secs(10),
+        "east notices the store is gone",
+        || async { (explain(&client, &east).await["federation_connected"] == false).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(3_000)).await; // 2 × the 1.5 s lease TTL
+    for _ in 0..20 {
+        let (s, server) = call(&client, &east.outbound()).await;
+        if (s, cluster_of(&server)) != (200, "west") {
+            let log = std::fs::read_to_string(root.join("gateway-east.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "{s} {server}: {:#}\n{}",
+                explain(&client, &east).await["levels"],
+                tail.join("\n")
+            );
+        }
+    }
 }

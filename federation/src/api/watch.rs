@@ -2,7 +2,7 @@
 //! line, then new changes as they are applied on this node.
 //!
 //! Lines are `{"revision":R,"type":"cluster.put",...}`; a `{"type":"heartbeat","revision":R}`
-//! line every 10 s of quiet lets clients detect a dead stream. A client resumes by reconnecting
+//! line opens the stream and comes again every 10 s of quiet, so clients detect a dead stream. A client resumes by reconnecting
 //! (to any node) with the last revision it saw. If that revision is older than the retained
 //! history, the answer is 410 `revision_compacted` (or, mid-stream, an `error` line): list
 //! again and watch from the listed revision.
@@ -124,6 +124,7 @@ pub(super) async fn watch(State(node): State<Node>, params: Params) -> Result<Re
             ));
         }
     }
+    let current = node.state.read().map(|s| s.revision).unwrap_or(0);
     let st = WatchState {
         metrics: node.raft.metrics(),
         shutdown: node.shutdown.clone(),
@@ -131,7 +132,12 @@ pub(super) async fn watch(State(node): State<Node>, params: Params) -> Result<Re
         after,
         done: false,
     };
-    let stream = futures::stream::unfold(st, step);
+    // A heartbeat first, so a client knows at once that the stream is live (and where the
+    // store is), even when nothing changes for a while.
+    let hello = futures::stream::once(async move {
+        Ok::<_, Infallible>(line(json!({"type": "heartbeat", "revision": current})))
+    });
+    let stream = futures::StreamExt::chain(hello, futures::stream::unfold(st, step));
     Ok((
         [
             ("content-type", "application/x-ndjson"),

@@ -71,7 +71,12 @@ struct Follower {
 
 impl Follower {
     fn publish(&self, view: &CatalogView, connected: bool) {
-        let table = view.build(&self.me, wall_ms(), connected, &self.tables);
+        self.publish_at(view, connected, wall_ms());
+    }
+
+    /// Publishes with lease liveness judged at `now_ms`.
+    fn publish_at(&self, view: &CatalogView, connected: bool, now_ms: u64) {
+        let table = view.build(&self.me, now_ms, connected, &self.tables);
         self.metrics
             .federation_revision
             .with_label_values(&["revision"])
@@ -133,8 +138,9 @@ impl Follower {
             self.fed.prefer(i + 1);
             return Err(format!("watch {base}: HTTP {}", resp.status()));
         }
-        self.publish(v, true);
         let mut body = resp.bytes_stream();
+        // The first line (a heartbeat at least) marks the stream live.
+        let mut first = true;
         let mut buf: Vec<u8> = Vec::new();
         let mut tick = tokio::time::interval(LEASE_EVAL);
         let mut last_live = v.liveness(wall_ms());
@@ -164,7 +170,7 @@ impl Follower {
                             Err(e) => return Err(e),
                         }
                     }
-                    if changed {
+                    if changed || std::mem::take(&mut first) {
                         self.publish(v, true);
                         last_live = v.liveness(wall_ms());
                     }
@@ -184,29 +190,32 @@ impl Follower {
     async fn run(self) {
         let mut view: Option<CatalogView> = None;
         let mut failures = 0u32;
+        // While the store is unreachable, lease liveness is judged as of the moment the
+        // connection was lost: without renewals to see, letting every remote lease lapse would
+        // cut all cross-cluster traffic because of our own partition from the store.
+        let mut frozen_at: Option<u64> = None;
         loop {
+            let started = std::time::Instant::now();
             let err = self.follow_once(&mut view).await.err();
+            // A stream that ran for a while was a success, whatever ended it.
+            if started.elapsed() > Duration::from_secs(5) {
+                failures = 0;
+                frozen_at = None;
+            }
             if let Some(e) = err {
                 failures += 1;
+                let at = *frozen_at.get_or_insert_with(wall_ms);
                 if failures == 1 || failures.is_multiple_of(20) {
                     tracing::warn!(error = %e, failures, "federation watch interrupted; routing from the last table");
                 }
                 if let Some(v) = &view {
-                    self.publish(v, false);
+                    self.publish_at(v, false, at);
                 }
-            } else {
-                failures = 0;
             }
             tokio::time::sleep(Duration::from_millis(
                 (100 * (1u64 << failures.min(4))).min(2_000),
             ))
             .await;
-            // Leases keep expiring while disconnected: keep evaluating them.
-            if let Some(v) = &view
-                && failures > 0
-            {
-                self.publish(v, false);
-            }
         }
     }
 }
