@@ -155,6 +155,7 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
                 p.do_send(pool::RequestCompleted {
                     addr: sig.endpoint,
                     ok: sig.ok,
+                    refused: sig.refused,
                 });
             }
         }

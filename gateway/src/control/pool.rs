@@ -30,6 +30,10 @@ pub struct ProbeCompleted {
 pub struct RequestCompleted {
     pub addr: String,
     pub ok: bool,
+    /// The connection was refused: also counts as a failed probe, so an endpoint with nothing
+    /// listening is marked down after `unhealthy_threshold` refusals instead of waiting for the
+    /// next probes. Recovery still needs `healthy_threshold` successful active probes.
+    pub refused: bool,
 }
 
 /// (available, total) endpoints, for export publication.
@@ -235,6 +239,13 @@ impl Handler<RequestCompleted> for PoolActor {
             if m.ok {
                 self.endpoints[i].outlier.success();
                 return;
+            }
+            if m.refused {
+                let (h, u) = (self.cfg.health.healthy_threshold, self.cfg.health.unhealthy_threshold);
+                if self.endpoints[i].probe.record(false, now, h, u).is_some() {
+                    tracing::warn!(service = %self.label, endpoint = %m.addr, "connection refused: unhealthy");
+                    self.publish();
+                }
             }
             let may_eject = (ejected + 1) * 100 <= max_pct * total;
             if self.endpoints[i]

@@ -26,7 +26,12 @@ pub enum ProxyError {
     #[error("no local endpoint for {0} can serve (east-west requests are never forwarded again)")]
     NoLocalEndpoint(String),
     #[error("connecting to {target} failed: {message}")]
-    Connect { target: String, message: String },
+    Connect {
+        target: String,
+        message: String,
+        /// The target actively refused (nothing listens): a definitive "down", unlike a timeout.
+        refused: bool,
+    },
     #[error("{target} did not answer within {ms} ms")]
     Timeout { target: String, ms: u64 },
     #[error("{target} reset the request: {message}")]

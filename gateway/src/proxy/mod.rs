@@ -59,6 +59,8 @@ pub struct PassiveSignal {
     pub service: ServiceKey,
     pub endpoint: String,
     pub ok: bool,
+    /// The connection was refused: counts as a failed health probe too.
+    pub refused: bool,
 }
 
 /// Which listener a request arrived on.
@@ -389,7 +391,8 @@ impl ProxyCtx {
                 }
                 Err(e) => {
                     if let Some(ep) = endpoint {
-                        self.signal(key, ep, false);
+                        let refused = matches!(e, ProxyError::Connect { refused: true, .. });
+                        self.signal_refused(key, ep, false, refused);
                     }
                     let retryable = replay.is_some() && (e.never_sent() || idempotent);
                     needs_budget = !e.never_sent();
@@ -417,11 +420,16 @@ impl ProxyCtx {
     }
 
     fn signal(&self, key: &ServiceKey, endpoint: String, ok: bool) {
+        self.signal_refused(key, endpoint, ok, false);
+    }
+
+    fn signal_refused(&self, key: &ServiceKey, endpoint: String, ok: bool, refused: bool) {
         // Bounded and non-blocking: if the control plane is behind, drop the signal.
         let _ = self.passive.try_send(PassiveSignal {
             service: key.clone(),
             endpoint,
             ok,
+            refused,
         });
     }
 
@@ -497,6 +505,7 @@ impl ProxyCtx {
             Ok(Err(e)) if e.is_connect() => Err(ProxyError::Connect {
                 target: target.to_string(),
                 message: error_chain(&e),
+                refused: is_refused(&e),
             }),
             Ok(Err(e)) => Err(ProxyError::Upstream {
                 target: target.to_string(),
@@ -505,6 +514,20 @@ impl ProxyCtx {
             Ok(Ok(resp)) => Ok(resp),
         }
     }
+}
+
+/// Whether an error's cause chain holds an `ECONNREFUSED`.
+fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
