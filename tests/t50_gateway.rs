@@ -96,6 +96,35 @@ async fn three_cluster_mesh() {
         .await;
     }
 
+    // /explain answers for every service on every gateway.
+    for c in [&east, &central, &west] {
+        for svc in ["cart.shop", "grpc-echo.shop.svc.cluster.local"] {
+            let e: Value = client
+                .get(format!("http://{}/explain?authority={svc}", c.admin()))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(e["found"], true, "{} {svc}: {e}", c.name);
+            assert_eq!(
+                e["levels"][0]["traffic_share"], 1.0,
+                "{} {svc}: {e}",
+                c.name
+            );
+        }
+    }
+    let r = client
+        .get(format!(
+            "http://{}/explain?authority=nope.shop",
+            east.admin()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+
     // Phase 1: healthy local endpoints serve everything locally.
     for _ in 0..40 {
         let (s, server) = call(&client, &east.outbound()).await;

@@ -266,13 +266,14 @@ pub fn pick(plan: &Plan, inp: &Inputs<'_>, r1: f64, r2: f64, r3: f64) -> Option<
         .copied()
         .filter(|i| remote_ok(&inp.remotes[*i], *i, inp.exclude))
         .collect();
-    let total: f64 = ok
-        .iter()
-        .map(|i| inp.remotes[*i].weight.max(1) as f64)
-        .sum();
+    // Within a level, clusters share by export weight × healthy endpoints: a cluster with half
+    // its endpoints down takes half the traffic, instead of all or nothing.
+    let capacity =
+        |i: usize| inp.remotes[i].weight.max(1) as f64 * inp.remotes[i].healthy_endpoints as f64;
+    let total: f64 = ok.iter().map(|i| capacity(*i)).sum();
     let mut acc = 0.0;
     for i in &ok {
-        acc += inp.remotes[*i].weight.max(1) as f64 / total;
+        acc += capacity(*i) / total;
         if r2 < acc {
             return Some(Target::Remote(*i));
         }
@@ -464,6 +465,17 @@ mod tests {
             pick(&p, &inputs(&m, Some(&l), &r, Some(&pol)), 0.5, 0.5, 0.5),
             Some(Target::Remote(1))
         );
+    }
+
+    #[test]
+    fn remote_share_follows_healthy_endpoint_counts() {
+        let (m, l) = (me(), local(&[false]));
+        let r = [remote("b", "r1", "z2", 1), remote("c", "r1", "z3", 3)];
+        let inp = inputs(&m, Some(&l), &r, None);
+        let p = plan(&inp);
+        // b has 1 of 4 healthy endpoints in the level: draws below 0.25 go to b, the rest to c.
+        assert_eq!(pick(&p, &inp, 0.5, 0.2, 0.5), Some(Target::Remote(0)));
+        assert_eq!(pick(&p, &inp, 0.5, 0.3, 0.5), Some(Target::Remote(1)));
     }
 
     #[test]

@@ -241,7 +241,10 @@ impl Handler<RequestCompleted> for PoolActor {
                 return;
             }
             if m.refused {
-                let (h, u) = (self.cfg.health.healthy_threshold, self.cfg.health.unhealthy_threshold);
+                let (h, u) = (
+                    self.cfg.health.healthy_threshold,
+                    self.cfg.health.unhealthy_threshold,
+                );
                 if self.endpoints[i].probe.record(false, now, h, u).is_some() {
                     tracing::warn!(service = %self.label, endpoint = %m.addr, "connection refused: unhealthy");
                     self.publish();
