@@ -21,4 +21,5 @@ pub mod node;
 pub mod rpc;
 pub mod server;
 pub mod state;
+pub mod trust;
 pub mod types;

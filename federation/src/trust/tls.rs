@@ -1,0 +1,112 @@
+//! Identities that can be swapped without dropping connections, and rustls configurations for
+//! mTLS between gateways and between federation nodes (TLS 1.3/1.2, ring provider, ALPN).
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::client::ResolvesClientCert;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, ServerConfig, SignatureScheme};
+
+use super::TrustError;
+use super::spiffe::{SpiffeId, spiffe_id_of};
+use super::verify::{SpiffeClientVerifier, SpiffeServerVerifier, TrustStore};
+
+/// This process's current certificate and key. New handshakes use the newest; connections
+/// already established keep theirs.
+#[derive(Debug)]
+pub struct Identity {
+    current: ArcSwap<CertifiedKey>,
+}
+
+fn certified_key(cert_pem: &str, key_pem: &str) -> Result<(CertifiedKey, SpiffeId), TrustError> {
+    use rustls::pki_types::pem::PemObject;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| TrustError::Pem(e.to_string()))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| TrustError::Pem("no certificate".into()))?;
+    let id = spiffe_id_of(leaf)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| TrustError::Pem(e.to_string()))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)?;
+    Ok((CertifiedKey::new(chain, signing), id))
+}
+
+impl Identity {
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<(Arc<Self>, SpiffeId), TrustError> {
+        let (ck, id) = certified_key(cert_pem, key_pem)?;
+        Ok((
+            Arc::new(Self {
+                current: ArcSwap::from_pointee(ck),
+            }),
+            id,
+        ))
+    }
+
+    /// Replaces the certificate for future handshakes.
+    pub fn replace(&self, cert_pem: &str, key_pem: &str) -> Result<SpiffeId, TrustError> {
+        let (ck, id) = certified_key(cert_pem, key_pem)?;
+        self.current.store(Arc::new(ck));
+        Ok(id)
+    }
+}
+
+impl ResolvesServerCert for Identity {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+impl ResolvesClientCert for Identity {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A server that requires a client certificate valid in the client's own trust domain.
+pub fn server_config(
+    identity: Arc<Identity>,
+    store: Arc<TrustStore>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, TrustError> {
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(SpiffeClientVerifier::new(store))
+        .with_cert_resolver(identity);
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(cfg))
+}
+
+/// A client that presents `identity` and accepts only a server of `expected_trust_domain`.
+pub fn client_config(
+    identity: Arc<Identity>,
+    store: Arc<TrustStore>,
+    expected_trust_domain: &str,
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, TrustError> {
+    let mut cfg = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(SpiffeServerVerifier::new(store, expected_trust_domain))
+        .with_client_cert_resolver(identity);
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(cfg))
+}
+
+/// The SPIFFE ID of an established connection's peer.
+pub fn peer_id(certs: Option<&[CertificateDer<'_>]>) -> Option<SpiffeId> {
+    certs
+        .and_then(|c| c.first())
+        .and_then(|c| spiffe_id_of(c).ok())
+}

@@ -1,0 +1,251 @@
+//! The trust store — CA bundles by trust domain, swappable at run time — and rustls verifiers
+//! that check a peer against the bundle of the trust domain in its SPIFFE ID only.
+//!
+//! A certificate for `spiffe://cluster-a/...` signed by cluster B's CA fails: it is checked
+//! against cluster A's bundle, which does not contain B's CA.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+
+use super::TrustError;
+use super::spiffe::{SpiffeId, spiffe_id_of};
+
+/// One trust domain's anchors and the bundle version they came from.
+#[derive(Debug)]
+pub struct Bundle {
+    pub version: u64,
+    anchors: Vec<TrustAnchor<'static>>,
+}
+
+/// CA bundles by trust domain. Readers load a snapshot; updates swap it whole.
+#[derive(Debug, Default)]
+pub struct TrustStore {
+    bundles: ArcSwap<HashMap<String, Arc<Bundle>>>,
+}
+
+/// Parses every certificate of a PEM bundle into trust anchors.
+pub fn anchors_from_pem(pem: &str) -> Result<Vec<TrustAnchor<'static>>, TrustError> {
+    use rustls::pki_types::pem::PemObject;
+    let mut out = Vec::new();
+    for der in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let der = der.map_err(|e| TrustError::Pem(e.to_string()))?;
+        let anchor = webpki::anchor_from_trusted_cert(&der)
+            .map_err(|e| TrustError::Certificate(e.to_string()))?;
+        out.push(anchor.to_owned());
+    }
+    if out.is_empty() {
+        return Err(TrustError::Pem("no certificate in the bundle".into()));
+    }
+    Ok(out)
+}
+
+impl TrustStore {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Sets (or replaces) the bundle of one trust domain.
+    pub fn set(&self, trust_domain: &str, pem: &str, version: u64) -> Result<(), TrustError> {
+        let anchors = anchors_from_pem(pem)?;
+        let bundle = Arc::new(Bundle { version, anchors });
+        self.bundles.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            m.insert(trust_domain.to_string(), bundle.clone());
+            m
+        });
+        Ok(())
+    }
+
+    /// Removes a trust domain: its identities are no longer accepted.
+    pub fn remove(&self, trust_domain: &str) {
+        self.bundles.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            m.remove(trust_domain);
+            m
+        });
+    }
+
+    /// Loaded bundle versions by trust domain.
+    pub fn versions(&self) -> HashMap<String, u64> {
+        self.bundles
+            .load()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.version))
+            .collect()
+    }
+
+    /// Verifies a peer chain for `usage` against its own trust domain's bundle only; returns
+    /// the peer's SPIFFE ID.
+    pub fn verify(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        usage: webpki::KeyUsage,
+        algs: &WebPkiSupportedAlgorithms,
+    ) -> Result<SpiffeId, Error> {
+        let id = spiffe_id_of(end_entity).map_err(|e| {
+            Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(e))))
+        })?;
+        let bundles = self.bundles.load();
+        let bundle = bundles
+            .get(&id.trust_domain)
+            .ok_or(Error::InvalidCertificate(CertificateError::UnknownIssuer))?;
+        let cert = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        cert.verify_for_usage(
+            algs.all,
+            &bundle.anchors,
+            intermediates,
+            now,
+            usage,
+            None,
+            None,
+        )
+        .map_err(webpki_error)?;
+        Ok(id)
+    }
+}
+
+fn webpki_error(e: webpki::Error) -> Error {
+    use webpki::Error as W;
+    let c = match e {
+        W::CertExpired { .. } => CertificateError::Expired,
+        W::CertNotValidYet { .. } => CertificateError::NotValidYet,
+        W::UnknownIssuer => CertificateError::UnknownIssuer,
+        W::InvalidSignatureForPublicKey => CertificateError::BadSignature,
+        _ => CertificateError::Other(rustls::OtherError(Arc::new(e))),
+    };
+    Error::InvalidCertificate(c)
+}
+
+/// Server side of mTLS: a client certificate is mandatory and must verify in its own trust
+/// domain (optionally one of `allowed_domains`).
+#[derive(Debug)]
+pub struct SpiffeClientVerifier {
+    store: Arc<TrustStore>,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl SpiffeClientVerifier {
+    pub fn new(store: Arc<TrustStore>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            algs: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        })
+    }
+}
+
+impl ClientCertVerifier for SpiffeClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        self.store.verify(
+            end_entity,
+            intermediates,
+            now,
+            webpki::KeyUsage::client_auth(),
+            &self.algs,
+        )?;
+        Ok(ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// Client side: the server must present an identity of `expected_trust_domain`, verified
+/// against that domain's bundle. DNS names are not used: SPIFFE identity is the name.
+#[derive(Debug)]
+pub struct SpiffeServerVerifier {
+    store: Arc<TrustStore>,
+    expected_trust_domain: String,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl SpiffeServerVerifier {
+    pub fn new(store: Arc<TrustStore>, expected_trust_domain: &str) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            expected_trust_domain: expected_trust_domain.to_string(),
+            algs: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        })
+    }
+}
+
+impl ServerCertVerifier for SpiffeServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let id = self.store.verify(
+            end_entity,
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            &self.algs,
+        )?;
+        if id.trust_domain != self.expected_trust_domain {
+            return Err(Error::InvalidCertificate(CertificateError::NotValidForName));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
