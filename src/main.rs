@@ -40,6 +40,9 @@ enum Command {
     /// Add or remove federation members.
     #[command(subcommand)]
     Member(cli::client::MemberCmd),
+    /// Per-cluster CAs and SPIFFE certificates.
+    #[command(subcommand)]
+    Trust(cli::trust::TrustCmd),
     /// Show the federation's Raft status as one node sees it.
     Status(cli::client::Conn),
     /// Benchmarks (not tests): measured figures for docs/benchmarks.md.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Gateway(a) => cli::gateway::gateway(a),
         Command::Run(a) => cli::gateway::run(a),
+        Command::Trust(t) => cli::trust::run(t),
         other => run_tokio(other),
     };
     match result {
@@ -92,7 +96,7 @@ fn run_tokio(command: Command) -> anyhow::Result<()> {
             Command::Status(conn) => cli::client::status(conn).await,
             Command::Bench(b) => cli::bench::run(b).await,
             Command::Echo(a) => cli::echo::run(a).await,
-            Command::Gateway(_) | Command::Run(_) => {
+            Command::Gateway(_) | Command::Run(_) | Command::Trust(_) => {
                 anyhow::bail!("the gateway roles run in their own actix system")
             }
         }

@@ -5,3 +5,4 @@ pub mod client;
 pub mod echo;
 pub mod federation;
 pub mod gateway;
+pub mod trust;
