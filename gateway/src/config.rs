@@ -31,6 +31,21 @@ pub struct GatewayConfig {
     pub test_hooks: bool,
     #[serde(default)]
     pub runtime: RuntimeSection,
+    /// mTLS on the east-west hop (mandatory when set).
+    pub tls: Option<TlsSection>,
+}
+
+/// This gateway's SPIFFE identity and its own trust domain's CA bundle (see `warden trust`).
+/// Other domains' bundles come from the federation store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate (chain) with a `spiffe://<trust_domain>/...` URI SAN.
+    pub cert: std::path::PathBuf,
+    /// PEM private key (keep it mode 0600).
+    pub key: std::path::PathBuf,
+    /// PEM CA bundle of this cluster's trust domain; registered with the cluster.
+    pub ca_bundle: std::path::PathBuf,
 }
 
 /// How the data path uses threads.

@@ -14,6 +14,7 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     pub proxy_errors: IntCounterVec,
     pub federation_revision: IntGaugeVec,
+    pub tls_errors: IntCounterVec,
 }
 
 fn must<T>(r: Result<T, prometheus::Error>) -> T {
@@ -84,6 +85,13 @@ impl Metrics {
             ),
             &["kind"],
         ));
+        let tls_errors = must(IntCounterVec::new(
+            Opts::new(
+                "warden_tls_handshake_errors_total",
+                "Refused TLS connections, by listener and reason.",
+            ),
+            &["listener", "reason"],
+        ));
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -93,6 +101,7 @@ impl Metrics {
             Box::new(retries.clone()),
             Box::new(proxy_errors.clone()),
             Box::new(federation_revision.clone()),
+            Box::new(tls_errors.clone()),
         ] {
             must(registry.register(c));
         }
@@ -106,6 +115,7 @@ impl Metrics {
             retries,
             proxy_errors,
             federation_revision,
+            tls_errors,
         }
     }
 

@@ -80,6 +80,8 @@ pub struct RemoteCluster {
     pub region: String,
     pub zone: String,
     pub gateway: String,
+    /// The remote gateway must present an identity of this trust domain.
+    pub trust_domain: String,
     pub healthy_endpoints: u32,
     pub weight: u32,
     /// The cluster's lease is fresh (or leases are not in use for it).

@@ -51,7 +51,11 @@ fn read(p: &std::path::Path) -> Result<String> {
 
 pub fn run(cmd: TrustCmd) -> Result<()> {
     match cmd {
-        TrustCmd::Init { trust_domain, dir, days } => {
+        TrustCmd::Init {
+            trust_domain,
+            dir,
+            days,
+        } => {
             warden_federation::model::validate_dns_name("trust_domain", &trust_domain)?;
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let key = dir.join("ca.key");
@@ -61,9 +65,19 @@ pub fn run(cmd: TrustCmd) -> Result<()> {
             let ca = init_ca(&trust_domain, Duration::from_secs(days * 86_400))?;
             write_secret(&key, &ca.key_pem)?;
             write_public(&dir.join("ca.pem"), &ca.cert_pem)?;
-            println!("CA for {trust_domain}: {} (key {}, mode 0600)", dir.join("ca.pem").display(), key.display());
+            println!(
+                "CA for {trust_domain}: {} (key {}, mode 0600)",
+                dir.join("ca.pem").display(),
+                key.display()
+            );
         }
-        TrustCmd::Issue { ca_dir, spiffe_id, out, hours, dns } => {
+        TrustCmd::Issue {
+            ca_dir,
+            spiffe_id,
+            out,
+            hours,
+            dns,
+        } => {
             let id: SpiffeId = spiffe_id.parse()?;
             let ca = Pems {
                 cert_pem: read(&ca_dir.join("ca.pem"))?,
@@ -73,7 +87,11 @@ pub fn run(cmd: TrustCmd) -> Result<()> {
             let (cert, key) = (out.with_extension("pem"), out.with_extension("key"));
             write_public(&cert, &leaf.cert_pem)?;
             write_secret(&key, &leaf.key_pem)?;
-            println!("{id}: {} (key {}, mode 0600), valid {hours} h", cert.display(), key.display());
+            println!(
+                "{id}: {} (key {}, mode 0600), valid {hours} h",
+                cert.display(),
+                key.display()
+            );
         }
         TrustCmd::Bundle { ca_dir } => {
             print!("{}", read(&ca_dir.join("ca.pem"))?);

@@ -407,6 +407,18 @@ pub async fn cluster(
     zone: &str,
     federation: &[String],
 ) -> ClusterProcs {
+    cluster_with(root, name, region, zone, federation, "").await
+}
+
+/// [`cluster`] with extra top-level config (e.g. a `[tls]` table).
+pub async fn cluster_with(
+    root: &Path,
+    name: &str,
+    region: &str,
+    zone: &str,
+    federation: &[String],
+    extra: &str,
+) -> ClusterProcs {
     let mut backends = Vec::new();
     for i in 1..=2 {
         backends.push(echo(root, &format!("{name}-{i}"), "127.0.0.1:0").await);
@@ -456,6 +468,7 @@ name = "grpc-echo"
 ports = [{{ name = "grpc", port = 50051, protocol = "grpc" }}]
 endpoints = [{eps}]
 probe = "tcp"
+{extra}
 "#,
         feds = feds.join(", "),
         eps = endpoints.join(", "),

@@ -135,8 +135,10 @@ pub(super) async fn routing_catalog(
     let exports: Vec<_> = state.exports.values().collect();
     let leases: Vec<_> = state.leases.values().collect();
     let policies: Vec<_> = state.policies.values().collect();
+    let bundles: Vec<_> = state.trust_bundles.values().collect();
     Ok(Json(json!({
         "revision": state.revision,
+        "bundles": bundles,
         "now": now_ms(),
         "clusters": clusters,
         "exports": exports,

@@ -343,6 +343,7 @@ mod tests {
             region: region.into(),
             zone: zone.into(),
             gateway: format!("{name}:15008"),
+            trust_domain: format!("{name}.td"),
             healthy_endpoints: healthy,
             weight: 100,
             live: true,

@@ -19,6 +19,7 @@ use super::fed::FedClient;
 use super::guard::{InjectPanic, backoff, guarded};
 use crate::metrics::Metrics;
 use crate::table::Tables;
+use warden_federation::trust::verify::TrustStore;
 
 /// How often lease liveness is re-evaluated without events.
 pub const LEASE_EVAL: Duration = Duration::from_millis(250);
@@ -29,6 +30,8 @@ pub struct CatalogWatcherActor {
     tables: Tables,
     metrics: Arc<Metrics>,
     token: Option<String>,
+    /// Where federated CA bundles go, when mTLS is on.
+    trust: Option<Arc<TrustStore>>,
     restarts: u32,
     task: Option<tokio::task::AbortHandle>,
 }
@@ -40,6 +43,7 @@ impl CatalogWatcherActor {
         token: Option<String>,
         tables: Tables,
         metrics: Arc<Metrics>,
+        trust: Option<Arc<TrustStore>>,
     ) -> Self {
         Self {
             me,
@@ -47,6 +51,7 @@ impl CatalogWatcherActor {
             tables,
             metrics,
             token,
+            trust,
             restarts: 0,
             task: None,
         }
@@ -67,6 +72,7 @@ struct Follower {
     metrics: Arc<Metrics>,
     http: reqwest::Client,
     token: Option<String>,
+    trust: Option<Arc<TrustStore>>,
 }
 
 impl Follower {
@@ -74,8 +80,35 @@ impl Follower {
         self.publish_at(view, connected, wall_ms());
     }
 
+    /// Loads federated CA bundles whose version changed into the trust store.
+    fn sync_bundles(&self, view: &CatalogView) {
+        let Some(store) = &self.trust else { return };
+        let loaded = store.versions();
+        for (td, b) in &view.bundles {
+            if loaded.get(td) != Some(&b.version) {
+                match store.set(td, &b.ca_bundle_pem, b.version) {
+                    Ok(()) => {
+                        tracing::info!(trust_domain = %td, version = b.version, "trust bundle loaded")
+                    }
+                    Err(e) => {
+                        tracing::warn!(trust_domain = %td, error = %e, "unusable trust bundle ignored")
+                    }
+                }
+            }
+        }
+        for td in loaded.keys() {
+            // Version 0 is the bootstrap bundle from the config file; keep it until the store
+            // has one for that domain.
+            if !view.bundles.contains_key(td) && loaded.get(td) != Some(&0) {
+                store.remove(td);
+                tracing::warn!(trust_domain = %td, "trust bundle removed");
+            }
+        }
+    }
+
     /// Publishes with lease liveness judged at `now_ms`.
     fn publish_at(&self, view: &CatalogView, connected: bool, now_ms: u64) {
+        self.sync_bundles(view);
         let table = view.build(&self.me, now_ms, connected, &self.tables);
         self.metrics
             .federation_revision
@@ -234,6 +267,7 @@ impl Actor for CatalogWatcherActor {
                 .build()
                 .unwrap_or_default(),
             token: self.token.clone(),
+            trust: self.trust.clone(),
         };
         let delay = backoff(self.restarts);
         let task = tokio::spawn(async move {

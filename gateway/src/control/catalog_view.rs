@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
-use warden_federation::model::{Cluster, Lease, ServiceExport, TrafficPolicy};
+use warden_federation::model::{Cluster, Lease, ServiceExport, TrafficPolicy, TrustBundle};
 
 use crate::table::{RemoteCluster, RemoteTable, RoutePolicy, ServiceKey, Tables};
 
@@ -16,6 +16,8 @@ pub struct CatalogView {
     pub exports: BTreeMap<(String, String, String), ServiceExport>,
     pub leases: BTreeMap<String, Lease>,
     pub policies: BTreeMap<String, TrafficPolicy>,
+    /// CA bundles by trust domain.
+    pub bundles: BTreeMap<String, TrustBundle>,
 }
 
 fn items<T: serde::de::DeserializeOwned>(v: &Value, key: &str) -> Result<Vec<T>, String> {
@@ -44,6 +46,9 @@ impl CatalogView {
         }
         for p in items::<TrafficPolicy>(v, "policies")? {
             view.policies.insert(p.id.clone(), p);
+        }
+        for b in items::<TrustBundle>(v, "bundles")? {
+            view.bundles.insert(b.trust_domain.clone(), b);
         }
         Ok(view)
     }
@@ -103,7 +108,16 @@ impl CatalogView {
             "policy.deleted" => {
                 self.policies.remove(v["id"].as_str().unwrap_or(""));
             }
-            _ => {} // trust bundles and future kinds: not routing state
+            "trust_bundle.put" => {
+                let b: TrustBundle =
+                    serde_json::from_value(parse("bundle")?).map_err(|e| e.to_string())?;
+                self.bundles.insert(b.trust_domain.clone(), b);
+            }
+            "trust_bundle.deleted" => {
+                self.bundles
+                    .remove(v["trust_domain"].as_str().unwrap_or(""));
+            }
+            _ => {} // future kinds: not routing state
         }
         if let Some(r) = v["revision"].as_u64() {
             self.revision = r;
@@ -136,6 +150,7 @@ impl CatalogView {
                     region: c.region.clone(),
                     zone: c.zone.clone(),
                     gateway: c.gateway.clone(),
+                    trust_domain: c.trust_domain.clone(),
                     healthy_endpoints: e.healthy_endpoints,
                     weight: e.weight,
                     live: self.live(cluster, now_ms),

@@ -34,6 +34,8 @@ pub struct DiscoveryActor {
     fed: FedClient,
     /// The east-west address other gateways use.
     advertise: String,
+    /// This cluster's CA bundle, registered with the cluster when mTLS is on.
+    ca_bundle: Option<String>,
     exports: Vec<Export>,
     metrics: Arc<Metrics>,
     restarts: u32,
@@ -45,6 +47,7 @@ impl DiscoveryActor {
         cfg: Arc<GatewayConfig>,
         fed: FedClient,
         advertise: String,
+        ca_bundle: Option<String>,
         exports: Vec<Export>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -52,6 +55,7 @@ impl DiscoveryActor {
             cfg,
             fed,
             advertise,
+            ca_bundle,
             exports,
             metrics,
             restarts: 0,
@@ -60,23 +64,59 @@ impl DiscoveryActor {
     }
 }
 
-async fn register(cfg: &GatewayConfig, fed: &FedClient, advertise: &str) -> Result<(), String> {
+async fn register(
+    cfg: &GatewayConfig,
+    fed: &FedClient,
+    advertise: &str,
+    ca_bundle: Option<&str>,
+) -> Result<(), String> {
     let c = &cfg.cluster;
     let body = json!({
         "name": c.name, "region": c.region, "zone": c.zone, "network": c.network,
-        "gateway": advertise, "trust_domain": c.trust_domain,
+        "gateway": advertise, "trust_domain": c.trust_domain, "ca_bundle_pem": ca_bundle,
     });
+    let publish_bundle = || async {
+        // An existing cluster registered without a bundle: publish ours, never replace one
+        // (rotation goes through the trust API).
+        let Some(pem) = ca_bundle else { return Ok(()) };
+        let have = fed
+            .get("/api/v1/trust/bundles")
+            .await
+            .map_err(|e| e.to_string())?;
+        let known = have["items"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|b| b["trust_domain"] == c.trust_domain.as_str())
+        });
+        if !known {
+            fed.put(
+                &format!("/api/v1/trust/bundles/{}", c.trust_domain),
+                &json!({ "ca_bundle_pem": pem }),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            tracing::info!(trust_domain = %c.trust_domain, "trust bundle published");
+        }
+        Ok::<(), String>(())
+    };
     match fed.post("/api/v1/clusters", &body).await {
         Ok(_) => {
             tracing::info!(cluster = %c.name, gateway = advertise, "cluster registered");
             Ok(())
         }
-        Err(warden_federation::client::ClientError::Api { status: 409, .. }) => Ok(()),
+        Err(warden_federation::client::ClientError::Api { status: 409, .. }) => {
+            publish_bundle().await
+        }
         Err(e) => Err(e.to_string()),
     }
 }
 
-async fn run(cfg: Arc<GatewayConfig>, fed: FedClient, advertise: String, exports: Vec<Export>) {
+async fn run(
+    cfg: Arc<GatewayConfig>,
+    fed: FedClient,
+    advertise: String,
+    ca_bundle: Option<String>,
+    exports: Vec<Export>,
+) {
     let me = cfg.cluster.name.clone();
     let ttl = cfg.federation.lease_ttl_ms;
     let renew_every = Duration::from_millis((ttl / 3).max(100));
@@ -84,7 +124,7 @@ async fn run(cfg: Arc<GatewayConfig>, fed: FedClient, advertise: String, exports
     let refresh = Duration::from_secs(30);
     if cfg.cluster.register {
         let mut attempt = 0u32;
-        while let Err(e) = register(&cfg, &fed, &advertise).await {
+        while let Err(e) = register(&cfg, &fed, &advertise, ca_bundle.as_deref()).await {
             attempt += 1;
             if attempt == 1 || attempt.is_multiple_of(20) {
                 tracing::warn!(error = %e, "cannot register the cluster yet; retrying");
@@ -157,10 +197,11 @@ impl Actor for DiscoveryActor {
             self.advertise.clone(),
             self.exports.clone(),
         );
+        let bundle = self.ca_bundle.clone();
         let delay = backoff(self.restarts);
         let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            run(cfg, fed, adv, exports).await;
+            run(cfg, fed, adv, bundle, exports).await;
         });
         self.task = Some(task.abort_handle());
         ctx.spawn(actix::fut::wrap_future::<_, Self>(task).map(|res, _, ctx| {

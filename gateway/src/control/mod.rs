@@ -40,6 +40,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("tls: {0}")]
+    Tls(String),
     #[error("federation client: {0}")]
     Client(#[from] warden_federation::client::ClientError),
 }
@@ -161,12 +163,45 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         }
     });
 
+    // mTLS on the east-west hop: this gateway's identity, and a trust store seeded with its
+    // own domain's bundle (the others arrive from the federation store).
+    let (tls, own_bundle) = match &cfg.tls {
+        None => (None, None),
+        Some(t) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read_to_string(p)
+                    .map_err(|source| StartError::Tls(format!("{}: {source}", p.display())))
+            };
+            let (cert, key, bundle) = (read(&t.cert)?, read(&t.key)?, read(&t.ca_bundle)?);
+            let (identity, id) = warden_federation::trust::tls::Identity::from_pem(&cert, &key)
+                .map_err(|e| StartError::Tls(e.to_string()))?;
+            if id.trust_domain != cfg.cluster.trust_domain {
+                return Err(StartError::Tls(format!(
+                    "the certificate's trust domain {} is not this cluster's ({})",
+                    id.trust_domain, cfg.cluster.trust_domain
+                )));
+            }
+            let store = warden_federation::trust::verify::TrustStore::new();
+            store
+                .set(&cfg.cluster.trust_domain, &bundle, 0)
+                .map_err(|e| StartError::Tls(e.to_string()))?;
+            let ctx = crate::proxy::mtls::TlsCtx::new(
+                identity,
+                id,
+                store,
+                Duration::from_millis(cfg.timeouts.connect_ms),
+            )
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+            (Some(ctx), Some(bundle))
+        }
+    };
     let proxy = ProxyCtx::new(
         tables.clone(),
         me.clone(),
         cfg.clone(),
         metrics.clone(),
         passive_tx.clone(),
+        tls.clone(),
     );
     // Per-core mode: one arbiter per core, each with its own proxy context (connection pools).
     let workers: Vec<(actix::ArbiterHandle, Arc<ProxyCtx>)> = match cfg.runtime.data_path {
@@ -190,6 +225,7 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
                         cfg.clone(),
                         metrics.clone(),
                         passive_tx.clone(),
+                        tls.clone(),
                     );
                     (arbiter, ctx)
                 })
@@ -245,12 +281,15 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
             tables.clone(),
             metrics.clone(),
         );
-        Supervisor::start(move |_| catalog::CatalogWatcherActor::new(me, f, token, t, m))
+        let trust = tls.as_ref().map(|t| t.store.clone());
+        Supervisor::start(move |_| catalog::CatalogWatcherActor::new(me, f, token, t, m, trust))
     };
     hooks.insert("catalog_watcher".into(), cw.recipient());
     let disc = {
         let (c, f, m) = (cfg.clone(), fed.clone(), metrics.clone());
-        Supervisor::start(move |_| discovery::DiscoveryActor::new(c, f, advertise, exports, m))
+        Supervisor::start(move |_| {
+            discovery::DiscoveryActor::new(c, f, advertise, own_bundle, exports, m)
+        })
     };
     hooks.insert("discovery".into(), disc.recipient());
 

@@ -7,6 +7,7 @@
 
 pub mod budget;
 pub mod error;
+pub mod mtls;
 pub mod route;
 pub mod tcp;
 
@@ -84,6 +85,8 @@ pub struct ProxyCtx {
     h2: Client<HttpConnector, BoxBody>,
     passive: mpsc::Sender<PassiveSignal>,
     budget: RetryBudget,
+    /// mTLS for the east-west hop (listener and client), when configured.
+    pub tls: Option<Arc<mtls::TlsCtx>>,
 }
 
 impl ProxyCtx {
@@ -93,6 +96,7 @@ impl ProxyCtx {
         cfg: Arc<GatewayConfig>,
         metrics: Arc<Metrics>,
         passive: mpsc::Sender<PassiveSignal>,
+        tls: Option<Arc<mtls::TlsCtx>>,
     ) -> Arc<Self> {
         let mut conn = HttpConnector::new();
         conn.set_nodelay(true);
@@ -117,6 +121,7 @@ impl ProxyCtx {
             h2,
             passive,
             budget,
+            tls,
         })
     }
 
@@ -126,16 +131,30 @@ impl ProxyCtx {
             return self.serve_tcp(stream, i).await;
         }
         let _ = stream.set_nodelay(true);
+        if listener == Listener::EastWest
+            && let Some(tls) = self.tls.clone()
+        {
+            // mTLS is mandatory on the east-west listener when configured.
+            let Some((stream, peer)) = tls.accept(stream, "eastwest", &self.metrics).await else {
+                return;
+            };
+            tracing::debug!(peer = ?peer.as_ref().map(|p| p.to_string()), "east-west peer");
+            return self.serve_io(TokioIo::new(stream), listener).await;
+        }
+        self.serve_io(TokioIo::new(stream), listener).await
+    }
+
+    async fn serve_io<I>(self: Arc<Self>, io: I, listener: Listener)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
         let ctx = self.clone();
         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
             let ctx = ctx.clone();
             async move { Ok::<_, Infallible>(ctx.handle(req, listener).await) }
         });
         let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        if let Err(e) = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-            .await
-        {
+        if let Err(e) = builder.serve_connection_with_upgrades(io, svc).await {
             tracing::debug!(error = %e, ?listener, "connection ended with an error");
         }
     }
@@ -279,17 +298,14 @@ impl ProxyCtx {
                 | http::Method::PUT
                 | http::Method::DELETE
         );
-        // Buffer small bodies so the request can be replayed; stream large or unknown ones once.
-        let is_grpc = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/grpc"));
+        // Buffer small bodies of known length so the request can be replayed on another target;
+        // stream large or unknown-length ones (streaming gRPC) once.
         let known_len = hyper::body::Body::size_hint(&body).exact();
         let mut once_body: Option<BoxBody> = None;
         let replay: Option<Bytes> = match known_len {
             Some(0) => Some(Bytes::new()),
-            Some(n) if n <= MAX_REPLAY_BYTES && !is_grpc => Some(
+            // Includes unary gRPC with a known length; streaming calls have no known length.
+            Some(n) if n <= MAX_REPLAY_BYTES => Some(
                 body.collect()
                     .await
                     .map_err(|e| ProxyError::Upstream {
@@ -362,7 +378,9 @@ impl ProxyCtx {
                 Target::Remote(i) => {
                     let rc = &remotes[i];
                     let _g = rc.inflight.track();
-                    let r = self.send_remote(out, key, &rc.gateway, per_try).await;
+                    let r = self
+                        .send_remote(out, key, &rc.gateway, &rc.trust_domain, per_try)
+                        .await;
                     (r, rc.cluster.clone(), None)
                 }
             };
@@ -465,6 +483,7 @@ impl ProxyCtx {
         mut req: Request<BoxBody>,
         key: &ServiceKey,
         gateway: &str,
+        trust_domain: &str,
         per_try: Duration,
     ) -> Result<Response<Incoming>, ProxyError> {
         let pq = req
@@ -487,16 +506,31 @@ impl ProxyCtx {
         if let Ok(v) = HeaderValue::from_str(&self.me.cluster) {
             h.insert(SOURCE_HEADER, v);
         }
-        self.send(&self.h2, req, gateway, per_try).await
+        match &self.tls {
+            None => self.send(&self.h2, req, gateway, per_try).await,
+            Some(tls) => {
+                let client = tls
+                    .client_for(trust_domain)
+                    .map_err(|e| ProxyError::Connect {
+                        target: gateway.to_string(),
+                        message: e.to_string(),
+                        refused: false,
+                    })?;
+                self.send(&client, req, gateway, per_try).await
+            }
+        }
     }
 
-    async fn send(
+    async fn send<C>(
         &self,
-        client: &Client<HttpConnector, BoxBody>,
+        client: &Client<C, BoxBody>,
         req: Request<BoxBody>,
         target: &str,
         per_try: Duration,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<Response<Incoming>, ProxyError>
+    where
+        C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+    {
         match tokio::time::timeout(per_try, client.request(req)).await {
             Err(_) => Err(ProxyError::Timeout {
                 target: target.to_string(),

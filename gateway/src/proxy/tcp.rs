@@ -80,7 +80,10 @@ impl ProxyCtx {
                 Target::Remote(i) => {
                     let rc = &remotes[i];
                     let _g = rc.inflight.track();
-                    match self.connect_remote(&rc.gateway, &key, port, connect).await {
+                    match self
+                        .connect_remote(&rc.gateway, &rc.trust_domain, &key, port, connect)
+                        .await
+                    {
                         Ok(upgraded) => {
                             let mut io = TokioIo::new(upgraded);
                             let _ = tokio::io::copy_bidirectional(&mut client, &mut io).await;
@@ -110,26 +113,30 @@ impl ProxyCtx {
             .inc();
     }
 
-    /// Opens an HTTP/2 CONNECT stream to a remote gateway for `key`:`port`.
+    /// Opens an HTTP/2 CONNECT stream to a remote gateway for `key`:`port` (over mTLS when
+    /// configured, verifying the remote cluster's trust domain).
     async fn connect_remote(
         &self,
         gateway: &str,
+        trust_domain: &str,
         key: &ServiceKey,
         port: u16,
         connect: Duration,
     ) -> Result<hyper::upgrade::Upgraded, String> {
-        let tcp = tokio::time::timeout(connect, TcpStream::connect(gateway))
-            .await
-            .map_err(|_| "connect timed out".to_string())?
-            .map_err(|e| e.to_string())?;
-        let _ = tcp.set_nodelay(true);
-        let (mut send, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut send = match &self.tls {
+            Some(tls) => {
+                let stream = tls.dial(gateway, trust_domain).await?;
+                h2_handshake(TokioIo::new(stream)).await?
+            }
+            None => {
+                let tcp = tokio::time::timeout(connect, TcpStream::connect(gateway))
+                    .await
+                    .map_err(|_| "connect timed out".to_string())?
+                    .map_err(|e| e.to_string())?;
+                let _ = tcp.set_nodelay(true);
+                h2_handshake(TokioIo::new(tcp)).await?
+            }
+        };
         let req = Request::builder()
             .method(Method::CONNECT)
             .uri(gateway)
@@ -212,4 +219,19 @@ impl ProxyCtx {
         });
         Response::new(empty_body())
     }
+}
+
+async fn h2_handshake<I>(
+    io: I,
+) -> Result<hyper::client::conn::http2::SendRequest<Empty<bytes::Bytes>>, String>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(send)
 }

@@ -1,0 +1,256 @@
+//! The east-west hop with mTLS on: each cluster has its own CA (made with `warden trust`),
+//! bundles are federated through the store, failover crosses over mTLS (HTTP, gRPC, TCP), and
+//! the east-west listener refuses plaintext, impostors and unknown CAs — counting each.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+fn warden(args: &[&str]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .output()
+        .expect("run warden");
+    assert!(
+        out.status.success(),
+        "warden {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Makes a CA for `td` and a gateway leaf; returns the `[tls]` table for the gateway config.
+fn pki(root: &std::path::Path, td: &str) -> String {
+    let dir = root.join(format!("pki-{td}"));
+    let d = dir.display().to_string();
+    warden(&["trust", "init", "--trust-domain", td, "--dir", &d]);
+    let out = dir.join("gateway").display().to_string();
+    warden(&[
+        "trust",
+        "issue",
+        "--ca-dir",
+        &d,
+        "--spiffe-id",
+        &format!("spiffe://{td}/ns/warden/sa/gateway"),
+        "--out",
+        &out,
+    ]);
+    format!(
+        "[tls]\ncert = {:?}\nkey = {:?}\nca_bundle = {:?}\n",
+        dir.join("gateway.pem").display().to_string(),
+        dir.join("gateway.key").display().to_string(),
+        dir.join("ca.pem").display().to_string()
+    )
+}
+
+async fn metric(client: &reqwest::Client, admin: &str, prefix: &str) -> f64 {
+    let text = client
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Tries a TLS client hello with the given certificate against an east-west listener.
+async fn tls_attempt(
+    addr: &str,
+    cert: &str,
+    key: &str,
+    store: Arc<warden_federation::trust::verify::TrustStore>,
+    expect_td: &str,
+) -> bool {
+    use warden_federation::trust::tls::{Identity, client_config};
+    let (id, _) = Identity::from_pem(cert, key).unwrap();
+    let cfg = client_config(id, store, expect_td, &[b"h2"]).unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("x.invalid").unwrap();
+    let Ok(mut tls) = tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await
+    else {
+        return false;
+    };
+    // TLS 1.3: a refused client certificate surfaces on the first read.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+    let mut buf = [0u8; 64];
+    matches!(tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await, Ok(Ok(n)) if n > 0)
+}
+
+/// Failover over mTLS, and the listener's refusals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn east_west_over_mtls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let fed = NodeProc::start(
+        1,
+        root,
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        "bootstrap = true",
+        &[],
+    )
+    .await;
+    let client = http();
+    eventually(Duration::from_secs(20), "leader", || async {
+        mesh_status(&client, &fed)
+            .await
+            .filter(|s| s["state"] == "Leader")
+    })
+    .await;
+    let apis = vec![fed.api.clone()];
+    let (tls_east, tls_west) = (pki(root, "east.test"), pki(root, "west.test"));
+    let mut east = cluster_with(root, "east", "r1", "z1", &apis, &tls_east).await;
+    let west = cluster_with(root, "west", "r2", "z2", &apis, &tls_west).await;
+
+    // Both bundles were federated through the store.
+    eventually(
+        Duration::from_secs(20),
+        "both bundles in the store",
+        || async {
+            let v = get_json(&client, &fed.url("/api/v1/trust/bundles")).await?;
+            (v["items"].as_array()?.len() == 2).then_some(())
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(20), "east sees west", || async {
+        let e: Value = client
+            .get(format!(
+                "http://{}/explain?authority=cart.shop",
+                east.admin()
+            ))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (e["levels"].as_array()?.len() >= 2).then_some(())
+    })
+    .await;
+
+    // Local first; then east's backends die and every request crosses to west over mTLS.
+    let (s, server) = call(&client, &east.outbound()).await;
+    assert_eq!((s, server.starts_with("east")), (200, true));
+    for b in east.backends.iter_mut() {
+        b.kill().await;
+    }
+    for _ in 0..30 {
+        let (s, server) = call(&client, &east.outbound()).await;
+        assert_eq!((s, server.starts_with("west")), (200, true), "{s} {server}");
+    }
+    let (s, server, grpc_status) = grpc_call(&east.outbound()).await;
+    assert_eq!(
+        (s, server.starts_with("west"), grpc_status.as_deref()),
+        (200, true, Some("0"))
+    );
+    let tcp_east = east.gateway.info["tcp"][0].as_str().unwrap().to_string();
+    assert!(tcp_call(&tcp_east).await.starts_with("west"));
+
+    // The east-west listener refuses what is not a trusted, well-named peer speaking h2.
+    let ew = west.gateway.addr("eastwest");
+    let store = warden_federation::trust::verify::TrustStore::new();
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap();
+    let (east_ca, west_ca) = (
+        read(root.join("pki-east.test/ca.pem")),
+        read(root.join("pki-west.test/ca.pem")),
+    );
+    store.set("east.test", &east_ca, 1).unwrap();
+    store.set("west.test", &west_ca, 1).unwrap();
+    let east_leaf = (
+        read(root.join("pki-east.test/gateway.pem")),
+        read(root.join("pki-east.test/gateway.key")),
+    );
+    assert!(
+        tls_attempt(&ew, &east_leaf.0, &east_leaf.1, store.clone(), "west.test").await,
+        "the real east gateway identity gets in"
+    );
+    // Impersonation: an east.test identity minted by west's CA.
+    let west_ca_pems = warden_federation::trust::ca::Pems {
+        cert_pem: west_ca.clone(),
+        key_pem: read(root.join("pki-west.test/ca.key")),
+    };
+    let forged = warden_federation::trust::ca::issue_leaf(
+        &west_ca_pems,
+        &"spiffe://east.test/ns/warden/sa/gateway".parse().unwrap(),
+        &[],
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    assert!(
+        !tls_attempt(
+            &ew,
+            &forged.cert_pem,
+            &forged.key_pem,
+            store.clone(),
+            "west.test"
+        )
+        .await,
+        "an impostor got in"
+    );
+    // Unknown CA.
+    let rogue =
+        warden_federation::trust::ca::init_ca("rogue.test", Duration::from_secs(3600)).unwrap();
+    let rogue_leaf = warden_federation::trust::ca::issue_leaf(
+        &rogue,
+        &"spiffe://rogue.test/gw".parse().unwrap(),
+        &[],
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    assert!(
+        !tls_attempt(
+            &ew,
+            &rogue_leaf.cert_pem,
+            &rogue_leaf.key_pem,
+            store.clone(),
+            "west.test"
+        )
+        .await
+    );
+    // Plaintext h2c and garbage bytes.
+    let plain = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    assert!(
+        plain
+            .get(format!("http://{ew}/"))
+            .header("x-warden-service", "shop/cart")
+            .send()
+            .await
+            .is_err()
+    );
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(&ew).await.unwrap();
+        s.write_all(&[0x42u8; 512]).await.unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    }
+    let admin = west.admin();
+    eventually(Duration::from_secs(10), "refusals counted", || async {
+        let untrusted = metric(
+            &client,
+            &admin,
+            "warden_tls_handshake_errors_total{listener=\"eastwest\",reason=\"untrusted_issuer\"}",
+        )
+        .await;
+        let all = metric(&client, &admin, "warden_tls_handshake_errors_total{").await;
+        (untrusted >= 2.0 && all >= 4.0).then_some(())
+    })
+    .await;
+    // And west still serves its real peer.
+    let (s, server) = call(&client, &east.outbound()).await;
+    assert_eq!((s, server.starts_with("west")), (200, true));
+}
