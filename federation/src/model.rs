@@ -75,6 +75,10 @@ pub struct Lease {
     pub cluster: String,
     pub renewed_at: u64,
     pub ttl_ms: u64,
+    /// Trust bundle versions the cluster's gateway has loaded, by trust domain: how a staged
+    /// CA rotation knows every cluster is ready for the next step.
+    #[serde(default)]
+    pub trust_versions: BTreeMap<String, u64>,
 }
 
 /// How a service's traffic is spread across clusters.

@@ -46,6 +46,17 @@ pub struct TlsSection {
     pub key: std::path::PathBuf,
     /// PEM CA bundle of this cluster's trust domain; registered with the cluster.
     pub ca_bundle: std::path::PathBuf,
+    /// A CA directory (`ca.pem`, `ca.key`, from `warden trust init`) to renew this gateway's
+    /// certificate from at half-life. Without it the files are only watched for replacement
+    /// (e.g. by cert-manager or `warden trust issue`).
+    pub ca_dir: Option<std::path::PathBuf>,
+    /// How often the certificate files are checked.
+    #[serde(default = "default_reload_ms")]
+    pub reload_interval_ms: u64,
+}
+
+fn default_reload_ms() -> u64 {
+    1_000
 }
 
 /// How the data path uses threads.

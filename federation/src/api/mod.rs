@@ -120,6 +120,7 @@ pub fn router(node: Node) -> Router {
         .route("/api/v1/clusters/{name}/status", get(clusters::status))
         .route("/api/v1/clusters/{name}/lease", put(policies::renew_lease))
         .route("/api/v1/leases", get(policies::leases))
+        .route("/api/v1/trust/status", get(policies::trust_status))
         .route(
             "/api/v1/traffic/policies",
             get(policies::list).post(policies::create),

@@ -165,6 +165,9 @@ pub(super) async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct LeaseBody {
     pub ttl_ms: u64,
+    /// Bundle versions loaded by the renewing gateway.
+    #[serde(default)]
+    pub trust_versions: BTreeMap<String, u64>,
 }
 
 pub(super) async fn renew_lease(
@@ -183,6 +186,7 @@ pub(super) async fn renew_lease(
         cluster: name,
         renewed_at: now_ms(),
         ttl_ms: body.ttl_ms,
+        trust_versions: body.trust_versions,
     };
     match node
         .write(Command::RenewLease {
@@ -194,6 +198,41 @@ pub(super) async fn renew_lease(
         CommandResult::Rejected(r) => Err(r.into()),
         CommandResult::Empty => Err(internal()),
     }
+}
+
+/// `GET /api/v1/trust/status`: for each trust bundle, which clusters' gateways have loaded its
+/// current version (from their lease renewals). A rotation step may proceed when `complete`.
+pub(super) async fn trust_status(
+    State(node): State<Node>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    read_barrier(&node, &params).await?;
+    let state = node.state.read().map_err(|_| internal())?;
+    let now = now_ms();
+    let items: Vec<_> = state
+        .trust_bundles
+        .values()
+        .map(|b| {
+            let clusters: Vec<_> = state
+                .clusters
+                .keys()
+                .map(|c| {
+                    let lease = state.leases.get(c);
+                    let loaded = lease.and_then(|l| l.trust_versions.get(&b.trust_domain).copied());
+                    let live = lease.is_some_and(|l| now < l.renewed_at + l.ttl_ms);
+                    // A gateway reporting no bundles at all runs without mTLS: it cannot block.
+                    let uses_tls = lease.is_some_and(|l| !l.trust_versions.is_empty());
+                    json!({ "cluster": c, "loaded_version": loaded, "current": loaded == Some(b.version),
+                        "lease_live": live, "mtls": uses_tls })
+                })
+                .collect();
+            let complete = clusters
+                .iter()
+                .all(|c| c["current"] == true || c["lease_live"] == false || c["mtls"] == false);
+            json!({ "trust_domain": b.trust_domain, "version": b.version, "complete": complete, "clusters": clusters })
+        })
+        .collect();
+    Ok(Json(json!({ "revision": state.revision, "items": items })).into_response())
 }
 
 pub(super) async fn leases(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {

@@ -95,6 +95,26 @@ pub fn spiffe_id_of(cert_der: &[u8]) -> Result<SpiffeId, TrustError> {
     }
 }
 
+/// A certificate's validity window, in seconds since the Unix epoch.
+pub fn validity(cert_der: &[u8]) -> Result<(i64, i64), TrustError> {
+    use x509_parser::prelude::*;
+    let (_, cert) =
+        X509Certificate::from_der(cert_der).map_err(|e| TrustError::Certificate(e.to_string()))?;
+    let v = cert.validity();
+    Ok((v.not_before.timestamp(), v.not_after.timestamp()))
+}
+
+/// The first certificate of a PEM chain, as DER.
+pub fn first_cert_der(pem: &str) -> Result<Vec<u8>, TrustError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .ok_or_else(|| TrustError::Pem("no certificate".into()))?
+        .map(|c| c.to_vec())
+        .map_err(|e| TrustError::Pem(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

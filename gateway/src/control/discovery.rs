@@ -36,6 +36,8 @@ pub struct DiscoveryActor {
     advertise: String,
     /// This cluster's CA bundle, registered with the cluster when mTLS is on.
     ca_bundle: Option<String>,
+    /// Loaded bundle versions are reported with each lease renewal (rotation status).
+    trust: Option<Arc<warden_federation::trust::verify::TrustStore>>,
     exports: Vec<Export>,
     metrics: Arc<Metrics>,
     restarts: u32,
@@ -48,6 +50,7 @@ impl DiscoveryActor {
         fed: FedClient,
         advertise: String,
         ca_bundle: Option<String>,
+        trust: Option<Arc<warden_federation::trust::verify::TrustStore>>,
         exports: Vec<Export>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -56,6 +59,7 @@ impl DiscoveryActor {
             fed,
             advertise,
             ca_bundle,
+            trust,
             exports,
             metrics,
             restarts: 0,
@@ -115,6 +119,7 @@ async fn run(
     fed: FedClient,
     advertise: String,
     ca_bundle: Option<String>,
+    trust: Option<Arc<warden_federation::trust::verify::TrustStore>>,
     exports: Vec<Export>,
 ) {
     let me = cfg.cluster.name.clone();
@@ -139,10 +144,11 @@ async fn run(
         tick.tick().await;
         let now = Instant::now();
         if now >= next_lease {
+            let versions = trust.as_ref().map(|t| t.versions()).unwrap_or_default();
             match fed
                 .put(
                     &format!("/api/v1/clusters/{me}/lease"),
-                    &json!({ "ttl_ms": ttl }),
+                    &json!({ "ttl_ms": ttl, "trust_versions": versions }),
                 )
                 .await
             {
@@ -198,10 +204,11 @@ impl Actor for DiscoveryActor {
             self.exports.clone(),
         );
         let bundle = self.ca_bundle.clone();
+        let trust = self.trust.clone();
         let delay = backoff(self.restarts);
         let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            run(cfg, fed, adv, bundle, exports).await;
+            run(cfg, fed, adv, bundle, trust, exports).await;
         });
         self.task = Some(task.abort_handle());
         ctx.spawn(actix::fut::wrap_future::<_, Self>(task).map(|res, _, ctx| {

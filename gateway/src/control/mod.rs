@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod catalog_view;
+pub mod certificate;
 pub mod discovery;
 pub mod fed;
 pub mod guard;
@@ -287,11 +288,17 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
     hooks.insert("catalog_watcher".into(), cw.recipient());
     let disc = {
         let (c, f, m) = (cfg.clone(), fed.clone(), metrics.clone());
+        let trust = tls.as_ref().map(|t| t.store.clone());
         Supervisor::start(move |_| {
-            discovery::DiscoveryActor::new(c, f, advertise, own_bundle, exports, m)
+            discovery::DiscoveryActor::new(c, f, advertise, own_bundle, trust, exports, m)
         })
     };
     hooks.insert("discovery".into(), disc.recipient());
+    if let (Some(t), Some(ctx)) = (cfg.tls.clone(), tls.as_ref()) {
+        let (identity, m) = (ctx.identity.clone(), metrics.clone());
+        let cert = Supervisor::start(move |_| certificate::CertificateActor::new(t, identity, m));
+        hooks.insert("certificate".into(), cert.recipient());
+    }
 
     crate::admin::spawn(
         admin_sock,
