@@ -523,6 +523,7 @@ mod tests {
             cluster: "a".into(),
             renewed_at: 5,
             ttl_ms: 1000,
+            trust_versions: Default::default(),
         };
         assert!(matches!(
             s.apply(
