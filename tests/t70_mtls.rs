@@ -376,4 +376,63 @@ async fn east_west_over_mtls() {
         )
         .await
     );
+
+    // Authorization: west denies callers of trust domain east.test for shop/cart → 403, a
+    // metric and an audit line; removing the policy lets them in again.
+    let r = client
+        .put(fed.url("/api/v1/security/policies/no-east"))
+        .json(&serde_json::json!({"service": "shop/cart", "action": "deny", "sources": {"trust_domains": ["east.test"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let bad = client
+        .put(fed.url("/api/v1/security/policies/empty"))
+        .json(&serde_json::json!({"service": "shop/cart", "action": "deny", "sources": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.status().as_u16(),
+        400,
+        "a policy matching no one is refused"
+    );
+    eventually(
+        Duration::from_secs(10),
+        "east is denied by west",
+        || async {
+            let r = client
+                .get(format!("http://{}/x", east.outbound()))
+                .header("host", "cart.shop")
+                .send()
+                .await
+                .ok()?;
+            (r.status().as_u16() == 403
+                && r.headers().get("x-warden-error")?.to_str().ok()? == "forbidden")
+                .then_some(())
+        },
+    )
+    .await;
+    let denied = metric(
+        &client,
+        &admin,
+        "warden_authz_denied_total{policy=\"no-east\",service=\"shop/cart\"}",
+    )
+    .await;
+    assert!(denied >= 1.0, "denials counted: {denied}");
+    let west_log = std::fs::read_to_string(root.join("gateway-west.log")).unwrap();
+    assert!(
+        west_log.contains("east-west request denied")
+            && west_log.contains("spiffe://east.test/ns/warden/sa/gateway")
+    );
+    let r = client
+        .delete(fed.url("/api/v1/security/policies/no-east"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    eventually(Duration::from_secs(10), "east allowed again", || async {
+        (call(&client, &east.outbound()).await.0 == 200).then_some(())
+    })
+    .await;
 }

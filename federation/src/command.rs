@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Cluster, Lease, ServiceExport, TrafficPolicy};
+use crate::model::{Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy};
 
 /// A change to the federation state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +33,10 @@ pub enum Command {
     PutTrafficPolicy { policy: TrafficPolicy },
     /// Removes a traffic policy.
     DeleteTrafficPolicy { id: String, at: u64 },
+    /// Creates or replaces an authorization policy.
+    PutSecurityPolicy { policy: SecurityPolicy },
+    /// Removes an authorization policy.
+    DeleteSecurityPolicy { id: String, at: u64 },
     /// Creates or replaces the CA bundle of a trust domain.
     PutTrustBundle {
         trust_domain: String,

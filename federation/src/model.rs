@@ -144,6 +144,74 @@ impl TrafficPolicy {
     }
 }
 
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthzAction {
+    Allow,
+    Deny,
+}
+
+/// Who a security policy matches: any listed trust domain, SPIFFE ID or source cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthzSources {
+    #[serde(default)]
+    pub trust_domains: Vec<String>,
+    #[serde(default)]
+    pub spiffe_ids: Vec<String>,
+    #[serde(default)]
+    pub clusters: Vec<String>,
+}
+
+/// An authorization policy: callers from other clusters to `service` are allowed or denied.
+/// A matching deny wins; if any allow policy exists for a service, only matching callers get
+/// in; with none, the gateway's configured default applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityPolicy {
+    pub id: String,
+    /// `namespace/service`.
+    pub service: String,
+    pub action: AuthzAction,
+    pub sources: AuthzSources,
+    pub updated_at: u64,
+}
+
+impl SecurityPolicy {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        validate_dns_label("id", &self.id)?;
+        match self.service.split_once('/') {
+            Some((ns, svc)) => {
+                validate_dns_label("service", ns)?;
+                validate_dns_label("service", svc)?;
+            }
+            None => return Err(FieldError::new("service", "must be namespace/service")),
+        }
+        let s = &self.sources;
+        if s.trust_domains.is_empty() && s.spiffe_ids.is_empty() && s.clusters.is_empty() {
+            return Err(FieldError::new(
+                "sources",
+                "name at least one trust domain, SPIFFE ID or cluster",
+            ));
+        }
+        for (i, td) in s.trust_domains.iter().enumerate() {
+            validate_dns_name(&format!("sources.trust_domains[{i}]"), td)?;
+        }
+        for (i, id) in s.spiffe_ids.iter().enumerate() {
+            if !id.starts_with("spiffe://") || id.len() > 2048 {
+                return Err(FieldError::new(
+                    format!("sources.spiffe_ids[{i}]"),
+                    "must be a spiffe:// URI",
+                ));
+            }
+        }
+        for (i, c) in s.clusters.iter().enumerate() {
+            validate_dns_label(&format!("sources.clusters[{i}]"), c)?;
+        }
+        Ok(())
+    }
+}
+
 /// A value that failed validation: which field, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]

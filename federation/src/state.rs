@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use warden_raft_store::StateMachineCore;
 
 use crate::command::{Command, CommandResult, Rejection};
-use crate::model::{Cluster, Lease, ServiceExport, TrafficPolicy, TrustBundle};
+use crate::model::{Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle};
 
 /// How many changes the history keeps; a watcher further behind must re-list.
 pub const HISTORY_LEN: usize = 10_000;
@@ -36,6 +36,10 @@ pub enum ChangeEvent {
     LeaseRenewed(Lease),
     PolicyPut(TrafficPolicy),
     PolicyDeleted {
+        id: String,
+    },
+    SecurityPolicyPut(SecurityPolicy),
+    SecurityPolicyDeleted {
         id: String,
     },
 }
@@ -72,6 +76,10 @@ impl Change {
             ChangeEvent::LeaseRenewed(l) => ("lease.renewed", json!({ "lease": l })),
             ChangeEvent::PolicyPut(p) => ("policy.put", json!({ "policy": p })),
             ChangeEvent::PolicyDeleted { id } => ("policy.deleted", json!({ "id": id })),
+            ChangeEvent::SecurityPolicyPut(p) => ("security_policy.put", json!({ "policy": p })),
+            ChangeEvent::SecurityPolicyDeleted { id } => {
+                ("security_policy.deleted", json!({ "id": id }))
+            }
         };
         let mut v = json!({ "revision": self.revision, "at": self.at, "type": ty });
         if let (Some(obj), serde_json::Value::Object(extra)) = (v.as_object_mut(), body) {
@@ -96,6 +104,8 @@ pub struct FederationState {
     pub leases: BTreeMap<String, Lease>,
     /// Traffic policies by id.
     pub policies: BTreeMap<String, TrafficPolicy>,
+    /// Authorization policies by id.
+    pub security_policies: BTreeMap<String, SecurityPolicy>,
     /// The last [`HISTORY_LEN`] changes, oldest first.
     pub history: VecDeque<Change>,
 }
@@ -309,6 +319,25 @@ impl StateMachineCore for FederationState {
                 at,
             } => self.unexport_service((cluster.clone(), namespace.clone(), service.clone()), *at),
             Command::RenewLease { lease } => self.renew_lease(lease),
+            Command::PutSecurityPolicy { policy } => {
+                self.security_policies
+                    .insert(policy.id.clone(), policy.clone());
+                let revision = self.record(
+                    policy.updated_at,
+                    ChangeEvent::SecurityPolicyPut(policy.clone()),
+                );
+                CommandResult::Applied { revision }
+            }
+            Command::DeleteSecurityPolicy { id, at } => {
+                if self.security_policies.remove(id).is_none() {
+                    return CommandResult::Rejected(Rejection::NotFound(format!(
+                        "security policy {id:?}"
+                    )));
+                }
+                let revision =
+                    self.record(*at, ChangeEvent::SecurityPolicyDeleted { id: id.clone() });
+                CommandResult::Applied { revision }
+            }
             Command::PutTrafficPolicy { policy } => self.put_policy(policy),
             Command::DeleteTrafficPolicy { id, at } => self.delete_policy(id, *at),
             Command::PutTrustBundle {

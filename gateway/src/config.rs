@@ -33,6 +33,24 @@ pub struct GatewayConfig {
     pub runtime: RuntimeSection,
     /// mTLS on the east-west hop (mandatory when set).
     pub tls: Option<TlsSection>,
+    #[serde(default)]
+    pub authz: AuthzSection,
+}
+
+/// Authorization of callers from other clusters (enforced on the east-west listener with mTLS).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthzSection {
+    /// What happens to a caller when no security policy covers the service: "allow" or "deny".
+    pub default: String,
+}
+
+impl Default for AuthzSection {
+    fn default() -> Self {
+        Self {
+            default: "allow".into(),
+        }
+    }
 }
 
 /// This gateway's SPIFFE identity and its own trust domain's CA bundle (see `warden trust`).
@@ -358,6 +376,11 @@ impl GatewayConfig {
                     "listeners.tcp[{i}].service must be namespace/service"
                 )));
             }
+        }
+        if self.authz.default != "allow" && self.authz.default != "deny" {
+            return Err(ConfigError::Invalid(
+                "authz.default must be \"allow\" or \"deny\"".into(),
+            ));
         }
         if self.federation.lease_ttl_ms < 300 {
             return Err(ConfigError::Invalid(

@@ -15,6 +15,7 @@ pub struct Metrics {
     pub proxy_errors: IntCounterVec,
     pub federation_revision: IntGaugeVec,
     pub tls_errors: IntCounterVec,
+    pub authz_denied: IntCounterVec,
 }
 
 fn must<T>(r: Result<T, prometheus::Error>) -> T {
@@ -92,6 +93,13 @@ impl Metrics {
             ),
             &["listener", "reason"],
         ));
+        let authz_denied = must(IntCounterVec::new(
+            Opts::new(
+                "warden_authz_denied_total",
+                "East-west requests denied by authorization, by service and deciding policy.",
+            ),
+            &["service", "policy"],
+        ));
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -102,6 +110,7 @@ impl Metrics {
             Box::new(proxy_errors.clone()),
             Box::new(federation_revision.clone()),
             Box::new(tls_errors.clone()),
+            Box::new(authz_denied.clone()),
         ] {
             must(registry.register(c));
         }
@@ -116,6 +125,7 @@ impl Metrics {
             proxy_errors,
             federation_revision,
             tls_errors,
+            authz_denied,
         }
     }
 

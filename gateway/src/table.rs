@@ -120,6 +120,10 @@ pub struct RemoteTable {
     pub connected: bool,
     pub services: HashMap<ServiceKey, Vec<RemoteCluster>>,
     pub policies: HashMap<ServiceKey, RoutePolicy>,
+    /// Authorization policies by service.
+    pub security: HashMap<ServiceKey, Vec<warden_federation::model::SecurityPolicy>>,
+    /// Registered trust domain of each cluster, to check a caller's claimed source cluster.
+    pub cluster_domains: HashMap<String, String>,
 }
 
 /// Shared handles to both tables.

@@ -122,6 +122,16 @@ pub fn router(node: Node) -> Router {
         .route("/api/v1/leases", get(policies::leases))
         .route("/api/v1/trust/status", get(policies::trust_status))
         .route(
+            "/api/v1/security/policies",
+            get(policies::security_list).post(policies::security_create),
+        )
+        .route(
+            "/api/v1/security/policies/{id}",
+            get(policies::security_get)
+                .put(policies::security_put)
+                .delete(policies::security_delete),
+        )
+        .route(
             "/api/v1/traffic/policies",
             get(policies::list).post(policies::create),
         )

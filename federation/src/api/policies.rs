@@ -249,3 +249,133 @@ pub(super) async fn leases(State(node): State<Node>, params: Params) -> Result<R
         .collect();
     Ok(Json(json!({ "revision": state.revision, "now": now, "items": items })).into_response())
 }
+
+/// The body of an authorization policy (the id comes from the path for PUT).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityBody {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub service: String,
+    pub action: crate::model::AuthzAction,
+    pub sources: crate::model::AuthzSources,
+}
+
+async fn write_security(
+    node: &Node,
+    policy: crate::model::SecurityPolicy,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    policy.validate()?;
+    match node
+        .write(Command::PutSecurityPolicy {
+            policy: policy.clone(),
+        })
+        .await?
+    {
+        CommandResult::Applied { revision } => Ok((
+            status,
+            [("x-warden-revision", revision.to_string())],
+            Json(policy),
+        )
+            .into_response()),
+        CommandResult::Rejected(r) => Err(r.into()),
+        CommandResult::Empty => Err(internal()),
+    }
+}
+
+fn security_policy(id: String, b: SecurityBody) -> crate::model::SecurityPolicy {
+    crate::model::SecurityPolicy {
+        id,
+        service: b.service,
+        action: b.action,
+        sources: b.sources,
+        updated_at: now_ms(),
+    }
+}
+
+pub(super) async fn security_create(
+    State(node): State<Node>,
+    JsonBody(body): JsonBody<SecurityBody>,
+) -> Result<Response, ApiError> {
+    let Some(id) = body.id.clone() else {
+        return Err(ApiError {
+            field: Some("id".into()),
+            ..ApiError::bad_request("id is required")
+        });
+    };
+    validate_dns_label("id", &id)?;
+    if node
+        .state
+        .read()
+        .map_err(|_| internal())?
+        .security_policies
+        .contains_key(&id)
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!("security policy {id:?} already exists"),
+        ));
+    }
+    write_security(&node, security_policy(id, body), StatusCode::CREATED).await
+}
+
+pub(super) async fn security_put(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<SecurityBody>,
+) -> Result<Response, ApiError> {
+    validate_dns_label("id", &id)?;
+    if body.id.as_ref().is_some_and(|b| *b != id) {
+        return Err(ApiError {
+            field: Some("id".into()),
+            ..ApiError::bad_request("the body's id differs from the path's")
+        });
+    }
+    write_security(&node, security_policy(id, body), StatusCode::OK).await
+}
+
+pub(super) async fn security_list(
+    State(node): State<Node>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    read_barrier(&node, &params).await?;
+    let state = node.state.read().map_err(|_| internal())?;
+    let items: Vec<_> = state.security_policies.values().collect();
+    Ok(Json(json!({ "revision": state.revision, "items": items })).into_response())
+}
+
+pub(super) async fn security_get(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    read_barrier(&node, &params).await?;
+    let state = node.state.read().map_err(|_| internal())?;
+    match state.security_policies.get(&id) {
+        Some(p) => Ok(Json(p).into_response()),
+        None => Err(ApiError::not_found(format!(
+            "security policy {id:?} not found"
+        ))),
+    }
+}
+
+pub(super) async fn security_delete(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    validate_dns_label("id", &id)?;
+    match node
+        .write(Command::DeleteSecurityPolicy { id, at: now_ms() })
+        .await?
+    {
+        CommandResult::Applied { revision } => Ok((
+            StatusCode::NO_CONTENT,
+            [("x-warden-revision", revision.to_string())],
+        )
+            .into_response()),
+        CommandResult::Rejected(r) => Err(r.into()),
+        CommandResult::Empty => Err(internal()),
+    }
+}

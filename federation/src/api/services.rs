@@ -136,9 +136,11 @@ pub(super) async fn routing_catalog(
     let leases: Vec<_> = state.leases.values().collect();
     let policies: Vec<_> = state.policies.values().collect();
     let bundles: Vec<_> = state.trust_bundles.values().collect();
+    let security: Vec<_> = state.security_policies.values().collect();
     Ok(Json(json!({
         "revision": state.revision,
         "bundles": bundles,
+        "security_policies": security,
         "now": now_ms(),
         "clusters": clusters,
         "exports": exports,

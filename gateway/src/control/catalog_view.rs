@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
-use warden_federation::model::{Cluster, Lease, ServiceExport, TrafficPolicy, TrustBundle};
+use warden_federation::model::{
+    Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle,
+};
 
 use crate::table::{RemoteCluster, RemoteTable, RoutePolicy, ServiceKey, Tables};
 
@@ -18,6 +20,8 @@ pub struct CatalogView {
     pub policies: BTreeMap<String, TrafficPolicy>,
     /// CA bundles by trust domain.
     pub bundles: BTreeMap<String, TrustBundle>,
+    /// Authorization policies by id.
+    pub security: BTreeMap<String, SecurityPolicy>,
 }
 
 fn items<T: serde::de::DeserializeOwned>(v: &Value, key: &str) -> Result<Vec<T>, String> {
@@ -49,6 +53,9 @@ impl CatalogView {
         }
         for b in items::<TrustBundle>(v, "bundles")? {
             view.bundles.insert(b.trust_domain.clone(), b);
+        }
+        for p in items::<SecurityPolicy>(v, "security_policies")? {
+            view.security.insert(p.id.clone(), p);
         }
         Ok(view)
     }
@@ -113,6 +120,14 @@ impl CatalogView {
                     serde_json::from_value(parse("bundle")?).map_err(|e| e.to_string())?;
                 self.bundles.insert(b.trust_domain.clone(), b);
             }
+            "security_policy.put" => {
+                let p: SecurityPolicy =
+                    serde_json::from_value(parse("policy")?).map_err(|e| e.to_string())?;
+                self.security.insert(p.id.clone(), p);
+            }
+            "security_policy.deleted" => {
+                self.security.remove(v["id"].as_str().unwrap_or(""));
+            }
             "trust_bundle.deleted" => {
                 self.bundles
                     .remove(v["trust_domain"].as_str().unwrap_or(""));
@@ -172,11 +187,27 @@ impl CatalogView {
                 );
             }
         }
+        let mut security: HashMap<ServiceKey, Vec<SecurityPolicy>> = HashMap::new();
+        for p in self.security.values() {
+            if let Some((ns, svc)) = p.service.split_once('/') {
+                security
+                    .entry((ns.to_string(), svc.to_string()))
+                    .or_default()
+                    .push(p.clone());
+            }
+        }
+        let cluster_domains = self
+            .clusters
+            .values()
+            .map(|c| (c.name.clone(), c.trust_domain.clone()))
+            .collect();
         RemoteTable {
             revision: self.revision,
             connected,
             services,
             policies,
+            security,
+            cluster_domains,
         }
     }
 

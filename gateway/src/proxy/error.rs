@@ -36,6 +36,12 @@ pub enum ProxyError {
     Timeout { target: String, ms: u64 },
     #[error("{target} reset the request: {message}")]
     Upstream { target: String, message: String },
+    #[error("{caller} may not call {service} (policy {policy})")]
+    Forbidden {
+        caller: String,
+        service: String,
+        policy: String,
+    },
 }
 
 impl ProxyError {
@@ -49,12 +55,13 @@ impl ProxyError {
             Self::Connect { .. } => "upstream_connect",
             Self::Timeout { .. } => "upstream_timeout",
             Self::Upstream { .. } => "upstream_reset",
+            Self::Forbidden { .. } => "forbidden",
         }
     }
 
     pub fn blame(&self) -> Blame {
         match self {
-            Self::NoService | Self::UnknownService(_) => Blame::Downstream,
+            Self::NoService | Self::UnknownService(_) | Self::Forbidden { .. } => Blame::Downstream,
             Self::NoHealthyUpstream(_) | Self::NoLocalEndpoint(_) => Blame::Internal,
             _ => Blame::Upstream,
         }
@@ -74,6 +81,7 @@ impl ProxyError {
             }
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
         }
     }
 

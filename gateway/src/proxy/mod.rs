@@ -139,19 +139,25 @@ impl ProxyCtx {
                 return;
             };
             tracing::debug!(peer = ?peer.as_ref().map(|p| p.to_string()), "east-west peer");
-            return self.serve_io(TokioIo::new(stream), listener).await;
+            return self
+                .serve_io(TokioIo::new(stream), listener, peer.map(Arc::new))
+                .await;
         }
-        self.serve_io(TokioIo::new(stream), listener).await
+        self.serve_io(TokioIo::new(stream), listener, None).await
     }
 
-    async fn serve_io<I>(self: Arc<Self>, io: I, listener: Listener)
-    where
+    async fn serve_io<I>(
+        self: Arc<Self>,
+        io: I,
+        listener: Listener,
+        peer: Option<Arc<warden_federation::trust::spiffe::SpiffeId>>,
+    ) where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         let ctx = self.clone();
         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let ctx = ctx.clone();
-            async move { Ok::<_, Infallible>(ctx.handle(req, listener).await) }
+            let (ctx, peer) = (ctx.clone(), peer.clone());
+            async move { Ok::<_, Infallible>(ctx.handle_from(req, listener, peer.as_deref()).await) }
         });
         let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         if let Err(e) = builder.serve_connection_with_upgrades(io, svc).await {
@@ -188,14 +194,80 @@ impl ProxyCtx {
             .ok_or(ProxyError::NoService)
     }
 
-    /// Handles one request end to end.
+    /// Handles one request end to end (no verified peer identity).
     pub async fn handle(
         self: &Arc<Self>,
         req: Request<Incoming>,
         listener: Listener,
     ) -> Response<BoxBody> {
+        self.handle_from(req, listener, None).await
+    }
+
+    /// Checks an east-west caller against the service's authorization policies.
+    fn authorize(
+        &self,
+        key: &ServiceKey,
+        req: &Request<Incoming>,
+        peer: &warden_federation::trust::spiffe::SpiffeId,
+    ) -> Result<(), ProxyError> {
+        let remote = self.tables.remote.load();
+        let claimed = req
+            .headers()
+            .get(SOURCE_HEADER)
+            .and_then(|v| v.to_str().ok());
+        // The claimed source cluster counts only if it is registered with the peer's domain.
+        let cluster = claimed
+            .filter(|c| {
+                remote
+                    .cluster_domains
+                    .get(*c)
+                    .is_some_and(|td| *td == peer.trust_domain)
+            })
+            .map(str::to_string);
+        let caller = crate::authz::Caller {
+            spiffe_id: peer.to_string(),
+            trust_domain: peer.trust_domain.clone(),
+            cluster,
+        };
+        let none = Vec::new();
+        let policies = remote.security.get(key).unwrap_or(&none);
+        let d = crate::authz::decide(policies, self.cfg.authz.default == "allow", &caller);
+        if d.allowed {
+            return Ok(());
+        }
+        let service = format!("{}/{}", key.0, key.1);
+        let policy = d.policy.unwrap_or_else(|| "default".into());
+        self.metrics
+            .authz_denied
+            .with_label_values(&[service.as_str(), policy.as_str()])
+            .inc();
+        tracing::warn!(target: "audit", caller = %caller.spiffe_id, source_cluster = ?caller.cluster, service = %service, policy = %policy, "east-west request denied");
+        Err(ProxyError::Forbidden {
+            caller: caller.spiffe_id,
+            service,
+            policy,
+        })
+    }
+
+    /// Handles one request end to end; `peer` is the verified mTLS identity on the east-west hop.
+    pub async fn handle_from(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        listener: Listener,
+        peer: Option<&warden_federation::trust::spiffe::SpiffeId>,
+    ) -> Response<BoxBody> {
         let started = Instant::now();
         if listener == Listener::EastWest && req.method() == http::Method::CONNECT {
+            if let Some(peer) = peer
+                && let Some(key) = req
+                    .headers()
+                    .get(SERVICE_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(route::service_from_header)
+                && let Err(e) = self.authorize(&key, &req, peer)
+            {
+                return self.fail(e);
+            }
             return self.handle_connect(req).await;
         }
         let src_cluster = match listener {
@@ -212,6 +284,12 @@ impl ProxyCtx {
             Ok(k) => k,
             Err(e) => return self.fail(e),
         };
+        if listener == Listener::EastWest
+            && let Some(peer) = peer
+            && let Err(e) = self.authorize(&key, &req, peer)
+        {
+            return self.fail(e);
+        }
         let service_label = format!("{}/{}", key.0, key.1);
         match self.route(req, &key, listener).await {
             Ok((resp, dst)) => {
