@@ -66,6 +66,7 @@ fn init_logging(format: &str) {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args.log_format);
+    warden_federation::trust::ensure_crypto_provider();
     // The gateway roles run inside an actix System with its own runtime.
     let result = match args.command {
         Command::Gateway(a) => cli::gateway::gateway(a),

@@ -61,32 +61,6 @@ async fn metric(client: &reqwest::Client, admin: &str, prefix: &str) -> f64 {
         .sum()
 }
 
-/// Tries a TLS client hello with the given certificate against an east-west listener.
-async fn tls_attempt(
-    addr: &str,
-    cert: &str,
-    key: &str,
-    store: Arc<warden_federation::trust::verify::TrustStore>,
-    expect_td: &str,
-) -> bool {
-    use warden_federation::trust::tls::{Identity, client_config};
-    let (id, _) = Identity::from_pem(cert, key).unwrap();
-    let cfg = client_config(id, store, expect_td, &[b"h2"]).unwrap();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("x.invalid").unwrap();
-    let Ok(mut tls) = tokio_rustls::TlsConnector::from(cfg)
-        .connect(name, tcp)
-        .await
-    else {
-        return false;
-    };
-    // TLS 1.3: a refused client certificate surfaces on the first read.
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let _ = tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
-    let mut buf = [0u8; 64];
-    matches!(tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await, Ok(Ok(n)) if n > 0)
-}
-
 /// Failover over mTLS, and the listener's refusals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn east_west_over_mtls() {

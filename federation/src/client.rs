@@ -34,6 +34,7 @@ pub struct ApiClient {
 impl ApiClient {
     /// `base` is like `http://127.0.0.1:7700`.
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+        crate::trust::ensure_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()

@@ -37,6 +37,18 @@ pub struct NodeConfig {
     pub write_timeout_ms: u64,
     #[serde(default)]
     pub raft: RaftTuning,
+    /// mTLS between federation nodes on the Raft port (mandatory when set).
+    pub tls: Option<NodeTls>,
+}
+
+/// This node's SPIFFE identity and the federation's CA bundle. Every member's certificate must
+/// be issued in the same trust domain (the federation's own, e.g. `federation.example`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca_bundle: PathBuf,
 }
 
 /// A founding member.

@@ -55,17 +55,28 @@ pub enum CallError {
 #[derive(Clone)]
 pub struct RpcClient {
     http: reqwest::Client,
+    /// `https` when members talk mTLS, else `http`.
+    scheme: &'static str,
 }
 
 impl RpcClient {
-    pub fn new() -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    /// Plaintext h2c, or mTLS when `tls` is given (the peer must prove the federation's trust
+    /// domain; this node presents its own certificate).
+    pub fn new(tls: Option<rustls::ClientConfig>) -> Result<Self, reqwest::Error> {
+        crate::trust::ensure_crypto_provider();
+        let builder = reqwest::Client::builder()
             .http2_prior_knowledge()
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
-        Ok(Self { http })
+            .pool_idle_timeout(Duration::from_secs(60));
+        let (builder, scheme) = match tls {
+            Some(cfg) => (builder.use_preconfigured_tls(cfg), "https"),
+            None => (builder, "http"),
+        };
+        Ok(Self {
+            http: builder.build()?,
+            scheme,
+        })
     }
 
     /// POSTs `req` to `addr` + `path` and decodes the answer, within `ttl`.
@@ -80,7 +91,7 @@ impl RpcClient {
             addr: addr.to_string(),
             source,
         })?;
-        let url = format!("http://{addr}{path}");
+        let url = format!("{}://{addr}{path}", self.scheme);
         let fut = async {
             let resp = self
                 .http

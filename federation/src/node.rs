@@ -59,6 +59,8 @@ pub enum StartError {
     Raft(String),
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 /// The shared core every handler holds.
@@ -156,7 +158,38 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         ..Default::default()
     }
     .validate()?;
-    let rpc = RpcClient::new()?;
+    // mTLS between members: this node's identity and the federation's bundle.
+    let (rpc_tls, raft_acceptor) = match &cfg.tls {
+        None => (None, None),
+        Some(t) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| StartError::Tls(format!("{}: {e}", p.display())))
+            };
+            let (cert, key, bundle) = (read(&t.cert)?, read(&t.key)?, read(&t.ca_bundle)?);
+            let (identity, id) = crate::trust::tls::Identity::from_pem(&cert, &key)
+                .map_err(|e| StartError::Tls(e.to_string()))?;
+            let store = crate::trust::verify::TrustStore::new();
+            store
+                .set(&id.trust_domain, &bundle, 0)
+                .map_err(|e| StartError::Tls(e.to_string()))?;
+            let client = crate::trust::tls::client_config(
+                identity.clone(),
+                store.clone(),
+                &id.trust_domain,
+                &[b"h2"],
+            )
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+            let server = crate::trust::tls::server_config(identity, store, &[b"h2"])
+                .map_err(|e| StartError::Tls(e.to_string()))?;
+            tracing::info!(spiffe_id = %id, "raft rpc over mTLS");
+            (
+                Some((*client).clone()),
+                Some(tokio_rustls::TlsAcceptor::from(server)),
+            )
+        }
+    };
+    let rpc = RpcClient::new(rpc_tls)?;
     let network = NetworkFactory {
         client: rpc.clone(),
         self_id: cfg.node_id,
@@ -178,7 +211,12 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
     });
 
     let tasks = vec![
-        crate::server::spawn_raft_server(raft_listener, node.clone(), shutdown_tx.subscribe()),
+        crate::server::spawn_raft_server(
+            raft_listener,
+            node.clone(),
+            shutdown_tx.subscribe(),
+            raft_acceptor,
+        ),
         crate::server::spawn_api_server(api_listener, node.clone(), shutdown_tx.subscribe()),
     ];
 

@@ -113,13 +113,54 @@ async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<boo
     }
 }
 
-/// Serves Raft RPC until shutdown.
+/// Serves Raft RPC until shutdown: h2c, or mTLS (client certificate mandatory) with `tls`.
 pub fn spawn_raft_server(
     listener: TcpListener,
     node: Node,
     stop: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(serve(listener, raft_router(node), stop, "raft"))
+    match tls {
+        None => tokio::spawn(serve(listener, raft_router(node), stop, "raft")),
+        Some(acceptor) => tokio::spawn(serve_tls(listener, raft_router(node), acceptor, stop)),
+    }
+}
+
+/// Accepts TLS connections (ALPN h2) and serves `app` on each, until shutdown. A failed
+/// handshake (no or untrusted certificate, garbage) is logged and dropped.
+async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    acceptor: tokio_rustls::TlsAcceptor,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+            accepted = listener.accept() => {
+                let Ok((tcp, peer)) = accepted else {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let _ = tcp.set_nodelay(true);
+                    let tls = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
+                        Ok(Ok(t)) => t,
+                        Ok(Err(e)) => {
+                            tracing::warn!(%peer, error = %e, "raft tls handshake refused");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let svc = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        }
+    }
 }
 
 /// Serves the REST API until shutdown.

@@ -51,6 +51,7 @@ fn node_config(id: u64, dir: &Path, bootstrap: bool, tuning: RaftTuning) -> Node
         initial_members: vec![],
         write_timeout_ms: 10_000,
         raft: tuning,
+        tls: None,
     }
 }
 

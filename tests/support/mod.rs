@@ -160,6 +160,7 @@ impl Drop for NodeProc {
 /// An HTTP client that sends the admin token (reads from outside loopback need it), with a
 /// bound on every request.
 pub fn http() -> reqwest::Client {
+    warden_federation::trust::ensure_crypto_provider();
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,
@@ -174,6 +175,7 @@ pub fn http() -> reqwest::Client {
 
 /// An HTTP client without credentials.
 pub fn http_anonymous() -> reqwest::Client {
+    warden_federation::trust::ensure_crypto_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
@@ -570,4 +572,31 @@ pub async fn tcp_call(addr: &str) -> String {
         .unwrap_or("")
         .trim()
         .to_string()
+}
+
+/// Tries an mTLS client handshake (ALPN h2) with the given certificate against a listener,
+/// expecting the server in `expect_td`; true when the server answered the HTTP/2 preface.
+pub async fn tls_attempt(
+    addr: &str,
+    cert: &str,
+    key: &str,
+    store: std::sync::Arc<warden_federation::trust::verify::TrustStore>,
+    expect_td: &str,
+) -> bool {
+    use warden_federation::trust::tls::{Identity, client_config};
+    let (id, _) = Identity::from_pem(cert, key).unwrap();
+    let cfg = client_config(id, store, expect_td, &[b"h2"]).unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("x.invalid").unwrap();
+    let Ok(mut tls) = tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await
+    else {
+        return false;
+    };
+    // TLS 1.3: a refused client certificate surfaces on the first read.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+    let mut buf = [0u8; 64];
+    matches!(tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await, Ok(Ok(n)) if n > 0)
 }

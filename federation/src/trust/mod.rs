@@ -7,6 +7,13 @@
 //! - [`verify`]: the trust store (bundles by trust domain) and rustls verifiers built on it.
 //! - [`tls`]: identities that can be swapped at run time, and rustls configs for mTLS.
 
+/// Installs the ring crypto provider as the process default (idempotent). HTTP clients built
+/// with TLS support (reqwest with `rustls-no-provider`) panic without one, so every place that
+/// builds a client calls this first.
+pub fn ensure_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub mod ca;
 pub mod spiffe;
 pub mod tls;

@@ -257,6 +257,7 @@ impl Actor for CatalogWatcherActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        warden_federation::trust::ensure_crypto_provider();
         let follower = Follower {
             me: self.me.clone(),
             fed: self.fed.clone(),

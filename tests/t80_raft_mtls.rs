@@ -1,0 +1,136 @@
+//! Raft RPC between federation nodes over mTLS: the group works, and the Raft port refuses
+//! clients without a certificate of the federation's trust domain.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::*;
+
+/// Three members with certificates of one federation CA replicate as usual; a plaintext client,
+/// a client without a certificate and one from another CA are refused by the Raft port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_over_mtls() {
+    use warden_federation::trust::ca::{init_ca, issue_leaf, write_public, write_secret};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let day = Duration::from_secs(86_400);
+    let ca = init_ca("federation.test", day).unwrap();
+    write_public(&root.join("fed-ca.pem"), &ca.cert_pem).unwrap();
+    let tls_for = |id: u64| {
+        let leaf = issue_leaf(
+            &ca,
+            &format!("spiffe://federation.test/node/{id}")
+                .parse()
+                .unwrap(),
+            &[],
+            day,
+        )
+        .unwrap();
+        let (cert, key) = (
+            root.join(format!("node-{id}.pem")),
+            root.join(format!("node-{id}.key")),
+        );
+        write_public(&cert, &leaf.cert_pem).unwrap();
+        write_secret(&key, &leaf.key_pem).unwrap();
+        format!(
+            "[tls]\ncert = {:?}\nkey = {:?}\nca_bundle = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string(),
+            root.join("fed-ca.pem").display().to_string()
+        )
+    };
+    let client = http();
+    let n1 = NodeProc::start(
+        1,
+        root,
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &format!("bootstrap = true\n{}", tls_for(1)),
+        &[],
+    )
+    .await;
+    eventually(Duration::from_secs(20), "node 1 leads", || async {
+        mesh_status(&client, &n1)
+            .await
+            .filter(|s| s["state"] == "Leader")
+    })
+    .await;
+    let mut nodes = vec![n1];
+    for id in 2..=3u64 {
+        let n = NodeProc::start(id, root, "127.0.0.1:0", "127.0.0.1:0", &tls_for(id), &[]).await;
+        let r = client
+            .post(nodes[0].url("/api/v1/federation/members"))
+            .json(&json!({ "id": id, "raft_addr": n.raft, "api_addr": n.api }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "add member {id} over mTLS");
+        nodes.push(n);
+    }
+    assert_eq!(register(&client, &nodes[2], "over-mtls").await, Some(201));
+    converged(&client, &nodes, Duration::from_secs(20)).await;
+    for n in &nodes {
+        let (_, names) = cluster_names(&client, n).await.unwrap();
+        assert!(names.contains(&"over-mtls".to_string()), "node {}", n.id);
+    }
+
+    // The Raft port: plaintext h2c gets nowhere; a member certificate gets in; others do not.
+    let raft = nodes[0].raft.clone();
+    let plain = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    assert!(
+        plain
+            .post(format!("http://{raft}/raft/vote"))
+            .body(vec![0u8; 8])
+            .send()
+            .await
+            .is_err()
+    );
+    let store = warden_federation::trust::verify::TrustStore::new();
+    store.set("federation.test", &ca.cert_pem, 1).unwrap();
+    let member = issue_leaf(
+        &ca,
+        &"spiffe://federation.test/node/9".parse().unwrap(),
+        &[],
+        day,
+    )
+    .unwrap();
+    assert!(
+        tls_attempt(
+            &raft,
+            &member.cert_pem,
+            &member.key_pem,
+            store.clone(),
+            "federation.test"
+        )
+        .await
+    );
+    let rogue_ca = init_ca("federation.test", day).unwrap();
+    let rogue = issue_leaf(
+        &rogue_ca,
+        &"spiffe://federation.test/node/1".parse().unwrap(),
+        &[],
+        day,
+    )
+    .unwrap();
+    assert!(
+        !tls_attempt(
+            &raft,
+            &rogue.cert_pem,
+            &rogue.key_pem,
+            store.clone(),
+            "federation.test"
+        )
+        .await,
+        "a look-alike CA got in"
+    );
+    // The group still commits.
+    assert_eq!(
+        register(&client, &nodes[1], "after-probes").await,
+        Some(201)
+    );
+}
