@@ -163,10 +163,13 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         None => (None, None),
         Some(t) => {
             let read = |p: &std::path::Path| {
-                std::fs::read_to_string(p)
-                    .map_err(|e| StartError::Tls(format!("{}: {e}", p.display())))
+                std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
             };
-            let (cert, key, bundle) = (read(&t.cert)?, read(&t.key)?, read(&t.ca_bundle)?);
+            let (cert, key, bundle) = (
+                read(&t.cert).map_err(StartError::Tls)?,
+                read(&t.key).map_err(StartError::Tls)?,
+                read(&t.ca_bundle).map_err(StartError::Tls)?,
+            );
             let (identity, id) = crate::trust::tls::Identity::from_pem(&cert, &key)
                 .map_err(|e| StartError::Tls(e.to_string()))?;
             let store = crate::trust::verify::TrustStore::new();
