@@ -16,7 +16,7 @@ use futures::StreamExt;
 
 use super::catalog_view::CatalogView;
 use super::fed::FedClient;
-use super::guard::{InjectPanic, backoff, guarded};
+use super::guard::{InjectPanic, guarded, on_restart, spawn_supervised};
 use crate::metrics::Metrics;
 use crate::table::Tables;
 use warden_federation::trust::verify::TrustStore;
@@ -270,34 +270,23 @@ impl Actor for CatalogWatcherActor {
             token: self.token.clone(),
             trust: self.trust.clone(),
         };
-        let delay = backoff(self.restarts);
-        let task = tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            follower.run().await;
-        });
-        self.task = Some(task.abort_handle());
-        ctx.spawn(actix::fut::wrap_future::<_, Self>(task).map(|res, _, ctx| {
-            if let Err(e) = res
-                && !e.is_cancelled()
-            {
-                tracing::error!(error = %e, "catalog follower died; restarting");
-            }
-            ctx.stop();
-        }));
+        self.task = Some(spawn_supervised(
+            "catalog_watcher",
+            self.restarts,
+            ctx,
+            follower.run(),
+        ));
     }
 }
 
 impl Supervised for CatalogWatcherActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-        self.restarts += 1;
-        self.metrics
-            .actor_restarts
-            .with_label_values(&["catalog_watcher"])
-            .inc();
-        tracing::warn!(restarts = self.restarts, "catalog watcher restarting");
+        on_restart(
+            "catalog_watcher",
+            &mut self.restarts,
+            &mut self.task,
+            &self.metrics,
+        );
     }
 }
 

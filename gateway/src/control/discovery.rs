@@ -14,7 +14,7 @@ use actix::prelude::*;
 use serde_json::json;
 
 use super::fed::FedClient;
-use super::guard::{InjectPanic, backoff, guarded};
+use super::guard::{InjectPanic, guarded, on_restart, spawn_supervised};
 use super::pool::{GetCounts, PoolActor};
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
@@ -205,34 +205,19 @@ impl Actor for DiscoveryActor {
         );
         let bundle = self.ca_bundle.clone();
         let trust = self.trust.clone();
-        let delay = backoff(self.restarts);
-        let task = tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            run(cfg, fed, adv, bundle, trust, exports).await;
-        });
-        self.task = Some(task.abort_handle());
-        ctx.spawn(actix::fut::wrap_future::<_, Self>(task).map(|res, _, ctx| {
-            if let Err(e) = res
-                && !e.is_cancelled()
-            {
-                tracing::error!(error = %e, "discovery loop died; restarting");
-            }
-            ctx.stop();
-        }));
+        let work = run(cfg, fed, adv, bundle, trust, exports);
+        self.task = Some(spawn_supervised("discovery", self.restarts, ctx, work));
     }
 }
 
 impl Supervised for DiscoveryActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-        self.restarts += 1;
-        self.metrics
-            .actor_restarts
-            .with_label_values(&["discovery"])
-            .inc();
-        tracing::warn!(restarts = self.restarts, "discovery restarting");
+        on_restart(
+            "discovery",
+            &mut self.restarts,
+            &mut self.task,
+            &self.metrics,
+        );
     }
 }
 

@@ -36,6 +36,54 @@ where
     }
 }
 
+/// Runs an actor's long-lived loop as a spawned task, after the restart backoff; when the task
+/// ends (error or panic, not an abort) the actor stops, so the supervisor restarts it. Returns
+/// the handle `restarting` uses to abort the previous incarnation's loop.
+pub fn spawn_supervised<A, F>(
+    actor: &'static str,
+    restarts: u32,
+    ctx: &mut Context<A>,
+    work: F,
+) -> tokio::task::AbortHandle
+where
+    A: Actor<Context = Context<A>>,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    use actix::{ActorFutureExt, AsyncContext};
+    let delay = backoff(restarts);
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        work.await;
+    });
+    let abort = task.abort_handle();
+    ctx.spawn(
+        actix::fut::wrap_future::<_, A>(task).map(move |res, _, ctx: &mut Context<A>| {
+            if let Err(e) = res
+                && !e.is_cancelled()
+            {
+                tracing::error!(actor, error = %e, "actor loop died; restarting");
+            }
+            ctx.stop();
+        }),
+    );
+    abort
+}
+
+/// Bookkeeping shared by every `Supervised::restarting`: abort the old loop, count, log.
+pub fn on_restart(
+    actor: &'static str,
+    restarts: &mut u32,
+    task: &mut Option<tokio::task::AbortHandle>,
+    metrics: &crate::metrics::Metrics,
+) {
+    if let Some(t) = task.take() {
+        t.abort();
+    }
+    *restarts += 1;
+    metrics.actor_restarts.with_label_values(&[actor]).inc();
+    tracing::warn!(actor, restarts = *restarts, "actor restarting");
+}
+
 /// Delay before the n-th restart: 100 ms doubling, at most 5 s.
 pub fn backoff(restarts: u32) -> Duration {
     if restarts == 0 {
