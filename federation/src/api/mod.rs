@@ -16,11 +16,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+
+use crate::command::CommandResult;
 use axum::routing::{delete, get, post, put};
 
 pub use error::ApiError;
@@ -52,6 +55,30 @@ pub async fn read_barrier(
             field: Some("consistent".into()),
             ..ApiError::bad_request(format!("consistent must be true or false, not {other:?}"))
         }),
+    }
+}
+
+/// Answers a committed write: `status` with the revision header (and `body`), or the
+/// rejection as its error.
+pub(super) fn written(
+    result: CommandResult,
+    status: StatusCode,
+    body: Option<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    match result {
+        CommandResult::Applied { revision } => {
+            let headers = [("x-warden-revision", revision.to_string())];
+            Ok(match body {
+                Some(b) => (status, headers, Json(b)).into_response(),
+                None => (status, headers).into_response(),
+            })
+        }
+        CommandResult::Rejected(r) => Err(r.into()),
+        CommandResult::Empty => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an entry without a command answered a write",
+        )),
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body::JsonBody;
-use super::{ApiError, Node, Params, now_ms, read_barrier};
+use super::{ApiError, Node, Params, now_ms, read_barrier, written};
 use crate::command::{Command, CommandResult};
 use crate::model::{Lease, TrafficPolicy, validate_dns_label};
 
@@ -60,21 +60,9 @@ async fn write_policy(
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     policy.validate()?;
-    match node
-        .write(Command::PutTrafficPolicy {
-            policy: policy.clone(),
-        })
-        .await?
-    {
-        CommandResult::Applied { revision } => Ok((
-            status,
-            [("x-warden-revision", revision.to_string())],
-            Json(policy),
-        )
-            .into_response()),
-        CommandResult::Rejected(r) => Err(r.into()),
-        CommandResult::Empty => Err(internal()),
-    }
+    let body = serde_json::to_value(&policy).ok();
+    let result = node.write(Command::PutTrafficPolicy { policy }).await?;
+    written(result, status, body)
 }
 
 pub(super) async fn create(
@@ -146,18 +134,10 @@ pub(super) async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     validate_dns_label("id", &id)?;
-    match node
+    let result = node
         .write(Command::DeleteTrafficPolicy { id, at: now_ms() })
-        .await?
-    {
-        CommandResult::Applied { revision } => Ok((
-            StatusCode::NO_CONTENT,
-            [("x-warden-revision", revision.to_string())],
-        )
-            .into_response()),
-        CommandResult::Rejected(r) => Err(r.into()),
-        CommandResult::Empty => Err(internal()),
-    }
+        .await?;
+    written(result, StatusCode::NO_CONTENT, None)
 }
 
 /// The body of a lease renewal.
@@ -267,21 +247,9 @@ async fn write_security(
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     policy.validate()?;
-    match node
-        .write(Command::PutSecurityPolicy {
-            policy: policy.clone(),
-        })
-        .await?
-    {
-        CommandResult::Applied { revision } => Ok((
-            status,
-            [("x-warden-revision", revision.to_string())],
-            Json(policy),
-        )
-            .into_response()),
-        CommandResult::Rejected(r) => Err(r.into()),
-        CommandResult::Empty => Err(internal()),
-    }
+    let body = serde_json::to_value(&policy).ok();
+    let result = node.write(Command::PutSecurityPolicy { policy }).await?;
+    written(result, status, body)
 }
 
 fn security_policy(id: String, b: SecurityBody) -> crate::model::SecurityPolicy {
@@ -366,16 +334,8 @@ pub(super) async fn security_delete(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     validate_dns_label("id", &id)?;
-    match node
+    let result = node
         .write(Command::DeleteSecurityPolicy { id, at: now_ms() })
-        .await?
-    {
-        CommandResult::Applied { revision } => Ok((
-            StatusCode::NO_CONTENT,
-            [("x-warden-revision", revision.to_string())],
-        )
-            .into_response()),
-        CommandResult::Rejected(r) => Err(r.into()),
-        CommandResult::Empty => Err(internal()),
-    }
+        .await?;
+    written(result, StatusCode::NO_CONTENT, None)
 }

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body::JsonBody;
-use super::{ApiError, Node, Params, now_ms, read_barrier};
-use crate::command::{Command, CommandResult};
+use super::{ApiError, Node, Params, now_ms, read_barrier, written};
+use crate::command::Command;
 use crate::model::{
     ServiceExport, ServicePort, validate_ca_bundle, validate_dns_label, validate_dns_name,
 };
@@ -38,24 +38,6 @@ fn internal() -> ApiError {
         "internal",
         "state lock poisoned",
     )
-}
-
-fn written(
-    result: CommandResult,
-    status: StatusCode,
-    body: Option<serde_json::Value>,
-) -> Result<Response, ApiError> {
-    match result {
-        CommandResult::Applied { revision } => {
-            let headers = [("x-warden-revision", revision.to_string())];
-            Ok(match body {
-                Some(b) => (status, headers, Json(b)).into_response(),
-                None => (status, headers).into_response(),
-            })
-        }
-        CommandResult::Rejected(r) => Err(r.into()),
-        CommandResult::Empty => Err(internal()),
-    }
 }
 
 pub(super) async fn export(
