@@ -1,6 +1,7 @@
-//! Three clusters, each with a federation node, a gateway and two echo backends, all real
-//! processes on loopback: local serving, failover and failback under load, an 80/20 split,
-//! lease expiry of a dead gateway, and supervised restarts after injected actor panics.
+//! Three clusters, each with a federation node, a gateway (mTLS on the east-west hop, one CA
+//! per cluster) and two echo backends, all real processes on loopback: local serving, failover
+//! and failback under load, an 80/20 split, lease expiry of a dead gateway, and supervised
+//! restarts after injected actor panics.
 
 mod support;
 
@@ -74,9 +75,34 @@ async fn three_cluster_mesh() {
     let apis: Vec<String> = fed.iter().map(|n| n.api.clone()).collect();
     let client = http();
     // east and central share a region; west is far.
-    let mut east = cluster(root, "east", "us-east", "us-east-1a", &apis).await;
-    let mut central = cluster(root, "central", "us-east", "us-east-1b", &apis).await;
-    let west = cluster(root, "west", "us-west", "us-west-1a", &apis).await;
+    // Every cluster has its own CA; the east-west hop runs over mTLS.
+    let mut east = cluster_with(
+        root,
+        "east",
+        "us-east",
+        "us-east-1a",
+        &apis,
+        &pki(root, "east.test"),
+    )
+    .await;
+    let mut central = cluster_with(
+        root,
+        "central",
+        "us-east",
+        "us-east-1b",
+        &apis,
+        &pki(root, "central.test"),
+    )
+    .await;
+    let west = cluster_with(
+        root,
+        "west",
+        "us-west",
+        "us-west-1a",
+        &apis,
+        &pki(root, "west.test"),
+    )
+    .await;
 
     // Every gateway sees the other two clusters' exports.
     for c in [&east, &central, &west] {

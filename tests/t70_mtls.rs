@@ -10,42 +10,6 @@ use std::time::Duration;
 use serde_json::Value;
 use support::*;
 
-fn warden(args: &[&str]) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(args)
-        .output()
-        .expect("run warden");
-    assert!(
-        out.status.success(),
-        "warden {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Makes a CA for `td` and a gateway leaf; returns the `[tls]` table for the gateway config.
-fn pki(root: &std::path::Path, td: &str) -> String {
-    let dir = root.join(format!("pki-{td}"));
-    let d = dir.display().to_string();
-    warden(&["trust", "init", "--trust-domain", td, "--dir", &d]);
-    let out = dir.join("gateway").display().to_string();
-    warden(&[
-        "trust",
-        "issue",
-        "--ca-dir",
-        &d,
-        "--spiffe-id",
-        &format!("spiffe://{td}/ns/warden/sa/gateway"),
-        "--out",
-        &out,
-    ]);
-    format!(
-        "[tls]\ncert = {:?}\nkey = {:?}\nca_bundle = {:?}\nreload_interval_ms = 200\n",
-        dir.join("gateway.pem").display().to_string(),
-        dir.join("gateway.key").display().to_string(),
-        dir.join("ca.pem").display().to_string()
-    )
-}
-
 async fn metric(client: &reqwest::Client, admin: &str, prefix: &str) -> f64 {
     let text = client
         .get(format!("http://{admin}/metrics"))
