@@ -7,6 +7,8 @@
 //! the available clusters by weight instead. Within local endpoints: power of two choices on
 //! in-flight requests.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::table::{LocalService, RemoteCluster, RoutePolicy};
@@ -31,7 +33,9 @@ pub struct Locality {
 /// One priority level and the share of traffic it gets.
 #[derive(Debug, Clone, Serialize)]
 pub struct Level {
-    pub name: String,
+    /// Fixed names for locality levels (no allocation on the request path); policy levels
+    /// name their cluster.
+    pub name: Cow<'static, str>,
     /// Local endpoints are level 0 only; remote levels list cluster indexes.
     pub local: bool,
     pub clusters: Vec<usize>,
@@ -97,13 +101,13 @@ pub fn plan(inp: &Inputs<'_>) -> Plan {
     }
     // Priority levels.
     let mut levels = vec![Level {
-        name: format!("local ({})", inp.me.cluster),
+        name: Cow::Borrowed("local"),
         local: true,
         clusters: vec![],
         healthy_share: local_share(inp.local, inp.exclude),
         load: 0.0,
     }];
-    let remote_levels: Vec<(String, Vec<usize>)> =
+    let remote_levels: Vec<(Cow<'static, str>, Vec<usize>)> =
         match inp.policy.filter(|p| !p.failover_order.is_empty()) {
             Some(p) => p
                 .failover_order
@@ -113,7 +117,7 @@ pub fn plan(inp: &Inputs<'_>) -> Plan {
                     inp.remotes
                         .iter()
                         .position(|r| &r.cluster == c)
-                        .map(|i| (format!("failover: {c}"), vec![i]))
+                        .map(|i| (Cow::Owned(format!("failover: {c}")), vec![i]))
                 })
                 .collect(),
             None => {
@@ -136,7 +140,7 @@ pub fn plan(inp: &Inputs<'_>) -> Plan {
                 ]
                 .into_iter()
                 .filter(|(_, v)| !v.is_empty())
-                .map(|(n, v)| (n.to_string(), v))
+                .map(|(n, v)| (Cow::Borrowed(n), v))
                 .collect()
             }
         };
@@ -190,7 +194,7 @@ fn weighted_plan(inp: &Inputs<'_>, p: &RoutePolicy) -> Plan {
     let local_w = p.weights.get(&inp.me.cluster).copied().unwrap_or(0) as f64;
     let local_ok = local_share(inp.local, inp.exclude) > 0.0;
     levels.push(Level {
-        name: format!("local ({})", inp.me.cluster),
+        name: Cow::Borrowed("local"),
         local: true,
         clusters: vec![],
         healthy_share: local_share(inp.local, inp.exclude),
@@ -200,7 +204,7 @@ fn weighted_plan(inp: &Inputs<'_>, p: &RoutePolicy) -> Plan {
         let w = p.weights.get(&r.cluster).copied().unwrap_or(0) as f64;
         let ok = remote_ok(r, i, inp.exclude);
         levels.push(Level {
-            name: format!("weighted: {}", r.cluster),
+            name: Cow::Owned(format!("weighted: {}", r.cluster)),
             local: false,
             clusters: vec![i],
             healthy_share: if ok { 1.0 } else { 0.0 },
@@ -388,10 +392,10 @@ mod tests {
             remote("zone", "r1", "z1", 0),
         ];
         let p = plan(&inputs(&m, Some(&l), &r, None));
-        let names: Vec<&str> = p.levels.iter().map(|l| l.name.as_str()).collect();
+        let names: Vec<&str> = p.levels.iter().map(|l| l.name.as_ref()).collect();
         assert_eq!(
             names,
-            ["local (a)", "same zone", "same region", "other regions"]
+            ["local", "same zone", "same region", "other regions"]
         );
         // Local is down and the same-zone cluster has no healthy endpoints: same region takes all.
         assert_eq!(p.levels[2].load, 1.0);
