@@ -1,5 +1,6 @@
-//! Raft RPC between federation nodes over mTLS: the group works, and the Raft port refuses
-//! clients without a certificate of the federation's trust domain.
+//! Raft RPC between federation nodes over mTLS, and the REST API over TLS: the group works, the
+//! Raft port refuses clients without a certificate of the federation's trust domain, and API
+//! clients verify the API against the federation's CA.
 
 mod support;
 
@@ -41,7 +42,7 @@ async fn raft_over_mtls() {
             root.join("fed-ca.pem").display().to_string()
         )
     };
-    let client = http();
+    let client = https_client(&ca.cert_pem);
     let n1 = NodeProc::start(
         1,
         root,
@@ -132,5 +133,40 @@ async fn raft_over_mtls() {
     assert_eq!(
         register(&client, &nodes[1], "after-probes").await,
         Some(201)
+    );
+
+    // The API is HTTPS: plaintext gets nowhere; the CLI verifies it against the federation CA
+    // and refuses a server its CA bundle does not vouch for.
+    assert!(
+        http()
+            .get(format!("http://{}/api/v1/mesh/status", nodes[0].api))
+            .send()
+            .await
+            .is_err()
+    );
+    let cli = |ca: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args([
+                "status",
+                "--api",
+                &format!("https://{}", nodes[0].api),
+                "--api-ca-bundle",
+            ])
+            .arg(ca)
+            .output()
+            .expect("run the CLI")
+    };
+    let ok = cli(&root.join("fed-ca.pem"));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("\"leader\""));
+    write_public(&root.join("other-ca.pem"), &rogue_ca.cert_pem).unwrap();
+    let refused = cli(&root.join("other-ca.pem"));
+    assert!(
+        !refused.status.success(),
+        "a server outside the CA bundle was trusted"
     );
 }

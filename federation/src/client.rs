@@ -14,6 +14,9 @@ pub enum ClientError {
         #[source]
         source: reqwest::Error,
     },
+    /// TLS could not be set up for an https API.
+    #[error("tls: {0}")]
+    Tls(String),
     /// The server answered with an error status; `code` and `message` come from its JSON body.
     #[error("HTTP {status} {code}: {message}")]
     Api {
@@ -34,14 +37,32 @@ pub struct ApiClient {
 impl ApiClient {
     /// `base` is like `http://127.0.0.1:7700`.
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+        Self::with_ca(base, token, None)
+    }
+
+    /// Like [`ApiClient::new`]; an `https://` base is verified against `ca_bundle_pem` (the
+    /// federation's CA): the server must hold a SPIFFE identity of that CA's trust domain.
+    pub fn with_ca(
+        base: &str,
+        token: Option<String>,
+        ca_bundle_pem: Option<&str>,
+    ) -> Result<Self, ClientError> {
         crate::trust::ensure_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|source| ClientError::Transport {
-                url: base.to_string(),
-                source,
-            })?;
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if base.starts_with("https://") {
+            let Some(pem) = ca_bundle_pem else {
+                return Err(ClientError::Tls(format!(
+                    "{base} is https: give the federation's CA bundle (--api-ca-bundle or WARDEN_API_CA_BUNDLE)"
+                )));
+            };
+            let cfg = crate::trust::tls::anonymous_client_config(pem)
+                .map_err(|e| ClientError::Tls(e.to_string()))?;
+            builder = builder.use_preconfigured_tls(cfg);
+        }
+        let http = builder.build().map_err(|source| ClientError::Transport {
+            url: base.to_string(),
+            source,
+        })?;
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             token,

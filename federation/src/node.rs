@@ -159,8 +159,8 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
     }
     .validate()?;
     // mTLS between members: this node's identity and the federation's bundle.
-    let (rpc_tls, raft_acceptor) = match &cfg.tls {
-        None => (None, None),
+    let (rpc_tls, raft_acceptor, api_acceptor) = match &cfg.tls {
+        None => (None, None, None),
         Some(t) => {
             let read = |p: &std::path::Path| {
                 std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
@@ -183,12 +183,24 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
                 &[b"h2"],
             )
             .map_err(|e| StartError::Tls(e.to_string()))?;
-            let server = crate::trust::tls::server_config(identity, store, &[b"h2"])
+            let server = crate::trust::tls::server_config(identity, store.clone(), &[b"h2"])
                 .map_err(|e| StartError::Tls(e.to_string()))?;
-            tracing::info!(spiffe_id = %id, "raft rpc over mTLS");
+            // The API serves the node's certificate with the CA behind it, and lets clients
+            // without a certificate in (the bearer token authenticates writes).
+            let (api_identity, _) =
+                crate::trust::tls::Identity::from_pem(&format!("{cert}{bundle}"), &key)
+                    .map_err(|e| StartError::Tls(e.to_string()))?;
+            let api = crate::trust::tls::server_config_optional_client(
+                api_identity,
+                store,
+                &[b"h2", b"http/1.1"],
+            )
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+            tracing::info!(spiffe_id = %id, "raft rpc over mTLS, api over TLS");
             (
                 Some((*client).clone()),
                 Some(tokio_rustls::TlsAcceptor::from(server)),
+                Some(tokio_rustls::TlsAcceptor::from(api)),
             )
         }
     };
@@ -220,7 +232,12 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
             shutdown_tx.subscribe(),
             raft_acceptor,
         ),
-        crate::server::spawn_api_server(api_listener, node.clone(), shutdown_tx.subscribe()),
+        crate::server::spawn_api_server(
+            api_listener,
+            node.clone(),
+            shutdown_tx.subscribe(),
+            api_acceptor,
+        ),
     ];
 
     let initialized = raft

@@ -122,7 +122,13 @@ pub fn spawn_raft_server(
 ) -> tokio::task::JoinHandle<()> {
     match tls {
         None => tokio::spawn(serve(listener, raft_router(node), stop, "raft")),
-        Some(acceptor) => tokio::spawn(serve_tls(listener, raft_router(node), acceptor, stop)),
+        Some(acceptor) => tokio::spawn(serve_tls(
+            listener,
+            raft_router(node),
+            acceptor,
+            stop,
+            false,
+        )),
     }
 }
 
@@ -133,6 +139,7 @@ async fn serve_tls(
     app: Router,
     acceptor: tokio_rustls::TlsAcceptor,
     mut stop: watch::Receiver<bool>,
+    connect_info: bool,
 ) {
     loop {
         tokio::select! {
@@ -153,6 +160,12 @@ async fn serve_tls(
                         }
                         Err(_) => return,
                     };
+                    // The API's auth reads the peer address (loopback reads need no token).
+                    let app = if connect_info {
+                        app.layer(axum::Extension(axum::extract::ConnectInfo(peer)))
+                    } else {
+                        app
+                    };
                     let svc = hyper_util::service::TowerToHyperService::new(app);
                     let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
                         .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
@@ -163,11 +176,21 @@ async fn serve_tls(
     }
 }
 
-/// Serves the REST API until shutdown.
+/// Serves the REST API until shutdown: plain HTTP, or HTTPS with `tls`.
 pub fn spawn_api_server(
     listener: TcpListener,
     node: Node,
     stop: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(serve(listener, crate::api::router(node), stop, "api"))
+    match tls {
+        None => tokio::spawn(serve(listener, crate::api::router(node), stop, "api")),
+        Some(acceptor) => tokio::spawn(serve_tls(
+            listener,
+            crate::api::router(node),
+            acceptor,
+            stop,
+            true,
+        )),
+    }
 }

@@ -127,6 +127,8 @@ pub struct FederationSection {
     /// Minimum time between two health-count publications of one export.
     #[serde(default = "default_publish_interval")]
     pub publish_interval_ms: u64,
+    /// The federation's CA bundle, for `https://` endpoints.
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

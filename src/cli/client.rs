@@ -27,11 +27,24 @@ pub struct Conn {
         global = true
     )]
     token: Option<String>,
+    /// The federation's CA bundle, to verify an https API.
+    #[arg(long, env = "WARDEN_API_CA_BUNDLE", global = true)]
+    api_ca_bundle: Option<PathBuf>,
 }
 
 impl Conn {
     fn client(&self) -> anyhow::Result<ApiClient> {
-        Ok(ApiClient::new(&self.api, self.token.clone())?)
+        let pem = match &self.api_ca_bundle {
+            Some(p) => Some(
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            ),
+            None => None,
+        };
+        Ok(ApiClient::with_ca(
+            &self.api,
+            self.token.clone(),
+            pem.as_deref(),
+        )?)
     }
 }
 

@@ -144,8 +144,14 @@ impl NodeProc {
         *self = n;
     }
 
+    /// The API URL of `path`: https when the node runs with a `[tls]` table.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.api, path)
+        let scheme = if self.extra.contains("[tls]") {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}{}", self.api, path)
     }
 }
 
@@ -169,6 +175,24 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
+/// Like [`http`], verifying an https API against the federation's CA bundle.
+pub fn https_client(ca_bundle_pem: &str) -> reqwest::Client {
+    warden_federation::trust::ensure_crypto_provider();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {TOKEN}").parse().expect("header"),
+    );
+    let tls =
+        warden_federation::trust::tls::anonymous_client_config(ca_bundle_pem).expect("CA bundle");
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .default_headers(headers)
+        .use_preconfigured_tls(tls)
         .build()
         .expect("client")
 }

@@ -88,6 +88,36 @@ pub fn server_config(
     Ok(Arc::new(cfg))
 }
 
+/// A server where a client certificate is optional (verified if presented): the REST API.
+pub fn server_config_optional_client(
+    identity: Arc<Identity>,
+    store: Arc<TrustStore>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, TrustError> {
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(SpiffeClientVerifier::optional(store))
+        .with_cert_resolver(identity);
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(cfg))
+}
+
+/// A client without a certificate that accepts only a server whose SPIFFE identity verifies in
+/// the trust domain of `ca_bundle_pem` (read from the CA's own `spiffe://<td>` URI SAN).
+pub fn anonymous_client_config(ca_bundle_pem: &str) -> Result<ClientConfig, TrustError> {
+    let der = super::spiffe::first_cert_der(ca_bundle_pem)?;
+    let td = super::spiffe::spiffe_id_of(&der)?.trust_domain;
+    let store = TrustStore::new();
+    store.set(&td, ca_bundle_pem, 0)?;
+    let mut cfg = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(SpiffeServerVerifier::new(store, &td))
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
 /// A client that presents `identity` and accepts only a server of `expected_trust_domain`.
 pub fn client_config(
     identity: Arc<Identity>,

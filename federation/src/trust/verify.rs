@@ -132,6 +132,9 @@ fn webpki_error(e: webpki::Error) -> Error {
 pub struct SpiffeClientVerifier {
     store: Arc<TrustStore>,
     algs: WebPkiSupportedAlgorithms,
+    /// False for listeners where a certificate is optional (the REST API: the bearer token
+    /// authenticates there), though one that is presented must still verify.
+    mandatory: bool,
 }
 
 impl SpiffeClientVerifier {
@@ -139,6 +142,16 @@ impl SpiffeClientVerifier {
         Arc::new(Self {
             store,
             algs: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            mandatory: true,
+        })
+    }
+
+    /// A verifier that lets clients without a certificate in.
+    pub fn optional(store: Arc<TrustStore>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            algs: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            mandatory: false,
         })
     }
 }
@@ -148,7 +161,7 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         true
     }
     fn client_auth_mandatory(&self) -> bool {
-        true
+        self.mandatory
     }
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         &[]

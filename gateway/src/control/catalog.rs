@@ -32,6 +32,8 @@ pub struct CatalogWatcherActor {
     token: Option<String>,
     /// Where federated CA bundles go, when mTLS is on.
     trust: Option<Arc<TrustStore>>,
+    /// The federation's CA, for an https API.
+    fed_ca: Option<String>,
     restarts: u32,
     task: Option<tokio::task::AbortHandle>,
 }
@@ -44,6 +46,7 @@ impl CatalogWatcherActor {
         tables: Tables,
         metrics: Arc<Metrics>,
         trust: Option<Arc<TrustStore>>,
+        fed_ca: Option<String>,
     ) -> Self {
         Self {
             me,
@@ -52,6 +55,7 @@ impl CatalogWatcherActor {
             metrics,
             token,
             trust,
+            fed_ca,
             restarts: 0,
             task: None,
         }
@@ -263,10 +267,16 @@ impl Actor for CatalogWatcherActor {
             fed: self.fed.clone(),
             tables: self.tables.clone(),
             metrics: self.metrics.clone(),
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .build()
-                .unwrap_or_default(),
+            http: {
+                let mut b = reqwest::Client::builder().connect_timeout(Duration::from_secs(2));
+                if let Some(pem) = &self.fed_ca {
+                    match warden_federation::trust::tls::anonymous_client_config(pem) {
+                        Ok(cfg) => b = b.use_preconfigured_tls(cfg),
+                        Err(e) => tracing::error!(error = %e, "unusable federation CA bundle"),
+                    }
+                }
+                b.build().unwrap_or_default()
+            },
             token: self.token.clone(),
             trust: self.trust.clone(),
         };

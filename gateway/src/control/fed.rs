@@ -16,10 +16,19 @@ pub struct FedClient {
 }
 
 impl FedClient {
-    pub fn new(endpoints: &[String], token: Option<String>) -> Result<Self, ClientError> {
+    pub fn new(
+        endpoints: &[String],
+        token: Option<String>,
+        ca_bundle_pem: Option<&str>,
+    ) -> Result<Self, ClientError> {
         let nodes = endpoints
             .iter()
-            .map(|e| Ok((e.clone(), ApiClient::new(e, token.clone())?)))
+            .map(|e| {
+                Ok((
+                    e.clone(),
+                    ApiClient::with_ca(e, token.clone(), ca_bundle_pem)?,
+                ))
+            })
             .collect::<Result<Vec<_>, ClientError>>()?;
         Ok(Self {
             nodes: Arc::new(nodes),

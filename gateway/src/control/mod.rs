@@ -274,7 +274,14 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
     }
 
     let token = cfg.admin_token();
-    let fed = fed::FedClient::new(&cfg.federation.endpoints, token.clone())?;
+    let fed_ca = match &cfg.federation.ca_bundle {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| StartError::Tls(format!("{}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let fed = fed::FedClient::new(&cfg.federation.endpoints, token.clone(), fed_ca.as_deref())?;
     let cw = {
         let (me, f, t, m) = (
             cfg.cluster.name.clone(),
@@ -283,7 +290,8 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
             metrics.clone(),
         );
         let trust = tls.as_ref().map(|t| t.store.clone());
-        Supervisor::start(move |_| catalog::CatalogWatcherActor::new(me, f, token, t, m, trust))
+        let ca = fed_ca.clone();
+        Supervisor::start(move |_| catalog::CatalogWatcherActor::new(me, f, token, t, m, trust, ca))
     };
     hooks.insert("catalog_watcher".into(), cw.recipient());
     let disc = {
