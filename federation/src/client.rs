@@ -47,16 +47,30 @@ impl ApiClient {
         token: Option<String>,
         ca_bundle_pem: Option<&str>,
     ) -> Result<Self, ClientError> {
-        crate::trust::ensure_crypto_provider();
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
-        if base.starts_with("https://") {
-            let Some(pem) = ca_bundle_pem else {
+        let tls = match (base.starts_with("https://"), ca_bundle_pem) {
+            (false, _) => None,
+            (true, Some(pem)) => Some(
+                crate::trust::tls::anonymous_client_config(pem)
+                    .map_err(|e| ClientError::Tls(e.to_string()))?,
+            ),
+            (true, None) => {
                 return Err(ClientError::Tls(format!(
                     "{base} is https: give the federation's CA bundle (--api-ca-bundle or WARDEN_API_CA_BUNDLE)"
                 )));
-            };
-            let cfg = crate::trust::tls::anonymous_client_config(pem)
-                .map_err(|e| ClientError::Tls(e.to_string()))?;
+            }
+        };
+        Self::with_tls(base, token, tls)
+    }
+
+    /// Like [`ApiClient::new`] with an explicit TLS configuration (e.g. a join token's pin).
+    pub fn with_tls(
+        base: &str,
+        token: Option<String>,
+        tls: Option<rustls::ClientConfig>,
+    ) -> Result<Self, ClientError> {
+        crate::trust::ensure_crypto_provider();
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if let Some(cfg) = tls {
             builder = builder.use_preconfigured_tls(cfg);
         }
         let http = builder.build().map_err(|source| ClientError::Transport {

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy};
+use crate::model::{Cluster, JoinToken, Lease, SecurityPolicy, ServiceExport, TrafficPolicy};
 
 /// A change to the federation state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +33,15 @@ pub enum Command {
     PutTrafficPolicy { policy: TrafficPolicy },
     /// Removes a traffic policy.
     DeleteTrafficPolicy { id: String, at: u64 },
+    /// Stores a new join token (hash only).
+    CreateJoinToken { token: JoinToken },
+    /// Registers a cluster and its CA bundle with a join token, consuming the token.
+    JoinCluster {
+        token_id: String,
+        secret_sha256: String,
+        cluster: Cluster,
+        ca_bundle_pem: String,
+    },
     /// Creates or replaces an authorization policy.
     PutSecurityPolicy { policy: SecurityPolicy },
     /// Removes an authorization policy.
@@ -52,6 +61,8 @@ pub enum Rejection {
     AlreadyExists(String),
     /// The named thing does not exist.
     NotFound(String),
+    /// A join token that is unknown, wrong, used or expired.
+    JoinTokenRejected(String),
 }
 
 /// The outcome of applying one log entry.

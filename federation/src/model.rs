@@ -144,6 +144,19 @@ impl TrafficPolicy {
     }
 }
 
+/// A single-use, expiring credential that lets a new cluster register itself. Only the hash of
+/// its secret is stored (and replicated); the secret is shown once, to the admin who made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinToken {
+    pub id: String,
+    /// Hex SHA-256 of the secret.
+    pub secret_sha256: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+    /// The cluster that used it; a used token is never accepted again.
+    pub used_by: Option<String>,
+}
+
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

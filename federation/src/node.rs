@@ -77,6 +77,9 @@ pub struct FederationNode {
     pub admin_token: String,
     /// Flips to true when shutdown begins; long-lived streams end on it.
     pub shutdown: watch::Receiver<bool>,
+    /// Hex SHA-256 of the federation CA certificate the API is served under (with TLS): the
+    /// pin that join tokens carry.
+    pub ca_pin: Option<String>,
 }
 
 /// A started node and how to stop it.
@@ -159,6 +162,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
     }
     .validate()?;
     // mTLS between members: this node's identity and the federation's bundle.
+    let mut ca_pin = None;
     let (rpc_tls, raft_acceptor, api_acceptor) = match &cfg.tls {
         None => (None, None, None),
         Some(t) => {
@@ -196,6 +200,9 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
                 &[b"h2", b"http/1.1"],
             )
             .map_err(|e| StartError::Tls(e.to_string()))?;
+            let ca_der = crate::trust::spiffe::first_cert_der(&bundle)
+                .map_err(|e| StartError::Tls(e.to_string()))?;
+            ca_pin = Some(crate::api::join::sha256_hex(&ca_der));
             tracing::info!(spiffe_id = %id, "raft rpc over mTLS, api over TLS");
             (
                 Some((*client).clone()),
@@ -223,6 +230,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         write_timeout: Duration::from_millis(cfg.write_timeout_ms),
         admin_token,
         shutdown: shutdown_rx,
+        ca_pin,
     });
 
     let tasks = vec![

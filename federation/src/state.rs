@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use warden_raft_store::StateMachineCore;
 
 use crate::command::{Command, CommandResult, Rejection};
-use crate::model::{Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle};
+use crate::model::{
+    Cluster, JoinToken, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle,
+};
 
 /// How many changes the history keeps; a watcher further behind must re-list.
 pub const HISTORY_LEN: usize = 10_000;
@@ -106,6 +108,8 @@ pub struct FederationState {
     pub policies: BTreeMap<String, TrafficPolicy>,
     /// Authorization policies by id.
     pub security_policies: BTreeMap<String, SecurityPolicy>,
+    /// Join tokens by id (hashes only).
+    pub join_tokens: BTreeMap<String, JoinToken>,
     /// The last [`HISTORY_LEN`] changes, oldest first.
     pub history: VecDeque<Change>,
 }
@@ -319,6 +323,50 @@ impl StateMachineCore for FederationState {
                 at,
             } => self.unexport_service((cluster.clone(), namespace.clone(), service.clone()), *at),
             Command::RenewLease { lease } => self.renew_lease(lease),
+            Command::CreateJoinToken { token } => {
+                if self.join_tokens.contains_key(&token.id) {
+                    return CommandResult::Rejected(Rejection::AlreadyExists(format!(
+                        "join token {:?}",
+                        token.id
+                    )));
+                }
+                self.join_tokens.insert(token.id.clone(), token.clone());
+                CommandResult::Applied {
+                    revision: self.revision,
+                }
+            }
+            Command::JoinCluster {
+                token_id,
+                secret_sha256,
+                cluster,
+                ca_bundle_pem,
+            } => {
+                let at = cluster.registered_at;
+                let verdict = match self.join_tokens.get(token_id) {
+                    None => Err("unknown join token".to_string()),
+                    Some(t) if t.secret_sha256 != *secret_sha256 => {
+                        Err("wrong join token secret".to_string())
+                    }
+                    Some(JoinToken {
+                        used_by: Some(by), ..
+                    }) => Err(format!("join token already used (by cluster {by:?})")),
+                    Some(t) if at > t.expires_at => Err(format!(
+                        "join token expired at {} (ms since epoch)",
+                        t.expires_at
+                    )),
+                    Some(_) => Ok(()),
+                };
+                if let Err(why) = verdict {
+                    return CommandResult::Rejected(Rejection::JoinTokenRejected(why));
+                }
+                let result = self.register_cluster(cluster, Some(ca_bundle_pem));
+                if let CommandResult::Applied { .. } = result
+                    && let Some(t) = self.join_tokens.get_mut(token_id)
+                {
+                    t.used_by = Some(cluster.name.clone());
+                }
+                result
+            }
             Command::PutSecurityPolicy { policy } => {
                 self.security_policies
                     .insert(policy.id.clone(), policy.clone());

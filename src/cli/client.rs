@@ -74,6 +74,39 @@ pub enum ClusterCmd {
         #[arg(long = "label")]
         labels: Vec<String>,
     },
+    /// Make a single-use, expiring join token (the API must be served over TLS).
+    JoinToken {
+        #[command(flatten)]
+        conn: Conn,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl_seconds: u64,
+    },
+    /// Register this cluster with a join token: no admin token or kubeconfig needed. The API's
+    /// certificate is verified against the CA pinned in the token.
+    Join {
+        /// https://<federation node>:<api port>
+        #[arg(long)]
+        api: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        zone: String,
+        #[arg(long, default_value = "default")]
+        network: String,
+        /// host:port of the cluster's east-west gateway.
+        #[arg(long)]
+        gateway: String,
+        #[arg(long)]
+        trust_domain: String,
+        /// PEM file with the cluster's CA certificate(s).
+        #[arg(long)]
+        ca_bundle: PathBuf,
+    },
     /// List clusters.
     List {
         #[command(flatten)]
@@ -207,6 +240,46 @@ pub async fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
                 "ca_bundle_pem": ca_bundle_pem, "labels": label_map,
             });
             print(&conn.client()?.post("/api/v1/clusters", &body).await?);
+        }
+        ClusterCmd::JoinToken { conn, ttl_seconds } => {
+            let v = conn
+                .client()?
+                .post("/api/v1/join-tokens", &json!({ "ttl_s": ttl_seconds }))
+                .await?;
+            println!("{}", v["token"].as_str().unwrap_or_default());
+            eprintln!(
+                "single use; expires at {} (ms since epoch)",
+                v["expires_at"]
+            );
+        }
+        ClusterCmd::Join {
+            api,
+            token,
+            name,
+            region,
+            zone,
+            network,
+            gateway,
+            trust_domain,
+            ca_bundle,
+        } => {
+            let pin = token
+                .split('.')
+                .nth(2)
+                .filter(|p| p.len() == 64)
+                .context("the token has no CA pin: <id>.<secret>.<ca-pin>")?;
+            if !api.starts_with("https://") {
+                bail!("joining needs the API over https (the token pins its CA)");
+            }
+            let tls = warden_federation::trust::tls::pinned_client_config(pin)?;
+            let client = warden_federation::client::ApiClient::with_tls(&api, None, Some(tls))?;
+            let pem = std::fs::read_to_string(&ca_bundle)
+                .with_context(|| format!("reading {}", ca_bundle.display()))?;
+            let body = json!({
+                "token": token, "name": name, "region": region, "zone": zone, "network": network,
+                "gateway": gateway, "trust_domain": trust_domain, "ca_bundle_pem": pem,
+            });
+            print(&client.post("/api/v1/join", &body).await?);
         }
         ClusterCmd::List { conn } => {
             let v = conn.client()?.get("/api/v1/clusters").await?;

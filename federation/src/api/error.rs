@@ -72,6 +72,9 @@ impl From<Rejection> for ApiError {
                 format!("{what} already exists"),
             ),
             Rejection::NotFound(what) => Self::not_found(format!("{what} not found")),
+            Rejection::JoinTokenRejected(why) => {
+                Self::new(StatusCode::FORBIDDEN, "join_token_rejected", why)
+            }
         }
     }
 }

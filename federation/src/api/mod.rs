@@ -7,6 +7,7 @@
 pub mod body;
 mod clusters;
 pub mod error;
+pub mod join;
 mod mesh;
 mod policies;
 mod services;
@@ -101,7 +102,9 @@ async fn auth(State(node): State<Node>, req: Request, next: Next) -> Response {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ci| ci.0.ip().is_loopback())
         .unwrap_or(false);
-    if is_read && loopback {
+    // A joining cluster authenticates with its join token, not the admin token.
+    let is_join = *req.method() == Method::POST && req.uri().path() == "/api/v1/join";
+    if (is_read && loopback) || is_join {
         return next.run(req).await;
     }
     let given = req
@@ -148,6 +151,8 @@ pub fn router(node: Node) -> Router {
         .route("/api/v1/clusters/{name}/lease", put(policies::renew_lease))
         .route("/api/v1/leases", get(policies::leases))
         .route("/api/v1/trust/status", get(policies::trust_status))
+        .route("/api/v1/join-tokens", post(join::create_token))
+        .route("/api/v1/join", post(join::join))
         .route(
             "/api/v1/security/policies",
             get(policies::security_list).post(policies::security_create),

@@ -118,6 +118,85 @@ pub fn anonymous_client_config(ca_bundle_pem: &str) -> Result<ClientConfig, Trus
     Ok(cfg)
 }
 
+/// A client without a certificate that trusts whatever CA in the server's chain hashes to
+/// `pin_sha256_hex` (from a join token), and verifies the server certificate against it.
+pub fn pinned_client_config(pin_sha256_hex: &str) -> Result<ClientConfig, TrustError> {
+    let mut cfg = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCaVerifier {
+            pin: pin_sha256_hex.to_ascii_lowercase(),
+            algs: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        }))
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+#[derive(Debug)]
+struct PinnedCaVerifier {
+    pin: String,
+    algs: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedCaVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error};
+        let hex = |d: &[u8]| -> String {
+            ring::digest::digest(&ring::digest::SHA256, d)
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        let ca = intermediates
+            .iter()
+            .find(|c| hex(c) == self.pin)
+            .ok_or(Error::InvalidCertificate(CertificateError::UnknownIssuer))?;
+        let anchor = webpki::anchor_from_trusted_cert(ca)
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let cert = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        cert.verify_for_usage(
+            self.algs.all,
+            &[anchor],
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .map_err(|_| Error::InvalidCertificate(CertificateError::UnknownIssuer))?;
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.algs)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
 /// A client that presents `identity` and accepts only a server of `expected_trust_domain`.
 pub fn client_config(
     identity: Arc<Identity>,

@@ -1,0 +1,151 @@
+//! Joining without exchanging kubeconfigs: `POST /api/v1/join-tokens` (admin) makes a
+//! single-use, expiring token `<id>.<secret>.<ca-pin>`; `POST /api/v1/join` registers a cluster
+//! and its CA bundle with it. Only the secret's SHA-256 reaches the Raft log. The CA pin lets
+//! the joining side verify the API's TLS certificate without any prior trust
+//! (`warden cluster join` checks that a certificate in the served chain hashes to it).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::body::JsonBody;
+use super::{ApiError, Node, now_ms, written};
+use crate::command::Command;
+use crate::model::{Cluster, JoinToken, validate_ca_bundle};
+
+/// Hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn random_hex(n: usize) -> Result<String, ApiError> {
+    use ring::rand::SecureRandom;
+    let mut buf = vec![0u8; n];
+    ring::rand::SystemRandom::new()
+        .fill(&mut buf)
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "no randomness",
+            )
+        })?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The body of `POST /api/v1/join-tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// Lifetime in seconds (default 3600, at most 7 days).
+    #[serde(default = "default_ttl")]
+    pub ttl_s: u64,
+}
+
+fn default_ttl() -> u64 {
+    3600
+}
+
+pub(super) async fn create_token(
+    State(node): State<Node>,
+    JsonBody(req): JsonBody<TokenRequest>,
+) -> Result<Response, ApiError> {
+    let Some(pin) = node.ca_pin.clone() else {
+        return Err(ApiError::bad_request(
+            "join tokens need the API served over TLS (a [tls] table in the node config): the token pins its CA",
+        ));
+    };
+    if req.ttl_s == 0 || req.ttl_s > 7 * 86_400 {
+        return Err(ApiError {
+            field: Some("ttl_s".into()),
+            ..ApiError::bad_request("ttl_s must be 1-604800")
+        });
+    }
+    let (id, secret) = (random_hex(8)?, random_hex(32)?);
+    let now = now_ms();
+    let token = JoinToken {
+        id: id.clone(),
+        secret_sha256: sha256_hex(secret.as_bytes()),
+        created_at: now,
+        expires_at: now + req.ttl_s * 1000,
+        used_by: None,
+    };
+    let expires_at = token.expires_at;
+    written(
+        node.write(Command::CreateJoinToken { token }).await?,
+        StatusCode::CREATED,
+        None,
+    )?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({ "token": format!("{id}.{secret}.{pin}"), "id": id, "expires_at": expires_at }),
+        ),
+    )
+        .into_response())
+}
+
+/// The body of `POST /api/v1/join`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub token: String,
+    pub name: String,
+    pub region: String,
+    pub zone: String,
+    #[serde(default = "default_network")]
+    pub network: String,
+    pub gateway: String,
+    pub trust_domain: String,
+    pub ca_bundle_pem: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_network() -> String {
+    "default".into()
+}
+
+pub(super) async fn join(
+    State(node): State<Node>,
+    JsonBody(req): JsonBody<JoinRequest>,
+) -> Result<Response, ApiError> {
+    let mut parts = req.token.split('.');
+    let (Some(id), Some(secret)) = (parts.next(), parts.next()) else {
+        return Err(ApiError {
+            field: Some("token".into()),
+            ..ApiError::bad_request("a join token looks like <id>.<secret>.<ca-pin>")
+        });
+    };
+    let cluster = Cluster {
+        name: req.name,
+        region: req.region,
+        zone: req.zone,
+        network: req.network,
+        gateway: req.gateway,
+        trust_domain: req.trust_domain,
+        labels: req.labels,
+        registered_at: now_ms(),
+    };
+    cluster.validate()?;
+    validate_ca_bundle("ca_bundle_pem", &req.ca_bundle_pem)?;
+    let json = serde_json::to_value(&cluster).ok();
+    let result = node
+        .write(Command::JoinCluster {
+            token_id: id.to_string(),
+            secret_sha256: sha256_hex(secret.as_bytes()),
+            cluster,
+            ca_bundle_pem: req.ca_bundle_pem,
+        })
+        .await?;
+    written(result, StatusCode::CREATED, json)
+}
