@@ -48,7 +48,10 @@ async fn raft_over_mtls() {
         root,
         "127.0.0.1:0",
         "127.0.0.1:0",
-        &format!("bootstrap = true\n{}", tls_for(1)),
+        &format!(
+            "bootstrap = true\nadmin_spiffe_ids = [\"spiffe://federation.test/admin/ops\"]\n{}",
+            tls_for(1)
+        ),
         &[],
     )
     .await;
@@ -168,5 +171,53 @@ async fn raft_over_mtls() {
     assert!(
         !refused.status.success(),
         "a server outside the CA bundle was trusted"
+    );
+
+    // An admin identity writes with its client certificate instead of the bearer token; any
+    // other identity without the token is refused.
+    let with_cert = |spiffe: &str| {
+        let leaf = issue_leaf(&ca, &spiffe.parse().unwrap(), &[], day).unwrap();
+        let (id, _) =
+            warden_federation::trust::tls::Identity::from_pem(&leaf.cert_pem, &leaf.key_pem)
+                .unwrap();
+        let tls = warden_federation::trust::tls::client_config(
+            id,
+            store.clone(),
+            "federation.test",
+            &[b"h2", b"http/1.1"],
+        )
+        .unwrap();
+        reqwest::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
+            .build()
+            .unwrap()
+    };
+    let post = |c: reqwest::Client, name: &'static str| {
+        let url = nodes[0].url("/api/v1/clusters");
+        async move {
+            c.post(url)
+                .json(&cluster_body(name))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        post(
+            with_cert("spiffe://federation.test/admin/ops"),
+            "by-admin-cert"
+        )
+        .await,
+        201
+    );
+    assert_eq!(
+        post(
+            with_cert("spiffe://federation.test/node/9"),
+            "by-other-cert"
+        )
+        .await,
+        401
     );
 }

@@ -37,8 +37,13 @@ pub struct NodeConfig {
     pub write_timeout_ms: u64,
     #[serde(default)]
     pub raft: RaftTuning,
-    /// mTLS between federation nodes on the Raft port (mandatory when set).
+    /// mTLS between federation nodes on the Raft port (mandatory when set); also serves the
+    /// REST API over TLS.
     pub tls: Option<NodeTls>,
+    /// SPIFFE IDs allowed to write through the API without the bearer token, by presenting
+    /// their client certificate (needs `tls`), e.g. `spiffe://federation.example/admin/ops`.
+    #[serde(default)]
+    pub admin_spiffe_ids: Vec<String>,
 }
 
 /// This node's SPIFFE identity and the federation's CA bundle. Every member's certificate must

@@ -80,6 +80,8 @@ pub struct FederationNode {
     /// Hex SHA-256 of the federation CA certificate the API is served under (with TLS): the
     /// pin that join tokens carry.
     pub ca_pin: Option<String>,
+    /// Client identities allowed to write without the bearer token.
+    pub admin_spiffe_ids: Vec<String>,
 }
 
 /// A started node and how to stop it.
@@ -231,6 +233,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         admin_token,
         shutdown: shutdown_rx,
         ca_pin,
+        admin_spiffe_ids: cfg.admin_spiffe_ids.clone(),
     });
 
     let tasks = vec![

@@ -83,6 +83,10 @@ async fn forward(State(node): State<Node>, body: Bytes) -> Response {
     encode_reply(&resp)
 }
 
+/// The SPIFFE ID of an API client that presented a verified certificate.
+#[derive(Debug, Clone)]
+pub struct PeerIdentity(pub Option<String>);
+
 /// The Raft RPC router.
 pub fn raft_router(node: Node) -> Router {
     Router::new()
@@ -160,9 +164,12 @@ async fn serve_tls(
                         }
                         Err(_) => return,
                     };
-                    // The API's auth reads the peer address (loopback reads need no token).
+                    // The API's auth reads the peer address (loopback reads need no token) and
+                    // the verified client identity, if one was presented.
                     let app = if connect_info {
+                        let id = crate::trust::tls::peer_id(tls.get_ref().1.peer_certificates());
                         app.layer(axum::Extension(axum::extract::ConnectInfo(peer)))
+                            .layer(axum::Extension(PeerIdentity(id.map(|i| i.to_string()))))
                     } else {
                         app
                     };

@@ -52,6 +52,7 @@ fn node_config(id: u64, dir: &Path, bootstrap: bool, tuning: RaftTuning) -> Node
         write_timeout_ms: 10_000,
         raft: tuning,
         tls: None,
+        admin_spiffe_ids: Vec::new(),
     }
 }
 

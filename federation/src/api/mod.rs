@@ -107,6 +107,15 @@ async fn auth(State(node): State<Node>, req: Request, next: Next) -> Response {
     if (is_read && loopback) || is_join {
         return next.run(req).await;
     }
+    // An admin identity proven by a client certificate (API over TLS).
+    let admin_cert = req
+        .extensions()
+        .get::<crate::server::PeerIdentity>()
+        .and_then(|p| p.0.as_ref())
+        .is_some_and(|id| node.admin_spiffe_ids.iter().any(|a| a == id));
+    if admin_cert {
+        return next.run(req).await;
+    }
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
