@@ -220,4 +220,31 @@ async fn raft_over_mtls() {
         .await,
         401
     );
+
+    // Rotating node 1's certificate files is picked up without a restart.
+    let renewed = issue_leaf(
+        &ca,
+        &"spiffe://federation.test/node/1".parse().unwrap(),
+        &[],
+        day,
+    )
+    .unwrap();
+    write_secret(&root.join("node-1.key"), &renewed.key_pem).unwrap();
+    write_public(&root.join("node-1.pem"), &renewed.cert_pem).unwrap();
+    let log = root.join("node-1").join("node.log");
+    eventually(
+        Duration::from_secs(10),
+        "node 1 reloads its certificate",
+        || async {
+            std::fs::read_to_string(&log)
+                .ok()?
+                .contains("node certificate reloaded")
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        register(&client, &nodes[0], "after-reload").await,
+        Some(201)
+    );
 }

@@ -165,6 +165,8 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
     .validate()?;
     // mTLS between members: this node's identity and the federation's bundle.
     let mut ca_pin = None;
+    // (raft identity, api identity) to reload when the certificate files are replaced.
+    let mut reloadable = None;
     let (rpc_tls, raft_acceptor, api_acceptor) = match &cfg.tls {
         None => (None, None, None),
         Some(t) => {
@@ -189,13 +191,15 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
                 &[b"h2"],
             )
             .map_err(|e| StartError::Tls(e.to_string()))?;
-            let server = crate::trust::tls::server_config(identity, store.clone(), &[b"h2"])
-                .map_err(|e| StartError::Tls(e.to_string()))?;
+            let server =
+                crate::trust::tls::server_config(identity.clone(), store.clone(), &[b"h2"])
+                    .map_err(|e| StartError::Tls(e.to_string()))?;
             // The API serves the node's certificate with the CA behind it, and lets clients
             // without a certificate in (the bearer token authenticates writes).
             let (api_identity, _) =
                 crate::trust::tls::Identity::from_pem(&format!("{cert}{bundle}"), &key)
                     .map_err(|e| StartError::Tls(e.to_string()))?;
+            reloadable = Some((t.clone(), identity.clone(), api_identity.clone()));
             let api = crate::trust::tls::server_config_optional_client(
                 api_identity,
                 store,
@@ -236,7 +240,16 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         admin_spiffe_ids: cfg.admin_spiffe_ids.clone(),
     });
 
-    let tasks = vec![
+    let mut tasks = vec![];
+    if let Some((t, raft_id, api_id)) = reloadable {
+        tasks.push(tokio::spawn(reload_certificates(
+            t,
+            raft_id,
+            api_id,
+            shutdown_tx.subscribe(),
+        )));
+    }
+    tasks.extend([
         crate::server::spawn_raft_server(
             raft_listener,
             node.clone(),
@@ -249,7 +262,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
             shutdown_tx.subscribe(),
             api_acceptor,
         ),
-    ];
+    ]);
 
     let initialized = raft
         .is_initialized()
@@ -291,6 +304,51 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         shutdown_tx,
         tasks,
     })
+}
+
+/// Reloads this node's certificate when its files change (rotated by `warden trust issue` or
+/// cert-manager): new handshakes on the Raft port and the API use it, established connections
+/// keep theirs.
+async fn reload_certificates(
+    t: crate::config::NodeTls,
+    raft: Arc<crate::trust::tls::Identity>,
+    api: Arc<crate::trust::tls::Identity>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mtimes = || {
+        let m = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        Some((m(&t.cert)?, m(&t.key)?))
+    };
+    let mut loaded = mtimes();
+    loop {
+        tokio::select! {
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let now = mtimes();
+        if now.is_none() || now == loaded {
+            continue;
+        }
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).ok();
+        let (Some(cert), Some(key), Some(bundle)) =
+            (read(&t.cert), read(&t.key), read(&t.ca_bundle))
+        else {
+            continue;
+        };
+        match (
+            raft.replace(&cert, &key),
+            api.replace(&format!("{cert}{bundle}"), &key),
+        ) {
+            (Ok(id), Ok(_)) => {
+                loaded = now;
+                tracing::info!(spiffe_id = %id, "node certificate reloaded");
+            }
+            // A half-written pair is retried at the next check.
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "node certificate files changed but do not load yet")
+            }
+        }
+    }
 }
 
 fn not_leader(leader_id: Option<NodeId>, leader_node: Option<NodeInfo>) -> ForwardResponse {
