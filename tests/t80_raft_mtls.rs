@@ -247,4 +247,21 @@ async fn raft_over_mtls() {
         register(&client, &nodes[0], "after-reload").await,
         Some(201)
     );
+
+    // The refused handshakes on the Raft port were counted.
+    let text = client
+        .get(nodes[0].url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refused: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("warden_tls_handshake_errors_total{listener=\"raft\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(refused >= 2.0, "{text}");
+    assert!(text.contains("warden_raft_term"));
 }

@@ -15,6 +15,7 @@ pub mod api;
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod metrics;
 pub mod model;
 pub mod network;
 pub mod node;

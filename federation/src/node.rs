@@ -82,6 +82,7 @@ pub struct FederationNode {
     pub ca_pin: Option<String>,
     /// Client identities allowed to write without the bearer token.
     pub admin_spiffe_ids: Vec<String>,
+    pub metrics: crate::metrics::NodeMetrics,
 }
 
 /// A started node and how to stop it.
@@ -238,6 +239,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         shutdown: shutdown_rx,
         ca_pin,
         admin_spiffe_ids: cfg.admin_spiffe_ids.clone(),
+        metrics: crate::metrics::NodeMetrics::new(),
     });
 
     let mut tasks = vec![];

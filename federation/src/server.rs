@@ -128,10 +128,12 @@ pub fn spawn_raft_server(
         None => tokio::spawn(serve(listener, raft_router(node), stop, "raft")),
         Some(acceptor) => tokio::spawn(serve_tls(
             listener,
-            raft_router(node),
+            raft_router(node.clone()),
             acceptor,
             stop,
             false,
+            node,
+            "raft",
         )),
     }
 }
@@ -144,6 +146,8 @@ async fn serve_tls(
     acceptor: tokio_rustls::TlsAcceptor,
     mut stop: watch::Receiver<bool>,
     connect_info: bool,
+    node: Node,
+    listener_name: &'static str,
 ) {
     loop {
         tokio::select! {
@@ -153,16 +157,21 @@ async fn serve_tls(
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 };
-                let (acceptor, app) = (acceptor.clone(), app.clone());
+                let (acceptor, app, node) = (acceptor.clone(), app.clone(), node.clone());
                 tokio::spawn(async move {
                     let _ = tcp.set_nodelay(true);
                     let tls = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
                         Ok(Ok(t)) => t,
                         Ok(Err(e)) => {
-                            tracing::warn!(%peer, error = %e, "raft tls handshake refused");
+                            let reason = crate::trust::handshake_reason(&e);
+                            node.metrics.tls_errors.with_label_values(&[listener_name, reason]).inc();
+                            tracing::warn!(%peer, listener = listener_name, reason, error = %e, "tls handshake refused");
                             return;
                         }
-                        Err(_) => return,
+                        Err(_) => {
+                            node.metrics.tls_errors.with_label_values(&[listener_name, "timeout"]).inc();
+                            return;
+                        }
                     };
                     // The API's auth reads the peer address (loopback reads need no token) and
                     // the verified client identity, if one was presented.
@@ -194,10 +203,12 @@ pub fn spawn_api_server(
         None => tokio::spawn(serve(listener, crate::api::router(node), stop, "api")),
         Some(acceptor) => tokio::spawn(serve_tls(
             listener,
-            crate::api::router(node),
+            crate::api::router(node.clone()),
             acceptor,
             stop,
             true,
+            node,
+            "api",
         )),
     }
 }

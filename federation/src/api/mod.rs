@@ -138,6 +138,14 @@ async fn auth(State(node): State<Node>, req: Request, next: Next) -> Response {
     }
 }
 
+async fn metrics(State(node): State<Node>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        node.metrics.render(&node.raft, node.id),
+    )
+        .into_response()
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such API path")
 }
@@ -201,6 +209,7 @@ pub fn router(node: Node) -> Router {
         )
         .route("/api/v1/watch", get(watch::watch))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .route("/readyz", get(mesh::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {

@@ -14,6 +14,34 @@ pub fn ensure_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Bounded reason label for a failed handshake.
+pub fn handshake_reason(e: &std::io::Error) -> &'static str {
+    let text = e.to_string();
+    let t = text.as_str();
+    if t.contains("no certificates") || t.contains("NoCertificatesPresented") {
+        "no_client_certificate"
+    } else if t.contains("UnknownIssuer") {
+        "untrusted_issuer"
+    } else if t.contains("Expired") {
+        "expired_certificate"
+    } else if t.contains("NotValidYet") {
+        "certificate_not_yet_valid"
+    } else if t.contains("NotValidForName") {
+        "wrong_trust_domain"
+    } else if t.contains("application protocol") || t.contains("NoApplicationProtocol") {
+        "no_h2"
+    } else if t.contains("corrupt message")
+        || t.contains("InvalidMessage")
+        || t.contains("invalid") && t.contains("content type")
+    {
+        "not_tls"
+    } else if t.contains("certificate") {
+        "bad_certificate"
+    } else {
+        "other"
+    }
+}
+
 pub mod ca;
 pub mod spiffe;
 pub mod tls;

@@ -35,32 +35,7 @@ pub struct TlsCtx {
 }
 
 /// Bounded reason label for a failed handshake.
-pub fn reason(e: &std::io::Error) -> &'static str {
-    let text = e.to_string();
-    let t = text.as_str();
-    if t.contains("no certificates") || t.contains("NoCertificatesPresented") {
-        "no_client_certificate"
-    } else if t.contains("UnknownIssuer") {
-        "untrusted_issuer"
-    } else if t.contains("Expired") {
-        "expired_certificate"
-    } else if t.contains("NotValidYet") {
-        "certificate_not_yet_valid"
-    } else if t.contains("NotValidForName") {
-        "wrong_trust_domain"
-    } else if t.contains("application protocol") || t.contains("NoApplicationProtocol") {
-        "no_h2"
-    } else if t.contains("corrupt message")
-        || t.contains("InvalidMessage")
-        || t.contains("invalid") && t.contains("content type")
-    {
-        "not_tls"
-    } else if t.contains("certificate") {
-        "bad_certificate"
-    } else {
-        "other"
-    }
-}
+pub use warden_federation::trust::handshake_reason as reason;
 
 impl TlsCtx {
     pub fn new(
