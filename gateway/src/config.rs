@@ -312,35 +312,11 @@ fn default_ports() -> Vec<warden_federation::model::ServicePort> {
     }]
 }
 
-/// Why a configuration could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Parse {
-        path: String,
-        #[source]
-        source: toml::de::Error,
-    },
-    #[error("{0}")]
-    Invalid(String),
-}
+pub use warden_federation::config::ConfigError;
 
 impl GatewayConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let cfg: GatewayConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let cfg: GatewayConfig = warden_federation::config::read_toml(path)?;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -80,12 +80,7 @@ pub fn server_config(
     store: Arc<TrustStore>,
     alpn: &[&[u8]],
 ) -> Result<Arc<ServerConfig>, TrustError> {
-    let mut cfg = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(SpiffeClientVerifier::new(store))
-        .with_cert_resolver(identity);
-    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(cfg))
+    server_with(identity, SpiffeClientVerifier::new(store), alpn)
 }
 
 /// A server where a client certificate is optional (verified if presented): the REST API.
@@ -94,9 +89,17 @@ pub fn server_config_optional_client(
     store: Arc<TrustStore>,
     alpn: &[&[u8]],
 ) -> Result<Arc<ServerConfig>, TrustError> {
+    server_with(identity, SpiffeClientVerifier::optional(store), alpn)
+}
+
+fn server_with(
+    identity: Arc<Identity>,
+    verifier: Arc<SpiffeClientVerifier>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, TrustError> {
     let mut cfg = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(SpiffeClientVerifier::optional(store))
+        .with_client_cert_verifier(verifier)
         .with_cert_resolver(identity);
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
