@@ -328,6 +328,37 @@ fn validate_label_value(field: &str, v: &str) -> Result<(), FieldError> {
 }
 
 impl Cluster {
+    /// Builds and validates a cluster from registration fields, stamped `registered_at`; a CA
+    /// bundle given with it must parse too.
+    #[allow(clippy::too_many_arguments)]
+    pub fn registration(
+        name: String,
+        region: String,
+        zone: String,
+        network: String,
+        gateway: String,
+        trust_domain: String,
+        labels: BTreeMap<String, String>,
+        registered_at: u64,
+        ca_bundle_pem: Option<&str>,
+    ) -> Result<Self, FieldError> {
+        let c = Cluster {
+            name,
+            region,
+            zone,
+            network,
+            gateway,
+            trust_domain,
+            labels,
+            registered_at,
+        };
+        c.validate()?;
+        if let Some(pem) = ca_bundle_pem {
+            validate_ca_bundle("ca_bundle_pem", pem)?;
+        }
+        Ok(c)
+    }
+
     /// Checks every field; the first bad one is reported.
     pub fn validate(&self) -> Result<(), FieldError> {
         validate_dns_label("name", &self.name)?;

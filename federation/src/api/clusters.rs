@@ -13,7 +13,7 @@ use serde_json::json;
 use super::body::JsonBody;
 use super::{ApiError, Node, Params, now_ms, read_barrier};
 use crate::command::{Command, CommandResult};
-use crate::model::{Cluster, validate_ca_bundle, validate_dns_label};
+use crate::model::{Cluster, validate_dns_label};
 
 /// The body of `POST /api/v1/clusters`.
 #[derive(Debug, Deserialize)]
@@ -48,20 +48,17 @@ pub(super) async fn register(
     State(node): State<Node>,
     JsonBody(req): JsonBody<RegisterCluster>,
 ) -> Result<Response, ApiError> {
-    let cluster = Cluster {
-        name: req.name,
-        region: req.region,
-        zone: req.zone,
-        network: req.network,
-        gateway: req.gateway,
-        trust_domain: req.trust_domain,
-        labels: req.labels,
-        registered_at: now_ms(),
-    };
-    cluster.validate()?;
-    if let Some(pem) = &req.ca_bundle_pem {
-        validate_ca_bundle("ca_bundle_pem", pem)?;
-    }
+    let cluster = Cluster::registration(
+        req.name,
+        req.region,
+        req.zone,
+        req.network,
+        req.gateway,
+        req.trust_domain,
+        req.labels,
+        now_ms(),
+        req.ca_bundle_pem.as_deref(),
+    )?;
     let cmd = Command::RegisterCluster {
         cluster: cluster.clone(),
         ca_bundle_pem: req.ca_bundle_pem,

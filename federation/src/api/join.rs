@@ -16,7 +16,7 @@ use serde_json::json;
 use super::body::JsonBody;
 use super::{ApiError, Node, now_ms, written};
 use crate::command::Command;
-use crate::model::{Cluster, JoinToken, validate_ca_bundle};
+use crate::model::{Cluster, JoinToken};
 
 /// Hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -126,18 +126,17 @@ pub(super) async fn join(
             ..ApiError::bad_request("a join token looks like <id>.<secret>.<ca-pin>")
         });
     };
-    let cluster = Cluster {
-        name: req.name,
-        region: req.region,
-        zone: req.zone,
-        network: req.network,
-        gateway: req.gateway,
-        trust_domain: req.trust_domain,
-        labels: req.labels,
-        registered_at: now_ms(),
-    };
-    cluster.validate()?;
-    validate_ca_bundle("ca_bundle_pem", &req.ca_bundle_pem)?;
+    let cluster = Cluster::registration(
+        req.name,
+        req.region,
+        req.zone,
+        req.network,
+        req.gateway,
+        req.trust_domain,
+        req.labels,
+        now_ms(),
+        Some(&req.ca_bundle_pem),
+    )?;
     let json = serde_json::to_value(&cluster).ok();
     let result = node
         .write(Command::JoinCluster {

@@ -409,22 +409,7 @@ impl ProxyCtx {
         // A 5xx kept in case no other target can be tried.
         let mut last_resp: Option<(Response<BoxBody>, String)> = None;
         for attempt in 0..=self.cfg.retries.max_retries {
-            let inputs = Inputs {
-                me: &self.me,
-                local: local.as_deref(),
-                remotes,
-                policy,
-                overprovisioning_percent: self.cfg.routing.overprovisioning_percent,
-                exclude: &exclude,
-            };
-            let plan = balance::plan(&inputs);
-            let Some(target) = balance::pick(
-                &plan,
-                &inputs,
-                fastrand::f64(),
-                fastrand::f64(),
-                fastrand::f64(),
-            ) else {
+            let Some(target) = self.choose(local.as_deref(), remotes, policy, &exclude) else {
                 break;
             };
             if attempt > 0 {
@@ -506,6 +491,32 @@ impl ProxyCtx {
         Err(last_err.unwrap_or(ProxyError::NoHealthyUpstream(name)))
     }
 
+    /// Plans and draws one target (the one balancing decision HTTP and TCP share).
+    pub(crate) fn choose(
+        &self,
+        local: Option<&crate::table::LocalService>,
+        remotes: &[crate::table::RemoteCluster],
+        policy: Option<&crate::table::RoutePolicy>,
+        exclude: &[Target],
+    ) -> Option<Target> {
+        let inputs = Inputs {
+            me: &self.me,
+            local,
+            remotes,
+            policy,
+            overprovisioning_percent: self.cfg.routing.overprovisioning_percent,
+            exclude,
+        };
+        let plan = balance::plan(&inputs);
+        balance::pick(
+            &plan,
+            &inputs,
+            fastrand::f64(),
+            fastrand::f64(),
+            fastrand::f64(),
+        )
+    }
+
     fn stamp(&self, mut resp: Response<BoxBody>, dst: &str) -> Response<BoxBody> {
         if !resp.headers().contains_key(SERVED_BY_HEADER)
             && let Ok(v) = HeaderValue::from_str(dst)
@@ -536,17 +547,7 @@ impl ProxyCtx {
         h2: bool,
         per_try: Duration,
     ) -> Result<Response<Incoming>, ProxyError> {
-        let pq = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .to_string();
-        *req.uri_mut() =
-            Uri::try_from(format!("http://{addr}{pq}")).map_err(|e| ProxyError::Upstream {
-                target: addr.to_string(),
-                message: e.to_string(),
-            })?;
+        retarget(&mut req, addr)?;
         if h2 {
             *req.version_mut() = http::Version::HTTP_2;
             self.send(&self.h2, req, addr, per_try).await
@@ -564,17 +565,7 @@ impl ProxyCtx {
         trust_domain: &str,
         per_try: Duration,
     ) -> Result<Response<Incoming>, ProxyError> {
-        let pq = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .to_string();
-        *req.uri_mut() =
-            Uri::try_from(format!("http://{gateway}{pq}")).map_err(|e| ProxyError::Upstream {
-                target: gateway.to_string(),
-                message: e.to_string(),
-            })?;
+        retarget(&mut req, gateway)?;
         *req.version_mut() = http::Version::HTTP_2;
         let h = req.headers_mut();
         h.remove(http::header::HOST);
@@ -626,6 +617,21 @@ impl ProxyCtx {
             Ok(Ok(resp)) => Ok(resp),
         }
     }
+}
+
+/// Points a request at `addr`, keeping its path and query.
+fn retarget(req: &mut Request<BoxBody>, addr: &str) -> Result<(), ProxyError> {
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    *req.uri_mut() =
+        Uri::try_from(format!("http://{addr}{pq}")).map_err(|e| ProxyError::Upstream {
+            target: addr.to_string(),
+            message: e.to_string(),
+        })?;
+    Ok(())
 }
 
 /// Whether an error's cause chain holds an `ECONNREFUSED`.

@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use super::{BoxBody, ProxyCtx, SERVICE_HEADER, SOURCE_HEADER, empty_body, route};
-use crate::balance::{self, Inputs, Target};
+use crate::balance::Target;
 use crate::proxy::error::ProxyError;
 use crate::table::ServiceKey;
 
@@ -41,22 +41,8 @@ impl ProxyCtx {
         let remotes = remote_table.services.get(&key).unwrap_or(&none);
         let mut exclude = Vec::new();
         for _ in 0..=self.cfg.retries.max_retries {
-            let inputs = Inputs {
-                me: &self.me,
-                local: local.as_deref(),
-                remotes,
-                policy: remote_table.policies.get(&key),
-                overprovisioning_percent: self.cfg.routing.overprovisioning_percent,
-                exclude: &exclude,
-            };
-            let plan = balance::plan(&inputs);
-            let Some(target) = balance::pick(
-                &plan,
-                &inputs,
-                fastrand::f64(),
-                fastrand::f64(),
-                fastrand::f64(),
-            ) else {
+            let policy = remote_table.policies.get(&key);
+            let Some(target) = self.choose(local.as_deref(), remotes, policy, &exclude) else {
                 break;
             };
             let connect = Duration::from_millis(self.cfg.timeouts.connect_ms);
@@ -173,22 +159,7 @@ impl ProxyCtx {
         let mut exclude = Vec::new();
         let mut upstream = None;
         for _ in 0..local.endpoints.len() {
-            let inputs = Inputs {
-                me: &self.me,
-                local: Some(&local),
-                remotes: &[],
-                policy: None,
-                overprovisioning_percent: self.cfg.routing.overprovisioning_percent,
-                exclude: &exclude,
-            };
-            let plan = balance::plan(&inputs);
-            let Some(t @ Target::Local(i)) = balance::pick(
-                &plan,
-                &inputs,
-                fastrand::f64(),
-                fastrand::f64(),
-                fastrand::f64(),
-            ) else {
+            let Some(t @ Target::Local(i)) = self.choose(Some(&local), &[], None, &exclude) else {
                 break;
             };
             match tokio::time::timeout(
