@@ -35,6 +35,58 @@ pub struct GatewayConfig {
     pub tls: Option<TlsSection>,
     #[serde(default)]
     pub authz: AuthzSection,
+    /// Where local services come from: `[[services]]` (static) or the Kubernetes API.
+    #[serde(default)]
+    pub discovery: DiscoverySection,
+}
+
+/// Where local services and their endpoints come from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverySection {
+    #[serde(default)]
+    pub source: DiscoverySource,
+    #[serde(default)]
+    pub kubernetes: KubernetesSection,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscoverySource {
+    /// The `[[services]]` tables of this file.
+    #[default]
+    Static,
+    /// Services and EndpointSlices of the local cluster (kubeconfig from `KUBECONFIG`, else
+    /// `~/.kube/config`, else the in-cluster service account).
+    Kubernetes,
+}
+
+/// Kubernetes discovery: a Service is exported when it carries `warden.io/export: "true"`
+/// or has a `ServiceExport` (multicluster.x-k8s.io/v1alpha1) of the same name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesSection {
+    /// Only these namespaces (empty: all).
+    pub namespaces: Vec<String>,
+    /// Weight of this cluster's copy of each exported service (annotation
+    /// `warden.io/weight` overrides it per Service).
+    pub weight: u32,
+    /// Active probe of endpoints: `tcp` or an HTTP path (annotation `warden.io/probe`
+    /// overrides it per Service).
+    pub probe: String,
+    /// Write `Valid`, `Exported` and `Conflict` conditions on each ServiceExport.
+    pub write_status: bool,
+}
+
+impl Default for KubernetesSection {
+    fn default() -> Self {
+        Self {
+            namespaces: Vec::new(),
+            weight: default_weight(),
+            probe: default_probe(),
+            write_status: true,
+        }
+    }
 }
 
 /// Authorization of callers from other clusters (enforced on the east-west listener with mTLS).
@@ -164,7 +216,7 @@ pub struct TcpRoute {
     pub port: u16,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticService {
     pub namespace: String,
@@ -339,6 +391,22 @@ impl GatewayConfig {
                     "services[{i}].probe must be \"tcp\" or an HTTP path starting with '/'"
                 )));
             }
+        }
+        let k = &self.discovery.kubernetes;
+        if self.discovery.source == DiscoverySource::Kubernetes && !self.services.is_empty() {
+            return Err(ConfigError::Invalid(
+                "discovery.source = \"kubernetes\" takes services from the cluster: remove the [[services]] tables".into(),
+            ));
+        }
+        if k.probe != "tcp" && !k.probe.starts_with('/') {
+            return Err(ConfigError::Invalid(
+                "discovery.kubernetes.probe must be \"tcp\" or an HTTP path starting with '/'"
+                    .into(),
+            ));
+        }
+        for (i, ns) in k.namespaces.iter().enumerate() {
+            validate_dns_label(&format!("discovery.kubernetes.namespaces[{i}]"), ns)
+                .map_err(bad)?;
         }
         if self.health.healthy_threshold == 0 || self.health.unhealthy_threshold == 0 {
             return Err(ConfigError::Invalid(

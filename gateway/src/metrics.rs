@@ -16,6 +16,7 @@ pub struct Metrics {
     pub federation_revision: IntGaugeVec,
     pub tls_errors: IntCounterVec,
     pub authz_denied: IntCounterVec,
+    pub kube_events: IntCounterVec,
 }
 
 fn must<T>(r: Result<T, prometheus::Error>) -> T {
@@ -100,6 +101,13 @@ impl Metrics {
             ),
             &["service", "policy"],
         ));
+        let kube_events = must(IntCounterVec::new(
+            Opts::new(
+                "warden_kube_watch_events_total",
+                "Kubernetes watch events by resource and kind (apply, delete, relist, listed, error).",
+            ),
+            &["resource", "event"],
+        ));
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -111,6 +119,7 @@ impl Metrics {
             Box::new(federation_revision.clone()),
             Box::new(tls_errors.clone()),
             Box::new(authz_denied.clone()),
+            Box::new(kube_events.clone()),
         ] {
             must(registry.register(c));
         }
@@ -126,6 +135,7 @@ impl Metrics {
             federation_revision,
             tls_errors,
             authz_denied,
+            kube_events,
         }
     }
 

@@ -4,6 +4,8 @@
 //! same addresses (as a real member would be). Every process is killed by its PID on drop.
 #![allow(dead_code)]
 
+pub mod kube_fake;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -336,11 +338,17 @@ pub struct Proc {
     child: Option<Child>,
     pub info: Value,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     log: PathBuf,
 }
 
 impl Proc {
     pub async fn start(args: &[String], log: &Path) -> Proc {
+        Proc::start_env(args, log, &[]).await
+    }
+
+    /// [`Proc::start`] with extra environment variables.
+    pub async fn start_env(args: &[String], log: &Path, env: &[(&str, &str)]) -> Proc {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -350,6 +358,7 @@ impl Proc {
             .args(args)
             .env("WARDEN_ADMIN_TOKEN", TOKEN)
             .env("WARDEN_LOG", "info,openraft=warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(file))
             .spawn()
@@ -365,6 +374,10 @@ impl Proc {
             child: Some(child),
             info: serde_json::from_str(&line).expect("JSON listening line"),
             args: args.to_vec(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             log: log.to_path_buf(),
         }
     }
@@ -388,7 +401,9 @@ impl Proc {
     pub async fn restart_with(&mut self, args: Option<Vec<String>>) {
         self.kill().await;
         let args = args.unwrap_or_else(|| self.args.clone());
-        *self = Proc::start(&args, &self.log.clone()).await;
+        let env = self.env.clone();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        *self = Proc::start_env(&args, &self.log.clone(), &env).await;
     }
 }
 

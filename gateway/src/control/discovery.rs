@@ -5,6 +5,8 @@
 //! loop: it renews the cluster's lease every TTL/3, and publishes each exported service's
 //! healthy endpoint count when it changes — at most once per `publish_interval_ms` per
 //! service (debounced, so a flapping endpoint cannot flood the store) and at least every 30 s.
+//! Once discovery has seen its full state, it reconciles the store with it — on every change
+//! and every 30 s: exports of this cluster that discovery no longer lists are withdrawn.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,9 +15,12 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde_json::json;
 
+use arc_swap::ArcSwap;
+
 use super::fed::FedClient;
 use super::guard::{InjectPanic, guarded, on_restart, spawn_supervised};
 use super::pool::{GetCounts, PoolActor};
+use super::registry::ExportSet;
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
 
@@ -38,7 +43,7 @@ pub struct DiscoveryActor {
     ca_bundle: Option<String>,
     /// Loaded bundle versions are reported with each lease renewal (rotation status).
     trust: Option<Arc<warden_federation::trust::verify::TrustStore>>,
-    exports: Vec<Export>,
+    exports: Arc<ArcSwap<ExportSet>>,
     metrics: Arc<Metrics>,
     restarts: u32,
     task: Option<tokio::task::AbortHandle>,
@@ -51,7 +56,7 @@ impl DiscoveryActor {
         advertise: String,
         ca_bundle: Option<String>,
         trust: Option<Arc<warden_federation::trust::verify::TrustStore>>,
-        exports: Vec<Export>,
+        exports: Arc<ArcSwap<ExportSet>>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
@@ -114,13 +119,46 @@ async fn register(
     }
 }
 
+/// Removes from the store every export of this cluster that discovery no longer lists —
+/// including ones removed while this gateway was down or whose watch event was missed.
+async fn prune(fed: &FedClient, me: &str, set: &ExportSet) -> Result<usize, String> {
+    let catalog = fed
+        .get("/api/v1/services")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut removed = 0;
+    for item in catalog["items"].as_array().into_iter().flatten() {
+        let (Some(ns), Some(svc)) = (item["namespace"].as_str(), item["service"].as_str()) else {
+            continue;
+        };
+        let ours = item["clusters"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["cluster"] == me));
+        let wanted = set.items.iter().any(|e| e.namespace == ns && e.name == svc);
+        if !ours || wanted {
+            continue;
+        }
+        match fed
+            .delete(&format!("/api/v1/clusters/{me}/services/{ns}/{svc}"))
+            .await
+        {
+            Ok(_) | Err(warden_federation::client::ClientError::Api { status: 404, .. }) => {
+                tracing::info!(service = %format!("{ns}/{svc}"), "export withdrawn");
+                removed += 1;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(removed)
+}
+
 async fn run(
     cfg: Arc<GatewayConfig>,
     fed: FedClient,
     advertise: String,
     ca_bundle: Option<String>,
     trust: Option<Arc<warden_federation::trust::verify::TrustStore>>,
-    exports: Vec<Export>,
+    exports: Arc<ArcSwap<ExportSet>>,
 ) {
     let me = cfg.cluster.name.clone();
     let ttl = cfg.federation.lease_ttl_ms;
@@ -139,6 +177,9 @@ async fn run(
     }
     let mut published: HashMap<(String, String), (u32, Instant)> = HashMap::new();
     let mut next_lease = Instant::now();
+    // Generation of the export set last reconciled with the store, and when to do it anyway.
+    let mut pruned_generation = None;
+    let mut next_prune = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tick.tick().await;
@@ -159,7 +200,13 @@ async fn run(
                 }
             }
         }
-        for ex in &exports {
+        let set = exports.load_full();
+        published.retain(|(ns, name), _| {
+            set.items
+                .iter()
+                .any(|e| &e.namespace == ns && &e.name == name)
+        });
+        for ex in &set.items {
             let key = (ex.namespace.clone(), ex.name.clone());
             let Ok((healthy, _total)) = ex.pool.send(GetCounts).await else {
                 continue;
@@ -188,6 +235,15 @@ async fn run(
                     published.insert(key, (healthy, now));
                 }
                 Err(e) => tracing::warn!(error = %e, "export publication failed"),
+            }
+        }
+        if set.synced && (pruned_generation != Some(set.generation) || now >= next_prune) {
+            match prune(&fed, &me, &set).await {
+                Ok(_) => {
+                    pruned_generation = Some(set.generation);
+                    next_prune = now + refresh;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot reconcile exports with the store yet"),
             }
         }
     }

@@ -100,6 +100,14 @@ impl FedClient {
         self.each(|c| async move { c.put(path, body).await }).await
     }
 
+    pub async fn delete(&self, path: &str) -> Result<Value, ClientError> {
+        self.each(|c| {
+            let p = path.to_string();
+            async move { c.delete(&p).await }
+        })
+        .await
+    }
+
     pub async fn post<B: Serialize + Sync>(
         &self,
         path: &str,

@@ -2,6 +2,7 @@
 //! path expecting 2xx) on an interval, each bounded by a timeout. Results go to the owning
 //! pool actor, which applies the thresholds.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use super::guard::{InjectPanic, backoff, guarded};
 use super::pool::{PoolActor, ProbeCompleted};
 use crate::metrics::Metrics;
+use crate::table::ServiceKey;
 
 /// One endpoint to probe.
 #[derive(Clone)]
@@ -25,8 +27,16 @@ pub struct ProbeTarget {
     pub pool: Addr<PoolActor>,
 }
 
+/// Replaces the probe targets of one service (empty: stop probing it).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetTargets {
+    pub service: ServiceKey,
+    pub targets: Vec<ProbeTarget>,
+}
+
 pub struct HealthCheckerActor {
-    targets: Vec<ProbeTarget>,
+    targets: HashMap<ServiceKey, Vec<ProbeTarget>>,
     interval: Duration,
     timeout: Duration,
     http: Client<HttpConnector, Empty<Bytes>>,
@@ -36,7 +46,7 @@ pub struct HealthCheckerActor {
 
 impl HealthCheckerActor {
     pub fn new(
-        targets: Vec<ProbeTarget>,
+        targets: HashMap<ServiceKey, Vec<ProbeTarget>>,
         interval: Duration,
         timeout: Duration,
         metrics: Arc<Metrics>,
@@ -54,7 +64,7 @@ impl HealthCheckerActor {
     }
 
     fn probe_all(&self) {
-        for t in self.targets.clone() {
+        for t in self.targets.values().flatten().cloned() {
             let (timeout, http) = (self.timeout, self.http.clone());
             tokio::spawn(async move {
                 let ok = tokio::time::timeout(timeout, probe(&http, &t))
@@ -104,6 +114,17 @@ impl Supervised for HealthCheckerActor {
             .with_label_values(&["health_checker"])
             .inc();
         tracing::warn!(restarts = self.restarts, "health checker restarting");
+    }
+}
+
+impl Handler<SetTargets> for HealthCheckerActor {
+    type Result = ();
+    fn handle(&mut self, m: SetTargets, _: &mut Context<Self>) {
+        if m.targets.is_empty() {
+            self.targets.remove(&m.service);
+        } else {
+            self.targets.insert(m.service, m.targets);
+        }
     }
 }
 

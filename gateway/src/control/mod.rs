@@ -13,15 +13,17 @@ pub mod discovery;
 pub mod fed;
 pub mod guard;
 pub mod health_checker;
+pub mod k8s;
 pub mod listener;
 pub mod pool;
+pub mod registry;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Addr, Recipient, Supervisor};
+use actix::{Recipient, Supervisor};
 use tokio::sync::mpsc;
 
 use crate::balance::Locality;
@@ -106,55 +108,30 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
 
     let mut hooks: HashMap<String, Recipient<InjectPanic>> = HashMap::new();
 
-    // Pools, one per local service.
-    let mut pools: HashMap<ServiceKey, Addr<pool::PoolActor>> = HashMap::new();
-    let mut probes = Vec::new();
-    let mut exports = Vec::new();
+    // Pools, one per local service of the `[[services]]` tables (Kubernetes discovery adds
+    // its services through the registry once it has listed the cluster).
+    let mut initial = Vec::new();
+    let mut probes: HashMap<ServiceKey, Vec<health_checker::ProbeTarget>> = HashMap::new();
     for s in &cfg.services {
-        let key = (s.namespace.clone(), s.name.clone());
-        let (c, t, m, eps, w, k) = (
-            cfg.clone(),
-            tables.clone(),
-            metrics.clone(),
-            s.endpoints.clone(),
-            s.weight,
-            key.clone(),
-        );
-        use warden_federation::model::Protocol;
-        let h2 = s
-            .ports
-            .first()
-            .is_some_and(|p| matches!(p.protocol, Protocol::Http2 | Protocol::Grpc));
-        let addr = Supervisor::start(move |_| pool::PoolActor::new(k, &eps, w, h2, c, t, m));
+        let addr = registry::spawn_pool(s, &cfg, &tables, &metrics);
         hooks.insert(
             format!("pool:{}/{}", s.namespace, s.name),
             addr.clone().recipient(),
         );
-        for e in &s.endpoints {
-            probes.push(health_checker::ProbeTarget {
-                addr: e.clone(),
-                probe: s.probe.clone(),
-                pool: addr.clone(),
-            });
-        }
-        if s.export {
-            exports.push(discovery::Export {
-                namespace: s.namespace.clone(),
-                name: s.name.clone(),
-                ports: s.ports.clone(),
-                weight: s.weight,
-                pool: addr.clone(),
-            });
-        }
-        pools.insert(key, addr);
+        probes.insert(
+            (s.namespace.clone(), s.name.clone()),
+            registry::probe_targets(s, &addr),
+        );
+        initial.push((s.clone(), addr));
     }
+    let shared = registry::Shared::default();
 
     // Passive signals: a bounded channel from the data path, routed to the pools.
     let (passive_tx, mut passive_rx) = mpsc::channel::<PassiveSignal>(4096);
-    let routes = pools.clone();
+    let routes = shared.pools.clone();
     tokio::spawn(async move {
         while let Some(sig) = passive_rx.recv().await {
-            if let Some(p) = routes.get(&sig.service) {
+            if let Some(p) = routes.load().get(&sig.service) {
                 p.do_send(pool::RequestCompleted {
                     addr: sig.endpoint,
                     ok: sig.ok,
@@ -244,7 +221,18 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
             health_checker::HealthCheckerActor::new(probes, interval, timeout, m)
         })
     };
-    hooks.insert("health_checker".into(), hc.recipient());
+    hooks.insert("health_checker".into(), hc.clone().recipient());
+    let kube = cfg.discovery.source == crate::config::DiscoverySource::Kubernetes;
+    let registry = {
+        let (c, t, m, h, sh) = (
+            cfg.clone(),
+            tables.clone(),
+            metrics.clone(),
+            hc,
+            shared.clone(),
+        );
+        Supervisor::start(move |_| registry::RegistryActor::new(c, t, m, h, initial, !kube, sh))
+    };
 
     let mut listeners = vec![
         (
@@ -297,11 +285,17 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
     let disc = {
         let (c, f, m) = (cfg.clone(), fed.clone(), metrics.clone());
         let trust = tls.as_ref().map(|t| t.store.clone());
+        let exports = shared.exports.clone();
         Supervisor::start(move |_| {
             discovery::DiscoveryActor::new(c, f, advertise, own_bundle, trust, exports, m)
         })
     };
     hooks.insert("discovery".into(), disc.recipient());
+    if kube {
+        let (c, f, m) = (cfg.clone(), fed.clone(), metrics.clone());
+        let kd = Supervisor::start(move |_| k8s::KubeDiscoveryActor::new(c, f, registry, m));
+        hooks.insert("kube_discovery".into(), kd.recipient());
+    }
     if let (Some(t), Some(ctx)) = (cfg.tls.clone(), tls.as_ref()) {
         let (identity, m) = (ctx.identity.clone(), metrics.clone());
         let cert = Supervisor::start(move |_| certificate::CertificateActor::new(t, identity, m));

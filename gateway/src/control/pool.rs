@@ -36,6 +36,22 @@ pub struct RequestCompleted {
     pub refused: bool,
 }
 
+/// New membership from discovery: endpoints that stay keep their health state, new ones
+/// start healthy (discovery lists only ready endpoints), gone ones leave the snapshot.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Update {
+    pub endpoints: Vec<String>,
+    pub weight: u32,
+    pub h2: bool,
+}
+
+/// The service is gone: remove it from the routing table and stop. A retired pool never
+/// publishes again, even if its supervisor restarts it before the last address drops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
 /// (available, total) endpoints, for export publication.
 #[derive(Message)]
 #[rtype(result = "(u32, u32)")]
@@ -50,6 +66,18 @@ struct Endpoint {
     was_available: bool,
 }
 
+impl Endpoint {
+    fn new(addr: &str, tables: &Tables) -> Self {
+        Self {
+            addr: addr.to_string(),
+            probe: ProbeState::new(),
+            outlier: Outlier::default(),
+            inflight: tables.inflight_for(addr),
+            was_available: true,
+        }
+    }
+}
+
 pub struct PoolActor {
     pub key: ServiceKey,
     label: String,
@@ -61,6 +89,7 @@ pub struct PoolActor {
     h2: bool,
     had_available: bool,
     restarts: u32,
+    retired: bool,
 }
 
 impl PoolActor {
@@ -73,16 +102,7 @@ impl PoolActor {
         tables: Tables,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let endpoints = addrs
-            .iter()
-            .map(|a| Endpoint {
-                addr: a.clone(),
-                probe: ProbeState::new(),
-                outlier: Outlier::default(),
-                inflight: tables.inflight_for(a),
-                was_available: true,
-            })
-            .collect();
+        let endpoints = addrs.iter().map(|a| Endpoint::new(a, &tables)).collect();
         Self {
             label: format!("{}/{}", key.0, key.1),
             key,
@@ -94,6 +114,7 @@ impl PoolActor {
             h2,
             had_available: true,
             restarts: 0,
+            retired: false,
         }
     }
 
@@ -103,6 +124,9 @@ impl PoolActor {
 
     /// Publishes the snapshot and the gauges; logs flips and failovers once.
     fn publish(&mut self) {
+        if self.retired {
+            return;
+        }
         let now = self.now_ms();
         let ramp_ms = self.cfg.routing.failback_ramp_ms;
         let mut eps = Vec::with_capacity(self.endpoints.len());
@@ -171,6 +195,9 @@ impl Actor for PoolActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.retired {
+            return;
+        }
         self.publish();
         // Ramps and ejection expiries change over time without any message.
         let tick = Duration::from_millis(200);
@@ -259,6 +286,45 @@ impl Handler<RequestCompleted> for PoolActor {
                 self.publish();
             }
         });
+    }
+}
+
+impl Handler<Update> for PoolActor {
+    type Result = ();
+    fn handle(&mut self, m: Update, ctx: &mut Context<Self>) {
+        guarded("upstream_pool", ctx, || {
+            let mut old: Vec<Endpoint> = std::mem::take(&mut self.endpoints);
+            for addr in &m.endpoints {
+                let e = match old.iter().position(|e| &e.addr == addr) {
+                    Some(i) => old.swap_remove(i),
+                    None => Endpoint::new(addr, &self.tables),
+                };
+                self.endpoints.push(e);
+            }
+            for gone in &old {
+                tracing::info!(service = %self.label, endpoint = %gone.addr, "endpoint removed by discovery");
+            }
+            self.weight = m.weight;
+            self.h2 = m.h2;
+            self.publish();
+        });
+    }
+}
+
+impl Handler<Retire> for PoolActor {
+    type Result = ();
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        self.tables.publish_local(self.key.clone(), None);
+        for state in ["healthy", "unhealthy", "ejected"] {
+            let cluster = self.cfg.cluster.name.as_str();
+            let _ =
+                self.metrics
+                    .endpoints
+                    .remove_label_values(&[self.label.as_str(), cluster, state]);
+        }
+        self.retired = true;
+        tracing::info!(service = %self.label, "service removed by discovery");
+        ctx.stop();
     }
 }
 

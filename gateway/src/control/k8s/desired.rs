@@ -1,0 +1,346 @@
+//! The pure half of Kubernetes discovery: from the full state of Services, EndpointSlices and
+//! ServiceExports, the set of local services to export (with their ready endpoints), and the
+//! problems to report on ServiceExports. No I/O; the reflector stores feed it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use warden_federation::model::{Protocol, ServicePort};
+
+use crate::config::{KubernetesSection, StaticService};
+
+/// `warden.io/export: "true"` exports a Service without a ServiceExport.
+pub const EXPORT_ANNOTATION: &str = "warden.io/export";
+/// Per-Service weight of this cluster's copy (0–10000).
+pub const WEIGHT_ANNOTATION: &str = "warden.io/weight";
+/// Per-Service active probe: `tcp` or an HTTP path.
+pub const PROBE_ANNOTATION: &str = "warden.io/probe";
+/// The label EndpointSlices carry to name their Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// (namespace, name).
+pub type Key = (String, String);
+
+/// What the state says about one exported Service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The service to run a pool for and publish; `None` when it cannot be exported.
+    pub service: Option<StaticService>,
+    /// Why not, for the ServiceExport's `Valid` condition: (reason, message).
+    pub invalid: Option<(&'static str, String)>,
+}
+
+fn in_scope(cfg: &KubernetesSection, ns: &str) -> bool {
+    cfg.namespaces.is_empty() || cfg.namespaces.iter().any(|n| n == ns)
+}
+
+fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<Key> {
+    Some((meta.namespace.clone()?, meta.name.clone()?))
+}
+
+/// The protocol of a Service port: `appProtocol` first, then the port name's prefix (the
+/// convention `http-web`, `grpc-api`), else plain TCP.
+fn protocol(p: &k8s_openapi::api::core::v1::ServicePort) -> Protocol {
+    let hint = p
+        .app_protocol
+        .as_deref()
+        .or(p.name.as_deref())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if hint.starts_with("grpc") {
+        Protocol::Grpc
+    } else if hint.starts_with("http2") || hint.starts_with("h2c") || hint == "kubernetes.io/h2c" {
+        Protocol::Http2
+    } else if hint.starts_with("http") {
+        Protocol::Http
+    } else {
+        Protocol::Tcp
+    }
+}
+
+/// Ready endpoint addresses (`ip:port`) of `svc` for the Service port named `port_name`.
+/// A missing `ready` condition counts as ready, as the EndpointSlice API specifies.
+fn ready_endpoints(slices: &[&EndpointSlice], port_name: Option<&str>) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for s in slices {
+        let port = s
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref().unwrap_or("") == port_name.unwrap_or(""));
+        let Some(port) = port.and_then(|p| p.port) else {
+            continue;
+        };
+        let v6 = s.address_type == "IPv6";
+        for e in &s.endpoints {
+            if e.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
+                continue;
+            }
+            for a in &e.addresses {
+                out.insert(if v6 {
+                    format!("[{a}]:{port}")
+                } else {
+                    format!("{a}:{port}")
+                });
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Computes every exported Service's outcome. `exports` are the ServiceExports present;
+/// a Service with the export annotation is exported as well.
+pub fn desired<'a>(
+    cfg: &KubernetesSection,
+    services: impl IntoIterator<Item = &'a Service>,
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
+    exports: &BTreeSet<Key>,
+) -> BTreeMap<Key, Outcome> {
+    let mut by_service: BTreeMap<Key, Vec<&EndpointSlice>> = BTreeMap::new();
+    for s in slices {
+        let (Some(ns), Some(name)) = (
+            s.metadata.namespace.clone(),
+            s.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
+                .cloned(),
+        ) else {
+            continue;
+        };
+        by_service.entry((ns, name)).or_default().push(s);
+    }
+    let mut out = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for svc in services {
+        let Some(key) = key_of(&svc.metadata) else {
+            continue;
+        };
+        if !in_scope(cfg, &key.0) {
+            continue;
+        }
+        seen.insert(key.clone());
+        let annotations = svc.metadata.annotations.clone().unwrap_or_default();
+        let annotated = annotations.get(EXPORT_ANNOTATION).map(String::as_str) == Some("true");
+        if !annotated && !exports.contains(&key) {
+            continue;
+        }
+        out.insert(
+            key.clone(),
+            outcome(cfg, svc, &annotations, by_service.get(&key)),
+        );
+    }
+    for key in exports {
+        if in_scope(cfg, &key.0) && !seen.contains(key) {
+            out.insert(
+                key.clone(),
+                Outcome {
+                    service: None,
+                    invalid: Some((
+                        "ServiceNotFound",
+                        format!("no Service {}/{} in this cluster", key.0, key.1),
+                    )),
+                },
+            );
+        }
+    }
+    out
+}
+
+fn outcome(
+    cfg: &KubernetesSection,
+    svc: &Service,
+    annotations: &BTreeMap<String, String>,
+    slices: Option<&Vec<&EndpointSlice>>,
+) -> Outcome {
+    let invalid = |reason, message: String| Outcome {
+        service: None,
+        invalid: Some((reason, message)),
+    };
+    let (ns, name) = key_of(&svc.metadata).unwrap_or_default();
+    let spec = svc.spec.clone().unwrap_or_default();
+    if spec.type_.as_deref() == Some("ExternalName") {
+        return invalid(
+            "ServiceTypeUnsupported",
+            "ExternalName Services have no endpoints to export".into(),
+        );
+    }
+    let kports = spec.ports.unwrap_or_default();
+    if kports.is_empty() {
+        return invalid("NoPorts", "the Service has no ports".into());
+    }
+    let ports: Vec<ServicePort> = kports
+        .iter()
+        .map(|p| ServicePort {
+            name: p
+                .name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("port-{}", p.port)),
+            port: u16::try_from(p.port).unwrap_or(0),
+            protocol: protocol(p),
+        })
+        .collect();
+    let weight = match annotations.get(WEIGHT_ANNOTATION) {
+        None => cfg.weight,
+        Some(w) => match w.parse::<u32>() {
+            Ok(w) if w <= 10_000 => w,
+            _ => {
+                return invalid(
+                    "InvalidAnnotation",
+                    format!("{WEIGHT_ANNOTATION} must be an integer 0-10000, not {w:?}"),
+                );
+            }
+        },
+    };
+    let probe = match annotations.get(PROBE_ANNOTATION) {
+        None => cfg.probe.clone(),
+        Some(p) if p == "tcp" || p.starts_with('/') => p.clone(),
+        Some(p) => {
+            return invalid(
+                "InvalidAnnotation",
+                format!("{PROBE_ANNOTATION} must be \"tcp\" or an HTTP path, not {p:?}"),
+            );
+        }
+    };
+    let empty = Vec::new();
+    // Requests go to the Service's first port; its endpoints are the ready addresses on the
+    // matching EndpointSlice port (the target port).
+    let endpoints = ready_endpoints(slices.unwrap_or(&empty), kports[0].name.as_deref());
+    let export = warden_federation::model::ServiceExport {
+        cluster: "local".into(),
+        namespace: ns.clone(),
+        service: name.clone(),
+        ports: ports.clone(),
+        healthy_endpoints: 0,
+        weight,
+        updated_at: 0,
+    };
+    if let Err(e) = export.validate() {
+        return invalid("InvalidService", e.to_string());
+    }
+    Outcome {
+        service: Some(StaticService {
+            namespace: ns,
+            name,
+            ports,
+            endpoints,
+            weight,
+            export: true,
+            probe,
+        }),
+        invalid: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn svc(v: serde_json::Value) -> Service {
+        serde_json::from_value(v).unwrap()
+    }
+    fn slice(v: serde_json::Value) -> EndpointSlice {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn cart(annotations: serde_json::Value) -> Service {
+        svc(json!({
+            "metadata": {"namespace": "shop", "name": "cart", "annotations": annotations},
+            "spec": {"ports": [
+                {"name": "http", "port": 80, "targetPort": 8080},
+                {"name": "grpc-api", "port": 9090}
+            ]}
+        }))
+    }
+
+    fn cart_slice() -> EndpointSlice {
+        slice(json!({
+            "metadata": {"namespace": "shop", "name": "cart-abc",
+                         "labels": {"kubernetes.io/service-name": "cart"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080}, {"name": "grpc-api", "port": 9090}],
+            "endpoints": [
+                {"addresses": ["10.0.0.1"], "conditions": {"ready": true}},
+                {"addresses": ["10.0.0.2"], "conditions": {"ready": false}},
+                {"addresses": ["10.0.0.3"]}
+            ]
+        }))
+    }
+
+    #[test]
+    fn annotation_exports_with_ready_endpoints_on_the_target_port() {
+        let cfg = KubernetesSection::default();
+        let s = cart(json!({"warden.io/export": "true"}));
+        let sl = cart_slice();
+        let out = desired(&cfg, [&s], [&sl], &BTreeSet::new());
+        let o = &out[&("shop".to_string(), "cart".to_string())];
+        let svc = o.service.as_ref().unwrap();
+        assert_eq!(svc.endpoints, vec!["10.0.0.1:8080", "10.0.0.3:8080"]);
+        assert_eq!(svc.ports[0].protocol, Protocol::Http);
+        assert_eq!(svc.ports[1].protocol, Protocol::Grpc);
+        assert_eq!(svc.weight, 100);
+    }
+
+    #[test]
+    fn service_export_exports_and_missing_service_is_invalid() {
+        let cfg = KubernetesSection::default();
+        let s = cart(json!({}));
+        let exports: BTreeSet<Key> = [
+            ("shop".to_string(), "cart".to_string()),
+            ("shop".to_string(), "ghost".to_string()),
+        ]
+        .into();
+        let out = desired(&cfg, [&s], [], &exports);
+        assert!(out[&("shop".into(), "cart".into())].service.is_some());
+        let ghost = &out[&("shop".into(), "ghost".into())];
+        assert!(ghost.service.is_none());
+        assert_eq!(ghost.invalid.as_ref().unwrap().0, "ServiceNotFound");
+    }
+
+    #[test]
+    fn unexported_and_out_of_scope_services_are_ignored() {
+        let s = cart(json!({}));
+        assert!(desired(&KubernetesSection::default(), [&s], [], &BTreeSet::new()).is_empty());
+        let cfg = KubernetesSection {
+            namespaces: vec!["other".into()],
+            ..Default::default()
+        };
+        let s = cart(json!({"warden.io/export": "true"}));
+        assert!(desired(&cfg, [&s], [], &BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn bad_annotations_are_reported_not_guessed() {
+        let cfg = KubernetesSection::default();
+        let s = cart(json!({"warden.io/export": "true", "warden.io/weight": "lots"}));
+        let out = desired(&cfg, [&s], [], &BTreeSet::new());
+        let o = &out[&("shop".into(), "cart".into())];
+        assert_eq!(o.invalid.as_ref().unwrap().0, "InvalidAnnotation");
+        let s = cart(json!({"warden.io/export": "true", "warden.io/probe": "healthz"}));
+        let out = desired(&cfg, [&s], [], &BTreeSet::new());
+        assert!(out[&("shop".into(), "cart".into())].service.is_none());
+    }
+
+    #[test]
+    fn ipv6_slices_and_unnamed_ports() {
+        let cfg = KubernetesSection::default();
+        let s = svc(json!({
+            "metadata": {"namespace": "a", "name": "db", "annotations": {"warden.io/export": "true"}},
+            "spec": {"ports": [{"port": 5432}]}
+        }));
+        let sl = slice(json!({
+            "metadata": {"namespace": "a", "name": "db-1", "labels": {"kubernetes.io/service-name": "db"}},
+            "addressType": "IPv6",
+            "ports": [{"port": 5432}],
+            "endpoints": [{"addresses": ["fd00::1"]}]
+        }));
+        let out = desired(&cfg, [&s], [&sl], &BTreeSet::new());
+        let svc = out[&("a".into(), "db".into())].service.clone().unwrap();
+        assert_eq!(svc.endpoints, vec!["[fd00::1]:5432"]);
+        assert_eq!(svc.ports[0].name, "port-5432");
+        assert_eq!(svc.ports[0].protocol, Protocol::Tcp);
+    }
+}

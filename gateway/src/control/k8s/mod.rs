@@ -1,0 +1,364 @@
+//! [`KubeDiscoveryActor`]: local services from the Kubernetes API.
+//!
+//! Three `kube` watchers with reflectors follow Services, EndpointSlices and ServiceExports
+//! (multicluster.x-k8s.io/v1alpha1) across the cluster. The watchers relist on their own after
+//! a `410 Gone` or a dropped connection, and the reflector stores swap in the relisted state
+//! whole, so a delete whose event was missed disappears from the stores too. Whenever the
+//! stores change, the full desired set is recomputed from them ([`desired::desired`]) and
+//! handed to the registry, which reconciles pools and exports; the discovery actor then
+//! withdraws from the federation store whatever is no longer exported. Status conditions are
+//! written on each ServiceExport ([`status`]).
+//!
+//! If the ServiceExport CRD is not installed, exports by annotation still work (logged once).
+
+pub mod desired;
+pub mod status;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::json;
+
+use super::fed::FedClient;
+use super::guard::{InjectPanic, guarded, on_restart, spawn_supervised};
+use super::registry::{RegistryActor, SetServices};
+use crate::config::{GatewayConfig, StaticService};
+use crate::metrics::Metrics;
+use desired::{Key, Outcome};
+
+/// The MCS ServiceExport resource.
+pub fn service_export_resource() -> ApiResource {
+    ApiResource {
+        group: "multicluster.x-k8s.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "multicluster.x-k8s.io/v1alpha1".into(),
+        kind: "ServiceExport".into(),
+        plural: "serviceexports".into(),
+    }
+}
+
+/// How often ServiceExport statuses are re-checked against the store without any change.
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+/// Changes are gathered for this long before the desired set is recomputed.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+#[derive(Debug, thiserror::Error)]
+enum KubeError {
+    #[error("kubernetes client configuration: {0}")]
+    Config(String),
+    #[error("listing {resource}: {source}")]
+    List {
+        resource: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the {0} watch stream ended")]
+    Ended(&'static str),
+}
+
+#[derive(Clone, Copy)]
+enum Res {
+    Services = 0,
+    EndpointSlices = 1,
+    ServiceExports = 2,
+}
+
+impl Res {
+    fn name(self) -> &'static str {
+        match self {
+            Res::Services => "services",
+            Res::EndpointSlices => "endpointslices",
+            Res::ServiceExports => "serviceexports",
+        }
+    }
+}
+
+/// What a watch event means to the loop.
+enum Ev {
+    /// A (re)list started: counted as a relist.
+    Relist,
+    /// The list is complete: the store holds the full state.
+    Listed,
+    Apply,
+    Delete,
+}
+
+fn ev<K>(e: &watcher::Event<K>) -> Ev {
+    match e {
+        watcher::Event::Init => Ev::Relist,
+        watcher::Event::InitDone => Ev::Listed,
+        watcher::Event::Apply(_) | watcher::Event::InitApply(_) => Ev::Apply,
+        watcher::Event::Delete(_) => Ev::Delete,
+    }
+}
+
+type Events = Pin<Box<dyn Stream<Item = (Res, Result<Ev, String>)> + Send>>;
+
+/// A watcher with a reflector writing into `writer`, retried with backoff, tagged `res`.
+fn follow<K>(res: Res, api: Api<K>, writer: reflector::store::Writer<K>) -> Events
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .map(move |r| (res, r.as_ref().map(ev).map_err(|e| e.to_string())));
+    Box::pin(stream)
+}
+
+struct Stores {
+    services: Store<Service>,
+    slices: Store<EndpointSlice>,
+    exports: Store<DynamicObject>,
+}
+
+impl Stores {
+    fn export_keys(&self) -> BTreeSet<Key> {
+        self.exports
+            .state()
+            .iter()
+            .filter_map(|o| Some((o.metadata.namespace.clone()?, o.metadata.name.clone()?)))
+            .collect()
+    }
+
+    fn desired(&self, cfg: &GatewayConfig) -> BTreeMap<Key, Outcome> {
+        let services = self.services.state();
+        let slices = self.slices.state();
+        desired::desired(
+            &cfg.discovery.kubernetes,
+            services.iter().map(|s| s.as_ref()),
+            slices.iter().map(|s| s.as_ref()),
+            &self.export_keys(),
+        )
+    }
+}
+
+async fn run(
+    cfg: Arc<GatewayConfig>,
+    fed: FedClient,
+    registry: Addr<RegistryActor>,
+    metrics: Arc<Metrics>,
+) -> Result<(), KubeError> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| KubeError::Config(e.to_string()))?;
+    let ar = service_export_resource();
+    let exports_api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let crd = match exports_api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => true,
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            tracing::warn!(
+                "the ServiceExport CRD is not installed: only Services annotated warden.io/export=\"true\" are exported"
+            );
+            false
+        }
+        Err(source) => {
+            return Err(KubeError::List {
+                resource: "serviceexports",
+                source,
+            });
+        }
+    };
+    let (svc_r, svc_w) = reflector::store::<Service>();
+    let (sl_r, sl_w) = reflector::store::<EndpointSlice>();
+    let ex_w = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+    let stores = Stores {
+        services: svc_r,
+        slices: sl_r,
+        exports: ex_w.as_reader(),
+    };
+    let mut streams: Vec<Events> = vec![
+        follow(Res::Services, Api::all(client.clone()), svc_w),
+        follow(Res::EndpointSlices, Api::all(client.clone()), sl_w),
+    ];
+    if crd {
+        streams.push(follow(Res::ServiceExports, exports_api, ex_w));
+    }
+    let mut events = futures::stream::select_all(streams);
+    let mut listed = [false, false, !crd];
+    let mut dirty_since: Option<Instant> = None;
+    let mut last_sent: Option<Vec<StaticService>> = None;
+    let mut outcomes = BTreeMap::new();
+    let mut next_status = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let me = cfg.cluster.name.clone();
+    loop {
+        tokio::select! {
+            e = events.next() => {
+                let Some((res, e)) = e else { return Err(KubeError::Ended("kubernetes")) };
+                match e {
+                    Ok(e) => {
+                        let name = match e {
+                            Ev::Relist => "relist",
+                            Ev::Listed => { listed[res as usize] = true; "listed" }
+                            Ev::Apply => "apply",
+                            Ev::Delete => "delete",
+                        };
+                        metrics.kube_events.with_label_values(&[res.name(), name]).inc();
+                        if matches!(e, Ev::Relist) {
+                            tracing::info!(resource = res.name(), "listing");
+                        }
+                        dirty_since.get_or_insert_with(Instant::now);
+                    }
+                    Err(err) => {
+                        metrics.kube_events.with_label_values(&[res.name(), "error"]).inc();
+                        tracing::warn!(resource = res.name(), error = %err, "watch failed; retrying with backoff");
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                if !listed.iter().all(|l| *l) {
+                    continue;
+                }
+                if dirty_since.is_some_and(|t| now.duration_since(t) >= DEBOUNCE) {
+                    dirty_since = None;
+                    outcomes = stores.desired(&cfg);
+                    let services: Vec<StaticService> =
+                        outcomes.values().filter_map(|o| o.service.clone()).collect();
+                    if last_sent.as_ref() != Some(&services) {
+                        tracing::info!(exported = services.len(), "kubernetes state changed; reconciling");
+                        registry.do_send(SetServices(services.clone()));
+                        last_sent = Some(services);
+                        next_status = now;
+                    }
+                }
+                if crd && cfg.discovery.kubernetes.write_status && now >= next_status {
+                    next_status = now + STATUS_EVERY;
+                    write_statuses(&client, &fed, &me, &stores, &outcomes).await;
+                }
+            }
+        }
+    }
+}
+
+/// Patches the conditions of every ServiceExport whose conditions changed.
+async fn write_statuses(
+    client: &kube::Client,
+    fed: &FedClient,
+    me: &str,
+    stores: &Stores,
+    outcomes: &BTreeMap<Key, Outcome>,
+) {
+    let catalog = match fed.get("/api/v1/services").await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "no catalog for ServiceExport status yet");
+            return;
+        }
+    };
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    let ar = service_export_resource();
+    for obj in stores.exports.state() {
+        let (Some(ns), Some(name)) = (obj.metadata.namespace.clone(), obj.metadata.name.clone())
+        else {
+            continue;
+        };
+        let Some(outcome) = outcomes.get(&(ns.clone(), name.clone())) else {
+            continue; // out of this gateway's namespaces
+        };
+        let ports = outcome
+            .service
+            .as_ref()
+            .map(|s| s.ports.clone())
+            .unwrap_or_default();
+        let view = status::store_view(&catalog, me, &ns, &name, &ports);
+        let next = status::conditions(Some(outcome), &view, &now);
+        let Some(conds) = status::changed(&obj.data["status"]["conditions"], next) else {
+            continue;
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+        let patch = Patch::Merge(json!({ "status": { "conditions": conds } }));
+        match api
+            .patch_status(&name, &PatchParams::default(), &patch)
+            .await
+        {
+            Ok(_) => tracing::info!(serviceexport = %format!("{ns}/{name}"), "status updated"),
+            Err(e) => {
+                tracing::warn!(serviceexport = %format!("{ns}/{name}"), error = %e, "cannot update status")
+            }
+        }
+    }
+}
+
+pub struct KubeDiscoveryActor {
+    cfg: Arc<GatewayConfig>,
+    fed: FedClient,
+    registry: Addr<RegistryActor>,
+    metrics: Arc<Metrics>,
+    restarts: u32,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+impl KubeDiscoveryActor {
+    pub fn new(
+        cfg: Arc<GatewayConfig>,
+        fed: FedClient,
+        registry: Addr<RegistryActor>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            cfg,
+            fed,
+            registry,
+            metrics,
+            restarts: 0,
+            task: None,
+        }
+    }
+}
+
+impl Actor for KubeDiscoveryActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let (cfg, fed, reg, m) = (
+            self.cfg.clone(),
+            self.fed.clone(),
+            self.registry.clone(),
+            self.metrics.clone(),
+        );
+        let work = async move {
+            if let Err(e) = run(cfg, fed, reg, m).await {
+                tracing::error!(error = %e, "kubernetes discovery stopped; restarting");
+            }
+        };
+        self.task = Some(spawn_supervised("kube_discovery", self.restarts, ctx, work));
+    }
+}
+
+impl Supervised for KubeDiscoveryActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        on_restart(
+            "kube_discovery",
+            &mut self.restarts,
+            &mut self.task,
+            &self.metrics,
+        );
+    }
+}
+
+impl Handler<InjectPanic> for KubeDiscoveryActor {
+    type Result = ();
+    fn handle(&mut self, _: InjectPanic, ctx: &mut Context<Self>) {
+        guarded("kube_discovery", ctx, || {
+            panic!("injected panic in kube_discovery")
+        });
+    }
+}

@@ -1,0 +1,222 @@
+//! [`RegistryActor`]: owns the set of local services. Discovery (the `[[services]]` tables, or
+//! Kubernetes) hands it the full desired set; it starts a supervised [`PoolActor`] for each new
+//! service, updates the membership of existing ones, retires the gone ones, keeps the health
+//! checker's targets in step, and publishes two shared views: the pools by service (for the
+//! data path's passive signals) and the [`ExportSet`] the discovery actor reconciles with the
+//! federation store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use arc_swap::ArcSwap;
+
+use super::discovery::Export;
+use super::guard::guarded;
+use super::health_checker::{HealthCheckerActor, ProbeTarget, SetTargets};
+use super::pool::{PoolActor, Retire, Update};
+use crate::config::{GatewayConfig, StaticService};
+use crate::metrics::Metrics;
+use crate::table::{ServiceKey, Tables};
+
+/// The services this gateway exports, as the discovery actor should publish them.
+#[derive(Clone, Default)]
+pub struct ExportSet {
+    /// Discovery has seen the full state at least once: only then may exports that are not
+    /// in `items` be removed from the store.
+    pub synced: bool,
+    /// Bumped on every change; a new generation triggers a reconcile with the store.
+    pub generation: u64,
+    pub items: Vec<Export>,
+}
+
+/// Views shared with the data path and the discovery actor.
+#[derive(Clone, Default)]
+pub struct Shared {
+    pub pools: Arc<ArcSwap<HashMap<ServiceKey, Addr<PoolActor>>>>,
+    pub exports: Arc<ArcSwap<ExportSet>>,
+}
+
+/// The full desired set of local services (replaces the previous one).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetServices(pub Vec<StaticService>);
+
+/// Whether a service's endpoints speak HTTP/2 (h2c prior knowledge).
+pub fn speaks_h2(s: &StaticService) -> bool {
+    use warden_federation::model::Protocol;
+    s.ports
+        .first()
+        .is_some_and(|p| matches!(p.protocol, Protocol::Http2 | Protocol::Grpc))
+}
+
+/// Starts a supervised pool for `s`.
+pub fn spawn_pool(
+    s: &StaticService,
+    cfg: &Arc<GatewayConfig>,
+    tables: &Tables,
+    metrics: &Arc<Metrics>,
+) -> Addr<PoolActor> {
+    let key = (s.namespace.clone(), s.name.clone());
+    let (c, t, m, eps, w, h2) = (
+        cfg.clone(),
+        tables.clone(),
+        metrics.clone(),
+        s.endpoints.clone(),
+        s.weight,
+        speaks_h2(s),
+    );
+    Supervisor::start(move |_| PoolActor::new(key, &eps, w, h2, c, t, m))
+}
+
+/// The probe targets of one service's endpoints.
+pub fn probe_targets(s: &StaticService, pool: &Addr<PoolActor>) -> Vec<ProbeTarget> {
+    s.endpoints
+        .iter()
+        .map(|e| ProbeTarget {
+            addr: e.clone(),
+            probe: s.probe.clone(),
+            pool: pool.clone(),
+        })
+        .collect()
+}
+
+fn export_of(s: &StaticService, pool: &Addr<PoolActor>) -> Export {
+    Export {
+        namespace: s.namespace.clone(),
+        name: s.name.clone(),
+        ports: s.ports.clone(),
+        weight: s.weight,
+        pool: pool.clone(),
+    }
+}
+
+pub struct RegistryActor {
+    cfg: Arc<GatewayConfig>,
+    tables: Tables,
+    metrics: Arc<Metrics>,
+    health: Addr<HealthCheckerActor>,
+    services: HashMap<ServiceKey, (StaticService, Addr<PoolActor>)>,
+    shared: Shared,
+    restarts: u32,
+}
+
+impl RegistryActor {
+    /// `initial`: services whose pools already run (static discovery); `synced` says whether
+    /// they are the complete set.
+    pub fn new(
+        cfg: Arc<GatewayConfig>,
+        tables: Tables,
+        metrics: Arc<Metrics>,
+        health: Addr<HealthCheckerActor>,
+        initial: Vec<(StaticService, Addr<PoolActor>)>,
+        synced: bool,
+        shared: Shared,
+    ) -> Self {
+        let mut me = Self {
+            cfg,
+            tables,
+            metrics,
+            health,
+            services: initial
+                .into_iter()
+                .map(|(s, a)| ((s.namespace.clone(), s.name.clone()), (s, a)))
+                .collect(),
+            shared,
+            restarts: 0,
+        };
+        me.publish(synced);
+        me
+    }
+
+    fn publish(&mut self, synced: bool) {
+        let pools = self
+            .services
+            .iter()
+            .map(|(k, (_, a))| (k.clone(), a.clone()))
+            .collect();
+        self.shared.pools.store(Arc::new(pools));
+        let mut items: Vec<Export> = self
+            .services
+            .values()
+            .filter(|(s, _)| s.export)
+            .map(|(s, a)| export_of(s, a))
+            .collect();
+        items.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        let generation = self.shared.exports.load().generation + 1;
+        self.shared.exports.store(Arc::new(ExportSet {
+            synced,
+            generation,
+            items,
+        }));
+    }
+
+    fn apply(&mut self, desired: Vec<StaticService>) {
+        let mut next: HashMap<ServiceKey, (StaticService, Addr<PoolActor>)> = HashMap::new();
+        for s in desired {
+            let key = (s.namespace.clone(), s.name.clone());
+            let addr = match self.services.remove(&key) {
+                Some((old, addr)) => {
+                    if old.endpoints != s.endpoints
+                        || old.weight != s.weight
+                        || speaks_h2(&old) != speaks_h2(&s)
+                    {
+                        addr.do_send(Update {
+                            endpoints: s.endpoints.clone(),
+                            weight: s.weight,
+                            h2: speaks_h2(&s),
+                        });
+                    }
+                    if old.endpoints != s.endpoints || old.probe != s.probe {
+                        self.health.do_send(SetTargets {
+                            service: key.clone(),
+                            targets: probe_targets(&s, &addr),
+                        });
+                    }
+                    addr
+                }
+                None => {
+                    tracing::info!(service = %format!("{}/{}", key.0, key.1), endpoints = s.endpoints.len(), "service discovered");
+                    let addr = spawn_pool(&s, &self.cfg, &self.tables, &self.metrics);
+                    self.health.do_send(SetTargets {
+                        service: key.clone(),
+                        targets: probe_targets(&s, &addr),
+                    });
+                    addr
+                }
+            };
+            next.insert(key, (s, addr));
+        }
+        for (key, (_, addr)) in self.services.drain() {
+            self.health.do_send(SetTargets {
+                service: key,
+                targets: Vec::new(),
+            });
+            addr.do_send(Retire);
+        }
+        self.services = next;
+        self.publish(true);
+    }
+}
+
+impl Actor for RegistryActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for RegistryActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.restarts += 1;
+        self.metrics
+            .actor_restarts
+            .with_label_values(&["registry"])
+            .inc();
+        tracing::warn!(restarts = self.restarts, "registry actor restarting");
+    }
+}
+
+impl Handler<SetServices> for RegistryActor {
+    type Result = ();
+    fn handle(&mut self, m: SetServices, ctx: &mut Context<Self>) {
+        guarded("registry", ctx, || self.apply(m.0));
+    }
+}

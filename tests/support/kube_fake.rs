@@ -1,0 +1,341 @@
+//! A fake Kubernetes API server at the HTTP level, for driving the gateway's real `kube`
+//! client (no API server can run on the test machines).
+//!
+//! It serves what the gateway's watchers use, the way the real API server answers: cluster-wide
+//! list and watch of Services, EndpointSlices and ServiceExports with one `resourceVersion`
+//! counter; watches stream newline-delimited JSON events from a given version, send
+//! `BOOKMARK`s every 500 ms, and answer a version older than the compaction point with an
+//! `ERROR` event carrying a `410 Expired` Status (which forces a relist); and merge-patches of
+//! the ServiceExport status subresource. Tests mutate the state, drop watch connections, or
+//! lose events on purpose ([`FakeKube::delete_unseen`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// The resources the fake serves: (plural, apiVersion, kind).
+pub const SERVICES: (&str, &str, &str) = ("services", "v1", "Service");
+pub const SLICES: (&str, &str, &str) = ("endpointslices", "discovery.k8s.io/v1", "EndpointSlice");
+pub const EXPORTS: (&str, &str, &str) = (
+    "serviceexports",
+    "multicluster.x-k8s.io/v1alpha1",
+    "ServiceExport",
+);
+
+fn kind_of(plural: &str) -> (&'static str, &'static str, &'static str) {
+    match plural {
+        "services" => SERVICES,
+        "endpointslices" => SLICES,
+        _ => EXPORTS,
+    }
+}
+
+#[derive(Default)]
+struct St {
+    /// The ServiceExport CRD is not installed: its paths answer 404.
+    no_crd: bool,
+    rv: u64,
+    /// Watches from a version below this answer 410 Expired.
+    compacted: u64,
+    objects: BTreeMap<(String, String, String), Value>,
+    /// (rv, plural, event type, object) — the watch history.
+    log: Vec<(u64, String, String, Value)>,
+    watchers: Vec<(String, mpsc::UnboundedSender<Value>)>,
+    lists: HashMap<String, u32>,
+    watches: HashMap<String, u32>,
+    status_patches: Vec<(String, String, Value)>,
+}
+
+impl St {
+    fn emit(&mut self, plural: &str, typ: &str, obj: Value) {
+        self.log
+            .push((self.rv, plural.to_string(), typ.to_string(), obj.clone()));
+        let ev = json!({ "type": typ, "object": obj });
+        self.watchers
+            .retain(|(p, tx)| p != plural || tx.send(ev.clone()).is_ok());
+    }
+
+    fn put(&mut self, plural: &str, mut obj: Value) -> Value {
+        let (_, api_version, kind) = kind_of(plural);
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+        self.rv += 1;
+        obj["apiVersion"] = json!(api_version);
+        obj["kind"] = json!(kind);
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        if obj["metadata"]["uid"].is_null() {
+            obj["metadata"]["uid"] = json!(format!("uid-{plural}-{ns}-{name}"));
+        }
+        let key = (plural.to_string(), ns, name);
+        let typ = if self.objects.contains_key(&key) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        self.objects.insert(key, obj.clone());
+        self.emit(plural, typ, obj.clone());
+        obj
+    }
+}
+
+/// A running fake API server.
+pub struct FakeKube {
+    pub url: String,
+    st: Arc<Mutex<St>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for FakeKube {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl FakeKube {
+    pub async fn start() -> FakeKube {
+        Self::start_with(false).await
+    }
+
+    /// A server on which the ServiceExport CRD is not installed.
+    pub async fn start_without_crd() -> FakeKube {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(no_crd: bool) -> FakeKube {
+        let st = Arc::new(Mutex::new(St {
+            no_crd,
+            ..St::default()
+        }));
+        let app = Router::new()
+            .route("/api/v1/{plural}", get(list_or_watch))
+            .route("/apis/{group}/{version}/{plural}", get(list_or_watch_group))
+            .route(
+                "/apis/multicluster.x-k8s.io/v1alpha1/namespaces/{ns}/serviceexports/{name}/status",
+                patch(patch_status),
+            )
+            .with_state(st.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake API server");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let bm = st.clone();
+        let bookmarks = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let mut s = bm.lock().unwrap();
+                let rv = s.rv.to_string();
+                s.watchers.retain(|(plural, tx)| {
+                    let (_, api_version, kind) = kind_of(plural);
+                    tx.send(json!({"type": "BOOKMARK", "object": {
+                        "apiVersion": api_version, "kind": kind,
+                        "metadata": {"resourceVersion": rv}
+                    }}))
+                    .is_ok()
+                });
+            }
+        });
+        FakeKube {
+            url,
+            st,
+            tasks: vec![server, bookmarks],
+        }
+    }
+
+    /// Creates or replaces an object; watchers see ADDED or MODIFIED.
+    pub fn apply(&self, res: (&str, &str, &str), obj: Value) {
+        self.st.lock().unwrap().put(res.0, obj);
+    }
+
+    /// Deletes an object; watchers see DELETED.
+    pub fn delete(&self, res: (&str, &str, &str), ns: &str, name: &str) {
+        let mut s = self.st.lock().unwrap();
+        if let Some(mut obj) = s
+            .objects
+            .remove(&(res.0.to_string(), ns.into(), name.into()))
+        {
+            s.rv += 1;
+            obj["metadata"]["resourceVersion"] = json!(s.rv.to_string());
+            s.emit(res.0, "DELETED", obj);
+        }
+    }
+
+    /// Deletes an object while no watcher sees it, and compacts the history past it: a watch
+    /// that resumes from before the delete gets 410 Expired, as after an etcd compaction.
+    pub fn delete_unseen(&self, res: (&str, &str, &str), ns: &str, name: &str) {
+        let mut s = self.st.lock().unwrap();
+        s.watchers.clear();
+        s.objects
+            .remove(&(res.0.to_string(), ns.into(), name.into()));
+        s.rv += 1;
+        s.compacted = s.rv;
+        s.log.clear();
+    }
+
+    /// Closes every open watch connection (the client must resume from its last version).
+    pub fn drop_watches(&self) {
+        self.st.lock().unwrap().watchers.clear();
+    }
+
+    /// (lists, watches) served for a resource so far.
+    pub fn requests(&self, res: (&str, &str, &str)) -> (u32, u32) {
+        let s = self.st.lock().unwrap();
+        (
+            s.lists.get(res.0).copied().unwrap_or(0),
+            s.watches.get(res.0).copied().unwrap_or(0),
+        )
+    }
+
+    pub fn object(&self, res: (&str, &str, &str), ns: &str, name: &str) -> Option<Value> {
+        self.st
+            .lock()
+            .unwrap()
+            .objects
+            .get(&(res.0.to_string(), ns.into(), name.into()))
+            .cloned()
+    }
+
+    /// A kubeconfig pointing at this server.
+    pub fn kubeconfig(&self, path: &std::path::Path) {
+        let cfg = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\nusers:\n- name: gateway\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: gateway\ncurrent-context: fake\n",
+            self.url
+        );
+        std::fs::write(path, cfg).expect("write kubeconfig");
+    }
+}
+
+async fn list_or_watch(
+    State(st): State<Arc<Mutex<St>>>,
+    Path(plural): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    serve(st, "", &plural, q)
+}
+
+async fn list_or_watch_group(
+    State(st): State<Arc<Mutex<St>>>,
+    Path((group, version, plural)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    serve(st, &format!("{group}/{version}"), &plural, q)
+}
+
+fn not_found(what: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "message": format!("the server could not find {what}"),
+            "reason": "NotFound", "code": 404})),
+    )
+        .into_response()
+}
+
+fn serve(st: Arc<Mutex<St>>, group: &str, plural: &str, q: HashMap<String, String>) -> Response {
+    let known = matches!(
+        (group, plural),
+        ("", "services")
+            | ("discovery.k8s.io/v1", "endpointslices")
+            | ("multicluster.x-k8s.io/v1alpha1", "serviceexports")
+    );
+    let mut s = st.lock().unwrap();
+    if !known || (s.no_crd && plural == "serviceexports") {
+        return not_found(&format!("{group}/{plural}"));
+    }
+    let (_, api_version, kind) = kind_of(plural);
+    let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
+    if !watch {
+        *s.lists.entry(plural.to_string()).or_default() += 1;
+        let items: Vec<Value> = s
+            .objects
+            .iter()
+            .filter(|((p, _, _), _)| p == plural)
+            .map(|(_, o)| {
+                // The real API server leaves kind and apiVersion out of list items.
+                let mut o = o.clone();
+                if let Some(m) = o.as_object_mut() {
+                    m.remove("kind");
+                    m.remove("apiVersion");
+                }
+                o
+            })
+            .collect();
+        return axum::Json(json!({
+            "apiVersion": api_version, "kind": format!("{kind}List"),
+            "metadata": {"resourceVersion": s.rv.to_string()},
+            "items": items,
+        }))
+        .into_response();
+    }
+    *s.watches.entry(plural.to_string()).or_default() += 1;
+    let from: u64 = q
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let (tx, rx) = mpsc::unbounded_channel();
+    if from < s.compacted {
+        let _ = tx.send(json!({"type": "ERROR", "object": {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("too old resource version: {from} ({})", s.compacted),
+            "reason": "Expired", "code": 410}}));
+        drop(tx);
+    } else {
+        for (rv, p, typ, obj) in &s.log {
+            if p == plural && *rv > from {
+                let _ = tx.send(json!({"type": typ, "object": obj}));
+            }
+        }
+        s.watchers.push((plural.to_string(), tx));
+    }
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        let ev = rx.recv().await?;
+        let mut line = serde_json::to_vec(&ev).expect("event JSON");
+        line.push(b'\n');
+        Some((Ok::<_, Infallible>(bytes::Bytes::from(line)), rx))
+    });
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .expect("watch response")
+}
+
+async fn patch_status(
+    State(st): State<Arc<Mutex<St>>>,
+    Path((ns, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(patch) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not JSON").into_response();
+    };
+    let mut s = st.lock().unwrap();
+    let key = ("serviceexports".to_string(), ns.clone(), name.clone());
+    let Some(mut obj) = s.objects.get(&key).cloned() else {
+        return not_found(&format!("serviceexports {ns}/{name}"));
+    };
+    // JSON merge patch of .status (arrays are replaced whole, as RFC 7386 says).
+    if let Some(status) = patch.get("status").and_then(Value::as_object) {
+        for (k, v) in status {
+            obj["status"][k] = v.clone();
+        }
+    }
+    s.status_patches.push((ns, name, patch));
+    let obj = s.put("serviceexports", obj);
+    axum::Json(obj).into_response()
+}

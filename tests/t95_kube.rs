@@ -1,0 +1,322 @@
+//! Kubernetes discovery against a fake API server at the HTTP level: the gateway's real `kube`
+//! client lists and watches Services, EndpointSlices and ServiceExports; exports reach the
+//! federation store; a missed delete (410 relist) and a delete while the gateway was down are
+//! withdrawn; ServiceExport status conditions are written.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::kube_fake::{EXPORTS, FakeKube, SERVICES, SLICES};
+use support::*;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn service(ns: &str, name: &str, annotations: Value) -> Value {
+    json!({
+        "metadata": {"namespace": ns, "name": name, "annotations": annotations},
+        "spec": {"type": "ClusterIP", "ports": [{"name": "http", "port": 80, "protocol": "TCP", "appProtocol": "http"}]}
+    })
+}
+
+/// One EndpointSlice of `svc` with one endpoint at `addr` (`127.0.0.1:port`).
+fn slice(ns: &str, svc: &str, name: &str, addr: &str, ready: bool) -> Value {
+    let (ip, port) = addr.rsplit_once(':').unwrap();
+    json!({
+        "metadata": {"namespace": ns, "name": name, "labels": {"kubernetes.io/service-name": svc}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": port.parse::<u16>().unwrap(), "protocol": "TCP"}],
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": ready}}]
+    })
+}
+
+fn service_export(ns: &str, name: &str) -> Value {
+    json!({"metadata": {"namespace": ns, "name": name}})
+}
+
+/// This cluster's export of ns/name in the store: its healthy endpoint count.
+async fn exported(client: &reqwest::Client, node: &NodeProc, ns: &str, name: &str) -> Option<u64> {
+    let v = get_json(client, &node.url("/api/v1/services")).await?;
+    v["items"]
+        .as_array()?
+        .iter()
+        .filter(|i| i["namespace"] == ns && i["service"] == name)
+        .flat_map(|i| i["clusters"].as_array().cloned().unwrap_or_default())
+        .find(|c| c["cluster"] == "kube-a")
+        .and_then(|c| c["healthy_endpoints"].as_u64())
+}
+
+fn condition(obj: &Option<Value>, typ: &str) -> Option<(String, String)> {
+    obj.as_ref()?["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == typ)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or("").to_string(),
+                c["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_discovery_follows_the_cluster_and_reconciles_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let client = http();
+    let node = NodeProc::start(
+        1,
+        root,
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        "bootstrap = true",
+        &[],
+    )
+    .await;
+    let kube = FakeKube::start().await;
+    let kubeconfig = root.join("kubeconfig");
+    kube.kubeconfig(&kubeconfig);
+
+    let mut b = Vec::new();
+    for i in 1..=3 {
+        b.push(echo(root, &format!("cart-{i}"), "127.0.0.1:0").await);
+    }
+    let addr: Vec<String> = b.iter().map(|p| p.addr("addr")).collect();
+
+    // cart: exported by annotation, two ready endpoints and one not ready.
+    kube.apply(
+        SERVICES,
+        service("shop", "cart", json!({"warden.io/export": "true"})),
+    );
+    kube.apply(SLICES, slice("shop", "cart", "cart-1", &addr[0], true));
+    kube.apply(SLICES, slice("shop", "cart", "cart-2", &addr[1], true));
+    kube.apply(SLICES, slice("shop", "cart", "cart-3", &addr[2], false));
+    // pay: exported by a ServiceExport; ghost: a ServiceExport without a Service;
+    // private: neither.
+    kube.apply(SERVICES, service("shop", "pay", json!({})));
+    kube.apply(SLICES, slice("shop", "pay", "pay-1", &addr[0], true));
+    kube.apply(EXPORTS, service_export("shop", "pay"));
+    kube.apply(EXPORTS, service_export("shop", "ghost"));
+    kube.apply(SERVICES, service("shop", "private", json!({})));
+
+    let cfg = format!(
+        r#"[cluster]
+name = "kube-a"
+region = "r1"
+zone = "z1"
+trust_domain = "kube-a.test"
+[federation]
+endpoints = ["http://{api}"]
+lease_ttl_ms = 1500
+publish_interval_ms = 200
+[listeners]
+outbound = "127.0.0.1:0"
+eastwest = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+[health]
+interval_ms = 200
+timeout_ms = 200
+healthy_threshold = 1
+unhealthy_threshold = 1
+[discovery]
+source = "kubernetes"
+[discovery.kubernetes]
+probe = "/healthz"
+"#,
+        api = node.api
+    );
+    let path = root.join("gateway.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let args: Vec<String> = vec![
+        "gateway".into(),
+        "--config".into(),
+        path.display().to_string(),
+    ];
+    let kc = kubeconfig.display().to_string();
+    let mut gw = Proc::start_env(
+        &args,
+        &root.join("gateway.log"),
+        &[("KUBECONFIG", kc.as_str())],
+    )
+    .await;
+
+    // Only ready endpoints count; only exported services reach the store.
+    eventually(PATIENCE, "cart exported with 2 ready endpoints", || async {
+        (exported(&client, &node, "shop", "cart").await == Some(2)).then_some(())
+    })
+    .await;
+    eventually(PATIENCE, "pay exported by its ServiceExport", || async {
+        (exported(&client, &node, "shop", "pay").await == Some(1)).then_some(())
+    })
+    .await;
+    assert_eq!(exported(&client, &node, "shop", "private").await, None);
+    assert_eq!(exported(&client, &node, "shop", "ghost").await, None);
+
+    // The gateway serves cart from the ready endpoints only.
+    let outbound = gw.addr("outbound");
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let (status, server) = call(&client, &outbound).await;
+        assert_eq!(status, 200);
+        seen.insert(server);
+    }
+    assert_eq!(
+        seen,
+        ["cart-1", "cart-2"].map(String::from).into(),
+        "traffic only to ready endpoints"
+    );
+
+    // ServiceExport status: pay valid and exported; ghost invalid.
+    eventually(PATIENCE, "pay status Valid and Exported", || async {
+        let o = kube.object(EXPORTS, "shop", "pay");
+        (condition(&o, "Valid") == Some(("True".into(), "Valid".into()))
+            && condition(&o, "Exported") == Some(("True".into(), "Exported".into()))
+            && condition(&o, "Conflict") == Some(("False".into(), "NoConflict".into())))
+        .then_some(())
+    })
+    .await;
+    eventually(PATIENCE, "ghost status Valid=False", || async {
+        let o = kube.object(EXPORTS, "shop", "ghost");
+        (condition(&o, "Valid") == Some(("False".into(), "ServiceNotFound".into()))).then_some(())
+    })
+    .await;
+
+    // Another cluster exports pay with a different port: Conflict.
+    register(&client, &node, "other").await;
+    let r = client
+        .put(node.url("/api/v1/clusters/other/services/shop/pay"))
+        .json(&json!({"ports": [{"name": "http", "port": 8080, "protocol": "http"}], "healthy_endpoints": 1, "weight": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    eventually(PATIENCE, "pay status Conflict=True", || async {
+        let o = kube.object(EXPORTS, "shop", "pay");
+        (condition(&o, "Conflict") == Some(("True".into(), "PortConflict".into()))).then_some(())
+    })
+    .await;
+
+    // An endpoint turns not ready.
+    kube.apply(SLICES, slice("shop", "cart", "cart-2", &addr[1], false));
+    eventually(PATIENCE, "cart down to 1 ready endpoint", || async {
+        (exported(&client, &node, "shop", "cart").await == Some(1)).then_some(())
+    })
+    .await;
+
+    // A dropped watch connection resumes from its last version: no relist needed.
+    let (lists_before, watches_before) = kube.requests(SERVICES);
+    kube.drop_watches();
+    kube.apply(
+        SERVICES,
+        service("shop", "inventory", json!({"warden.io/export": "true"})),
+    );
+    kube.apply(
+        SLICES,
+        slice("shop", "inventory", "inventory-1", &addr[2], true),
+    );
+    eventually(
+        PATIENCE,
+        "inventory exported after the watch resumed",
+        || async { (exported(&client, &node, "shop", "inventory").await == Some(1)).then_some(()) },
+    )
+    .await;
+    let (lists, watches) = kube.requests(SERVICES);
+    assert_eq!(
+        lists, lists_before,
+        "a dropped watch resumes without a relist"
+    );
+    assert!(watches > watches_before);
+
+    // A delete the gateway never sees, with the history compacted past it: the watch gets
+    // 410 Gone, the watcher relists, and the export is withdrawn.
+    kube.delete_unseen(SERVICES, "shop", "cart");
+    eventually(PATIENCE, "cart withdrawn after the 410 relist", || async {
+        exported(&client, &node, "shop", "cart")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(kube.requests(SERVICES).0 > lists, "the 410 forced a relist");
+    assert_eq!(exported(&client, &node, "shop", "inventory").await, Some(1));
+    let metrics = client
+        .get(format!("http://{}/metrics", gw.addr("admin")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"warden_kube_watch_events_total{event="relist",resource="services"}"#),
+        "{metrics}"
+    );
+    let (status, _) = call(&client, &outbound).await;
+    assert_eq!(status, 404, "cart is no longer a local service");
+
+    // A delete while the gateway is down: withdrawn on the next start.
+    gw.kill().await;
+    kube.delete(EXPORTS, "shop", "pay");
+    assert_eq!(exported(&client, &node, "shop", "pay").await, Some(1));
+    gw.restart_with(None).await;
+    eventually(PATIENCE, "pay withdrawn after restart", || async {
+        exported(&client, &node, "shop", "pay")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(exported(&client, &node, "shop", "inventory").await, Some(1));
+}
+
+/// Without the ServiceExport CRD, annotated Services are still exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_discovery_without_the_crd_uses_annotations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let client = http();
+    let node = NodeProc::start(
+        1,
+        root,
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        "bootstrap = true",
+        &[],
+    )
+    .await;
+    let kube = FakeKube::start_without_crd().await;
+    let kubeconfig = root.join("kubeconfig");
+    kube.kubeconfig(&kubeconfig);
+    let b = echo(root, "cart-1", "127.0.0.1:0").await;
+    kube.apply(
+        SERVICES,
+        service("shop", "cart", json!({"warden.io/export": "true"})),
+    );
+    kube.apply(
+        SLICES,
+        slice("shop", "cart", "cart-1", &b.addr("addr"), true),
+    );
+    let cfg = format!(
+        "[cluster]\nname = \"kube-a\"\nregion = \"r1\"\nzone = \"z1\"\ntrust_domain = \"kube-a.test\"\n[federation]\nendpoints = [\"http://{api}\"]\n[listeners]\noutbound = \"127.0.0.1:0\"\neastwest = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n[discovery]\nsource = \"kubernetes\"\n",
+        api = node.api
+    );
+    let path = root.join("gateway.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let args: Vec<String> = vec![
+        "gateway".into(),
+        "--config".into(),
+        path.display().to_string(),
+    ];
+    let kc = kubeconfig.display().to_string();
+    let _gw = Proc::start_env(
+        &args,
+        &root.join("gateway.log"),
+        &[("KUBECONFIG", kc.as_str())],
+    )
+    .await;
+    eventually(PATIENCE, "cart exported without the CRD", || async {
+        (exported(&client, &node, "shop", "cart").await == Some(1)).then_some(())
+    })
+    .await;
+}
