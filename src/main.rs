@@ -5,6 +5,8 @@
 
 mod bench;
 mod cli;
+mod demo;
+mod local;
 
 use std::process::ExitCode;
 
@@ -23,6 +25,9 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Three clusters on this machine: failover, failback, a cluster lost, a CA rotation —
+    /// measured. No other setup.
+    Demo(demo::DemoArgs),
     /// Run one federation node (Raft member, REST API, watch stream).
     Federation(cli::federation::FederationArgs),
     /// Run one east-west gateway (listeners, upstream pools, health checks, catalog watcher).
@@ -97,6 +102,7 @@ fn run_tokio(command: Command) -> anyhow::Result<()> {
             Command::Status(conn) => cli::client::status(conn).await,
             Command::Bench(b) => cli::bench::run(b).await,
             Command::Echo(a) => cli::echo::run(a).await,
+            Command::Demo(a) => demo::run(a).await,
             Command::Gateway(_) | Command::Run(_) | Command::Trust(_) => {
                 anyhow::bail!("the gateway roles run in their own actix system")
             }

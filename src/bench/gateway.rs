@@ -10,11 +10,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use anyhow::{Context, Result};
 
 use super::http_load::{self, Run};
-use super::procs::{self, Proc};
+use crate::local::pki::{Pki, pki};
+use crate::local::procs::{self, Proc};
+use crate::local::wait::{admin_json, wait_for};
 
 const TOKEN: &str = "bench-admin-token-0123456789";
 
@@ -61,32 +62,6 @@ fn gateway_config(
     Ok(path.display().to_string())
 }
 
-async fn admin_json(client: &reqwest::Client, admin: &str, path: &str) -> Option<Value> {
-    client
-        .get(format!("http://{admin}{path}"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()
-}
-
-async fn wait_for<F, Fut>(what: &str, patience: Duration, mut f: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + patience;
-    while Instant::now() < deadline {
-        if f().await {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    bail!("timed out waiting for {what}")
-}
-
 fn row(label: &str, sat: &Run, fixed: &Run, base: Option<(&Run, &Run)>) {
     let ratio = base
         .map(|(bs, bf)| {
@@ -122,38 +97,6 @@ struct Mesh {
     /// d's identity and e's CA, to time raw handshakes against e's east-west listener.
     d_pki: Pki,
     e_pki: Pki,
-}
-
-/// A cluster's CA and gateway certificate, written under the bench directory.
-struct Pki {
-    td: String,
-    ca: warden_federation::trust::ca::Pems,
-    leaf: warden_federation::trust::ca::Pems,
-    tls_table: String,
-}
-
-fn pki(dir: &Path, td: &str) -> Result<Pki> {
-    use warden_federation::trust::ca::{init_ca, issue_leaf, write_public, write_secret};
-    let ca = init_ca(td, Duration::from_secs(86_400))?;
-    let id = format!("spiffe://{td}/ns/warden/sa/gateway").parse()?;
-    let leaf = issue_leaf(&ca, &id, &[], Duration::from_secs(86_400))?;
-    let base = dir.join(td);
-    std::fs::create_dir_all(&base)?;
-    write_public(&base.join("ca.pem"), &ca.cert_pem)?;
-    write_public(&base.join("gw.pem"), &leaf.cert_pem)?;
-    write_secret(&base.join("gw.key"), &leaf.key_pem)?;
-    let tls_table = format!(
-        "[tls]\ncert = {:?}\nkey = {:?}\nca_bundle = {:?}\n",
-        base.join("gw.pem").display().to_string(),
-        base.join("gw.key").display().to_string(),
-        base.join("ca.pem").display().to_string()
-    );
-    Ok(Pki {
-        td: td.to_string(),
-        ca,
-        leaf,
-        tls_table,
-    })
 }
 
 /// Times `n` new mTLS connections (TCP connect + TLS 1.3 handshake with client certificate)

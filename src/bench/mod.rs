@@ -4,6 +4,5 @@ pub mod etcd;
 pub mod gateway;
 pub mod http_load;
 pub mod load;
-pub mod procs;
 pub mod raft;
 pub mod stats;

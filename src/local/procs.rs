@@ -1,5 +1,5 @@
-//! Child processes for benchmarks: this binary's own subcommands (and HAProxy), each read for
-//! its one JSON "listening" line and killed by its PID on drop.
+//! Child processes on loopback for benchmarks and the demo: this binary's own subcommands (and
+//! HAProxy), each read for its one JSON "listening" line and killed by its PID on drop.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -41,14 +41,22 @@ impl Drop for Proc {
     }
 }
 
-/// Runs `warden <args>` and waits for its listening line.
+/// Runs `warden <args>` (logging warnings only) and waits for its listening line.
 pub async fn warden(args: &[&str], log: &Path, token: &str) -> Result<Proc> {
+    warden_logging(args, log, token, "warn").await
+}
+
+/// [`warden`] with a log filter (`WARDEN_LOG`); the log file is appended to.
+pub async fn warden_logging(args: &[&str], log: &Path, token: &str, filter: &str) -> Result<Proc> {
     let exe = std::env::current_exe().context("locating the warden binary")?;
-    let file = std::fs::File::create(log)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
     let mut child = Command::new(exe)
         .args(args)
         .env("WARDEN_ADMIN_TOKEN", token)
-        .env("WARDEN_LOG", "warn")
+        .env("WARDEN_LOG", filter)
         .stdout(Stdio::piped())
         .stderr(Stdio::from(file))
         .spawn()
