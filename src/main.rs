@@ -4,6 +4,7 @@
 //! logging and the runtime, and maps errors to exit codes.
 
 mod bench;
+mod check;
 mod cli;
 mod demo;
 mod local;
@@ -48,6 +49,9 @@ enum Command {
     /// Per-cluster CAs and SPIFFE certificates.
     #[command(subcommand)]
     Trust(cli::trust::TrustCmd),
+    /// Diagnose a mesh: quorum, nodes, clock skew, leases, trust bundles, gateway reachability.
+    /// Exits non-zero when something fails.
+    Check(check::CheckArgs),
     /// Show the federation's Raft status as one node sees it.
     Status(cli::client::Conn),
     /// Benchmarks (not tests): measured figures for docs/benchmarks.md.
@@ -103,6 +107,13 @@ fn run_tokio(command: Command) -> anyhow::Result<()> {
             Command::Bench(b) => cli::bench::run(b).await,
             Command::Echo(a) => cli::echo::run(a).await,
             Command::Demo(a) => demo::run(a).await,
+            Command::Check(a) => {
+                if check::run(a).await? {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("some checks failed"))
+                }
+            }
             Command::Gateway(_) | Command::Run(_) | Command::Trust(_) => {
                 anyhow::bail!("the gateway roles run in their own actix system")
             }

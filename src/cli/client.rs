@@ -18,7 +18,7 @@ pub struct Conn {
         default_value = "http://127.0.0.1:7700",
         global = true
     )]
-    api: String,
+    pub api: String,
     /// Admin bearer token (needed for writes).
     #[arg(
         long,
@@ -33,7 +33,12 @@ pub struct Conn {
 }
 
 impl Conn {
-    fn client(&self) -> anyhow::Result<ApiClient> {
+    pub fn client(&self) -> anyhow::Result<ApiClient> {
+        self.client_for(&self.api)
+    }
+
+    /// A client for another node's API with the same token and CA.
+    pub fn client_for(&self, base: &str) -> anyhow::Result<ApiClient> {
         let pem = match &self.api_ca_bundle {
             Some(p) => Some(
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
@@ -41,7 +46,7 @@ impl Conn {
             None => None,
         };
         Ok(ApiClient::with_ca(
-            &self.api,
+            base,
             self.token.clone(),
             pem.as_deref(),
         )?)

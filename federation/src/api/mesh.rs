@@ -49,6 +49,8 @@ pub(super) async fn status(State(node): State<Node>) -> Result<Response, ApiErro
         "snapshot": m.snapshot.map(|l| l.index),
         "members": members,
         "revision": revision,
+        // This node's wall clock (ms since the epoch), for clock-skew checks.
+        "now_ms": super::now_ms(),
     }))
     .into_response())
 }

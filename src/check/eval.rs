@@ -1,0 +1,327 @@
+//! The pure half of `warden check`: what the gathered answers mean, as items with an
+//! actionable message. No I/O, so each rule is unit-tested.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One checked fact.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub level: Level,
+    pub what: String,
+    /// What to do about it (for warnings and failures).
+    pub fix: Option<String>,
+}
+
+fn item(level: Level, what: String, fix: Option<&str>) -> Item {
+    Item {
+        level,
+        what,
+        fix: fix.map(str::to_string),
+    }
+}
+
+/// A member's answer to `/api/v1/mesh/status`, with the clock offset measured around it.
+pub struct MemberView {
+    pub id: u64,
+    pub api: String,
+    /// The status, or why it could not be read.
+    pub status: Result<Value, String>,
+    /// Node clock minus this machine's clock at the midpoint of the request (ms), and half the
+    /// round trip (the measurement's uncertainty).
+    pub skew_ms: Option<(f64, f64)>,
+}
+
+/// Quorum, leader, per-node reachability, replication lag and clock skew.
+pub fn federation(members: &[MemberView], voters: &[u64], max_skew_ms: f64) -> Vec<Item> {
+    let mut out = Vec::new();
+    let up: Vec<&MemberView> = members.iter().filter(|m| m.status.is_ok()).collect();
+    let voters_up = up.iter().filter(|m| voters.contains(&m.id)).count();
+    let majority = voters.len() / 2 + 1;
+    let leaders: Vec<Option<u64>> = up
+        .iter()
+        .map(|m| m.status.as_ref().ok().and_then(|s| s["leader"].as_u64()))
+        .collect();
+    let leader = leaders.iter().flatten().next().copied();
+    let agree = leaders.iter().filter(|l| **l == leader).count();
+    match leader {
+        Some(l) if voters_up >= majority && agree == up.len() => out.push(item(
+            Level::Ok,
+            format!(
+                "federation: leader node {l}; {voters_up} of {} voters answer (quorum {majority})",
+                voters.len()
+            ),
+            None,
+        )),
+        Some(l) if voters_up >= majority => out.push(item(
+            Level::Warn,
+            format!("federation: leader node {l}, but {} of {} answering nodes see another leader", up.len() - agree, up.len()),
+            Some("an election is under way or a node is partitioned; run the check again in a few seconds"),
+        )),
+        _ => out.push(item(
+            Level::Fail,
+            format!(
+                "federation: no quorum — {voters_up} of {} voters answer, {majority} needed; writes fail with 503",
+                voters.len()
+            ),
+            Some("start the stopped federation nodes (their data directories keep their state)"),
+        )),
+    }
+    let applied = |m: &MemberView| {
+        m.status
+            .as_ref()
+            .ok()
+            .and_then(|s| s["last_applied"].as_u64())
+    };
+    let leader_applied = members
+        .iter()
+        .find(|m| Some(m.id) == leader)
+        .and_then(applied);
+    for m in members {
+        match &m.status {
+            Err(e) => out.push(item(
+                Level::Fail,
+                format!("node {} ({}) does not answer: {e}", m.id, m.api),
+                Some(if voters.contains(&m.id) {
+                    "start it; if it is gone for good, `warden member remove <id>` restores the margin"
+                } else {
+                    "start it, or remove the learner with `warden member remove <id>`"
+                }),
+            )),
+            Ok(s) => {
+                let lag = leader_applied
+                    .zip(applied(m))
+                    .map(|(l, a)| l.saturating_sub(a))
+                    .unwrap_or(0);
+                let state = s["state"].as_str().unwrap_or("?");
+                if lag > 1_000 {
+                    out.push(item(
+                        Level::Warn,
+                        format!("node {} ({}): {state}, {lag} entries behind the leader", m.id, m.api),
+                        Some("it is catching up; if the lag keeps growing, check its disk and network"),
+                    ));
+                } else {
+                    out.push(item(
+                        Level::Ok,
+                        format!("node {} ({}): {state}, {lag} entries behind", m.id, m.api),
+                        None,
+                    ));
+                }
+            }
+        }
+        if let Some((skew, err)) = m.skew_ms {
+            if skew.abs() - err > max_skew_ms {
+                out.push(item(
+                    Level::Fail,
+                    format!(
+                        "node {}: clock {skew:+.0} ms off this machine's (±{err:.0} ms)",
+                        m.id
+                    ),
+                    Some("synchronize clocks (NTP): lease expiry is judged by the nodes' clocks"),
+                ));
+            } else {
+                out.push(item(
+                    Level::Ok,
+                    format!(
+                        "node {}: clock within {:.0} ms of this machine's",
+                        m.id,
+                        skew.abs() + err
+                    ),
+                    None,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Lease freshness of every registered cluster (`/api/v1/clusters`, `/api/v1/leases`).
+pub fn leases(clusters: &Value, leases: &Value) -> Vec<Item> {
+    let now = leases["now"].as_u64().unwrap_or(0);
+    let mut out = Vec::new();
+    for c in clusters["items"].as_array().into_iter().flatten() {
+        let name = c["name"].as_str().unwrap_or("?");
+        let lease = leases["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["cluster"] == name);
+        let fix = "check that cluster's gateway: is it running, do its [federation].endpoints answer, is its admin token right? (its log says)";
+        match lease {
+            None => out.push(item(
+                Level::Fail,
+                format!("cluster {name}: no lease — its gateway has never reported in; other clusters do not send it traffic"),
+                Some(fix),
+            )),
+            Some(l) => {
+                let renewed = l["renewed_at"].as_u64().unwrap_or(0);
+                let ttl = l["ttl_ms"].as_u64().unwrap_or(0);
+                let age = now.saturating_sub(renewed);
+                if age > ttl {
+                    out.push(item(
+                        Level::Fail,
+                        format!(
+                            "cluster {name}: lease expired {:.1} s ago (TTL {:.1} s) — other clusters no longer send it traffic",
+                            (age - ttl) as f64 / 1e3,
+                            ttl as f64 / 1e3
+                        ),
+                        Some(fix),
+                    ));
+                } else {
+                    out.push(item(
+                        Level::Ok,
+                        format!("cluster {name}: lease renewed {age} ms ago (TTL {ttl} ms)"),
+                        None,
+                    ));
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(item(
+            Level::Warn,
+            "no clusters registered".into(),
+            Some("start a gateway (it registers its cluster) or `warden cluster register`"),
+        ));
+    }
+    out
+}
+
+/// Whether every cluster with a live lease loaded the current bundle of each trust domain.
+pub fn trust(status: &Value) -> Vec<Item> {
+    let mut out = Vec::new();
+    for b in status["items"].as_array().into_iter().flatten() {
+        let td = b["trust_domain"].as_str().unwrap_or("?");
+        let v = b["version"].as_u64().unwrap_or(0);
+        if b["complete"] == true {
+            out.push(item(
+                Level::Ok,
+                format!("trust bundle {td} v{v}: loaded by every cluster using mTLS"),
+                None,
+            ));
+            continue;
+        }
+        let behind: Vec<String> = b["clusters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["current"] != true && c["lease_live"] == true && c["mtls"] == true)
+            .map(|c| {
+                format!(
+                    "{} (has {})",
+                    c["cluster"].as_str().unwrap_or("?"),
+                    c["loaded_version"]
+                        .as_u64()
+                        .map(|v| format!("v{v}"))
+                        .unwrap_or_else(|| "none".into())
+                )
+            })
+            .collect();
+        out.push(item(
+            Level::Fail,
+            format!("trust bundle {td} v{v}: not loaded by {}", behind.join(", ")),
+            Some("those gateways report their bundles with each lease renewal: if this persists, their logs say why the bundle did not load; do not remove an old CA until this passes"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn member(id: u64, leader: Option<u64>, applied: u64) -> MemberView {
+        MemberView {
+            id,
+            api: format!("n{id}"),
+            status: Ok(json!({"leader": leader, "last_applied": applied, "state": "Follower"})),
+            skew_ms: Some((3.0, 1.0)),
+        }
+    }
+
+    fn down(id: u64) -> MemberView {
+        MemberView {
+            id,
+            api: format!("n{id}"),
+            status: Err("connection refused".into()),
+            skew_ms: None,
+        }
+    }
+
+    fn fails(items: &[Item]) -> Vec<String> {
+        items
+            .iter()
+            .filter(|i| i.level == Level::Fail)
+            .map(|i| i.what.clone())
+            .collect()
+    }
+
+    #[test]
+    fn quorum_with_one_node_down_fails_only_that_node() {
+        let ms = [member(1, Some(1), 10), member(2, Some(1), 10), down(3)];
+        let items = federation(&ms, &[1, 2, 3], 500.0);
+        assert_eq!(items[0].level, Level::Ok, "{:?}", items[0]);
+        let f = fails(&items);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].contains("node 3"));
+    }
+
+    #[test]
+    fn no_quorum_and_skew_fail() {
+        let mut a = member(1, None, 10);
+        a.skew_ms = Some((2_000.0, 5.0));
+        let ms = [a, down(2), down(3)];
+        let f = fails(&federation(&ms, &[1, 2, 3], 500.0));
+        assert!(f[0].contains("no quorum"), "{f:?}");
+        assert!(f.iter().any(|x| x.contains("clock +2000 ms")), "{f:?}");
+    }
+
+    #[test]
+    fn lag_warns() {
+        let ms = [member(1, Some(1), 5_000), member(2, Some(1), 10)];
+        let items = federation(&ms, &[1, 2], 500.0);
+        assert!(
+            items
+                .iter()
+                .any(|i| i.level == Level::Warn && i.what.contains("4990 entries"))
+        );
+    }
+
+    #[test]
+    fn leases_fresh_expired_missing() {
+        let clusters = json!({"items": [{"name": "a"}, {"name": "b"}, {"name": "c"}]});
+        let ls = json!({"now": 10_000, "items": [
+            {"cluster": "a", "renewed_at": 9_500, "ttl_ms": 1_500},
+            {"cluster": "b", "renewed_at": 5_000, "ttl_ms": 1_500}
+        ]});
+        let items = leases(&clusters, &ls);
+        assert_eq!(items[0].level, Level::Ok);
+        assert!(
+            items[1].what.contains("expired 3.5 s ago"),
+            "{:?}",
+            items[1]
+        );
+        assert!(items[2].what.contains("no lease"));
+    }
+
+    #[test]
+    fn trust_incomplete_names_the_clusters_behind() {
+        let status = json!({"items": [{"trust_domain": "west.test", "version": 3, "complete": false, "clusters": [
+            {"cluster": "east", "loaded_version": 2, "current": false, "lease_live": true, "mtls": true},
+            {"cluster": "west", "loaded_version": 3, "current": true, "lease_live": true, "mtls": true},
+            {"cluster": "gone", "loaded_version": 1, "current": false, "lease_live": false, "mtls": true}
+        ]}]});
+        let f = fails(&trust(&status));
+        assert_eq!(
+            f,
+            vec!["trust bundle west.test v3: not loaded by east (has v2)"]
+        );
+    }
+}
