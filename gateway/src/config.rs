@@ -38,6 +38,23 @@ pub struct GatewayConfig {
     /// Where local services come from: `[[services]]` (static) or the Kubernetes API.
     #[serde(default)]
     pub discovery: DiscoverySection,
+    #[serde(default)]
+    pub telemetry: TelemetrySection,
+}
+
+/// Logs and traces of the data path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySection {
+    /// One `warden::access` log line per request (service, clusters, endpoint, status,
+    /// duration, retries, trace ids). Also filterable with `WARDEN_LOG=...,warden::access=off`.
+    pub access_log: bool,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        Self { access_log: true }
+    }
 }
 
 /// Where local services and their endpoints come from.

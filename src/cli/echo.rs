@@ -34,6 +34,12 @@ async fn answer(
 ) -> Response<BoxBody<Bytes, Infallible>> {
     let path = req.uri().path().to_string();
     let method = req.method().to_string();
+    // Echoed so a caller can see the trace context the last hop sent.
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let grpc = req
         .headers()
         .get("content-type")
@@ -49,7 +55,7 @@ async fn answer(
         return Response::new(full(Bytes::from_static(b"ok\n")));
     }
     let text =
-        serde_json::json!({"server": name, "method": method, "path": path, "request_bytes": len})
+        serde_json::json!({"server": name, "method": method, "path": path, "request_bytes": len, "traceparent": traceparent})
             .to_string();
     let body = if grpc {
         let mut trailers = http::HeaderMap::new();

@@ -10,6 +10,7 @@ pub mod error;
 pub mod mtls;
 pub mod route;
 pub mod tcp;
+pub mod trace;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::balance::{self, Inputs, Locality, Target};
 use crate::config::GatewayConfig;
@@ -71,6 +73,26 @@ pub enum Listener {
     EastWest,
     /// Raw TCP route `listeners.tcp[i]`.
     Tcp(usize),
+}
+
+impl Listener {
+    pub fn name(self) -> &'static str {
+        match self {
+            Listener::Outbound => "outbound",
+            Listener::EastWest => "eastwest",
+            Listener::Tcp(_) => "tcp",
+        }
+    }
+}
+
+/// Where a request went, for the access log.
+#[derive(Debug, Default)]
+pub struct RouteInfo {
+    /// The cluster of the last target tried.
+    pub dst: Option<String>,
+    /// The endpoint (local) or remote gateway of the last target tried.
+    pub endpoint: Option<String>,
+    pub retries: u32,
 }
 
 /// Everything a request needs; shared by every connection.
@@ -291,7 +313,49 @@ impl ProxyCtx {
             return self.fail(e);
         }
         let service_label = format!("{}/{}", key.0, key.1);
-        match self.route(req, &key, listener).await {
+        let trace = trace::TraceContext::from_headers(req.headers());
+        let span = tracing::info_span!(
+            "hop",
+            trace_id = %trace.trace_id_hex(),
+            span_id = %trace.span_id_hex(),
+            parent_id = trace.parent_id_hex().as_deref().unwrap_or(""),
+        );
+        let (method, path) = (req.method().clone(), req.uri().path().to_string());
+        let mut info = RouteInfo::default();
+        let routed = self
+            .route(req, &key, listener, &trace, &mut info)
+            .instrument(span.clone())
+            .await;
+        let resp = self.account(routed, &service_label, &src_cluster, started);
+        if self.cfg.telemetry.access_log {
+            let _in = span.enter();
+            tracing::info!(
+                target: "warden::access",
+                listener = listener.name(),
+                method = %method,
+                path = %path,
+                service = %service_label,
+                src_cluster = %src_cluster,
+                dst_cluster = %info.dst.as_deref().unwrap_or("-"),
+                endpoint = %info.endpoint.as_deref().unwrap_or("-"),
+                status = resp.status().as_u16(),
+                duration_ms = started.elapsed().as_secs_f64() * 1e3,
+                retries = info.retries,
+                "request"
+            );
+        }
+        resp
+    }
+
+    /// Counts a routed request in the metrics and turns an error into its response.
+    fn account(
+        &self,
+        routed: Result<(Response<BoxBody>, String), ProxyError>,
+        service_label: &str,
+        src_cluster: &str,
+        started: Instant,
+    ) -> Response<BoxBody> {
+        match routed {
             Ok((resp, dst)) => {
                 let class = match resp.status().as_u16() {
                     100..=199 => "1xx",
@@ -302,29 +366,18 @@ impl ProxyCtx {
                 };
                 self.metrics
                     .requests
-                    .with_label_values(&[
-                        service_label.as_str(),
-                        src_cluster.as_str(),
-                        dst.as_str(),
-                        class,
-                    ])
+                    .with_label_values(&[service_label, src_cluster, dst.as_str(), class])
                     .inc();
                 self.metrics
                     .duration
-                    .with_label_values(&[service_label.as_str(), dst.as_str()])
+                    .with_label_values(&[service_label, dst.as_str()])
                     .observe(started.elapsed().as_secs_f64());
-                tracing::debug!(service = %service_label, src = %src_cluster, dst = %dst, status = resp.status().as_u16(), "proxied");
                 resp
             }
             Err(e) => {
                 self.metrics
                     .requests
-                    .with_label_values(&[
-                        service_label.as_str(),
-                        src_cluster.as_str(),
-                        "none",
-                        "5xx",
-                    ])
+                    .with_label_values(&[service_label, src_cluster, "none", "5xx"])
                     .inc();
                 self.fail(e)
             }
@@ -340,12 +393,15 @@ impl ProxyCtx {
         e.into_response()
     }
 
-    /// Picks targets and forwards, retrying on another target when allowed.
+    /// Picks targets and forwards, retrying on another target when allowed; `info` tells the
+    /// access log where the request went.
     async fn route(
         self: &Arc<Self>,
         req: Request<Incoming>,
         key: &ServiceKey,
         listener: Listener,
+        trace: &trace::TraceContext,
+        info: &mut RouteInfo,
     ) -> Result<(Response<BoxBody>, String), ProxyError> {
         let local_table = self.tables.local.load();
         let remote_table = self.tables.remote.load();
@@ -367,7 +423,8 @@ impl ProxyCtx {
             });
         }
 
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        parts.headers.insert(trace::TRACEPARENT, trace.header());
         let idempotent = matches!(
             parts.method,
             http::Method::GET
@@ -416,6 +473,7 @@ impl ProxyCtx {
                 if needs_budget && !self.budget.try_retry() {
                     break;
                 }
+                info.retries += 1;
                 self.metrics
                     .retries
                     .with_label_values(&[name.as_str()])
@@ -447,6 +505,11 @@ impl ProxyCtx {
                     (r, rc.cluster.clone(), None)
                 }
             };
+            info.dst = Some(dst.clone());
+            info.endpoint = endpoint.clone().or_else(|| match target {
+                Target::Remote(i) => Some(remotes[i].gateway.clone()),
+                Target::Local(_) => None,
+            });
             match result {
                 Ok(resp)
                     if resp.status().is_server_error()
