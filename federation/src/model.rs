@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// A registered cluster: where its east-west gateway is and which trust domain it speaks for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cluster {
     /// DNS label, unique in the federation.
     pub name: String,
@@ -26,7 +26,7 @@ pub struct Cluster {
 }
 
 /// Application protocol of an exported port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Http,
@@ -36,7 +36,7 @@ pub enum Protocol {
 }
 
 /// One port of an exported service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServicePort {
     pub name: String,
@@ -46,7 +46,7 @@ pub struct ServicePort {
 
 /// A service a cluster offers to the others. Only counts cross clusters, never pod addresses:
 /// remote callers reach the service through the exporting cluster's gateway.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceExport {
     pub cluster: String,
     pub namespace: String,
@@ -82,7 +82,7 @@ pub struct Lease {
 }
 
 /// How a service's traffic is spread across clusters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TrafficPolicy {
     /// DNS label, unique.
     pub id: String,
@@ -158,7 +158,7 @@ pub struct JoinToken {
 }
 
 /// Allow or deny.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthzAction {
     Allow,
@@ -166,7 +166,7 @@ pub enum AuthzAction {
 }
 
 /// Who a security policy matches: any listed trust domain, SPIFFE ID or source cluster.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthzSources {
     #[serde(default)]
@@ -180,7 +180,7 @@ pub struct AuthzSources {
 /// An authorization policy: callers from other clusters to `service` are allowed or denied.
 /// A matching deny wins; if any allow policy exists for a service, only matching callers get
 /// in; with none, the gateway's configured default applies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SecurityPolicy {
     pub id: String,
     /// `namespace/service`.

@@ -11,12 +11,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body::JsonBody;
+use super::error::ErrorBody;
 use super::{ApiError, Node, Params, now_ms, read_barrier};
 use crate::command::{Command, CommandResult};
 use crate::model::{Cluster, validate_dns_label};
 
 /// The body of `POST /api/v1/clusters`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterCluster {
     pub name: String,
@@ -44,6 +45,19 @@ fn state_err() -> ApiError {
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/clusters",
+    tag = "clusters",
+    request_body = RegisterCluster,
+    responses(
+        (status = 201, description = "Registered", body = Cluster),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 409, description = "Already exists, or refused", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn register(
     State(node): State<Node>,
     JsonBody(req): JsonBody<RegisterCluster>,
@@ -75,6 +89,16 @@ pub(super) async fn register(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/clusters",
+    tag = "clusters",
+    params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
+    responses(
+        (status = 200, description = "Every registered cluster: `{revision, items: [Cluster]}`", body = serde_json::Value),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+    )
+)]
 pub(super) async fn list(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
     read_barrier(&node, &params).await?;
     let state = node.state.read().map_err(|_| state_err())?;
@@ -82,6 +106,18 @@ pub(super) async fn list(State(node): State<Node>, params: Params) -> Result<Res
     Ok(Json(json!({ "revision": state.revision, "items": items })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/clusters/{name}",
+    tag = "clusters",
+    params(("name" = String, Path, description = "Cluster name"), ("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
+    responses(
+        (status = 200, description = "The cluster", body = Cluster),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody)
+    )
+)]
 pub(super) async fn get_one(
     State(node): State<Node>,
     Path(name): Path<String>,
@@ -96,6 +132,19 @@ pub(super) async fn get_one(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/clusters/{name}",
+    tag = "clusters",
+    params(("name" = String, Path, description = "Cluster name")),
+    responses(
+        (status = 204, description = "Removed with its exports and lease"),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn remove(
     State(node): State<Node>,
     Path(name): Path<String>,
@@ -116,6 +165,18 @@ pub(super) async fn remove(
 /// How long the status probe waits for a TCP connection to the gateway.
 const GATEWAY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/clusters/{name}/status",
+    tag = "clusters",
+    params(("name" = String, Path, description = "Cluster name"), ("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
+    responses(
+        (status = 200, description = "Registration, exports, lease, and whether this node reaches the gateway", body = serde_json::Value),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody)
+    )
+)]
 pub(super) async fn status(
     State(node): State<Node>,
     Path(name): Path<String>,

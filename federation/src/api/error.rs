@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::command::Rejection;
 use crate::model::FieldError;
@@ -79,12 +79,31 @@ impl From<Rejection> for ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable: `invalid_field`, `not_found`, `already_exists`, `no_quorum`, ...
+    pub code: String,
+    pub message: String,
+    /// The request field at fault (400s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut err = json!({ "code": self.code, "message": self.message });
-        if let (Some(field), Some(obj)) = (self.field, err.as_object_mut()) {
-            obj.insert("field".into(), json!(field));
-        }
-        (self.status, axum::Json(json!({ "error": err }))).into_response()
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                field: self.field,
+            },
+        };
+        (self.status, axum::Json(body)).into_response()
     }
 }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body::JsonBody;
+use super::error::ErrorBody;
 use super::{ApiError, Node, now_ms, written};
 use crate::command::Command;
 use crate::model::{Cluster, JoinToken};
@@ -43,7 +44,7 @@ fn random_hex(n: usize) -> Result<String, ApiError> {
 }
 
 /// The body of `POST /api/v1/join-tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// Lifetime in seconds (default 3600, at most 7 days).
@@ -55,6 +56,18 @@ fn default_ttl() -> u64 {
     3600
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/join-tokens",
+    tag = "trust",
+    request_body = TokenRequest,
+    responses(
+        (status = 201, description = "`{token, id, expires_at}`: single use; the token pins the federation CA", body = serde_json::Value),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn create_token(
     State(node): State<Node>,
     JsonBody(req): JsonBody<TokenRequest>,
@@ -95,7 +108,7 @@ pub(super) async fn create_token(
 }
 
 /// The body of `POST /api/v1/join`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinRequest {
     pub token: String,
@@ -115,6 +128,19 @@ fn default_network() -> String {
     "default".into()
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/join",
+    tag = "trust",
+    request_body = JoinRequest,
+    responses(
+        (status = 201, description = "Registered with its trust bundle", body = Cluster),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 403, description = "Forbidden", body = ErrorBody),
+        (status = 409, description = "Already exists, or refused", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn join(
     State(node): State<Node>,
     JsonBody(req): JsonBody<JoinRequest>,

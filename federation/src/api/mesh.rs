@@ -8,10 +8,20 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body::JsonBody;
+use super::error::ErrorBody;
 use super::{ApiError, Node};
 use crate::model::validate_host_port;
 use crate::types::NodeInfo;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/mesh/status",
+    tag = "federation",
+    responses(
+        (status = 200, description = "This node's Raft view: state, leader, term, log indexes, members, revision, now_ms", body = serde_json::Value),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+    )
+)]
 pub(super) async fn status(State(node): State<Node>) -> Result<Response, ApiError> {
     let m = node.raft.metrics().borrow().clone();
     let membership = m.membership_config.membership();
@@ -57,6 +67,15 @@ pub(super) async fn status(State(node): State<Node>) -> Result<Response, ApiErro
 
 /// Ready when this node is running Raft and knows a leader; 503 otherwise (no quorum seen yet,
 /// or Raft stopped after a fatal storage error).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Raft runs and a leader is known", body = serde_json::Value),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn readyz(State(node): State<Node>) -> Response {
     let m = node.raft.metrics().borrow().clone();
     let running = m.running_state.is_ok();
@@ -78,7 +97,7 @@ pub(super) async fn readyz(State(node): State<Node>) -> Response {
 }
 
 /// The body of `POST /api/v1/federation/members`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     pub id: u64,
@@ -93,6 +112,19 @@ fn yes() -> bool {
     true
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/federation/members",
+    tag = "federation",
+    request_body = AddMember,
+    responses(
+        (status = 200, description = "Added as learner, caught up, promoted (unless voter = false)", body = serde_json::Value),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 409, description = "Already exists, or refused", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn add_member(
     State(node): State<Node>,
     JsonBody(req): JsonBody<AddMember>,
@@ -128,6 +160,18 @@ pub(super) async fn add_member(
         .into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/federation/members/{id}",
+    tag = "federation",
+    params(("id" = String, Path, description = "Node id")),
+    responses(
+        (status = 200, description = "Removed", body = serde_json::Value),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn remove_member(
     State(node): State<Node>,
     Path(id): Path<String>,

@@ -25,7 +25,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
 use crate::command::CommandResult;
-use axum::routing::{delete, get, post, put};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 
@@ -138,6 +139,45 @@ async fn auth(State(node): State<Node>, req: Request, next: Next) -> Response {
     }
 }
 
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such API path")
+}
+
+/// Query parameters of a read.
+pub type Params = Query<HashMap<String, String>>;
+
+/// Describes the document: title, version, the admin bearer token.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Warden federation API",
+        description = "Cluster registrations, service exports, leases, traffic and security policies, trust bundles and Raft membership of a Warden federation. Writes need `Authorization: Bearer <admin token>` (or an admin SPIFFE identity over mTLS); reads are open to loopback callers. Errors are `{\"error\": {code, message, field}}`.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    security(("admin_token" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme =
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        api.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("admin_token", scheme);
+    }
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "The process is up", body = String)))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text exposition (Raft term, leader, applied index, lag, refused handshakes)", content_type = "text/plain", body = String)))]
 async fn metrics(State(node): State<Node>) -> Response {
     (
         [("content-type", "text/plain; version=0.0.4")],
@@ -146,71 +186,54 @@ async fn metrics(State(node): State<Node>) -> Response {
         .into_response()
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such API path")
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health", responses((status = 200, description = "This document", body = serde_json::Value)))]
+async fn openapi_json() -> Response {
+    Json(openapi()).into_response()
 }
 
-/// Query parameters of a read.
-pub type Params = Query<HashMap<String, String>>;
+/// Every route with its handler; the router and the OpenAPI document both come from here.
+fn routes() -> OpenApiRouter<Node> {
+    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(routes!(clusters::register, clusters::list))
+        .routes(routes!(clusters::get_one, clusters::remove))
+        .routes(routes!(clusters::status))
+        .routes(routes!(policies::renew_lease))
+        .routes(routes!(policies::leases))
+        .routes(routes!(policies::trust_status))
+        .routes(routes!(join::create_token))
+        .routes(routes!(join::join))
+        .routes(routes!(policies::security_list, policies::security_create))
+        .routes(routes!(
+            policies::security_get,
+            policies::security_put,
+            policies::security_delete
+        ))
+        .routes(routes!(policies::list, policies::create))
+        .routes(routes!(policies::get_one, policies::put, policies::delete))
+        .routes(routes!(services::export, services::unexport))
+        .routes(routes!(services::catalog))
+        .routes(routes!(services::routing_catalog))
+        .routes(routes!(services::bundles))
+        .routes(routes!(services::put_bundle))
+        .routes(routes!(mesh::status))
+        .routes(routes!(mesh::add_member))
+        .routes(routes!(mesh::remove_member))
+        .routes(routes!(watch::watch))
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(mesh::readyz))
+        .routes(routes!(openapi_json))
+}
+
+/// The OpenAPI 3.1 document of this API (also in `docs/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
 
 /// The API router.
 pub fn router(node: Node) -> Router {
-    Router::new()
-        .route(
-            "/api/v1/clusters",
-            post(clusters::register).get(clusters::list),
-        )
-        .route(
-            "/api/v1/clusters/{name}",
-            get(clusters::get_one).delete(clusters::remove),
-        )
-        .route("/api/v1/clusters/{name}/status", get(clusters::status))
-        .route("/api/v1/clusters/{name}/lease", put(policies::renew_lease))
-        .route("/api/v1/leases", get(policies::leases))
-        .route("/api/v1/trust/status", get(policies::trust_status))
-        .route("/api/v1/join-tokens", post(join::create_token))
-        .route("/api/v1/join", post(join::join))
-        .route(
-            "/api/v1/security/policies",
-            get(policies::security_list).post(policies::security_create),
-        )
-        .route(
-            "/api/v1/security/policies/{id}",
-            get(policies::security_get)
-                .put(policies::security_put)
-                .delete(policies::security_delete),
-        )
-        .route(
-            "/api/v1/traffic/policies",
-            get(policies::list).post(policies::create),
-        )
-        .route(
-            "/api/v1/traffic/policies/{id}",
-            get(policies::get_one)
-                .put(policies::put)
-                .delete(policies::delete),
-        )
-        .route(
-            "/api/v1/clusters/{cluster}/services/{namespace}/{service}",
-            put(services::export).delete(services::unexport),
-        )
-        .route("/api/v1/services", get(services::catalog))
-        .route("/api/v1/catalog", get(services::routing_catalog))
-        .route("/api/v1/trust/bundles", get(services::bundles))
-        .route(
-            "/api/v1/trust/bundles/{trust_domain}",
-            put(services::put_bundle),
-        )
-        .route("/api/v1/mesh/status", get(mesh::status))
-        .route("/api/v1/federation/members", post(mesh::add_member))
-        .route(
-            "/api/v1/federation/members/{id}",
-            delete(mesh::remove_member),
-        )
-        .route("/api/v1/watch", get(watch::watch))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
-        .route("/readyz", get(mesh::readyz))
+    let (router, _) = routes().split_for_parts();
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body::JsonBody;
+use super::error::ErrorBody;
 use super::{ApiError, Node, Params, now_ms, read_barrier, written};
 use crate::command::{Command, CommandResult};
 use crate::model::{Lease, TrafficPolicy, validate_dns_label};
@@ -24,7 +25,7 @@ fn internal() -> ApiError {
 }
 
 /// The body of a traffic policy (the id comes from the path for PUT).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyBody {
     #[serde(default)]
@@ -65,6 +66,19 @@ async fn write_policy(
     written(result, status, body)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/traffic/policies",
+    tag = "traffic",
+    request_body = PolicyBody,
+    responses(
+        (status = 201, description = "Created", body = TrafficPolicy),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 409, description = "Already exists, or refused", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn create(
     State(node): State<Node>,
     JsonBody(body): JsonBody<PolicyBody>,
@@ -92,6 +106,19 @@ pub(super) async fn create(
     write_policy(&node, body.into_policy(id), StatusCode::CREATED).await
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/traffic/policies/{id}",
+    tag = "traffic",
+    params(("id" = String, Path, description = "Policy id")),
+    request_body = PolicyBody,
+    responses(
+        (status = 200, description = "Created or replaced", body = TrafficPolicy),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn put(
     State(node): State<Node>,
     Path(id): Path<String>,
@@ -107,6 +134,16 @@ pub(super) async fn put(
     write_policy(&node, body.into_policy(id), StatusCode::OK).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/traffic/policies",
+    tag = "traffic",
+    params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
+    responses(
+        (status = 200, description = "`{revision, items: [TrafficPolicy]}`", body = serde_json::Value),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+    )
+)]
 pub(super) async fn list(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
     read_barrier(&node, &params).await?;
     let state = node.state.read().map_err(|_| internal())?;
@@ -114,6 +151,17 @@ pub(super) async fn list(State(node): State<Node>, params: Params) -> Result<Res
     Ok(Json(json!({ "revision": state.revision, "items": items })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/traffic/policies/{id}",
+    tag = "traffic",
+    params(("id" = String, Path, description = "Policy id"), ("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
+    responses(
+        (status = 200, description = "The policy", body = TrafficPolicy),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody)
+    )
+)]
 pub(super) async fn get_one(
     State(node): State<Node>,
     Path(id): Path<String>,
@@ -129,6 +177,18 @@ pub(super) async fn get_one(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/traffic/policies/{id}",
+    tag = "traffic",
+    params(("id" = String, Path, description = "Policy id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn delete(
     State(node): State<Node>,
     Path(id): Path<String>,
@@ -141,7 +201,7 @@ pub(super) async fn delete(
 }
 
 /// The body of a lease renewal.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeaseBody {
     pub ttl_ms: u64,
@@ -150,6 +210,20 @@ pub struct LeaseBody {
     pub trust_versions: BTreeMap<String, u64>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/clusters/{name}/lease",
+    tag = "clusters",
+    params(("name" = String, Path, description = "Cluster name")),
+    request_body = LeaseBody,
+    responses(
+        (status = 200, description = "Lease renewed", body = serde_json::Value),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn renew_lease(
     State(node): State<Node>,
     Path(name): Path<String>,
@@ -182,6 +256,16 @@ pub(super) async fn renew_lease(
 
 /// `GET /api/v1/trust/status`: for each trust bundle, which clusters' gateways have loaded its
 /// current version (from their lease renewals). A rotation step may proceed when `complete`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/trust/status",
+    tag = "trust",
+    params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
+    responses(
+        (status = 200, description = "Per trust bundle: version, and which clusters loaded it (`complete`)", body = serde_json::Value),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+    )
+)]
 pub(super) async fn trust_status(
     State(node): State<Node>,
     params: Params,
@@ -215,6 +299,16 @@ pub(super) async fn trust_status(
     Ok(Json(json!({ "revision": state.revision, "items": items })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/leases",
+    tag = "clusters",
+    params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
+    responses(
+        (status = 200, description = "`{revision, now, items: [{cluster, renewed_at, ttl_ms, expired_by_this_node_clock}]}`", body = serde_json::Value),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+    )
+)]
 pub(super) async fn leases(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
     read_barrier(&node, &params).await?;
     let state = node.state.read().map_err(|_| internal())?;
@@ -231,7 +325,7 @@ pub(super) async fn leases(State(node): State<Node>, params: Params) -> Result<R
 }
 
 /// The body of an authorization policy (the id comes from the path for PUT).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityBody {
     #[serde(default)]
@@ -262,6 +356,19 @@ fn security_policy(id: String, b: SecurityBody) -> crate::model::SecurityPolicy 
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/security/policies",
+    tag = "security",
+    request_body = SecurityBody,
+    responses(
+        (status = 201, description = "Created", body = crate::model::SecurityPolicy),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 409, description = "Already exists, or refused", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn security_create(
     State(node): State<Node>,
     JsonBody(body): JsonBody<SecurityBody>,
@@ -289,6 +396,19 @@ pub(super) async fn security_create(
     write_security(&node, security_policy(id, body), StatusCode::CREATED).await
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/security/policies/{id}",
+    tag = "security",
+    params(("id" = String, Path, description = "Policy id")),
+    request_body = SecurityBody,
+    responses(
+        (status = 200, description = "Created or replaced", body = crate::model::SecurityPolicy),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn security_put(
     State(node): State<Node>,
     Path(id): Path<String>,
@@ -304,6 +424,16 @@ pub(super) async fn security_put(
     write_security(&node, security_policy(id, body), StatusCode::OK).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/security/policies",
+    tag = "security",
+    params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
+    responses(
+        (status = 200, description = "`{revision, items: [SecurityPolicy]}`", body = serde_json::Value),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+    )
+)]
 pub(super) async fn security_list(
     State(node): State<Node>,
     params: Params,
@@ -314,6 +444,17 @@ pub(super) async fn security_list(
     Ok(Json(json!({ "revision": state.revision, "items": items })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/security/policies/{id}",
+    tag = "security",
+    params(("id" = String, Path, description = "Policy id"), ("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
+    responses(
+        (status = 200, description = "The policy", body = crate::model::SecurityPolicy),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody)
+    )
+)]
 pub(super) async fn security_get(
     State(node): State<Node>,
     Path(id): Path<String>,
@@ -329,6 +470,18 @@ pub(super) async fn security_get(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/security/policies/{id}",
+    tag = "security",
+    params(("id" = String, Path, description = "Policy id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn security_delete(
     State(node): State<Node>,
     Path(id): Path<String>,

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body::JsonBody;
+use super::error::ErrorBody;
 use super::{ApiError, Node, Params, now_ms, read_barrier, written};
 use crate::command::Command;
 use crate::model::{
@@ -18,7 +19,7 @@ use crate::model::{
 };
 
 /// The body of an export.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportBody {
     pub ports: Vec<ServicePort>,
@@ -40,6 +41,20 @@ fn internal() -> ApiError {
     )
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/clusters/{cluster}/services/{namespace}/{service}",
+    tag = "services",
+    params(("cluster" = String, Path, description = "Exporting cluster"), ("namespace" = String, Path, description = "Namespace"), ("service" = String, Path, description = "Service")),
+    request_body = ExportBody,
+    responses(
+        (status = 200, description = "Exported (or updated)", body = ServiceExport),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn export(
     State(node): State<Node>,
     Path((cluster, namespace, service)): Path<(String, String, String)>,
@@ -60,6 +75,19 @@ pub(super) async fn export(
     written(result, StatusCode::OK, json)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/clusters/{cluster}/services/{namespace}/{service}",
+    tag = "services",
+    params(("cluster" = String, Path, description = "Exporting cluster"), ("namespace" = String, Path, description = "Namespace"), ("service" = String, Path, description = "Service")),
+    responses(
+        (status = 204, description = "Withdrawn"),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn unexport(
     State(node): State<Node>,
     Path((cluster, namespace, service)): Path<(String, String, String)>,
@@ -78,6 +106,16 @@ pub(super) async fn unexport(
     written(result, StatusCode::NO_CONTENT, None)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/services",
+    tag = "services",
+    params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
+    responses(
+        (status = 200, description = "Exported services with the clusters offering each: `{revision, items: [{namespace, service, clusters}]}`", body = serde_json::Value),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+    )
+)]
 pub(super) async fn catalog(
     State(node): State<Node>,
     params: Params,
@@ -107,6 +145,16 @@ pub(super) async fn catalog(
 /// Everything a gateway routes by, read under one lock so it is one consistent revision:
 /// clusters, exports, leases and traffic policies. Gateways list this, then watch from its
 /// revision.
+#[utoipa::path(
+    get,
+    path = "/api/v1/catalog",
+    tag = "services",
+    params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
+    responses(
+        (status = 200, description = "Everything a gateway routes by, at one revision (clusters, exports, leases, policies, bundles)", body = serde_json::Value),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+    )
+)]
 pub(super) async fn routing_catalog(
     State(node): State<Node>,
     params: Params,
@@ -132,6 +180,16 @@ pub(super) async fn routing_catalog(
     .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/trust/bundles",
+    tag = "trust",
+    params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
+    responses(
+        (status = 200, description = "`{revision, items: [{trust_domain, ca_bundle_pem, version, updated_at}]}`", body = serde_json::Value),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+    )
+)]
 pub(super) async fn bundles(
     State(node): State<Node>,
     params: Params,
@@ -143,12 +201,25 @@ pub(super) async fn bundles(
 }
 
 /// The body of `PUT /api/v1/trust/bundles/{trust_domain}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BundleBody {
     pub ca_bundle_pem: String,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/trust/bundles/{trust_domain}",
+    tag = "trust",
+    params(("trust_domain" = String, Path, description = "Trust domain")),
+    request_body = BundleBody,
+    responses(
+        (status = 200, description = "`{trust_domain, version}`: publish old + new CA first when rotating", body = serde_json::Value),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+    )
+)]
 pub(super) async fn put_bundle(
     State(node): State<Node>,
     Path(trust_domain): Path<String>,

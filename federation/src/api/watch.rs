@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::error::ErrorBody;
 use super::{ApiError, Node, Params};
 
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -94,6 +95,17 @@ async fn step(mut st: WatchState) -> Option<(Result<Bytes, Infallible>, WatchSta
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/watch",
+    tag = "federation",
+    params(("from_revision" = Option<u64>, Query, description = "Send changes after this revision (default: from now)")),
+    responses(
+        (status = 200, description = "NDJSON stream of changes (`{revision, change}`) and heartbeats", content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+    )
+)]
 pub(super) async fn watch(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
     let after: u64 = match params.get("from_revision") {
         None => 0,

@@ -1,0 +1,48 @@
+//! The OpenAPI document is generated from the handlers' annotations (utoipa); `docs/openapi.json`
+//! must match what the code generates. Regenerate it with
+//! `WARDEN_UPDATE_OPENAPI=1 cargo test --workspace --test openapi`.
+
+use std::path::Path;
+
+#[test]
+fn docs_openapi_json_is_current() {
+    let doc = warden_federation::api::openapi()
+        .to_pretty_json()
+        .expect("serialize the document");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+    if std::env::var_os("WARDEN_UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, format!("{doc}\n")).expect("write docs/openapi.json");
+        return;
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have.trim() == doc.trim(),
+        "docs/openapi.json is stale: run WARDEN_UPDATE_OPENAPI=1 cargo test --workspace --test openapi"
+    );
+}
+
+#[test]
+fn every_operation_is_tagged_and_answers_errors_as_documented() {
+    let doc: serde_json::Value =
+        serde_json::to_value(warden_federation::api::openapi()).expect("document as JSON");
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 25, "{} paths", paths.len());
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            assert!(
+                op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+                "{method} {path} has no tag"
+            );
+            let responses = op["responses"].as_object().unwrap();
+            assert!(!responses.is_empty(), "{method} {path} has no responses");
+            if method != "get" {
+                assert!(
+                    responses.contains_key("401") || path == "/api/v1/join",
+                    "{method} {path}: writes need the admin token, document 401"
+                );
+            }
+        }
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert!(doc["components"]["securitySchemes"]["admin_token"].is_object());
+}

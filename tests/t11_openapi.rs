@@ -1,0 +1,64 @@
+//! A running node serves its OpenAPI document, and its answers match it: every parameterless
+//! GET answers with a documented status, and errors have the documented shape.
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_serves_its_openapi_document_and_answers_as_documented() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(
+        1,
+        tmp.path(),
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        "bootstrap = true",
+        &[],
+    )
+    .await;
+    let client = http();
+    let doc: Value = client
+        .get(node.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc, file, "the served document is docs/openapi.json");
+    eventually(std::time::Duration::from_secs(20), "leader", || async {
+        mesh_status(&client, &node)
+            .await
+            .filter(|s| s["state"] == "Leader")
+    })
+    .await;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let Some(get) = ops.get("get") else { continue };
+        if path.contains('{') || path == "/api/v1/watch" {
+            continue;
+        }
+        let r = client.get(node.url(path)).send().await.unwrap();
+        let status = r.status().as_u16().to_string();
+        assert!(
+            get["responses"].get(&status).is_some(),
+            "GET {path} answered {status}, not documented"
+        );
+    }
+    // A documented error: 404 with ErrorBody's shape.
+    let r = client
+        .get(node.url("/api/v1/clusters/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "not_found");
+    assert!(e["error"]["message"].is_string());
+}
