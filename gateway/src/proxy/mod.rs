@@ -320,14 +320,17 @@ impl ProxyCtx {
             span_id = %trace.span_id_hex(),
             parent_id = trace.parent_id_hex().as_deref().unwrap_or(""),
         );
-        let (method, path) = (req.method().clone(), req.uri().path().to_string());
+        // The access line's request fields are copied only when the line will be written.
+        let access = (self.cfg.telemetry.access_log
+            && tracing::enabled!(target: "warden::access", tracing::Level::INFO))
+        .then(|| (req.method().clone(), req.uri().path().to_string()));
         let mut info = RouteInfo::default();
         let routed = self
             .route(req, &key, listener, &trace, &mut info)
             .instrument(span.clone())
             .await;
         let resp = self.account(routed, &service_label, &src_cluster, started);
-        if self.cfg.telemetry.access_log {
+        if let Some((method, path)) = access {
             let _in = span.enter();
             tracing::info!(
                 target: "warden::access",
