@@ -60,11 +60,8 @@ fn condition(obj: &Option<Value>, typ: &str) -> Option<(String, String)> {
         })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kube_discovery_follows_the_cluster_and_reconciles_the_store() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    let client = http();
+/// A one-node federation and a fake API server with a kubeconfig pointing at it.
+async fn setup(root: &std::path::Path, crd: bool) -> (NodeProc, FakeKube) {
     let node = NodeProc::start(
         1,
         root,
@@ -74,32 +71,17 @@ async fn kube_discovery_follows_the_cluster_and_reconciles_the_store() {
         &[],
     )
     .await;
-    let kube = FakeKube::start().await;
-    let kubeconfig = root.join("kubeconfig");
-    kube.kubeconfig(&kubeconfig);
+    let kube = if crd {
+        FakeKube::start().await
+    } else {
+        FakeKube::start_without_crd().await
+    };
+    kube.kubeconfig(&root.join("kubeconfig"));
+    (node, kube)
+}
 
-    let mut b = Vec::new();
-    for i in 1..=3 {
-        b.push(echo(root, &format!("cart-{i}"), "127.0.0.1:0").await);
-    }
-    let addr: Vec<String> = b.iter().map(|p| p.addr("addr")).collect();
-
-    // cart: exported by annotation, two ready endpoints and one not ready.
-    kube.apply(
-        SERVICES,
-        service("shop", "cart", json!({"warden.io/export": "true"})),
-    );
-    kube.apply(SLICES, slice("shop", "cart", "cart-1", &addr[0], true));
-    kube.apply(SLICES, slice("shop", "cart", "cart-2", &addr[1], true));
-    kube.apply(SLICES, slice("shop", "cart", "cart-3", &addr[2], false));
-    // pay: exported by a ServiceExport; ghost: a ServiceExport without a Service;
-    // private: neither.
-    kube.apply(SERVICES, service("shop", "pay", json!({})));
-    kube.apply(SLICES, slice("shop", "pay", "pay-1", &addr[0], true));
-    kube.apply(EXPORTS, service_export("shop", "pay"));
-    kube.apply(EXPORTS, service_export("shop", "ghost"));
-    kube.apply(SERVICES, service("shop", "private", json!({})));
-
+/// Starts a gateway of cluster kube-a with Kubernetes discovery (fast probes).
+async fn kube_gateway(root: &std::path::Path, node: &NodeProc) -> Proc {
     let cfg = format!(
         r#"[cluster]
 name = "kube-a"
@@ -133,13 +115,45 @@ probe = "/healthz"
         "--config".into(),
         path.display().to_string(),
     ];
-    let kc = kubeconfig.display().to_string();
-    let mut gw = Proc::start_env(
+    let kc = root.join("kubeconfig").display().to_string();
+    Proc::start_env(
         &args,
         &root.join("gateway.log"),
         &[("KUBECONFIG", kc.as_str())],
     )
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_discovery_follows_the_cluster_and_reconciles_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let client = http();
+    let (node, kube) = setup(root, true).await;
+
+    let mut b = Vec::new();
+    for i in 1..=3 {
+        b.push(echo(root, &format!("cart-{i}"), "127.0.0.1:0").await);
+    }
+    let addr: Vec<String> = b.iter().map(|p| p.addr("addr")).collect();
+
+    // cart: exported by annotation, two ready endpoints and one not ready.
+    kube.apply(
+        SERVICES,
+        service("shop", "cart", json!({"warden.io/export": "true"})),
+    );
+    kube.apply(SLICES, slice("shop", "cart", "cart-1", &addr[0], true));
+    kube.apply(SLICES, slice("shop", "cart", "cart-2", &addr[1], true));
+    kube.apply(SLICES, slice("shop", "cart", "cart-3", &addr[2], false));
+    // pay: exported by a ServiceExport; ghost: a ServiceExport without a Service;
+    // private: neither.
+    kube.apply(SERVICES, service("shop", "pay", json!({})));
+    kube.apply(SLICES, slice("shop", "pay", "pay-1", &addr[0], true));
+    kube.apply(EXPORTS, service_export("shop", "pay"));
+    kube.apply(EXPORTS, service_export("shop", "ghost"));
+    kube.apply(SERVICES, service("shop", "private", json!({})));
+
+    let mut gw = kube_gateway(root, &node).await;
 
     // Only ready endpoints count; only exported services reach the store.
     eventually(PATIENCE, "cart exported with 2 ready endpoints", || async {
@@ -276,18 +290,7 @@ async fn kube_discovery_without_the_crd_uses_annotations() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let client = http();
-    let node = NodeProc::start(
-        1,
-        root,
-        "127.0.0.1:0",
-        "127.0.0.1:0",
-        "bootstrap = true",
-        &[],
-    )
-    .await;
-    let kube = FakeKube::start_without_crd().await;
-    let kubeconfig = root.join("kubeconfig");
-    kube.kubeconfig(&kubeconfig);
+    let (node, kube) = setup(root, false).await;
     let b = echo(root, "cart-1", "127.0.0.1:0").await;
     kube.apply(
         SERVICES,
@@ -297,24 +300,7 @@ async fn kube_discovery_without_the_crd_uses_annotations() {
         SLICES,
         slice("shop", "cart", "cart-1", &b.addr("addr"), true),
     );
-    let cfg = format!(
-        "[cluster]\nname = \"kube-a\"\nregion = \"r1\"\nzone = \"z1\"\ntrust_domain = \"kube-a.test\"\n[federation]\nendpoints = [\"http://{api}\"]\n[listeners]\noutbound = \"127.0.0.1:0\"\neastwest = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n[discovery]\nsource = \"kubernetes\"\n",
-        api = node.api
-    );
-    let path = root.join("gateway.toml");
-    std::fs::write(&path, cfg).unwrap();
-    let args: Vec<String> = vec![
-        "gateway".into(),
-        "--config".into(),
-        path.display().to_string(),
-    ];
-    let kc = kubeconfig.display().to_string();
-    let _gw = Proc::start_env(
-        &args,
-        &root.join("gateway.log"),
-        &[("KUBECONFIG", kc.as_str())],
-    )
-    .await;
+    let _gw = kube_gateway(root, &node).await;
     eventually(PATIENCE, "cart exported without the CRD", || async {
         (exported(&client, &node, "shop", "cart").await == Some(1)).then_some(())
     })
