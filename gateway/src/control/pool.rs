@@ -210,6 +210,9 @@ impl Actor for PoolActor {
 
 impl Supervised for PoolActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        if self.retired {
+            return; // stopped on purpose; it stays idle until its last address drops
+        }
         self.restarts += 1;
         self.metrics
             .actor_restarts
