@@ -4,9 +4,9 @@
 //! `tracestate` passes through untouched. Malformed headers start a new trace, as the
 //! specification says.
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
-pub const TRACEPARENT: &str = "traceparent";
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// This hop's place in a trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,18 +35,6 @@ fn hex_into(s: &str, out: &mut [u8]) -> Option<()> {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn random_nonzero<const N: usize>() -> [u8; N] {
-    loop {
-        let mut b = [0u8; N];
-        for x in &mut b {
-            *x = fastrand::u8(..);
-        }
-        if b.iter().any(|x| *x != 0) {
-            return b;
-        }
-    }
 }
 
 /// Parses a `traceparent` value: (trace id, parent span id, flags). Version 00 must have
@@ -78,16 +66,17 @@ impl TraceContext {
             .and_then(|v| v.to_str().ok())
             .and_then(parse);
         match incoming {
+            // Ranges from 1: ids are never all zero (invalid per the specification).
             Some((trace_id, parent, flags)) => Self {
                 trace_id,
                 parent_id: Some(parent),
-                span_id: random_nonzero(),
+                span_id: fastrand::u64(1..).to_be_bytes(),
                 flags,
             },
             None => Self {
-                trace_id: random_nonzero(),
+                trace_id: fastrand::u128(1..).to_be_bytes(),
                 parent_id: None,
-                span_id: random_nonzero(),
+                span_id: fastrand::u64(1..).to_be_bytes(),
                 flags: 0x01,
             },
         }
@@ -105,16 +94,24 @@ impl TraceContext {
         self.parent_id.map(|p| hex(&p))
     }
 
-    /// The `traceparent` to send on: this hop is the parent of the next.
+    /// The `traceparent` to send on: this hop is the parent of the next. Written without
+    /// allocating a string: it is made on every request.
     pub fn header(&self) -> HeaderValue {
-        let v = format!(
-            "00-{}-{}-{:02x}",
-            self.trace_id_hex(),
-            self.span_id_hex(),
-            self.flags
-        );
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut v = [b'-'; 55];
+        v[0] = b'0';
+        v[1] = b'0';
+        let mut put = |at: usize, bytes: &[u8]| {
+            for (i, b) in bytes.iter().enumerate() {
+                v[at + 2 * i] = HEX[(b >> 4) as usize];
+                v[at + 2 * i + 1] = HEX[(b & 0xf) as usize];
+            }
+        };
+        put(3, &self.trace_id);
+        put(36, &self.span_id);
+        put(53, &[self.flags]);
         // Only hex digits and dashes: always a valid header value.
-        HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static(""))
+        HeaderValue::from_bytes(&v).unwrap_or(HeaderValue::from_static(""))
     }
 }
 
