@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the warden image and loads it into every kind cluster (no registry needed).
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 need docker kind
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates the three kind clusters (distinct pod and service subnets) unless they exist.
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 need kind docker kubectl
 

@@ -2,7 +2,7 @@
 # Applies each cluster's overlay with the kind nodes' addresses filled in, then waits for the
 # federation nodes and gateways. The gateways register their clusters and trust bundles
 # through the federation API themselves.
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 need kubectl docker
 

@@ -2,7 +2,7 @@
 # Walks through a failover: deploys an echo service "cart" in every cluster (exported by
 # annotation), calls it through cluster-a's gateway, scales cluster-a's copy to zero (traffic
 # moves to cluster-b, the nearest by locality), then scales it back (traffic returns).
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 need kubectl curl
 

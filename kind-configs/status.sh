@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Shows the federation as a user sees it: members, clusters, exported services.
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 need docker
 

@@ -2,7 +2,7 @@
 # Sets up federated trust: a CA for the federation's nodes and one per cluster, certificates
 # for each node and gateway, an admin token, and the Secrets the manifests mount.
 # Keys stay in kind-configs/.pki (git-ignored) and in each cluster's own Secrets.
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 need kubectl
 

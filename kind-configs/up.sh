@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole kind walkthrough: clusters, image, trust, deploy, status, failover.
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 "$KIND_DIR/create-clusters.sh"
 "$KIND_DIR/build-image.sh"
