@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body::JsonBody;
-use super::error::ErrorBody;
+use super::error::responses::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
 use super::{ApiError, Node, Params, now_ms, read_barrier};
 use crate::command::{Command, CommandResult};
 use crate::model::{Cluster, validate_dns_label};
@@ -52,10 +52,7 @@ fn state_err() -> ApiError {
     request_body = RegisterCluster,
     responses(
         (status = 201, description = "Registered", body = Cluster),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 409, description = "Already exists, or refused", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        BadRequest, Unauthorized, Conflict, Unavailable
     )
 )]
 pub(super) async fn register(
@@ -96,7 +93,7 @@ pub(super) async fn register(
     params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
     responses(
         (status = 200, description = "Every registered cluster: `{revision, items: [Cluster]}`", body = serde_json::Value),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+        Unauthorized
     )
 )]
 pub(super) async fn list(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
@@ -113,9 +110,7 @@ pub(super) async fn list(State(node): State<Node>, params: Params) -> Result<Res
     params(("name" = String, Path, description = "Cluster name"), ("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
     responses(
         (status = 200, description = "The cluster", body = Cluster),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody)
+        BadRequest, Unauthorized, NotFound
     )
 )]
 pub(super) async fn get_one(
@@ -139,10 +134,7 @@ pub(super) async fn get_one(
     params(("name" = String, Path, description = "Cluster name")),
     responses(
         (status = 204, description = "Removed with its exports and lease"),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        BadRequest, Unauthorized, NotFound, Unavailable
     )
 )]
 pub(super) async fn remove(
@@ -172,9 +164,7 @@ const GATEWAY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
     params(("name" = String, Path, description = "Cluster name"), ("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
     responses(
         (status = 200, description = "Registration, exports, lease, and whether this node reaches the gateway", body = serde_json::Value),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody)
+        BadRequest, Unauthorized, NotFound
     )
 )]
 pub(super) async fn status(

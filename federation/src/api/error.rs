@@ -107,3 +107,39 @@ impl IntoResponse for ApiError {
         (self.status, axum::Json(body)).into_response()
     }
 }
+
+/// The error answers as OpenAPI responses, one type per status, so each handler lists the ones it
+/// can give: `responses((status = 200, ...), BadRequest, Unauthorized)`.
+pub mod responses {
+    use super::ErrorBody;
+
+    /// Invalid body or parameter; `error.field` names it
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 400)]
+    pub struct BadRequest(pub ErrorBody);
+
+    /// Missing or wrong admin token
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 401)]
+    pub struct Unauthorized(pub ErrorBody);
+
+    /// Forbidden
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 403)]
+    pub struct Forbidden(pub ErrorBody);
+
+    /// Not found
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 404)]
+    pub struct NotFound(pub ErrorBody);
+
+    /// Already exists, or refused
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 409)]
+    pub struct Conflict(pub ErrorBody);
+
+    /// No quorum within the write timeout (no_quorum), or outcome unknown
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 503)]
+    pub struct Unavailable(pub ErrorBody);
+}

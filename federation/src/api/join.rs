@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body::JsonBody;
-use super::error::ErrorBody;
+use super::error::responses::{BadRequest, Conflict, Forbidden, Unauthorized, Unavailable};
 use super::{ApiError, Node, now_ms, written};
 use crate::command::Command;
 use crate::model::{Cluster, JoinToken};
@@ -63,9 +63,7 @@ fn default_ttl() -> u64 {
     request_body = TokenRequest,
     responses(
         (status = 201, description = "`{token, id, expires_at}`: single use; the token pins the federation CA", body = serde_json::Value),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        BadRequest, Unauthorized, Unavailable
     )
 )]
 pub(super) async fn create_token(
@@ -135,10 +133,7 @@ fn default_network() -> String {
     request_body = JoinRequest,
     responses(
         (status = 201, description = "Registered with its trust bundle", body = Cluster),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 403, description = "Forbidden", body = ErrorBody),
-        (status = 409, description = "Already exists, or refused", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        BadRequest, Forbidden, Conflict, Unavailable
     )
 )]
 pub(super) async fn join(

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body::JsonBody;
-use super::error::ErrorBody;
+use super::error::responses::{BadRequest, Conflict, Unauthorized, Unavailable};
 use super::{ApiError, Node};
 use crate::model::validate_host_port;
 use crate::types::NodeInfo;
@@ -19,7 +19,7 @@ use crate::types::NodeInfo;
     tag = "federation",
     responses(
         (status = 200, description = "This node's Raft view: state, leader, term, log indexes, members, revision, now_ms", body = serde_json::Value),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+        Unauthorized
     )
 )]
 pub(super) async fn status(State(node): State<Node>) -> Result<Response, ApiError> {
@@ -73,7 +73,7 @@ pub(super) async fn status(State(node): State<Node>) -> Result<Response, ApiErro
     tag = "health",
     responses(
         (status = 200, description = "Raft runs and a leader is known", body = serde_json::Value),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        Unavailable
     )
 )]
 pub(super) async fn readyz(State(node): State<Node>) -> Response {
@@ -119,10 +119,7 @@ fn yes() -> bool {
     request_body = AddMember,
     responses(
         (status = 200, description = "Added as learner, caught up, promoted (unless voter = false)", body = serde_json::Value),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 409, description = "Already exists, or refused", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        BadRequest, Unauthorized, Conflict, Unavailable
     )
 )]
 pub(super) async fn add_member(
@@ -167,9 +164,7 @@ pub(super) async fn add_member(
     params(("id" = String, Path, description = "Node id")),
     responses(
         (status = 200, description = "Removed", body = serde_json::Value),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        BadRequest, Unauthorized, Unavailable
     )
 )]
 pub(super) async fn remove_member(

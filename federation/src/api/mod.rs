@@ -154,6 +154,7 @@ pub type Params = Query<HashMap<String, String>>;
         description = "Cluster registrations, service exports, leases, traffic and security policies, trust bundles and Raft membership of a Warden federation. Writes need `Authorization: Bearer <admin token>` (or an admin SPIFFE identity over mTLS); reads are open to loopback callers. Errors are `{\"error\": {code, message, field}}`.",
         license(name = "Apache-2.0")
     ),
+    components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth),
     security(("admin_token" = []))
 )]

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body::JsonBody;
-use super::error::ErrorBody;
+use super::error::responses::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
 use super::{ApiError, Node, Params, now_ms, read_barrier, written};
 use crate::command::{Command, CommandResult};
 use crate::model::{Lease, TrafficPolicy, validate_dns_label};
@@ -73,10 +73,7 @@ async fn write_policy(
     request_body = PolicyBody,
     responses(
         (status = 201, description = "Created", body = TrafficPolicy),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 409, description = "Already exists, or refused", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        BadRequest, Unauthorized, Conflict, Unavailable
     )
 )]
 pub(super) async fn create(
@@ -114,9 +111,7 @@ pub(super) async fn create(
     request_body = PolicyBody,
     responses(
         (status = 200, description = "Created or replaced", body = TrafficPolicy),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        BadRequest, Unauthorized, Unavailable
     )
 )]
 pub(super) async fn put(
@@ -141,7 +136,7 @@ pub(super) async fn put(
     params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
     responses(
         (status = 200, description = "`{revision, items: [TrafficPolicy]}`", body = serde_json::Value),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+        Unauthorized
     )
 )]
 pub(super) async fn list(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
@@ -158,8 +153,7 @@ pub(super) async fn list(State(node): State<Node>, params: Params) -> Result<Res
     params(("id" = String, Path, description = "Policy id"), ("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
     responses(
         (status = 200, description = "The policy", body = TrafficPolicy),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody)
+        Unauthorized, NotFound
     )
 )]
 pub(super) async fn get_one(
@@ -184,9 +178,7 @@ pub(super) async fn get_one(
     params(("id" = String, Path, description = "Policy id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        Unauthorized, NotFound, Unavailable
     )
 )]
 pub(super) async fn delete(
@@ -218,10 +210,7 @@ pub struct LeaseBody {
     request_body = LeaseBody,
     responses(
         (status = 200, description = "Lease renewed", body = serde_json::Value),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        BadRequest, Unauthorized, NotFound, Unavailable
     )
 )]
 pub(super) async fn renew_lease(
@@ -263,7 +252,7 @@ pub(super) async fn renew_lease(
     params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
     responses(
         (status = 200, description = "Per trust bundle: version, and which clusters loaded it (`complete`)", body = serde_json::Value),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+        Unauthorized
     )
 )]
 pub(super) async fn trust_status(
@@ -306,7 +295,7 @@ pub(super) async fn trust_status(
     params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
     responses(
         (status = 200, description = "`{revision, now, items: [{cluster, renewed_at, ttl_ms, expired_by_this_node_clock}]}`", body = serde_json::Value),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+        Unauthorized
     )
 )]
 pub(super) async fn leases(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
@@ -363,10 +352,7 @@ fn security_policy(id: String, b: SecurityBody) -> crate::model::SecurityPolicy 
     request_body = SecurityBody,
     responses(
         (status = 201, description = "Created", body = crate::model::SecurityPolicy),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 409, description = "Already exists, or refused", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        BadRequest, Unauthorized, Conflict, Unavailable
     )
 )]
 pub(super) async fn security_create(
@@ -404,9 +390,7 @@ pub(super) async fn security_create(
     request_body = SecurityBody,
     responses(
         (status = 200, description = "Created or replaced", body = crate::model::SecurityPolicy),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        BadRequest, Unauthorized, Unavailable
     )
 )]
 pub(super) async fn security_put(
@@ -431,7 +415,7 @@ pub(super) async fn security_put(
     params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
     responses(
         (status = 200, description = "`{revision, items: [SecurityPolicy]}`", body = serde_json::Value),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+        Unauthorized
     )
 )]
 pub(super) async fn security_list(
@@ -451,8 +435,7 @@ pub(super) async fn security_list(
     params(("id" = String, Path, description = "Policy id"), ("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
     responses(
         (status = 200, description = "The policy", body = crate::model::SecurityPolicy),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody)
+        Unauthorized, NotFound
     )
 )]
 pub(super) async fn security_get(
@@ -477,9 +460,7 @@ pub(super) async fn security_get(
     params(("id" = String, Path, description = "Policy id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        Unauthorized, NotFound, Unavailable
     )
 )]
 pub(super) async fn security_delete(

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body::JsonBody;
-use super::error::ErrorBody;
+use super::error::responses::{BadRequest, NotFound, Unauthorized, Unavailable};
 use super::{ApiError, Node, Params, now_ms, read_barrier, written};
 use crate::command::Command;
 use crate::model::{
@@ -49,10 +49,7 @@ fn internal() -> ApiError {
     request_body = ExportBody,
     responses(
         (status = 200, description = "Exported (or updated)", body = ServiceExport),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        BadRequest, Unauthorized, NotFound, Unavailable
     )
 )]
 pub(super) async fn export(
@@ -82,10 +79,7 @@ pub(super) async fn export(
     params(("cluster" = String, Path, description = "Exporting cluster"), ("namespace" = String, Path, description = "Namespace"), ("service" = String, Path, description = "Service")),
     responses(
         (status = 204, description = "Withdrawn"),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        BadRequest, Unauthorized, NotFound, Unavailable
     )
 )]
 pub(super) async fn unexport(
@@ -113,7 +107,7 @@ pub(super) async fn unexport(
     params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
     responses(
         (status = 200, description = "Exported services with the clusters offering each: `{revision, items: [{namespace, service, clusters}]}`", body = serde_json::Value),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+        Unauthorized
     )
 )]
 pub(super) async fn catalog(
@@ -152,7 +146,7 @@ pub(super) async fn catalog(
     params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
     responses(
         (status = 200, description = "Everything a gateway routes by, at one revision (clusters, exports, leases, policies, bundles)", body = serde_json::Value),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+        Unauthorized
     )
 )]
 pub(super) async fn routing_catalog(
@@ -187,7 +181,7 @@ pub(super) async fn routing_catalog(
     params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
     responses(
         (status = 200, description = "`{revision, items: [{trust_domain, ca_bundle_pem, version, updated_at}]}`", body = serde_json::Value),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+        Unauthorized
     )
 )]
 pub(super) async fn bundles(
@@ -215,9 +209,7 @@ pub struct BundleBody {
     request_body = BundleBody,
     responses(
         (status = 200, description = "`{trust_domain, version}`: publish old + new CA first when rotating", body = serde_json::Value),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 503, description = "No quorum within the write timeout (no_quorum), or outcome unknown", body = ErrorBody)
+        BadRequest, Unauthorized, Unavailable
     )
 )]
 pub(super) async fn put_bundle(

@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::error::ErrorBody;
+use super::error::responses::{BadRequest, Unauthorized};
 use super::{ApiError, Node, Params};
 
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -102,8 +102,7 @@ async fn step(mut st: WatchState) -> Option<(Result<Bytes, Infallible>, WatchSta
     params(("from_revision" = Option<u64>, Query, description = "Send changes after this revision (default: from now)")),
     responses(
         (status = 200, description = "NDJSON stream of changes (`{revision, change}`) and heartbeats", content_type = "application/x-ndjson", body = String),
-        (status = 400, description = "Invalid body or parameter; `error.field` names it", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)
+        BadRequest, Unauthorized
     )
 )]
 pub(super) async fn watch(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
