@@ -77,22 +77,8 @@ async fn register_through_follower_is_visible_everywhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let node = NodeProc::start(
-        1,
-        tmp.path(),
-        "127.0.0.1:0",
-        "127.0.0.1:0",
-        "bootstrap = true",
-        &[],
-    )
-    .await;
+    let node = one_node(tmp.path()).await;
     let client = http();
-    eventually(Duration::from_secs(20), "leader", || async {
-        mesh_status(&client, &node)
-            .await
-            .filter(|s| s["state"] == "Leader")
-    })
-    .await;
     let post = |body: String| {
         client
             .post(node.url("/api/v1/clusters"))

@@ -9,15 +9,7 @@ use support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_serves_its_openapi_document_and_answers_as_documented() {
     let tmp = tempfile::tempdir().unwrap();
-    let node = NodeProc::start(
-        1,
-        tmp.path(),
-        "127.0.0.1:0",
-        "127.0.0.1:0",
-        "bootstrap = true",
-        &[],
-    )
-    .await;
+    let node = one_node(tmp.path()).await;
     let client = http();
     let doc: Value = client
         .get(node.url("/api/v1/openapi.json"))
@@ -33,12 +25,6 @@ async fn node_serves_its_openapi_document_and_answers_as_documented() {
     )
     .unwrap();
     assert_eq!(doc, file, "the served document is docs/openapi.json");
-    eventually(std::time::Duration::from_secs(20), "leader", || async {
-        mesh_status(&client, &node)
-            .await
-            .filter(|s| s["state"] == "Leader")
-    })
-    .await;
     for (path, ops) in doc["paths"].as_object().unwrap() {
         let Some(get) = ops.get("get") else { continue };
         if path.contains('{') || path == "/api/v1/watch" {

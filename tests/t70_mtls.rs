@@ -30,22 +30,8 @@ async fn metric(client: &reqwest::Client, admin: &str, prefix: &str) -> f64 {
 async fn east_west_over_mtls() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let fed = NodeProc::start(
-        1,
-        root,
-        "127.0.0.1:0",
-        "127.0.0.1:0",
-        "bootstrap = true",
-        &[],
-    )
-    .await;
+    let fed = one_node(root).await;
     let client = http();
-    eventually(Duration::from_secs(20), "leader", || async {
-        mesh_status(&client, &fed)
-            .await
-            .filter(|s| s["state"] == "Leader")
-    })
-    .await;
     let apis = vec![fed.api.clone()];
     let (tls_east, tls_west) = (pki(root, "east.test"), pki(root, "west.test"));
     let mut east = cluster_with(root, "east", "r1", "z1", &apis, &tls_east).await;

@@ -34,15 +34,7 @@ async fn traceparent_crosses_gateways_and_every_hop_logs_the_request() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let client = http();
-    let node = NodeProc::start(
-        1,
-        root,
-        "127.0.0.1:0",
-        "127.0.0.1:0",
-        "bootstrap = true",
-        &[],
-    )
-    .await;
+    let node = one_node(root).await;
     let fed = vec![node.api.clone()];
     let mut east = cluster(root, "east", "r1", "z1", &fed).await;
     let _west = cluster(root, "west", "r2", "z2", &fed).await;

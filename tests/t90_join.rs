@@ -167,22 +167,8 @@ async fn join_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_tokens_need_tls() {
     let tmp = tempfile::tempdir().unwrap();
-    let node = NodeProc::start(
-        1,
-        tmp.path(),
-        "127.0.0.1:0",
-        "127.0.0.1:0",
-        "bootstrap = true",
-        &[],
-    )
-    .await;
+    let node = one_node(tmp.path()).await;
     let client = http();
-    eventually(Duration::from_secs(20), "leader", || async {
-        mesh_status(&client, &node)
-            .await
-            .filter(|s| s["state"] == "Leader")
-    })
-    .await;
     let r = client
         .post(node.url("/api/v1/join-tokens"))
         .json(&serde_json::json!({}))

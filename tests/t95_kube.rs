@@ -62,15 +62,7 @@ fn condition(obj: &Option<Value>, typ: &str) -> Option<(String, String)> {
 
 /// A one-node federation and a fake API server with a kubeconfig pointing at it.
 async fn setup(root: &std::path::Path, crd: bool) -> (NodeProc, FakeKube) {
-    let node = NodeProc::start(
-        1,
-        root,
-        "127.0.0.1:0",
-        "127.0.0.1:0",
-        "bootstrap = true",
-        &[],
-    )
-    .await;
+    let node = one_node(root).await;
     let kube = if crd {
         FakeKube::start().await
     } else {

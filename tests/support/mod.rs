@@ -265,6 +265,27 @@ pub async fn leader(client: &reqwest::Client, nodes: &[NodeProc]) -> Option<u64>
     None
 }
 
+/// Starts a one-node federation (node 1 bootstraps) and waits until it leads.
+pub async fn one_node(root: &Path) -> NodeProc {
+    let node = NodeProc::start(
+        1,
+        root,
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        "bootstrap = true",
+        &[],
+    )
+    .await;
+    let client = http();
+    eventually(Duration::from_secs(20), "node 1 leads", || async {
+        mesh_status(&client, &node)
+            .await
+            .filter(|s| s["state"] == "Leader")
+    })
+    .await;
+    node
+}
+
 /// Starts a 3-node federation: node 1 bootstraps, 2 and 3 join through the members API.
 pub async fn three_nodes(root: &Path) -> Vec<NodeProc> {
     three_nodes_with(root, &["127.0.0.1:0"; 3], &[vec![], vec![], vec![]]).await
