@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use mesh::Mesh;
 use scenario::{Pace, Summary};
@@ -136,8 +136,17 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         view.say("interrupted");
         return Ok(());
     };
-    let mut mesh =
-        mesh.with_context(|| format!("starting the mesh (logs in {})", dir.display()))?;
+    let mut mesh = match mesh {
+        Ok(m) => m,
+        Err(e) => {
+            // The processes started so far die with `mesh`; their logs stay.
+            let kept = if args.dir.is_some() { dir } else { tmp.keep() };
+            return Err(e.context(format!(
+                "starting the mesh (logs kept in {})",
+                kept.display()
+            )));
+        }
+    };
     let traffic = Traffic::start(&mesh.cluster("east").outbound.clone(), &view::SERVICES);
     view.say(
         "  traffic: 2 clients per service calling cart.shop and ledger.shop through east's gateway",
@@ -185,7 +194,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("stopped {n} processes");
     if let Err(e) = result {
         // Keep the logs of a failed run.
-        let kept = tmp.keep();
+        let kept = match args.dir {
+            Some(d) => d,
+            None => tmp.keep(),
+        };
         return Err(e.context(format!("logs kept in {}", kept.display())));
     }
     Ok(())
