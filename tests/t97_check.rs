@@ -99,3 +99,70 @@ async fn check_passes_on_a_healthy_mesh_and_names_what_broke() {
     assert!(!ok, "{out}");
     assert!(out.contains("1 of 3 voters answer, 2 needed"), "{out}");
 }
+
+/// With mTLS, each gateway must present a certificate its registered bundle verifies: a bundle
+/// replaced by another CA (a rotation gone wrong) fails the check, naming the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_verifies_each_gateway_against_its_registered_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let client = http();
+    let node = one_node(root).await;
+    let apis = vec![node.api.clone()];
+    let (tls_east, tls_west) = (pki(root, "east.test"), pki(root, "west.test"));
+    let _east = cluster_with(root, "east", "r1", "z1", &apis, &tls_east).await;
+    let _west = cluster_with(root, "west", "r2", "z2", &apis, &tls_west).await;
+    for c in ["east", "west"] {
+        eventually(Duration::from_secs(20), "leases live", || async {
+            lease_live(&client, &node, c).await.then_some(())
+        })
+        .await;
+    }
+    let (ok, out) = eventually(Duration::from_secs(20), "a passing check", || async {
+        let (ok, out) = check(&node).await;
+        ok.then_some((ok, out))
+    })
+    .await;
+    assert!(ok);
+    assert!(
+        out.contains("cluster west: gateway")
+            && out.contains(
+                "presents a spiffe://west.test certificate its registered bundle verifies"
+            ),
+        "{out}"
+    );
+
+    // The store's bundle for west.test now holds only another CA.
+    let other = root.join("other-ca");
+    warden(&[
+        "trust",
+        "init",
+        "--trust-domain",
+        "west.test",
+        "--dir",
+        &other.display().to_string(),
+    ]);
+    let pem = std::fs::read_to_string(other.join("ca.pem")).unwrap();
+    let r = client
+        .put(node.url("/api/v1/trust/bundles/west.test"))
+        .json(&serde_json::json!({ "ca_bundle_pem": pem }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let (ok, out) = check(&node).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("[ FAIL ] cluster west: gateway")
+            && out.contains(
+                "does not present a certificate the registered west.test bundle verifies"
+            ),
+        "{out}"
+    );
+    assert!(out.contains("-> other gateways will refuse it"), "{out}");
+    eprintln!("{out}");
+    assert!(
+        out.contains("presents a spiffe://east.test certificate"),
+        "{out}"
+    );
+}

@@ -1,7 +1,8 @@
 //! `warden check`: what to run when something is off. Asks the federation (any node) and every
 //! member for their view, then reports quorum and leader, each node's reachability, lag and
 //! clock skew, each cluster's lease, whether every cluster loaded the current trust bundles,
-//! and whether each cluster's east-west gateway accepts connections from where the check runs.
+//! and whether each cluster's east-west gateway accepts connections from where the check runs and
+//! presents a certificate its registered trust bundle verifies.
 //! Every failing item says what to do; the exit code is non-zero when any item fails.
 
 pub mod eval;
@@ -54,29 +55,88 @@ async fn member_status(
     }
 }
 
-async fn gateways(clusters: &Value, timeout: Duration) -> Vec<Item> {
+/// Whether the gateway at `addr` presents a certificate for a SPIFFE ID of its trust domain
+/// signed by the bundle the store holds for it. Connecting without a client certificate: in
+/// TLS 1.3 the client has verified the server before the server can refuse it.
+async fn tls_identity(addr: &str, bundle_pem: &str, timeout: Duration) -> Result<(), String> {
+    let cfg = warden_federation::trust::tls::anonymous_client_config(bundle_pem)
+        .map_err(|e| format!("the registered bundle does not load: {e}"))?;
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = rustls::pki_types::ServerName::try_from("warden-gateway.invalid")
+            .map_err(|e| e.to_string())?;
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+            .connect(name, tcp)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| format!("no TLS answer within {timeout:?}"))?
+}
+
+/// Each cluster's east-west gateway: accepts TCP from here, and — when the store holds its
+/// trust domain's bundle — presents a certificate that bundle verifies.
+async fn gateways(clusters: &Value, bundles: Option<&Value>, timeout: Duration) -> Vec<Item> {
     let mut out = Vec::new();
     for c in clusters["items"].as_array().into_iter().flatten() {
-        let (name, gw) = (
+        let (name, gw, td) = (
             c["name"].as_str().unwrap_or("?"),
             c["gateway"].as_str().unwrap_or(""),
+            c["trust_domain"].as_str().unwrap_or(""),
         );
         let r = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(gw)).await;
-        out.push(match r {
-            Ok(Ok(_)) => Item {
+        match r {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                out.push(Item {
+                    level: Level::Fail,
+                    what: format!("cluster {name}: cannot connect to gateway {gw} from here: {e}"),
+                    fix: Some("is the gateway running and listening on [listeners].eastwest? is the registered address (its `advertise`) reachable through the east-west Service / load balancer and firewalls?".into()),
+                });
+                continue;
+            }
+            Err(_) => {
+                out.push(Item {
+                    level: Level::Fail,
+                    what: format!(
+                        "cluster {name}: gateway {gw} does not answer within {timeout:?}"
+                    ),
+                    fix: Some(
+                        "a firewall may drop the packets, or the address is not routable from here"
+                            .into(),
+                    ),
+                });
+                continue;
+            }
+        }
+        let bundle = bundles
+            .and_then(|b| b["items"].as_array())
+            .into_iter()
+            .flatten()
+            .find(|b| b["trust_domain"] == td)
+            .and_then(|b| b["ca_bundle_pem"].as_str());
+        let Some(pem) = bundle else {
+            out.push(Item {
                 level: Level::Ok,
-                what: format!("cluster {name}: gateway {gw} accepts connections (from here)"),
+                what: format!("cluster {name}: gateway {gw} accepts connections (from here; no trust bundle, plaintext)"),
+                fix: None,
+            });
+            continue;
+        };
+        out.push(match tls_identity(gw, pem, timeout).await {
+            Ok(()) => Item {
+                level: Level::Ok,
+                what: format!("cluster {name}: gateway {gw} accepts connections (from here) and presents a spiffe://{td} certificate its registered bundle verifies"),
                 fix: None,
             },
-            Ok(Err(e)) => Item {
+            Err(e) => Item {
                 level: Level::Fail,
-                what: format!("cluster {name}: cannot connect to gateway {gw} from here: {e}"),
-                fix: Some("is the gateway running and listening on [listeners].eastwest? is the registered address (its `advertise`) reachable through the east-west Service / load balancer and firewalls?".into()),
-            },
-            Err(_) => Item {
-                level: Level::Fail,
-                what: format!("cluster {name}: gateway {gw} does not answer within {timeout:?}"),
-                fix: Some("a firewall may drop the packets, or the address is not routable from here".into()),
+                what: format!("cluster {name}: gateway {gw} does not present a certificate the registered {td} bundle verifies: {e}"),
+                fix: Some("other gateways will refuse it: re-issue its certificate from a CA in the bundle, or publish its CA (old + new during a rotation) with PUT /api/v1/trust/bundles/<domain>".into()),
             },
         });
     }
@@ -149,10 +209,14 @@ pub async fn run(args: CheckArgs) -> Result<bool> {
         let api = api.clone();
         async move { tokio::time::timeout(timeout, api.get(path)).await }
     };
+    let bundles = read("/api/v1/trust/bundles")
+        .await
+        .ok()
+        .and_then(Result::ok);
     match (read("/api/v1/clusters").await, read("/api/v1/leases").await) {
         (Ok(Ok(clusters)), Ok(Ok(leases))) => {
             items.extend(eval::leases(&clusters, &leases));
-            items.extend(gateways(&clusters, timeout).await);
+            items.extend(gateways(&clusters, bundles.as_ref(), timeout).await);
         }
         _ => items.push(Item {
             level: Level::Fail,
