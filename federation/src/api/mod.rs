@@ -10,6 +10,7 @@ pub mod error;
 pub mod join;
 mod mesh;
 mod policies;
+mod policy_crud;
 mod services;
 mod watch;
 

@@ -1,4 +1,5 @@
-//! `/api/v1/traffic/policies` (CRUD) and cluster leases (`PUT /api/v1/clusters/{name}/lease`,
+//! `/api/v1/traffic/policies` and `/api/v1/security/policies` (the CRUD is shared, in
+//! [`super::policy_crud`]), cluster leases (`PUT /api/v1/clusters/{name}/lease`,
 //! `GET /api/v1/leases`).
 
 use std::collections::BTreeMap;
@@ -12,7 +13,8 @@ use serde_json::json;
 
 use super::body::JsonBody;
 use super::error::responses::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
-use super::{ApiError, Node, Params, now_ms, read_barrier, written};
+use super::policy_crud::{self as crud, Security, Traffic};
+use super::{ApiError, Node, Params, now_ms, read_barrier};
 use crate::command::{Command, CommandResult};
 use crate::model::{Lease, TrafficPolicy, validate_dns_label};
 
@@ -41,31 +43,6 @@ pub struct PolicyBody {
     pub max_egress_percent: Option<u32>,
 }
 
-impl PolicyBody {
-    fn into_policy(self, id: String) -> TrafficPolicy {
-        TrafficPolicy {
-            id,
-            service: self.service,
-            failover_order: self.failover_order,
-            weights: self.weights,
-            overprovisioning_percent: self.overprovisioning_percent,
-            max_egress_percent: self.max_egress_percent,
-            updated_at: now_ms(),
-        }
-    }
-}
-
-async fn write_policy(
-    node: &Node,
-    policy: TrafficPolicy,
-    status: StatusCode,
-) -> Result<Response, ApiError> {
-    policy.validate()?;
-    let body = serde_json::to_value(&policy).ok();
-    let result = node.write(Command::PutTrafficPolicy { policy }).await?;
-    written(result, status, body)
-}
-
 #[utoipa::path(
     post,
     path = "/api/v1/traffic/policies",
@@ -80,27 +57,7 @@ pub(super) async fn create(
     State(node): State<Node>,
     JsonBody(body): JsonBody<PolicyBody>,
 ) -> Result<Response, ApiError> {
-    let Some(id) = body.id.clone() else {
-        return Err(ApiError {
-            field: Some("id".into()),
-            ..ApiError::bad_request("id is required")
-        });
-    };
-    validate_dns_label("id", &id)?;
-    if node
-        .state
-        .read()
-        .map_err(|_| internal())?
-        .policies
-        .contains_key(&id)
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "already_exists",
-            format!("traffic policy {id:?} already exists"),
-        ));
-    }
-    write_policy(&node, body.into_policy(id), StatusCode::CREATED).await
+    crud::create::<Traffic>(&node, body).await
 }
 
 #[utoipa::path(
@@ -119,14 +76,7 @@ pub(super) async fn put(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<PolicyBody>,
 ) -> Result<Response, ApiError> {
-    validate_dns_label("id", &id)?;
-    if body.id.as_ref().is_some_and(|b| *b != id) {
-        return Err(ApiError {
-            field: Some("id".into()),
-            ..ApiError::bad_request("the body's id differs from the path's")
-        });
-    }
-    write_policy(&node, body.into_policy(id), StatusCode::OK).await
+    crud::put::<Traffic>(&node, id, body).await
 }
 
 #[utoipa::path(
@@ -140,10 +90,7 @@ pub(super) async fn put(
     )
 )]
 pub(super) async fn list(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
-    read_barrier(&node, &params).await?;
-    let state = node.state.read().map_err(|_| internal())?;
-    let items: Vec<_> = state.policies.values().collect();
-    Ok(Json(json!({ "revision": state.revision, "items": items })).into_response())
+    crud::list::<Traffic>(&node, &params).await
 }
 
 #[utoipa::path(
@@ -161,14 +108,7 @@ pub(super) async fn get_one(
     Path(id): Path<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    read_barrier(&node, &params).await?;
-    let state = node.state.read().map_err(|_| internal())?;
-    match state.policies.get(&id) {
-        Some(p) => Ok(Json(p).into_response()),
-        None => Err(ApiError::not_found(format!(
-            "traffic policy {id:?} not found"
-        ))),
-    }
+    crud::get::<Traffic>(&node, &id, &params).await
 }
 
 #[utoipa::path(
@@ -185,11 +125,7 @@ pub(super) async fn delete(
     State(node): State<Node>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    validate_dns_label("id", &id)?;
-    let result = node
-        .write(Command::DeleteTrafficPolicy { id, at: now_ms() })
-        .await?;
-    written(result, StatusCode::NO_CONTENT, None)
+    crud::delete::<Traffic>(&node, id).await
 }
 
 /// The body of a lease renewal.
@@ -324,27 +260,6 @@ pub struct SecurityBody {
     pub sources: crate::model::AuthzSources,
 }
 
-async fn write_security(
-    node: &Node,
-    policy: crate::model::SecurityPolicy,
-    status: StatusCode,
-) -> Result<Response, ApiError> {
-    policy.validate()?;
-    let body = serde_json::to_value(&policy).ok();
-    let result = node.write(Command::PutSecurityPolicy { policy }).await?;
-    written(result, status, body)
-}
-
-fn security_policy(id: String, b: SecurityBody) -> crate::model::SecurityPolicy {
-    crate::model::SecurityPolicy {
-        id,
-        service: b.service,
-        action: b.action,
-        sources: b.sources,
-        updated_at: now_ms(),
-    }
-}
-
 #[utoipa::path(
     post,
     path = "/api/v1/security/policies",
@@ -359,27 +274,7 @@ pub(super) async fn security_create(
     State(node): State<Node>,
     JsonBody(body): JsonBody<SecurityBody>,
 ) -> Result<Response, ApiError> {
-    let Some(id) = body.id.clone() else {
-        return Err(ApiError {
-            field: Some("id".into()),
-            ..ApiError::bad_request("id is required")
-        });
-    };
-    validate_dns_label("id", &id)?;
-    if node
-        .state
-        .read()
-        .map_err(|_| internal())?
-        .security_policies
-        .contains_key(&id)
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "already_exists",
-            format!("security policy {id:?} already exists"),
-        ));
-    }
-    write_security(&node, security_policy(id, body), StatusCode::CREATED).await
+    crud::create::<Security>(&node, body).await
 }
 
 #[utoipa::path(
@@ -398,14 +293,7 @@ pub(super) async fn security_put(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<SecurityBody>,
 ) -> Result<Response, ApiError> {
-    validate_dns_label("id", &id)?;
-    if body.id.as_ref().is_some_and(|b| *b != id) {
-        return Err(ApiError {
-            field: Some("id".into()),
-            ..ApiError::bad_request("the body's id differs from the path's")
-        });
-    }
-    write_security(&node, security_policy(id, body), StatusCode::OK).await
+    crud::put::<Security>(&node, id, body).await
 }
 
 #[utoipa::path(
@@ -422,10 +310,7 @@ pub(super) async fn security_list(
     State(node): State<Node>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    read_barrier(&node, &params).await?;
-    let state = node.state.read().map_err(|_| internal())?;
-    let items: Vec<_> = state.security_policies.values().collect();
-    Ok(Json(json!({ "revision": state.revision, "items": items })).into_response())
+    crud::list::<Security>(&node, &params).await
 }
 
 #[utoipa::path(
@@ -443,14 +328,7 @@ pub(super) async fn security_get(
     Path(id): Path<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    read_barrier(&node, &params).await?;
-    let state = node.state.read().map_err(|_| internal())?;
-    match state.security_policies.get(&id) {
-        Some(p) => Ok(Json(p).into_response()),
-        None => Err(ApiError::not_found(format!(
-            "security policy {id:?} not found"
-        ))),
-    }
+    crud::get::<Security>(&node, &id, &params).await
 }
 
 #[utoipa::path(
@@ -467,9 +345,5 @@ pub(super) async fn security_delete(
     State(node): State<Node>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    validate_dns_label("id", &id)?;
-    let result = node
-        .write(Command::DeleteSecurityPolicy { id, at: now_ms() })
-        .await?;
-    written(result, StatusCode::NO_CONTENT, None)
+    crud::delete::<Security>(&node, id).await
 }
