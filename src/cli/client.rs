@@ -39,12 +39,7 @@ impl Conn {
 
     /// A client for another node's API with the same token and CA.
     pub fn client_for(&self, base: &str) -> anyhow::Result<ApiClient> {
-        let pem = match &self.api_ca_bundle {
-            Some(p) => Some(
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-            ),
-            None => None,
-        };
+        let pem = self.api_ca_bundle.as_deref().map(read_pem).transpose()?;
         Ok(ApiClient::with_ca(
             base,
             self.token.clone(),
@@ -53,25 +48,36 @@ impl Conn {
     }
 }
 
+/// What a cluster registers with (`register` and `join`); serialized as the API body's fields.
+#[derive(clap::Args, serde::Serialize)]
+pub struct ClusterArgs {
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    region: String,
+    #[arg(long)]
+    zone: String,
+    #[arg(long, default_value = "default")]
+    network: String,
+    /// host:port of the cluster's east-west gateway.
+    #[arg(long)]
+    gateway: String,
+    #[arg(long)]
+    trust_domain: String,
+}
+
+fn read_pem(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
 #[derive(Subcommand)]
 pub enum ClusterCmd {
     /// Register a cluster.
     Register {
         #[command(flatten)]
         conn: Conn,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        region: String,
-        #[arg(long)]
-        zone: String,
-        #[arg(long, default_value = "default")]
-        network: String,
-        /// host:port of the cluster's east-west gateway.
-        #[arg(long)]
-        gateway: String,
-        #[arg(long)]
-        trust_domain: String,
+        #[command(flatten)]
+        cluster: ClusterArgs,
         /// PEM file with the cluster's CA certificate(s).
         #[arg(long)]
         ca_bundle: Option<PathBuf>,
@@ -95,19 +101,8 @@ pub enum ClusterCmd {
         api: String,
         #[arg(long)]
         token: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        region: String,
-        #[arg(long)]
-        zone: String,
-        #[arg(long, default_value = "default")]
-        network: String,
-        /// host:port of the cluster's east-west gateway.
-        #[arg(long)]
-        gateway: String,
-        #[arg(long)]
-        trust_domain: String,
+        #[command(flatten)]
+        cluster: ClusterArgs,
         /// PEM file with the cluster's CA certificate(s).
         #[arg(long)]
         ca_bundle: PathBuf,
@@ -216,22 +211,10 @@ pub async fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
     match cmd {
         ClusterCmd::Register {
             conn,
-            name,
-            region,
-            zone,
-            network,
-            gateway,
-            trust_domain,
+            cluster,
             ca_bundle,
             labels,
         } => {
-            let ca_bundle_pem = match ca_bundle {
-                Some(p) => Some(
-                    std::fs::read_to_string(&p)
-                        .with_context(|| format!("reading {}", p.display()))?,
-                ),
-                None => None,
-            };
             let mut label_map = BTreeMap::new();
             for l in labels {
                 let (k, v) = l
@@ -239,11 +222,9 @@ pub async fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
                     .with_context(|| format!("label {l:?} must be key=value"))?;
                 label_map.insert(k.to_string(), v.to_string());
             }
-            let body = json!({
-                "name": name, "region": region, "zone": zone, "network": network,
-                "gateway": gateway, "trust_domain": trust_domain,
-                "ca_bundle_pem": ca_bundle_pem, "labels": label_map,
-            });
+            let mut body = serde_json::to_value(&cluster)?;
+            body["ca_bundle_pem"] = json!(ca_bundle.as_deref().map(read_pem).transpose()?);
+            body["labels"] = json!(label_map);
             print(&conn.client()?.post("/api/v1/clusters", &body).await?);
         }
         ClusterCmd::JoinToken { conn, ttl_seconds } => {
@@ -260,12 +241,7 @@ pub async fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
         ClusterCmd::Join {
             api,
             token,
-            name,
-            region,
-            zone,
-            network,
-            gateway,
-            trust_domain,
+            cluster,
             ca_bundle,
         } => {
             let pin = token
@@ -278,12 +254,9 @@ pub async fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
             }
             let tls = warden_federation::trust::tls::pinned_client_config(pin)?;
             let client = warden_federation::client::ApiClient::with_tls(&api, None, Some(tls))?;
-            let pem = std::fs::read_to_string(&ca_bundle)
-                .with_context(|| format!("reading {}", ca_bundle.display()))?;
-            let body = json!({
-                "token": token, "name": name, "region": region, "zone": zone, "network": network,
-                "gateway": gateway, "trust_domain": trust_domain, "ca_bundle_pem": pem,
-            });
+            let mut body = serde_json::to_value(&cluster)?;
+            body["ca_bundle_pem"] = json!(read_pem(&ca_bundle)?);
+            body["token"] = json!(token);
             print(&client.post("/api/v1/join", &body).await?);
         }
         ClusterCmd::List { conn } => {
