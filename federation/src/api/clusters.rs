@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::body::JsonBody;
 use super::error::responses::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
-use super::{ApiError, Node, Params, now_ms, read_barrier};
-use crate::command::{Command, CommandResult};
+use super::{ApiError, Node, Params, now_ms, read_barrier, written};
+use crate::command::Command;
 use crate::model::{Cluster, validate_dns_label};
 
 /// The body of `POST /api/v1/clusters`.
@@ -70,20 +70,12 @@ pub(super) async fn register(
         now_ms(),
         req.ca_bundle_pem.as_deref(),
     )?;
+    let json = serde_json::to_value(&cluster).ok();
     let cmd = Command::RegisterCluster {
-        cluster: cluster.clone(),
+        cluster,
         ca_bundle_pem: req.ca_bundle_pem,
     };
-    match node.write(cmd).await? {
-        CommandResult::Applied { revision } => Ok((
-            StatusCode::CREATED,
-            [("x-warden-revision", revision.to_string())],
-            Json(cluster),
-        )
-            .into_response()),
-        CommandResult::Rejected(r) => Err(r.into()),
-        CommandResult::Empty => Err(state_err()),
-    }
+    written(node.write(cmd).await?, StatusCode::CREATED, json)
 }
 
 #[utoipa::path(
@@ -143,15 +135,7 @@ pub(super) async fn remove(
 ) -> Result<Response, ApiError> {
     validate_dns_label("name", &name)?;
     let cmd = Command::RemoveCluster { name, at: now_ms() };
-    match node.write(cmd).await? {
-        CommandResult::Applied { revision } => Ok((
-            StatusCode::NO_CONTENT,
-            [("x-warden-revision", revision.to_string())],
-        )
-            .into_response()),
-        CommandResult::Rejected(r) => Err(r.into()),
-        CommandResult::Empty => Err(state_err()),
-    }
+    written(node.write(cmd).await?, StatusCode::NO_CONTENT, None)
 }
 
 /// How long the status probe waits for a TCP connection to the gateway.
