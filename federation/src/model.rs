@@ -102,13 +102,7 @@ pub struct TrafficPolicy {
 impl TrafficPolicy {
     pub fn validate(&self) -> Result<(), FieldError> {
         validate_dns_label("id", &self.id)?;
-        match self.service.split_once('/') {
-            Some((ns, svc)) => {
-                validate_dns_label("service", ns)?;
-                validate_dns_label("service", svc)?;
-            }
-            None => return Err(FieldError::new("service", "must be namespace/service")),
-        }
+        validate_service_ref("service", &self.service)?;
         for (i, c) in self.failover_order.iter().enumerate() {
             validate_dns_label(&format!("failover_order[{i}]"), c)?;
         }
@@ -193,13 +187,7 @@ pub struct SecurityPolicy {
 impl SecurityPolicy {
     pub fn validate(&self) -> Result<(), FieldError> {
         validate_dns_label("id", &self.id)?;
-        match self.service.split_once('/') {
-            Some((ns, svc)) => {
-                validate_dns_label("service", ns)?;
-                validate_dns_label("service", svc)?;
-            }
-            None => return Err(FieldError::new("service", "must be namespace/service")),
-        }
+        validate_service_ref("service", &self.service)?;
         let s = &self.sources;
         if s.trust_domains.is_empty() && s.spiffe_ids.is_empty() && s.clusters.is_empty() {
             return Err(FieldError::new(
@@ -243,6 +231,15 @@ impl FieldError {
 }
 
 /// RFC 1123 label: 1–63 of `[a-z0-9-]`, starting and ending with an alphanumeric.
+/// `namespace/service`, both DNS labels.
+pub fn validate_service_ref(field: &str, v: &str) -> Result<(), FieldError> {
+    let Some((ns, svc)) = v.split_once('/') else {
+        return Err(FieldError::new(field, "must be namespace/service"));
+    };
+    validate_dns_label(field, ns)?;
+    validate_dns_label(field, svc)
+}
+
 pub fn validate_dns_label(field: &str, v: &str) -> Result<(), FieldError> {
     let ok = !v.is_empty()
         && v.len() <= 63

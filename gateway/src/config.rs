@@ -431,14 +431,11 @@ impl GatewayConfig {
             ));
         }
         for (i, r) in self.listeners.tcp.iter().enumerate() {
-            let ok = r.service.split_once('/').is_some_and(|(ns, svc)| {
-                validate_dns_label("ns", ns).is_ok() && validate_dns_label("svc", svc).is_ok()
-            });
-            if !ok {
-                return Err(ConfigError::Invalid(format!(
-                    "listeners.tcp[{i}].service must be namespace/service"
-                )));
-            }
+            warden_federation::model::validate_service_ref(
+                &format!("listeners.tcp[{i}].service"),
+                &r.service,
+            )
+            .map_err(bad)?;
         }
         if self.authz.default != "allow" && self.authz.default != "deny" {
             return Err(ConfigError::Invalid(
