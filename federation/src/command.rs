@@ -52,6 +52,15 @@ pub enum Command {
         ca_bundle_pem: String,
         at: u64,
     },
+    // New variants go last: log entries name variants by their index.
+    /// Ends a cluster's lease at once (its gateway is draining): peers stop sending to it.
+    WithdrawLease { cluster: String, at: u64 },
+    /// Points a cluster's registration at another east-west gateway address.
+    SetClusterGateway {
+        name: String,
+        gateway: String,
+        at: u64,
+    },
 }
 
 /// Why a command was refused by the state machine.

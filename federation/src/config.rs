@@ -44,6 +44,14 @@ pub struct NodeConfig {
     /// their client certificate (needs `tls`), e.g. `spiffe://federation.example/admin/ops`.
     #[serde(default)]
     pub admin_spiffe_ids: Vec<String>,
+    /// On SIGTERM/SIGINT: how long requests in flight may take to finish after the node
+    /// stops accepting connections, before it closes them and stops Raft.
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+}
+
+fn default_drain_timeout_ms() -> u64 {
+    10_000
 }
 
 /// This node's SPIFFE identity and the federation's CA bundle. Every member's certificate must

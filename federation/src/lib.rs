@@ -3,24 +3,32 @@
 //! Layout:
 //! - [`model`]: clusters, service exports, trust bundles, and their validation.
 //! - [`command`], [`state`]: Raft commands and the pure, deterministic `apply`.
+//! - [`clock`]: the wall clock commands are stamped with.
 //! - [`types`]: the openraft type configuration.
 //! - [`network`], [`rpc`], [`server`]: Raft RPC over HTTP/2 and forwarding to the leader.
-//! - [`node`]: wiring a node from its [`config`]; writes, linearizable reads, membership.
+//! - [`node`]: writes, linearizable reads and membership through the leader.
+//! - [`startup`]: wiring a node from its [`config`], and draining it.
 //! - [`api`]: the REST API and the watch stream.
-//! - [`client`]: the API client the CLI (and later the gateway) uses.
+//! - [`wire`], [`paths`]: the API's bodies and paths, shared by the server and its clients.
+//! - [`client`]: the typed API client the gateway, the CLI and `warden check` use.
+//! - [`trust`]: CAs, SPIFFE identities, mTLS configurations.
 //!
 //! Depends on `warden-raft-store` for storage; knows nothing of gateways or Kubernetes.
 
 pub mod api;
 pub mod client;
+pub mod clock;
 pub mod command;
 pub mod config;
 pub mod metrics;
 pub mod model;
 pub mod network;
 pub mod node;
+pub mod paths;
 pub mod rpc;
 pub mod server;
+pub mod startup;
 pub mod state;
 pub mod trust;
 pub mod types;
+pub mod wire;

@@ -59,7 +59,7 @@ pub struct ServiceExport {
 }
 
 /// The CA certificates accepted for one trust domain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TrustBundle {
     pub trust_domain: String,
     pub ca_bundle_pem: String,
@@ -70,7 +70,7 @@ pub struct TrustBundle {
 
 /// A cluster's liveness lease: its gateway renews it; once `renewed_at + ttl_ms` has passed,
 /// gateways stop sending to the cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Lease {
     pub cluster: String,
     pub renewed_at: u64,
@@ -79,6 +79,10 @@ pub struct Lease {
     /// CA rotation knows every cluster is ready for the next step.
     #[serde(default)]
     pub trust_versions: BTreeMap<String, u64>,
+    /// The east-west address the renewing gateway advertises; `warden check` reports a
+    /// registration that points elsewhere.
+    #[serde(default)]
+    pub gateway: Option<String>,
 }
 
 /// How a service's traffic is spread across clusters.

@@ -1,8 +1,9 @@
 //! The two listeners of a federation node: Raft RPC (peer-to-peer) and the REST API.
 //!
 //! Raft RPC bodies are decoded by the shared codec; a body that does not decode gets 400 and
-//! never reaches Raft. Both servers speak HTTP/1.1 and HTTP/2 (prior knowledge) and stop
-//! accepting when the node shuts down.
+//! never reaches Raft. Both servers speak HTTP/1.1 and HTTP/2 (prior knowledge). When the
+//! node shuts down they stop accepting, ask every connection to close once its requests in
+//! flight are answered (HTTP/2 GOAWAY, HTTP/1.1 `connection: close`), and end when all have.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use warden_raft_store::codec;
 use crate::network::paths;
 use crate::node::FederationNode;
 use crate::rpc::ForwardRequest;
+use crate::trust::spiffe::PeerIdentity;
 use crate::types::{NodeId, TypeConfig};
 
 type Node = Arc<FederationNode>;
@@ -83,10 +85,6 @@ async fn forward(State(node): State<Node>, body: Bytes) -> Response {
     encode_reply(&resp)
 }
 
-/// The SPIFFE ID of an API client that presented a verified certificate.
-#[derive(Debug, Clone)]
-pub struct PeerIdentity(pub Option<String>);
-
 /// The Raft RPC router.
 pub fn raft_router(node: Node) -> Router {
     Router::new()
@@ -138,8 +136,9 @@ pub fn spawn_raft_server(
     }
 }
 
-/// Accepts TLS connections (ALPN h2) and serves `app` on each, until shutdown. A failed
-/// handshake (no or untrusted certificate, garbage) is logged and dropped.
+/// Accepts TLS connections (ALPN h2) and serves `app` on each, until shutdown; then waits for
+/// the connections to finish their requests. A failed handshake (no or untrusted
+/// certificate, garbage) is logged and dropped.
 async fn serve_tls(
     listener: TcpListener,
     app: Router,
@@ -149,15 +148,17 @@ async fn serve_tls(
     node: Node,
     listener_name: &'static str,
 ) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
             accepted = listener.accept() => {
                 let Ok((tcp, peer)) = accepted else {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 };
                 let (acceptor, app, node) = (acceptor.clone(), app.clone(), node.clone());
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let _ = tcp.set_nodelay(true);
                     let tls = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
@@ -183,13 +184,15 @@ async fn serve_tls(
                         app
                     };
                     let svc = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                        .await;
+                    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
+                    let _ = watcher.watch(conn).await;
                 });
             }
         }
     }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Serves the REST API until shutdown: plain HTTP, or HTTPS with `tls`.

@@ -18,6 +18,11 @@ use crate::model::{
 /// How many changes the history keeps; a watcher further behind must re-list.
 pub const HISTORY_LEN: usize = 10_000;
 
+/// The version of how commands and this state encode on disk (the raft store refuses data of
+/// another version). Bump it when a persisted type changes shape; appending an enum variant
+/// does not change it. 2: leases carry the gateway's advertised address.
+pub const DATA_FORMAT: u32 = 2;
+
 /// One change as a watcher sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChangeEvent {
@@ -44,6 +49,10 @@ pub enum ChangeEvent {
     SecurityPolicyDeleted {
         id: String,
     },
+    // New variants go last: snapshots name variants by their index.
+    LeaseWithdrawn {
+        cluster: String,
+    },
 }
 
 /// A numbered change.
@@ -52,43 +61,6 @@ pub struct Change {
     pub revision: u64,
     pub at: u64,
     pub event: ChangeEvent,
-}
-
-impl Change {
-    /// The watch stream's JSON form: `{"revision":N,"type":"cluster.put","cluster":{...}}`.
-    pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::json;
-        let (ty, body) = match &self.event {
-            ChangeEvent::ClusterPut(c) => ("cluster.put", json!({ "cluster": c })),
-            ChangeEvent::ClusterDeleted { name } => ("cluster.deleted", json!({ "name": name })),
-            ChangeEvent::ServicePut(s) => ("service.put", json!({ "service": s })),
-            ChangeEvent::ServiceDeleted {
-                cluster,
-                namespace,
-                service,
-            } => (
-                "service.deleted",
-                json!({ "cluster": cluster, "namespace": namespace, "service": service }),
-            ),
-            ChangeEvent::TrustBundlePut(b) => ("trust_bundle.put", json!({ "bundle": b })),
-            ChangeEvent::TrustBundleDeleted { trust_domain } => (
-                "trust_bundle.deleted",
-                json!({ "trust_domain": trust_domain }),
-            ),
-            ChangeEvent::LeaseRenewed(l) => ("lease.renewed", json!({ "lease": l })),
-            ChangeEvent::PolicyPut(p) => ("policy.put", json!({ "policy": p })),
-            ChangeEvent::PolicyDeleted { id } => ("policy.deleted", json!({ "id": id })),
-            ChangeEvent::SecurityPolicyPut(p) => ("security_policy.put", json!({ "policy": p })),
-            ChangeEvent::SecurityPolicyDeleted { id } => {
-                ("security_policy.deleted", json!({ "id": id }))
-            }
-        };
-        let mut v = json!({ "revision": self.revision, "at": self.at, "type": ty });
-        if let (Some(obj), serde_json::Value::Object(extra)) = (v.as_object_mut(), body) {
-            obj.extend(extra);
-        }
-        v
-    }
 }
 
 /// Key of an export: (cluster, namespace, service).
@@ -279,6 +251,40 @@ impl FederationState {
         CommandResult::Applied { revision }
     }
 
+    fn withdraw_lease(&mut self, cluster: &str, at: u64) -> CommandResult {
+        if !self.clusters.contains_key(cluster) {
+            return CommandResult::Rejected(Rejection::NotFound(format!("cluster {cluster:?}")));
+        }
+        if self.leases.remove(cluster).is_none() {
+            // Nothing to withdraw: no change, no revision.
+            return CommandResult::Applied {
+                revision: self.revision,
+            };
+        }
+        let revision = self.record(
+            at,
+            ChangeEvent::LeaseWithdrawn {
+                cluster: cluster.to_string(),
+            },
+        );
+        CommandResult::Applied { revision }
+    }
+
+    fn set_cluster_gateway(&mut self, name: &str, gateway: &str, at: u64) -> CommandResult {
+        let Some(c) = self.clusters.get_mut(name) else {
+            return CommandResult::Rejected(Rejection::NotFound(format!("cluster {name:?}")));
+        };
+        if c.gateway == gateway {
+            return CommandResult::Applied {
+                revision: self.revision,
+            };
+        }
+        c.gateway = gateway.to_string();
+        let updated = c.clone();
+        let revision = self.record(at, ChangeEvent::ClusterPut(updated));
+        CommandResult::Applied { revision }
+    }
+
     fn put_policy(&mut self, policy: &TrafficPolicy) -> CommandResult {
         if let Some(other) = self
             .policies
@@ -395,6 +401,10 @@ impl StateMachineCore for FederationState {
             } => {
                 let revision = self.put_bundle(trust_domain, ca_bundle_pem, *at);
                 CommandResult::Applied { revision }
+            }
+            Command::WithdrawLease { cluster, at } => self.withdraw_lease(cluster, *at),
+            Command::SetClusterGateway { name, gateway, at } => {
+                self.set_cluster_gateway(name, gateway, *at)
             }
         }
     }
@@ -601,6 +611,7 @@ mod tests {
             renewed_at: 5,
             ttl_ms: 1000,
             trust_versions: Default::default(),
+            gateway: None,
         };
         assert!(matches!(
             s.apply(
@@ -625,6 +636,58 @@ mod tests {
             },
         );
         assert!(s.leases.is_empty());
+    }
+
+    #[test]
+    fn a_withdrawn_lease_is_gone_and_a_gateway_can_be_corrected() {
+        let mut s = FederationState::default();
+        register(&mut s, "a", "a.td", false);
+        let lease = Lease {
+            cluster: "a".into(),
+            renewed_at: 5,
+            ttl_ms: 1000,
+            trust_versions: Default::default(),
+            gateway: Some("127.0.0.1:1".into()),
+        };
+        s.apply(2, &Command::RenewLease { lease });
+        let w = Command::WithdrawLease {
+            cluster: "a".into(),
+            at: 6,
+        };
+        assert_eq!(s.apply(3, &w), CommandResult::Applied { revision: 3 });
+        assert!(s.leases.is_empty());
+        assert!(matches!(
+            s.history.back().map(|c| &c.event),
+            Some(ChangeEvent::LeaseWithdrawn { cluster }) if cluster == "a"
+        ));
+        assert_eq!(
+            s.apply(4, &w),
+            CommandResult::Applied { revision: 3 },
+            "nothing left to withdraw: no change"
+        );
+        let set = |gw: &str| Command::SetClusterGateway {
+            name: "a".into(),
+            gateway: gw.into(),
+            at: 7,
+        };
+        assert_eq!(
+            s.apply(5, &set("127.0.0.1:2")),
+            CommandResult::Applied { revision: 4 }
+        );
+        assert_eq!(s.clusters["a"].gateway, "127.0.0.1:2");
+        assert_eq!(
+            s.apply(6, &set("127.0.0.1:2")),
+            CommandResult::Applied { revision: 4 }
+        );
+        let missing = Command::SetClusterGateway {
+            name: "zz".into(),
+            gateway: "127.0.0.1:2".into(),
+            at: 7,
+        };
+        assert!(matches!(
+            s.apply(7, &missing),
+            CommandResult::Rejected(Rejection::NotFound(_))
+        ));
     }
 
     #[test]

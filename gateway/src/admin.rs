@@ -12,11 +12,24 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 
-use crate::balance::{self, Inputs};
+use crate::balance::{self, Mode};
 use crate::control::guard::InjectPanic;
-use crate::proxy::{BoxBody, ProxyCtx, full, route};
+use crate::key::ServiceKey;
+use crate::proxy::body::{BoxBody, full};
+use crate::proxy::context::{Listener, ProxyCtx};
+use crate::proxy::plan::ServiceView;
 
 type Hooks = Arc<HashMap<String, Recipient<InjectPanic>>>;
+
+/// What the admin endpoints read.
+#[derive(Clone)]
+pub struct AdminState {
+    pub ctx: Arc<ProxyCtx>,
+    /// Test hooks (`test_hooks = true`): actors that `/debug/panic/{actor}` reaches.
+    pub hooks: Option<Hooks>,
+    /// The east-west address this gateway advertises.
+    pub advertise: String,
+}
 
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<BoxBody> {
     let mut r = Response::new(full(Bytes::from(body)));
@@ -35,25 +48,25 @@ pub fn config_dump(ctx: &ProxyCtx) -> Value {
     let local = ctx.tables.local.load();
     let remote = ctx.tables.remote.load();
     let mut local_json = serde_json::Map::new();
-    for ((ns, svc), s) in &local.services {
+    for (key, s) in &local.services {
         let eps: Vec<Value> = s
             .endpoints
             .iter()
             .map(|e| json!({"addr": e.addr, "available": e.available, "ramp": e.ramp, "in_flight": e.inflight.get()}))
             .collect();
         local_json.insert(
-            format!("{ns}/{svc}"),
-            json!({"weight": s.weight, "endpoints": eps}),
+            key.to_string(),
+            json!({"weight": s.weight, "port": s.port, "endpoints": eps}),
         );
     }
     let mut remote_json = serde_json::Map::new();
-    for ((ns, svc), rs) in &remote.services {
-        remote_json.insert(format!("{ns}/{svc}"), json!(rs));
+    for (key, rs) in &remote.services {
+        remote_json.insert(key.to_string(), json!(rs));
     }
     let policies: serde_json::Map<String, Value> = remote
         .policies
         .iter()
-        .map(|((ns, svc), p)| (format!("{ns}/{svc}"), json!(p)))
+        .map(|(key, p)| (key.to_string(), json!(p)))
         .collect();
     json!({
         "cluster": {"name": ctx.me.cluster, "region": ctx.me.region, "zone": ctx.me.zone},
@@ -66,33 +79,22 @@ pub fn config_dump(ctx: &ProxyCtx) -> Value {
 
 /// Where a request for `authority` would go right now, and why.
 pub fn explain(ctx: &ProxyCtx, authority: &str) -> (StatusCode, Value) {
-    let Some(key) = route::service_from_authority(authority) else {
+    let Some(key) = ServiceKey::from_authority(authority) else {
         return (
             StatusCode::BAD_REQUEST,
             json!({"error": {"code": "bad_authority", "message": format!("{authority:?} is not svc.ns, svc.ns.svc.cluster.local or svc.ns.svc.clusterset.local")}}),
         );
     };
-    let local_table = ctx.tables.local.load();
-    let remote_table = ctx.tables.remote.load();
-    let local = local_table.services.get(&key).cloned();
-    let none = Vec::new();
-    let remotes = remote_table.services.get(&key).unwrap_or(&none);
-    let policy = remote_table.policies.get(&key);
-    let service = format!("{}/{}", key.0, key.1);
-    if local.is_none() && remotes.is_empty() {
+    let view = ServiceView::load(&ctx.tables, &key, Listener::Outbound);
+    let service = key.to_string();
+    if view.missing(Listener::Outbound).is_some() {
         return (
             StatusCode::NOT_FOUND,
-            json!({"service": service, "found": false, "reason": "no local endpoints and no cluster exports this service", "revision": remote_table.revision}),
+            json!({"service": service, "found": false, "reason": "no local endpoints and no cluster exports this service", "revision": view.revision}),
         );
     }
-    let inputs = Inputs {
-        me: &ctx.me,
-        local: local.as_deref(),
-        remotes,
-        policy,
-        overprovisioning_percent: ctx.cfg.routing.overprovisioning_percent,
-        exclude: &[],
-    };
+    let (local, remotes, policy) = (view.local.as_ref(), &view.remotes, view.policy.as_deref());
+    let inputs = view.inputs(&ctx.me, ctx.cfg.routing.overprovisioning_percent, &[]);
     let plan = balance::plan(&inputs);
     let levels: Vec<Value> = plan
         .levels
@@ -120,7 +122,7 @@ pub fn explain(ctx: &ProxyCtx, authority: &str) -> (StatusCode, Value) {
         "no healthy endpoint in any cluster: requests get 503 no_healthy_upstream".to_string()
     } else if plan.levels.first().is_some_and(|l| l.load >= 0.999) {
         "local endpoints are healthy: all traffic stays in this cluster".to_string()
-    } else if plan.mode == "weighted" {
+    } else if plan.mode == Mode::Weighted {
         format!(
             "traffic policy {:?} splits traffic by cross-cluster weights",
             policy.map(|p| p.id.clone()).unwrap_or_default()
@@ -148,45 +150,61 @@ pub fn explain(ctx: &ProxyCtx, authority: &str) -> (StatusCode, Value) {
             "local": local_json,
             "policy": policy,
             "overprovisioning_percent": policy.and_then(|p| p.overprovisioning_percent).unwrap_or(ctx.cfg.routing.overprovisioning_percent),
-            "revision": remote_table.revision,
-            "federation_connected": remote_table.connected,
+            "revision": view.revision,
+            "federation_connected": view.connected,
         }),
     )
 }
 
-async fn handle(
-    req: Request<Incoming>,
-    ctx: Arc<ProxyCtx>,
-    hooks: Option<Hooks>,
-) -> Response<BoxBody> {
+/// `/readyz`: ready once the federation catalog arrived, unless draining; the detail says
+/// what an operator should know (a registration that points elsewhere).
+fn readyz(st: &AdminState) -> Response<BoxBody> {
+    if st.ctx.drain.is_draining() {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready: draining\n".into(),
+        );
+    }
+    let remote = st.ctx.tables.remote.load();
+    if remote.revision == 0 && !remote.connected {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready: no federation catalog yet\n".into(),
+        );
+    }
+    let mut body = "ready\n".to_string();
+    if let Some(registered) = &remote.registered_gateway
+        && *registered != st.advertise
+    {
+        body.push_str(&format!(
+            "warning: the federation has this cluster's gateway at {registered}, but this gateway advertises {}: other clusters send its traffic to {registered}\n",
+            st.advertise
+        ));
+    }
+    reply(StatusCode::OK, "text/plain", body)
+}
+
+async fn handle(req: Request<Incoming>, st: AdminState) -> Response<BoxBody> {
+    let (ctx, hooks) = (&st.ctx, &st.hooks);
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n".into()),
-        (Method::GET, "/readyz") => {
-            let remote = ctx.tables.remote.load();
-            if remote.revision > 0 || remote.connected {
-                reply(StatusCode::OK, "text/plain", "ready\n".into())
-            } else {
-                reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain",
-                    "not ready: no federation catalog yet\n".into(),
-                )
-            }
-        }
+        (Method::GET, "/readyz") => readyz(&st),
         (Method::GET, "/metrics") => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4",
             ctx.metrics.render(),
         ),
-        (Method::GET, "/config_dump") => json_reply(StatusCode::OK, config_dump(&ctx)),
+        (Method::GET, "/config_dump") => json_reply(StatusCode::OK, config_dump(ctx)),
         (Method::GET, "/explain") => {
             let authority = query
                 .split('&')
                 .find_map(|kv| kv.strip_prefix("authority="))
                 .unwrap_or("");
-            let (status, v) = explain(&ctx, authority);
+            let (status, v) = explain(ctx, authority);
             json_reply(status, v)
         }
         (Method::POST, p) if p.starts_with("/debug/panic/") => match hooks {
@@ -216,11 +234,7 @@ async fn handle(
 }
 
 /// Serves the admin endpoints on `sock` until the process ends.
-pub fn spawn(
-    sock: std::net::TcpListener,
-    ctx: Arc<ProxyCtx>,
-    hooks: Option<Hooks>,
-) -> std::io::Result<()> {
+pub fn spawn(sock: std::net::TcpListener, st: AdminState) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(sock)?;
     tokio::spawn(async move {
         loop {
@@ -228,11 +242,11 @@ pub fn spawn(
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             };
-            let (ctx, hooks) = (ctx.clone(), hooks.clone());
+            let st = st.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
-                    let (ctx, hooks) = (ctx.clone(), hooks.clone());
-                    async move { Ok::<_, Infallible>(handle(req, ctx, hooks).await) }
+                    let st = st.clone();
+                    async move { Ok::<_, Infallible>(handle(req, st).await) }
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), svc)

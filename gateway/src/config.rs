@@ -107,19 +107,20 @@ impl Default for KubernetesSection {
 }
 
 /// Authorization of callers from other clusters (enforced on the east-west listener with mTLS).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthzSection {
-    /// What happens to a caller when no security policy covers the service: "allow" or "deny".
-    pub default: String,
+    /// What happens to a caller when no security policy covers the service.
+    pub default: AuthzDefault,
 }
 
-impl Default for AuthzSection {
-    fn default() -> Self {
-        Self {
-            default: "allow".into(),
-        }
-    }
+/// `authz.default`: `"allow"` or `"deny"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthzDefault {
+    #[default]
+    Allow,
+    Deny,
 }
 
 /// This gateway's SPIFFE identity and its own trust domain's CA bundle (see `warden trust`).
@@ -322,6 +323,9 @@ pub struct TimeoutSection {
     pub connect_ms: u64,
     pub per_try_ms: u64,
     pub overall_ms: u64,
+    /// On SIGTERM/SIGINT: how long requests in flight may take to finish after the gateway
+    /// stops accepting connections, before it closes them.
+    pub drain_ms: u64,
 }
 
 impl Default for TimeoutSection {
@@ -330,6 +334,7 @@ impl Default for TimeoutSection {
             connect_ms: 1_000,
             per_try_ms: 15_000,
             overall_ms: 30_000,
+            drain_ms: 10_000,
         }
     }
 }
@@ -355,9 +360,7 @@ impl Default for RetrySection {
     }
 }
 
-fn default_network() -> String {
-    "default".into()
-}
+use warden_federation::wire::default_network;
 fn yes() -> bool {
     true
 }
@@ -436,11 +439,6 @@ impl GatewayConfig {
                 &r.service,
             )
             .map_err(bad)?;
-        }
-        if self.authz.default != "allow" && self.authz.default != "deny" {
-            return Err(ConfigError::Invalid(
-                "authz.default must be \"allow\" or \"deny\"".into(),
-            ));
         }
         if self.federation.lease_ttl_ms < 300 {
             return Err(ConfigError::Invalid(

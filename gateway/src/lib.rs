@@ -2,12 +2,15 @@
 //!
 //! Layout:
 //! - [`config`]: the gateway's TOML configuration.
+//! - [`key`]: [`key::ServiceKey`], a service's name in the mesh.
 //! - [`table`]: immutable routing snapshots (`ArcSwap`) the data path reads lock-free.
 //! - [`balance`], [`health`]: pure algorithms (priorities, weights, least-request; probe
 //!   thresholds, outlier ejection) — no I/O, unit-tested.
-//! - [`proxy`]: the data path (hyper): outbound and east-west listeners, forwarding, errors.
+//! - [`proxy`]: the data path (hyper): the request path as named stages, from accept to the
+//!   access line.
 //! - [`control`]: supervised actix actors: listeners, upstream pools, health checker, catalog
-//!   watcher, discovery; they own lifecycle and publish snapshots.
+//!   watcher, publisher, discovery; they own lifecycle and publish snapshots.
+//! - [`drain`]: the graceful-shutdown signal connections watch.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `/config_dump`, `/explain`.
 //! - [`metrics`]: the Prometheus registry and metric families.
 //!
@@ -18,7 +21,9 @@ pub mod authz;
 pub mod balance;
 pub mod config;
 pub mod control;
+pub mod drain;
 pub mod health;
+pub mod key;
 pub mod metrics;
 pub mod proxy;
 pub mod table;

@@ -14,8 +14,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
-/// (namespace, service).
-pub type ServiceKey = (String, String);
+pub use crate::key::ServiceKey;
 
 /// Requests in flight to one target; shared across snapshots.
 #[derive(Debug, Default)]
@@ -52,13 +51,25 @@ pub struct LocalEndpoint {
     pub inflight: Arc<InFlight>,
 }
 
+/// Same address, state and counter: publishing it again would change nothing.
+impl PartialEq for LocalEndpoint {
+    fn eq(&self, o: &Self) -> bool {
+        self.addr == o.addr
+            && self.available == o.available
+            && self.ramp == o.ramp
+            && Arc::ptr_eq(&self.inflight, &o.inflight)
+    }
+}
+
 /// A local service.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LocalService {
     pub endpoints: Vec<LocalEndpoint>,
     pub weight: u32,
     /// Endpoints speak HTTP/2 (h2c prior knowledge): services exported as `http2` or `grpc`.
     pub h2: bool,
+    /// The service port the endpoints serve (the service's first port).
+    pub port: u16,
 }
 
 impl LocalService {
@@ -118,12 +129,14 @@ pub struct RemoteTable {
     pub revision: u64,
     /// Whether the watch stream is connected (routing continues from the last table if not).
     pub connected: bool,
-    pub services: HashMap<ServiceKey, Vec<RemoteCluster>>,
-    pub policies: HashMap<ServiceKey, RoutePolicy>,
+    pub services: HashMap<ServiceKey, Arc<[RemoteCluster]>>,
+    pub policies: HashMap<ServiceKey, Arc<RoutePolicy>>,
     /// Authorization policies by service.
     pub security: HashMap<ServiceKey, Vec<warden_federation::model::SecurityPolicy>>,
     /// Registered trust domain of each cluster, to check a caller's claimed source cluster.
     pub cluster_domains: HashMap<String, String>,
+    /// The east-west address the federation has for this gateway's own cluster.
+    pub registered_gateway: Option<String>,
 }
 
 /// Shared handles to both tables.
@@ -132,8 +145,8 @@ pub struct Tables {
     pub local: Arc<ArcSwap<LocalTable>>,
     pub remote: Arc<ArcSwap<RemoteTable>>,
     /// In-flight counters by target (endpoint address or `cluster:<name>`), reused across
-    /// snapshots.
-    inflight: Arc<std::sync::Mutex<HashMap<String, Arc<InFlight>>>>,
+    /// snapshots while any snapshot or pool holds them; forgotten once none does.
+    inflight: Arc<std::sync::Mutex<HashMap<String, std::sync::Weak<InFlight>>>>,
     /// When the gateway started; ramp and lease decisions use monotonic time from here.
     pub started: Arc<StartTime>,
 }
@@ -150,16 +163,32 @@ impl Default for StartTime {
 
 impl Tables {
     /// The in-flight counter of a target, created on first use (control plane only).
+    /// Counters of targets no snapshot holds any more are dropped on the way.
     pub fn inflight_for(&self, target: &str) -> Arc<InFlight> {
         let mut m = match self.inflight.lock() {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        m.entry(target.to_string()).or_default().clone()
+        if let Some(live) = m.get(target).and_then(std::sync::Weak::upgrade) {
+            return live;
+        }
+        m.retain(|_, w| w.strong_count() > 0);
+        let fresh = Arc::new(InFlight::default());
+        m.insert(target.to_string(), Arc::downgrade(&fresh));
+        fresh
+    }
+
+    /// Targets with an in-flight counter still held somewhere.
+    pub fn inflight_targets(&self) -> usize {
+        let m = match self.inflight.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        m.values().filter(|w| w.strong_count() > 0).count()
     }
 
     /// Replaces one local service (or removes it with `None`).
-    pub fn publish_local(&self, key: ServiceKey, svc: Option<LocalService>) {
+    pub fn publish_local(&self, key: &ServiceKey, svc: Option<LocalService>) {
         self.local.rcu(|t| {
             let mut t = LocalTable::clone(t);
             match &svc {
@@ -167,10 +196,32 @@ impl Tables {
                     t.services.insert(key.clone(), Arc::new(s.clone()));
                 }
                 None => {
-                    t.services.remove(&key);
+                    t.services.remove(key);
                 }
             }
             t
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_counters_are_shared_while_held_and_forgotten_after() {
+        let t = Tables::default();
+        let a = t.inflight_for("10.0.0.1:80");
+        let again = t.inflight_for("10.0.0.1:80");
+        let _g = a.track();
+        assert_eq!(again.get(), 1, "one counter per target across snapshots");
+        drop(_g);
+        drop((a, again));
+        let _b = t.inflight_for("10.0.0.2:80");
+        assert_eq!(
+            t.inflight_targets(),
+            1,
+            "the removed endpoint's counter is gone"
+        );
     }
 }

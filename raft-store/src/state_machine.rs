@@ -143,7 +143,9 @@ where
 pub struct SnapshotBuilder<C: RaftTypeConfig> {
     db: Arc<Database>,
     meta: SnapshotMeta<C::NodeId, C::Node>,
-    data: Result<Vec<u8>, codec::CodecError>,
+    /// The encoded state, or why it could not be captured (a codec error, or a lock poisoned
+    /// by a panic in apply): never an empty snapshot that would pass for a real one.
+    data: Result<Vec<u8>, String>,
 }
 
 impl<C> RaftSnapshotBuilder<C> for SnapshotBuilder<C>
@@ -158,7 +160,7 @@ where
                     source: StorageIOError::new(
                         ErrorSubject::Snapshot(None),
                         ErrorVerb::Write,
-                        AnyError::error(e),
+                        AnyError::error(format!("cannot capture the state: {e}")),
                     ),
                 });
             }
@@ -215,9 +217,10 @@ where
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         self.snapshot_seq += 1;
-        let (data, id) = match self.state.read() {
-            Ok(s) => (codec::encode(&*s), self.snapshot_seq),
-            Err(_) => (Ok(Vec::new()), 0),
+        let id = self.snapshot_seq;
+        let data = match self.state.read() {
+            Ok(s) => codec::encode(&*s).map_err(|e| e.to_string()),
+            Err(_) => Err("state lock poisoned by a panic in apply".to_string()),
         };
         let snapshot_id = match &self.last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id, l.index, id),

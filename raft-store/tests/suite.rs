@@ -59,7 +59,7 @@ impl
         StorageError<u64>,
     > {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = warden_raft_store::open(dir.path()).expect("open store");
+        let db = warden_raft_store::open(dir.path(), 1).expect("open store");
         let log = LogStore::new(db.clone());
         let sm = StateMachineStore::new(db)?;
         Ok((dir, log, sm))
@@ -72,4 +72,28 @@ fn openraft_storage_suite() {
     if let Err(e) = Suite::test_all(Builder) {
         panic!("storage suite failed: {e}");
     }
+}
+
+/// A state whose lock was poisoned by a panic in apply yields an error, never an empty
+/// snapshot that a follower would install as the whole state.
+#[test]
+fn a_poisoned_state_gives_no_snapshot() {
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = warden_raft_store::open(dir.path(), 1).unwrap();
+        let mut sm: StateMachineStore<TestConfig, Kv> = StateMachineStore::new(db).unwrap();
+        let state = sm.state();
+        let _ = std::thread::spawn(move || {
+            let _held = state.write().unwrap();
+            panic!("poison the lock (expected in this test)");
+        })
+        .join();
+        let mut builder = sm.get_snapshot_builder().await;
+        let err = builder.build_snapshot().await.unwrap_err();
+        assert!(err.to_string().contains("poisoned"), "{err}");
+    });
 }

@@ -11,13 +11,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use openraft::storage::RaftLogStorage;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Membership, Vote};
-use serde_json::json;
-use warden_federation::client::ApiClient;
+use warden_federation::client::FederationClient;
 use warden_federation::command::Command;
 use warden_federation::config::{NodeConfig, RaftTuning};
 use warden_federation::model::{Protocol, ServiceExport, ServicePort};
-use warden_federation::node::{RunningNode, start};
+use warden_federation::paths;
+use warden_federation::startup::{RunningNode, start};
+use warden_federation::state::DATA_FORMAT;
 use warden_federation::types::{NodeInfo, TypeConfig};
+use warden_federation::wire::{AddMember, ExportBody, RegisterCluster};
 use warden_raft_store::LogStore;
 
 use super::etcd::EtcdCluster;
@@ -53,6 +55,7 @@ fn node_config(id: u64, dir: &Path, bootstrap: bool, tuning: RaftTuning) -> Node
         raft: tuning,
         tls: None,
         admin_spiffe_ids: Vec::new(),
+        drain_timeout_ms: 1_000,
     }
 }
 
@@ -64,38 +67,57 @@ async fn three_nodes(dir: &Path) -> Result<Vec<RunningNode>> {
         .current_leader(1, "bootstrap")
         .await
         .context("node 1 did not become leader")?;
-    let api = ApiClient::new(&format!("http://{}", n1.api_addr), Some(TOKEN.into()))?;
+    let api =
+        FederationClient::single(&format!("http://{}", n1.api_addr), Some(TOKEN.into()), None)?;
     let mut nodes = vec![n1];
     for id in 2..=3 {
         let n = start(node_config(id, dir, false, RaftTuning::default())).await?;
-        api.post(
-            "/api/v1/federation/members",
-            &json!({"id": id, "raft_addr": n.raft_addr.to_string(), "api_addr": n.api_addr.to_string()}),
-        )
-        .await?;
+        let req = AddMember {
+            id,
+            raft_addr: n.raft_addr.to_string(),
+            api_addr: n.api_addr.to_string(),
+            voter: true,
+        };
+        api.add_member(&req).await?;
         nodes.push(n);
     }
-    api.post(
-        "/api/v1/clusters",
-        &json!({"name": "bench", "region": "r", "zone": "z", "gateway": "127.0.0.1:15008", "trust_domain": "bench.test"}),
-    )
-    .await?;
+    let bench = RegisterCluster {
+        name: "bench".into(),
+        region: "r".into(),
+        zone: "z".into(),
+        network: "default".into(),
+        gateway: "127.0.0.1:15008".into(),
+        trust_domain: "bench.test".into(),
+        ca_bundle_pem: None,
+        labels: Default::default(),
+    };
+    api.register_cluster(&bench).await?;
     Ok(nodes)
 }
 
+/// The export body of write number `i`.
+fn export_body(i: u64) -> ExportBody {
+    ExportBody {
+        ports: vec![ServicePort {
+            name: "http".into(),
+            port: 80,
+            protocol: Protocol::Http,
+        }],
+        healthy_endpoints: (i % 7) as u32,
+        weight: 100,
+    }
+}
+
 fn export_command(i: u64) -> Command {
+    let b = export_body(i);
     Command::ExportService {
         export: ServiceExport {
             cluster: "bench".into(),
             namespace: "bench".into(),
             service: format!("svc-{}", i % 1000),
-            ports: vec![ServicePort {
-                name: "http".into(),
-                port: 80,
-                protocol: Protocol::Http,
-            }],
-            healthy_endpoints: (i % 7) as u32,
-            weight: 100,
+            ports: b.ports,
+            healthy_endpoints: b.healthy_endpoints,
+            weight: b.weight,
             updated_at: i,
         },
     }
@@ -104,7 +126,7 @@ fn export_command(i: u64) -> Command {
 /// Writes a single-node store whose log holds `n` committed entries, directly through the
 /// storage layer (batched, fsynced), as a node that ran for a long time would have.
 async fn build_long_log(dir: &Path, n: u64) -> Result<NodeInfo> {
-    let db = warden_raft_store::open(&dir.join("node-1"))?;
+    let db = warden_raft_store::open(&dir.join("node-1"), DATA_FORMAT)?;
     let mut log: LogStore<TypeConfig> = LogStore::new(db);
     let leader = CommittedLeaderId::new(1, 1);
     let info = NodeInfo {
@@ -158,7 +180,7 @@ async fn build_long_log(dir: &Path, n: u64) -> Result<NodeInfo> {
 async fn wait_released(dir: &Path) -> Result<()> {
     let path = dir.join("node-1");
     for _ in 0..200 {
-        if warden_raft_store::open(&path).is_ok() {
+        if warden_raft_store::open(&path, DATA_FORMAT).is_ok() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -198,12 +220,13 @@ pub async fn run(args: RaftBenchArgs) -> Result<()> {
         .find(|n| n.node.id != leader.node.id)
         .context("no follower")?;
     print_header();
-    let body = |i: u64| json!({"ports": [{"name": "http", "port": 80, "protocol": "http"}], "healthy_endpoints": i % 7});
+    let body = export_body;
     let warden_put = move |api: String| {
         move |http: &reqwest::Client, w: usize, i: u64| {
+            let svc = format!("svc-{w}-{}", i % 50);
             http.put(format!(
-                "http://{api}/api/v1/clusters/bench/services/bench/svc-{w}-{}",
-                i % 50
+                "http://{api}{}",
+                paths::export("bench", "bench", &svc)
             ))
             .bearer_auth(TOKEN)
             .json(&body(i))
@@ -226,7 +249,7 @@ pub async fn run(args: RaftBenchArgs) -> Result<()> {
     // The same writes against etcd (3 members on loopback, fsync'd WAL), when installed.
     match EtcdCluster::start(tmp.path()).await {
         Ok(Some(etcd)) => {
-            let value_len = body(1).to_string().len();
+            let value_len = serde_json::to_string(&body(1))?.len();
             for (label, c) in [("etcd leader, c=1", 1), ("etcd leader, c=64", 64)] {
                 let l = load(c, args.seconds, etcd.put_request(value_len)).await?;
                 print_row(label, &l);

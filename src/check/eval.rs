@@ -1,7 +1,8 @@
 //! The pure half of `warden check`: what the gathered answers mean, as items with an
 //! actionable message. No I/O, so each rule is unit-tested.
 
-use serde_json::Value;
+use warden_federation::model::Cluster;
+use warden_federation::wire::{BundleStatus, LeaseList, Listing, MeshStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -32,7 +33,7 @@ pub struct MemberView {
     pub id: u64,
     pub api: String,
     /// The status, or why it could not be read.
-    pub status: Result<Value, String>,
+    pub status: Result<MeshStatus, String>,
     /// Node clock minus this machine's clock at the midpoint of the request (ms), and half the
     /// round trip (the measurement's uncertainty).
     pub skew_ms: Option<(f64, f64)>,
@@ -46,7 +47,7 @@ pub fn federation(members: &[MemberView], voters: &[u64], max_skew_ms: f64) -> V
     let majority = voters.len() / 2 + 1;
     let leaders: Vec<Option<u64>> = up
         .iter()
-        .map(|m| m.status.as_ref().ok().and_then(|s| s["leader"].as_u64()))
+        .map(|m| m.status.as_ref().ok().and_then(|s| s.leader))
         .collect();
     let leader = leaders.iter().flatten().next().copied();
     let agree = leaders.iter().filter(|l| **l == leader).count();
@@ -73,12 +74,7 @@ pub fn federation(members: &[MemberView], voters: &[u64], max_skew_ms: f64) -> V
             Some("start the stopped federation nodes (their data directories keep their state)"),
         )),
     }
-    let applied = |m: &MemberView| {
-        m.status
-            .as_ref()
-            .ok()
-            .and_then(|s| s["last_applied"].as_u64())
-    };
+    let applied = |m: &MemberView| m.status.as_ref().ok().and_then(|s| s.last_applied);
     let leader_applied = members
         .iter()
         .find(|m| Some(m.id) == leader)
@@ -99,7 +95,7 @@ pub fn federation(members: &[MemberView], voters: &[u64], max_skew_ms: f64) -> V
                     .zip(applied(m))
                     .map(|(l, a)| l.saturating_sub(a))
                     .unwrap_or(0);
-                let state = s["state"].as_str().unwrap_or("?");
+                let state = s.state.as_str();
                 if lag > 1_000 {
                     out.push(item(
                         Level::Warn,
@@ -141,17 +137,14 @@ pub fn federation(members: &[MemberView], voters: &[u64], max_skew_ms: f64) -> V
     out
 }
 
-/// Lease freshness of every registered cluster (`/api/v1/clusters`, `/api/v1/leases`).
-pub fn leases(clusters: &Value, leases: &Value) -> Vec<Item> {
-    let now = leases["now"].as_u64().unwrap_or(0);
+/// Lease freshness of every registered cluster, and whether its gateway advertises the
+/// address the registration names (other clusters send its traffic there).
+pub fn leases(clusters: &Listing<Cluster>, leases: &LeaseList) -> Vec<Item> {
+    let now = leases.now;
     let mut out = Vec::new();
-    for c in clusters["items"].as_array().into_iter().flatten() {
-        let name = c["name"].as_str().unwrap_or("?");
-        let lease = leases["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|l| l["cluster"] == name);
+    for c in &clusters.items {
+        let name = c.name.as_str();
+        let lease = leases.items.iter().find(|l| l.cluster == name);
         let fix = "check that cluster's gateway: is it running, do its [federation].endpoints answer, is its admin token right? (its log says)";
         match lease {
             None => out.push(item(
@@ -160,24 +153,35 @@ pub fn leases(clusters: &Value, leases: &Value) -> Vec<Item> {
                 Some(fix),
             )),
             Some(l) => {
-                let renewed = l["renewed_at"].as_u64().unwrap_or(0);
-                let ttl = l["ttl_ms"].as_u64().unwrap_or(0);
-                let age = now.saturating_sub(renewed);
-                if age > ttl {
+                let age = now.saturating_sub(l.renewed_at);
+                if age > l.ttl_ms {
                     out.push(item(
                         Level::Fail,
                         format!(
                             "cluster {name}: lease expired {:.1} s ago (TTL {:.1} s) — other clusters no longer send it traffic",
-                            (age - ttl) as f64 / 1e3,
-                            ttl as f64 / 1e3
+                            (age - l.ttl_ms) as f64 / 1e3,
+                            l.ttl_ms as f64 / 1e3
                         ),
                         Some(fix),
                     ));
                 } else {
                     out.push(item(
                         Level::Ok,
-                        format!("cluster {name}: lease renewed {age} ms ago (TTL {ttl} ms)"),
+                        format!(
+                            "cluster {name}: lease renewed {age} ms ago (TTL {} ms)",
+                            l.ttl_ms
+                        ),
                         None,
+                    ));
+                }
+                if let Some(adv) = l.gateway.as_deref().filter(|a| *a != c.gateway) {
+                    out.push(item(
+                        Level::Fail,
+                        format!(
+                            "cluster {name}: registered with gateway {}, but its gateway advertises {adv} — other clusters send its traffic to {}",
+                            c.gateway, c.gateway
+                        ),
+                        Some("correct the registration (`warden cluster remove` and register again with --gateway set to the advertised address, or start the gateway with cluster.register = true and a token: it corrects its own registration), or set the gateway's cluster.advertise to the registered address if that is the one other clusters reach"),
                     ));
                 }
             }
@@ -194,12 +198,11 @@ pub fn leases(clusters: &Value, leases: &Value) -> Vec<Item> {
 }
 
 /// Whether every cluster with a live lease loaded the current bundle of each trust domain.
-pub fn trust(status: &Value) -> Vec<Item> {
+pub fn trust(status: &Listing<BundleStatus>) -> Vec<Item> {
     let mut out = Vec::new();
-    for b in status["items"].as_array().into_iter().flatten() {
-        let td = b["trust_domain"].as_str().unwrap_or("?");
-        let v = b["version"].as_u64().unwrap_or(0);
-        if b["complete"] == true {
+    for b in &status.items {
+        let (td, v) = (b.trust_domain.as_str(), b.version);
+        if b.complete {
             out.push(item(
                 Level::Ok,
                 format!("trust bundle {td} v{v}: loaded by every cluster using mTLS"),
@@ -207,17 +210,15 @@ pub fn trust(status: &Value) -> Vec<Item> {
             ));
             continue;
         }
-        let behind: Vec<String> = b["clusters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|c| c["current"] != true && c["lease_live"] == true && c["mtls"] == true)
+        let behind: Vec<String> = b
+            .clusters
+            .iter()
+            .filter(|c| !c.current && c.lease_live && c.mtls)
             .map(|c| {
                 format!(
                     "{} (has {})",
-                    c["cluster"].as_str().unwrap_or("?"),
-                    c["loaded_version"]
-                        .as_u64()
+                    c.cluster,
+                    c.loaded_version
                         .map(|v| format!("v{v}"))
                         .unwrap_or_else(|| "none".into())
                 )
@@ -238,12 +239,23 @@ mod tests {
     use serde_json::json;
 
     fn member(id: u64, leader: Option<u64>, applied: u64) -> MemberView {
+        let status = json!({"node_id": id, "state": "Follower", "leader": leader, "leader_api": null,
+            "term": 1, "last_log_index": applied, "last_applied": applied, "snapshot": null,
+            "members": [], "revision": 1, "now_ms": 1});
         MemberView {
             id,
             api: format!("n{id}"),
-            status: Ok(json!({"leader": leader, "last_applied": applied, "state": "Follower"})),
+            status: Ok(serde_json::from_value(status).unwrap()),
             skew_ms: Some((3.0, 1.0)),
         }
+    }
+
+    fn clusters(names: &[(&str, &str)]) -> Listing<Cluster> {
+        let items: Vec<serde_json::Value> = names
+            .iter()
+            .map(|(n, gw)| json!({"name": n, "region": "r", "zone": "z", "network": "n", "gateway": gw, "trust_domain": "t", "labels": {}, "registered_at": 1}))
+            .collect();
+        serde_json::from_value(json!({"revision": 1, "items": items})).unwrap()
     }
 
     fn down(id: u64) -> MemberView {
@@ -296,11 +308,16 @@ mod tests {
 
     #[test]
     fn leases_fresh_expired_missing() {
-        let clusters = json!({"items": [{"name": "a"}, {"name": "b"}, {"name": "c"}]});
-        let ls = json!({"now": 10_000, "items": [
-            {"cluster": "a", "renewed_at": 9_500, "ttl_ms": 1_500},
-            {"cluster": "b", "renewed_at": 5_000, "ttl_ms": 1_500}
-        ]});
+        let clusters = clusters(&[
+            ("a", "10.0.0.1:1"),
+            ("b", "10.0.0.2:1"),
+            ("c", "10.0.0.3:1"),
+        ]);
+        let ls: LeaseList = serde_json::from_value(json!({"revision": 1, "now": 10_000, "items": [
+            {"cluster": "a", "renewed_at": 9_500, "ttl_ms": 1_500, "expired_by_this_node_clock": false},
+            {"cluster": "b", "renewed_at": 5_000, "ttl_ms": 1_500, "expired_by_this_node_clock": true}
+        ]}))
+        .unwrap();
         let items = leases(&clusters, &ls);
         assert_eq!(items[0].level, Level::Ok);
         assert!(
@@ -312,12 +329,29 @@ mod tests {
     }
 
     #[test]
+    fn a_registration_pointing_elsewhere_fails_with_both_addresses() {
+        let clusters = clusters(&[("east", "10.0.0.10:15008")]);
+        let ls: LeaseList = serde_json::from_value(json!({"revision": 1, "now": 10_000, "items": [
+            {"cluster": "east", "renewed_at": 9_900, "ttl_ms": 1_500, "expired_by_this_node_clock": false, "gateway": "127.0.0.1:15008"}
+        ]}))
+        .unwrap();
+        let f = fails(&leases(&clusters, &ls));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].contains("registered with gateway 10.0.0.10:15008"),
+            "{f:?}"
+        );
+        assert!(f[0].contains("advertises 127.0.0.1:15008"), "{f:?}");
+    }
+
+    #[test]
     fn trust_incomplete_names_the_clusters_behind() {
-        let status = json!({"items": [{"trust_domain": "west.test", "version": 3, "complete": false, "clusters": [
+        let status: Listing<BundleStatus> = serde_json::from_value(json!({"revision": 1, "items": [{"trust_domain": "west.test", "version": 3, "complete": false, "clusters": [
             {"cluster": "east", "loaded_version": 2, "current": false, "lease_live": true, "mtls": true},
             {"cluster": "west", "loaded_version": 3, "current": true, "lease_live": true, "mtls": true},
             {"cluster": "gone", "loaded_version": 1, "current": false, "lease_live": false, "mtls": true}
-        ]}]});
+        ]}]}))
+        .unwrap();
         let f = fails(&trust(&status));
         assert_eq!(
             f,

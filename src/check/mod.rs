@@ -7,11 +7,12 @@
 
 pub mod eval;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use serde_json::Value;
-use warden_federation::client::ApiClient;
+use warden_federation::client::FederationClient;
+use warden_federation::model::{Cluster, TrustBundle};
+use warden_federation::wire::{Listing, MeshStatus, Role};
 
 use eval::{Item, Level, MemberView};
 
@@ -27,30 +28,21 @@ pub struct CheckArgs {
     timeout_ms: u64,
 }
 
-fn wall_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1e3)
-        .unwrap_or(0.0)
-}
-
-/// `/api/v1/mesh/status` of one node, with the clock offset measured around the request.
+/// The Raft status of one node, with the clock offset measured around the request.
 async fn member_status(
-    client: &ApiClient,
+    client: &FederationClient,
     timeout: Duration,
-) -> (Result<Value, String>, Option<(f64, f64)>) {
-    let before = wall_ms();
+) -> (Result<MeshStatus, String>, Option<(f64, f64)>) {
+    let before = warden_federation::clock::now_ms() as f64;
     let t = Instant::now();
-    let r = tokio::time::timeout(timeout, client.get("/api/v1/mesh/status")).await;
+    let r = tokio::time::timeout(timeout, client.mesh_status()).await;
     let rtt = t.elapsed().as_secs_f64() * 1e3;
     match r {
         Err(_) => (Err(format!("no answer within {timeout:?}")), None),
         Ok(Err(e)) => (Err(e.to_string()), None),
         Ok(Ok(v)) => {
-            let skew = v["now_ms"]
-                .as_f64()
-                .map(|now| (now - (before + rtt / 2.0), rtt / 2.0));
-            (Ok(v), skew)
+            let skew = (v.now_ms as f64 - (before + rtt / 2.0), rtt / 2.0);
+            (Ok(v), Some(skew))
         }
     }
 }
@@ -80,14 +72,14 @@ async fn tls_identity(addr: &str, bundle_pem: &str, timeout: Duration) -> Result
 
 /// Each cluster's east-west gateway: accepts TCP from here, and — when the store holds its
 /// trust domain's bundle — presents a certificate that bundle verifies.
-async fn gateways(clusters: &Value, bundles: Option<&Value>, timeout: Duration) -> Vec<Item> {
+async fn gateways(
+    clusters: &Listing<Cluster>,
+    bundles: Option<&Listing<TrustBundle>>,
+    timeout: Duration,
+) -> Vec<Item> {
     let mut out = Vec::new();
-    for c in clusters["items"].as_array().into_iter().flatten() {
-        let (name, gw, td) = (
-            c["name"].as_str().unwrap_or("?"),
-            c["gateway"].as_str().unwrap_or(""),
-            c["trust_domain"].as_str().unwrap_or(""),
-        );
+    for c in &clusters.items {
+        let (name, gw, td) = (c.name.as_str(), c.gateway.as_str(), c.trust_domain.as_str());
         let r = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(gw)).await;
         match r {
             Ok(Ok(_)) => {}
@@ -114,11 +106,10 @@ async fn gateways(clusters: &Value, bundles: Option<&Value>, timeout: Duration) 
             }
         }
         let bundle = bundles
-            .and_then(|b| b["items"].as_array())
             .into_iter()
-            .flatten()
-            .find(|b| b["trust_domain"] == td)
-            .and_then(|b| b["ca_bundle_pem"].as_str());
+            .flat_map(|b| &b.items)
+            .find(|b| b.trust_domain == td)
+            .map(|b| b.ca_bundle_pem.as_str());
         let Some(pem) = bundle else {
             out.push(Item {
                 level: Level::Ok,
@@ -136,7 +127,7 @@ async fn gateways(clusters: &Value, bundles: Option<&Value>, timeout: Duration) 
             Err(e) => Item {
                 level: Level::Fail,
                 what: format!("cluster {name}: gateway {gw} does not present a certificate the registered {td} bundle verifies: {e}"),
-                fix: Some("other gateways will refuse it: re-issue its certificate from a CA in the bundle, or publish its CA (old + new during a rotation) with PUT /api/v1/trust/bundles/<domain>".into()),
+                fix: Some("other gateways will refuse it: re-issue its certificate from a CA in the bundle, or publish its CA (old + new during a rotation) as the domain's trust bundle (the trust bundles API)".into()),
             },
         });
     }
@@ -186,12 +177,9 @@ pub async fn run(args: CheckArgs) -> Result<bool> {
     };
     let mut members = Vec::new();
     let mut voters = Vec::new();
-    for m in first["members"].as_array().into_iter().flatten() {
-        let (id, addr) = (
-            m["id"].as_u64().unwrap_or(0),
-            m["api_addr"].as_str().unwrap_or("").to_string(),
-        );
-        if m["role"] == "voter" {
+    for m in &first.members {
+        let (id, addr) = (m.id, m.api_addr.clone());
+        if m.role == Role::Voter {
             voters.push(id);
         }
         let client = args.conn.client_for(&format!("{scheme}://{addr}"))?;
@@ -205,15 +193,15 @@ pub async fn run(args: CheckArgs) -> Result<bool> {
     }
     let mut items = eval::federation(&members, &voters, args.max_skew_ms as f64);
     // The rest is read from whichever node answers (a follower serves its applied state).
-    let read = |path: &'static str| {
-        let api = api.clone();
-        async move { tokio::time::timeout(timeout, api.get(path)).await }
-    };
-    let bundles = read("/api/v1/trust/bundles")
+    use tokio::time::timeout as within;
+    let bundles = within(timeout, api.bundles())
         .await
         .ok()
         .and_then(Result::ok);
-    match (read("/api/v1/clusters").await, read("/api/v1/leases").await) {
+    match (
+        within(timeout, api.clusters()).await,
+        within(timeout, api.leases()).await,
+    ) {
         (Ok(Ok(clusters)), Ok(Ok(leases))) => {
             items.extend(eval::leases(&clusters, &leases));
             items.extend(gateways(&clusters, bundles.as_ref(), timeout).await);
@@ -224,7 +212,7 @@ pub async fn run(args: CheckArgs) -> Result<bool> {
             fix: Some("the node answered its status but not the API: see its log".into()),
         }),
     }
-    if let Ok(Ok(trust)) = read("/api/v1/trust/status").await {
+    if let Ok(Ok(trust)) = within(timeout, api.trust_status()).await {
         items.extend(eval::trust(&trust));
     }
     let failed = print(&items);

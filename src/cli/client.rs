@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
-use warden_federation::client::ApiClient;
+use serde::Serialize;
+use warden_federation::client::FederationClient;
+use warden_federation::model::{Protocol, ServicePort};
+use warden_federation::wire::{AddMember, ExportBody, JoinRequest, RegisterCluster};
 
 /// Where the API is and how to authenticate.
 #[derive(Args, Clone)]
@@ -33,14 +35,14 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn client(&self) -> anyhow::Result<ApiClient> {
+    pub fn client(&self) -> anyhow::Result<FederationClient> {
         self.client_for(&self.api)
     }
 
     /// A client for another node's API with the same token and CA.
-    pub fn client_for(&self, base: &str) -> anyhow::Result<ApiClient> {
+    pub fn client_for(&self, base: &str) -> anyhow::Result<FederationClient> {
         let pem = self.api_ca_bundle.as_deref().map(read_pem).transpose()?;
-        Ok(ApiClient::with_ca(
+        Ok(FederationClient::single(
             base,
             self.token.clone(),
             pem.as_deref(),
@@ -48,8 +50,8 @@ impl Conn {
     }
 }
 
-/// What a cluster registers with (`register` and `join`); serialized as the API body's fields.
-#[derive(clap::Args, serde::Serialize)]
+/// What a cluster registers with (`register` and `join`).
+#[derive(clap::Args)]
 pub struct ClusterArgs {
     #[arg(long)]
     name: String,
@@ -64,6 +66,26 @@ pub struct ClusterArgs {
     gateway: String,
     #[arg(long)]
     trust_domain: String,
+}
+
+impl ClusterArgs {
+    /// The registration these arguments describe.
+    fn registration(
+        self,
+        ca_bundle_pem: Option<String>,
+        labels: BTreeMap<String, String>,
+    ) -> RegisterCluster {
+        RegisterCluster {
+            name: self.name,
+            region: self.region,
+            zone: self.zone,
+            network: self.network,
+            gateway: self.gateway,
+            trust_domain: self.trust_domain,
+            ca_bundle_pem,
+            labels,
+        }
+    }
 }
 
 fn read_pem(path: &std::path::Path) -> anyhow::Result<String> {
@@ -182,11 +204,11 @@ pub enum MemberCmd {
     },
 }
 
-fn print(v: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
-    );
+fn print<T: Serialize>(v: &T) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("cannot print the answer: {e}"),
+    }
 }
 
 fn split_service(s: &str) -> anyhow::Result<(&str, &str)> {
@@ -196,7 +218,7 @@ fn split_service(s: &str) -> anyhow::Result<(&str, &str)> {
     }
 }
 
-fn parse_port(s: &str) -> anyhow::Result<Value> {
+fn parse_port(s: &str) -> anyhow::Result<ServicePort> {
     let (name, rest) = s
         .split_once(':')
         .with_context(|| format!("port {s:?} must be name:port[/protocol]"))?;
@@ -204,7 +226,18 @@ fn parse_port(s: &str) -> anyhow::Result<Value> {
     let port: u16 = port
         .parse()
         .with_context(|| format!("port {s:?}: {port:?} is not a port number"))?;
-    Ok(json!({ "name": name, "port": port, "protocol": proto }))
+    let protocol = match proto {
+        "http" => Protocol::Http,
+        "http2" => Protocol::Http2,
+        "grpc" => Protocol::Grpc,
+        "tcp" => Protocol::Tcp,
+        other => bail!("port {s:?}: protocol {other:?} is not http, http2, grpc or tcp"),
+    };
+    Ok(ServicePort {
+        name: name.to_string(),
+        port,
+        protocol,
+    })
 }
 
 pub async fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
@@ -222,21 +255,14 @@ pub async fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
                     .with_context(|| format!("label {l:?} must be key=value"))?;
                 label_map.insert(k.to_string(), v.to_string());
             }
-            let mut body = serde_json::to_value(&cluster)?;
-            body["ca_bundle_pem"] = json!(ca_bundle.as_deref().map(read_pem).transpose()?);
-            body["labels"] = json!(label_map);
-            print(&conn.client()?.post("/api/v1/clusters", &body).await?);
+            let pem = ca_bundle.as_deref().map(read_pem).transpose()?;
+            let req = cluster.registration(pem, label_map);
+            print(&conn.client()?.register_cluster(&req).await?);
         }
         ClusterCmd::JoinToken { conn, ttl_seconds } => {
-            let v = conn
-                .client()?
-                .post("/api/v1/join-tokens", &json!({ "ttl_s": ttl_seconds }))
-                .await?;
-            println!("{}", v["token"].as_str().unwrap_or_default());
-            eprintln!(
-                "single use; expires at {} (ms since epoch)",
-                v["expires_at"]
-            );
+            let t = conn.client()?.create_join_token(ttl_seconds).await?;
+            println!("{}", t.token);
+            eprintln!("single use; expires at {} (ms since epoch)", t.expires_at);
         }
         ClusterCmd::Join {
             api,
@@ -253,44 +279,38 @@ pub async fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
                 bail!("joining needs the API over https (the token pins its CA)");
             }
             let tls = warden_federation::trust::tls::pinned_client_config(pin)?;
-            let client = warden_federation::client::ApiClient::with_tls(&api, None, Some(tls))?;
-            let mut body = serde_json::to_value(&cluster)?;
-            body["ca_bundle_pem"] = json!(read_pem(&ca_bundle)?);
-            body["token"] = json!(token);
-            print(&client.post("/api/v1/join", &body).await?);
+            let client = FederationClient::with_tls(&[api], None, Some(tls))?;
+            let pem = read_pem(&ca_bundle)?;
+            let req = JoinRequest::new(token, cluster.registration(None, BTreeMap::new()), pem);
+            print(&client.join(&req).await?);
         }
         ClusterCmd::List { conn } => {
-            let v = conn.client()?.get("/api/v1/clusters").await?;
+            let list = conn.client()?.clusters().await?;
             println!(
                 "{:<20} {:<14} {:<14} {:<24} TRUST DOMAIN",
                 "NAME", "REGION", "ZONE", "GATEWAY"
             );
-            for c in v["items"].as_array().into_iter().flatten() {
+            for c in list.items {
                 println!(
                     "{:<20} {:<14} {:<14} {:<24} {}",
-                    c["name"].as_str().unwrap_or(""),
-                    c["region"].as_str().unwrap_or(""),
-                    c["zone"].as_str().unwrap_or(""),
-                    c["gateway"].as_str().unwrap_or(""),
-                    c["trust_domain"].as_str().unwrap_or("")
+                    c.name, c.region, c.zone, c.gateway, c.trust_domain
                 );
             }
         }
         ClusterCmd::Get { conn, name } => {
             let client = conn.client()?;
-            let mut c = client.get(&format!("/api/v1/clusters/{name}")).await?;
-            let status = client
-                .get(&format!("/api/v1/clusters/{name}/status"))
-                .await?;
-            if let Some(obj) = c.as_object_mut() {
-                obj.insert("status".into(), status);
+            #[derive(Serialize)]
+            struct Shown {
+                #[serde(flatten)]
+                cluster: warden_federation::model::Cluster,
+                status: warden_federation::wire::ClusterStatus,
             }
-            print(&c);
+            let cluster = client.cluster(&name).await?;
+            let status = client.cluster_status(&name).await?;
+            print(&Shown { cluster, status });
         }
         ClusterCmd::Remove { conn, name } => {
-            conn.client()?
-                .delete(&format!("/api/v1/clusters/{name}"))
-                .await?;
+            conn.client()?.remove_cluster(&name).await?;
             println!("cluster {name} removed");
         }
     }
@@ -308,14 +328,15 @@ pub async fn service(cmd: ServiceCmd) -> anyhow::Result<()> {
             weight,
         } => {
             let (ns, svc) = split_service(&service)?;
-            let ports = ports
-                .iter()
-                .map(|p| parse_port(p))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let body =
-                json!({ "ports": ports, "healthy_endpoints": healthy_endpoints, "weight": weight });
-            let path = format!("/api/v1/clusters/{cluster}/services/{ns}/{svc}");
-            print(&conn.client()?.put(&path, &body).await?);
+            let body = ExportBody {
+                ports: ports
+                    .iter()
+                    .map(|p| parse_port(p))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+                healthy_endpoints,
+                weight,
+            };
+            print(&conn.client()?.export(&cluster, ns, svc, &body).await?);
         }
         ServiceCmd::Unexport {
             conn,
@@ -323,32 +344,19 @@ pub async fn service(cmd: ServiceCmd) -> anyhow::Result<()> {
             service,
         } => {
             let (ns, svc) = split_service(&service)?;
-            let path = format!("/api/v1/clusters/{cluster}/services/{ns}/{svc}");
-            conn.client()?.delete(&path).await?;
+            conn.client()?.unexport(&cluster, ns, svc).await?;
             println!("{service} no longer exported from {cluster}");
         }
         ServiceCmd::List { conn } => {
-            let v = conn.client()?.get("/api/v1/services").await?;
+            let catalog = conn.client()?.services().await?;
             println!("{:<32} CLUSTERS (healthy endpoints, weight)", "SERVICE");
-            for s in v["items"].as_array().into_iter().flatten() {
-                let clusters: Vec<String> = s["clusters"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|c| {
-                        format!(
-                            "{}({},{})",
-                            c["cluster"].as_str().unwrap_or(""),
-                            c["healthy_endpoints"],
-                            c["weight"]
-                        )
-                    })
+            for s in catalog.items {
+                let clusters: Vec<String> = s
+                    .clusters
+                    .iter()
+                    .map(|c| format!("{}({},{})", c.cluster, c.healthy_endpoints, c.weight))
                     .collect();
-                let name = format!(
-                    "{}/{}",
-                    s["namespace"].as_str().unwrap_or(""),
-                    s["service"].as_str().unwrap_or("")
-                );
+                let name = format!("{}/{}", s.namespace, s.service);
                 println!("{name:<32} {}", clusters.join(" "));
             }
         }
@@ -365,18 +373,16 @@ pub async fn member(cmd: MemberCmd) -> anyhow::Result<()> {
             api_addr,
             learner,
         } => {
-            let body = json!({ "id": id, "raft_addr": raft_addr, "api_addr": api_addr, "voter": !learner });
-            print(
-                &conn
-                    .client()?
-                    .post("/api/v1/federation/members", &body)
-                    .await?,
-            );
+            let req = AddMember {
+                id,
+                raft_addr,
+                api_addr,
+                voter: !learner,
+            };
+            print(&conn.client()?.add_member(&req).await?);
         }
         MemberCmd::Remove { conn, id } => {
-            conn.client()?
-                .delete(&format!("/api/v1/federation/members/{id}"))
-                .await?;
+            conn.client()?.remove_member(id).await?;
             println!("member {id} removed");
         }
     }
@@ -384,6 +390,6 @@ pub async fn member(cmd: MemberCmd) -> anyhow::Result<()> {
 }
 
 pub async fn status(conn: Conn) -> anyhow::Result<()> {
-    print(&conn.client()?.get("/api/v1/mesh/status").await?);
+    print(&conn.client()?.mesh_status().await?);
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! `warden federation --config F`: one federation node until SIGINT or SIGTERM.
+//! `warden federation --config F`: one federation node until SIGINT or SIGTERM, then a
+//! graceful drain (`drain_timeout_ms`).
 
 use std::path::PathBuf;
 
@@ -14,7 +15,7 @@ pub struct FederationArgs {
 
 pub async fn run(args: FederationArgs) -> anyhow::Result<()> {
     let cfg = NodeConfig::load(&args.config)?;
-    let running = warden_federation::node::start(cfg)
+    let running = warden_federation::startup::start(cfg)
         .await
         .context("starting the federation node")?;
     // One machine-readable line on stdout, so scripts and tests learn the bound addresses.
@@ -27,13 +28,8 @@ pub async fn run(args: FederationArgs) -> anyhow::Result<()> {
             "raft": running.raft_addr.to_string(),
         })
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
+    super::signals::terminated().await?;
+    tracing::info!("shutting down: draining requests in flight");
     running.shutdown().await;
     Ok(())
 }

@@ -1,8 +1,11 @@
 //! `warden gateway --config F` (one east-west gateway) and `warden run --config F` (a
 //! federation node and a gateway in one process). Both run inside an actix `System` hosted on
 //! a multi-thread tokio runtime: actors on the system arbiter, the data path on the workers.
+//! On SIGTERM/SIGINT they drain: the lease is withdrawn, new connections are refused, and
+//! requests in flight finish within `timeouts.drain_ms` before the process exits (code 0).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -33,16 +36,6 @@ fn runtime() -> Result<actix_rt::SystemRunner> {
     Ok(actix_rt::System::with_tokio_rt(move || rt))
 }
 
-async fn wait_for_signal() -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    Ok(())
-}
-
 fn print_listening(h: &warden_gateway::control::GatewayHandle, extra: serde_json::Value) {
     let mut v = serde_json::json!({
         "event": "listening",
@@ -59,13 +52,14 @@ fn print_listening(h: &warden_gateway::control::GatewayHandle, extra: serde_json
 
 pub fn gateway(args: GatewayArgs) -> Result<()> {
     let cfg = GatewayConfig::load(&args.config)?;
+    let deadline = Duration::from_millis(cfg.timeouts.drain_ms);
     runtime()?.block_on(async move {
         let h = warden_gateway::control::start(cfg)
             .await
             .context("starting the gateway")?;
         print_listening(&h, serde_json::json!({}));
-        wait_for_signal().await?;
-        tracing::info!("shutting down");
+        super::signals::terminated().await?;
+        h.drain(deadline).await;
         actix_rt::System::current().stop();
         Ok(())
     })
@@ -83,7 +77,7 @@ fn load_run(path: &Path) -> Result<(NodeConfig, toml::Value)> {
 pub fn run(args: GatewayArgs) -> Result<()> {
     let (node_cfg, mut gw_value) = load_run(&args.config)?;
     runtime()?.block_on(async move {
-        let node = warden_federation::node::start(node_cfg)
+        let node = warden_federation::startup::start(node_cfg)
             .await
             .context("starting the federation node")?;
         // An empty endpoint list means "this process's own node".
@@ -99,13 +93,14 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         }
         let cfg: GatewayConfig = gw_value.try_into().context("parsing [gateway]")?;
         cfg.validate()?;
+        let deadline = Duration::from_millis(cfg.timeouts.drain_ms);
         let h = warden_gateway::control::start(cfg).await.context("starting the gateway")?;
         print_listening(
             &h,
             serde_json::json!({"node_id": node.node.id, "api": node.api_addr.to_string(), "raft": node.raft_addr.to_string()}),
         );
-        wait_for_signal().await?;
-        tracing::info!("shutting down");
+        super::signals::terminated().await?;
+        h.drain(deadline).await;
         node.shutdown().await;
         actix_rt::System::current().stop();
         Ok(())

@@ -5,4 +5,5 @@ pub mod client;
 pub mod echo;
 pub mod federation;
 pub mod gateway;
+pub mod signals;
 pub mod trust;

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde_json::{Value, json};
-use warden_federation::client::ApiClient;
+use serde_json::Value;
+use warden_federation::client::FederationClient;
+use warden_federation::wire::{AddMember, RegisterCluster};
 
 use crate::local::pki::{Pki, pki};
 use crate::local::procs::{self, Proc};
@@ -82,10 +83,11 @@ fn node_config(dir: &Path, id: u64, api: &str, raft: &str) -> Result<PathBuf> {
 
 impl Mesh {
     /// A client of any node's API (the first that answers is used by callers in turn).
-    pub fn api(&self, node: usize) -> Result<ApiClient> {
-        Ok(ApiClient::new(
+    pub fn api(&self, node: usize) -> Result<FederationClient> {
+        Ok(FederationClient::single(
             &format!("http://{}", self.nodes[node].api),
             Some(TOKEN.into()),
+            None,
         )?)
     }
 
@@ -131,9 +133,14 @@ impl Mesh {
             } else {
                 // Through the real API: learner, catch-up, voter.
                 let n = &mesh.nodes[id as usize - 1];
-                let body = json!({"id": id, "raft_addr": n.raft, "api_addr": n.api});
+                let req = AddMember {
+                    id,
+                    raft_addr: n.raft.clone(),
+                    api_addr: n.api.clone(),
+                    voter: true,
+                };
                 mesh.api(0)?
-                    .post("/api/v1/federation/members", &body)
+                    .add_member(&req)
                     .await
                     .with_context(|| format!("adding node {id}"))?;
             }
@@ -176,15 +183,21 @@ impl Mesh {
         // Register the clusters (with their CA bundles) through the API.
         let api = mesh.api(0)?;
         for c in &mesh.clusters {
-            let body = json!({
-                "name": c.name, "region": c.region, "zone": c.zone, "network": "default",
-                "gateway": c.eastwest, "trust_domain": c.pki.td, "ca_bundle_pem": c.pki.ca.cert_pem,
-            });
-            api.post("/api/v1/clusters", &body)
+            let req = RegisterCluster {
+                name: c.name.to_string(),
+                region: c.region.to_string(),
+                zone: c.zone.to_string(),
+                network: "default".into(),
+                gateway: c.eastwest.clone(),
+                trust_domain: c.pki.td.clone(),
+                ca_bundle_pem: Some(c.pki.ca.cert_pem.clone()),
+                labels: Default::default(),
+            };
+            api.register_cluster(&req)
                 .await
                 .with_context(|| format!("registering {}", c.name))?;
         }
-        say("clusters registered through POST /api/v1/clusters; gateways export their services");
+        say("clusters registered through the clusters API; gateways export their services");
         let admin = mesh.cluster("east").admin.clone();
         let http = mesh.http.clone();
         wait_for(
@@ -332,13 +345,17 @@ impl Mesh {
 
     /// The federation's status from the first node that answers: (leader, revision, nodes up).
     pub async fn raft_status(&self) -> Option<(u64, u64)> {
-        for n in self.nodes.iter().filter(|n| n.proc.is_some()) {
-            let url = format!("http://{}/api/v1/mesh/status", n.api);
-            if let Ok(r) = self.http.get(&url).send().await
-                && let Ok(v) = r.json::<Value>().await
-                && let (Some(l), Some(rev)) = (v["leader"].as_u64(), v["revision"].as_u64())
+        for (i, _) in self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.proc.is_some())
+        {
+            if let Ok(api) = self.api(i)
+                && let Ok(s) = api.mesh_status().await
+                && let Some(l) = s.leader
             {
-                return Some((l, rev));
+                return Some((l, s.revision));
             }
         }
         None

@@ -11,9 +11,8 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use super::mesh::Mesh;
 use super::traffic::{Traffic, first, last};
@@ -239,24 +238,16 @@ async fn rotate(mesh: &mut Mesh, view: &View, traffic: &Traffic, name: &str) -> 
     let old = mesh.cluster(name).pki.ca.cert_pem.clone();
     let ca2 = init_ca(&td, Duration::from_secs(86_400))?;
     let publish = |pem: String| {
-        let api = api.clone();
-        let path = format!("/api/v1/trust/bundles/{td}");
-        async move {
-            let v = api.put(&path, &json!({ "ca_bundle_pem": pem })).await?;
-            v["version"].as_u64().context("bundle version")
-        }
+        let (api, td) = (api.clone(), td.clone());
+        async move { anyhow::Ok(api.put_bundle(&td, &pem).await?.version) }
     };
     let loaded_everywhere = |version: u64| {
         let api = api.clone();
         let td = td.clone();
         async move {
-            let v: Value = api.get("/api/v1/trust/status").await.ok()?;
-            let b = v["items"]
-                .as_array()?
-                .iter()
-                .find(|b| b["trust_domain"] == td.as_str())?
-                .clone();
-            (b["version"] == version && b["complete"] == true).then_some(())
+            let status = api.trust_status().await.ok()?;
+            let b = status.items.into_iter().find(|b| b.trust_domain == td)?;
+            (b.version == version && b.complete).then_some(())
         }
     };
     let wait_loaded = |version: u64| async move {

@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
-use super::ApiError;
+use super::error::ApiError;
 
 /// A JSON body decoded into `T`; errors name the offending field path.
 pub struct JsonBody<T>(pub T);

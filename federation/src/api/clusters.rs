@@ -1,49 +1,23 @@
-//! `/api/v1/clusters`: register, list, read, remove, status.
+//! `/api/v1/clusters`: register, list, read, remove, status, and correcting the registered
+//! gateway address.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
 
 use super::body::JsonBody;
+use super::common::{Node, Params, read_barrier, state, written};
+use super::error::ApiError;
 use super::error::responses::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
-use super::{ApiError, Node, Params, now_ms, read_barrier, written};
+use crate::clock::now_ms;
 use crate::command::Command;
-use crate::model::{Cluster, validate_dns_label};
-
-/// The body of `POST /api/v1/clusters`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterCluster {
-    pub name: String,
-    pub region: String,
-    pub zone: String,
-    #[serde(default = "default_network")]
-    pub network: String,
-    pub gateway: String,
-    pub trust_domain: String,
-    #[serde(default)]
-    pub ca_bundle_pem: Option<String>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-}
-
-fn default_network() -> String {
-    "default".into()
-}
-
-fn state_err() -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "state lock poisoned",
-    )
-}
+use crate::model::{Cluster, validate_dns_label, validate_host_port};
+use crate::wire::{
+    ClusterStatus, ExportedService, GatewayBody, GatewayProbe, LeaseState, Listing, RegisterCluster,
+};
 
 #[utoipa::path(
     post,
@@ -70,12 +44,12 @@ pub(super) async fn register(
         now_ms(),
         req.ca_bundle_pem.as_deref(),
     )?;
-    let json = serde_json::to_value(&cluster).ok();
+    let answer = cluster.clone();
     let cmd = Command::RegisterCluster {
         cluster,
         ca_bundle_pem: req.ca_bundle_pem,
     };
-    written(node.write(cmd).await?, StatusCode::CREATED, json)
+    written(node.write(cmd).await?, StatusCode::CREATED, Some(answer))
 }
 
 #[utoipa::path(
@@ -84,15 +58,18 @@ pub(super) async fn register(
     tag = "clusters",
     params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
     responses(
-        (status = 200, description = "Every registered cluster: `{revision, items: [Cluster]}`", body = serde_json::Value),
+        (status = 200, description = "Every registered cluster", body = Listing<Cluster>),
         Unauthorized
     )
 )]
 pub(super) async fn list(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
     read_barrier(&node, &params).await?;
-    let state = node.state.read().map_err(|_| state_err())?;
-    let items: Vec<&Cluster> = state.clusters.values().collect();
-    Ok(Json(json!({ "revision": state.revision, "items": items })).into_response())
+    let state = state(&node)?;
+    let answer = Listing {
+        revision: state.revision,
+        items: state.clusters.values().cloned().collect::<Vec<Cluster>>(),
+    };
+    Ok(Json(answer).into_response())
 }
 
 #[utoipa::path(
@@ -112,8 +89,7 @@ pub(super) async fn get_one(
 ) -> Result<Response, ApiError> {
     validate_dns_label("name", &name)?;
     read_barrier(&node, &params).await?;
-    let state = node.state.read().map_err(|_| state_err())?;
-    match state.clusters.get(&name) {
+    match state(&node)?.clusters.get(&name) {
         Some(c) => Ok(Json(c).into_response()),
         None => Err(ApiError::not_found(format!("cluster {name:?} not found"))),
     }
@@ -135,7 +111,35 @@ pub(super) async fn remove(
 ) -> Result<Response, ApiError> {
     validate_dns_label("name", &name)?;
     let cmd = Command::RemoveCluster { name, at: now_ms() };
-    written(node.write(cmd).await?, StatusCode::NO_CONTENT, None)
+    written::<()>(node.write(cmd).await?, StatusCode::NO_CONTENT, None)
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/clusters/{name}/gateway",
+    tag = "clusters",
+    params(("name" = String, Path, description = "Cluster name")),
+    request_body = GatewayBody,
+    responses(
+        (status = 200, description = "The registration with its new gateway address", body = Cluster),
+        BadRequest, Unauthorized, NotFound, Unavailable
+    )
+)]
+pub(super) async fn set_gateway(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<GatewayBody>,
+) -> Result<Response, ApiError> {
+    validate_dns_label("name", &name)?;
+    validate_host_port("gateway", &body.gateway)?;
+    let cmd = Command::SetClusterGateway {
+        name: name.clone(),
+        gateway: body.gateway,
+        at: now_ms(),
+    };
+    let result = node.write(cmd).await?;
+    let cluster = state(&node)?.clusters.get(&name).cloned();
+    written(result, StatusCode::OK, cluster)
 }
 
 /// How long the status probe waits for a TCP connection to the gateway.
@@ -147,7 +151,7 @@ const GATEWAY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
     tag = "clusters",
     params(("name" = String, Path, description = "Cluster name"), ("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
     responses(
-        (status = 200, description = "Registration, exports, lease, and whether this node reaches the gateway", body = serde_json::Value),
+        (status = 200, description = "Registration, exports, lease, and whether this node reaches the gateway", body = ClusterStatus),
         BadRequest, Unauthorized, NotFound
     )
 )]
@@ -159,25 +163,22 @@ pub(super) async fn status(
     validate_dns_label("name", &name)?;
     read_barrier(&node, &params).await?;
     let (cluster, services, lease) = {
-        let state = node.state.read().map_err(|_| state_err())?;
+        let state = state(&node)?;
         let Some(cluster) = state.clusters.get(&name).cloned() else {
             return Err(ApiError::not_found(format!("cluster {name:?} not found")));
         };
-        let services: Vec<serde_json::Value> = state
+        let services: Vec<ExportedService> = state
             .exports
             .values()
             .filter(|e| e.cluster == name)
-            .map(|e| {
-                json!({
-                    "namespace": e.namespace,
-                    "service": e.service,
-                    "healthy_endpoints": e.healthy_endpoints,
-                    "updated_at": e.updated_at,
-                })
+            .map(|e| ExportedService {
+                namespace: e.namespace.clone(),
+                service: e.service.clone(),
+                healthy_endpoints: e.healthy_endpoints,
+                updated_at: e.updated_at,
             })
             .collect();
-        let lease = state.leases.get(&name).cloned();
-        (cluster, services, lease)
+        (cluster, services, state.leases.get(&name).cloned())
     };
     // Observed from this node: can it open a TCP connection to the cluster's gateway?
     let started = std::time::Instant::now();
@@ -195,24 +196,27 @@ pub(super) async fn status(
         ),
     };
     // The gateway's lease renewal is the freshest sign of life; exports are the next best.
-    let last_seen = lease.as_ref().map(|l| l.renewed_at).or_else(|| {
-        services
-            .iter()
-            .filter_map(|s| s["updated_at"].as_u64())
-            .max()
-    });
-    let lease_json = lease.map(|l| {
-        json!({ "renewed_at": l.renewed_at, "ttl_ms": l.ttl_ms, "expired": now_ms() > l.renewed_at + l.ttl_ms })
-    });
-    Ok(Json(json!({
-        "name": cluster.name,
-        "gateway": cluster.gateway,
-        "gateway_reachable": reachable,
-        "gateway_probe": { "from_node": node.id, "detail": detail, "millis": started.elapsed().as_millis() as u64 },
-        "exported_services": services,
-        "last_seen": last_seen,
-        "lease": lease_json,
-        "registered_at": cluster.registered_at,
-    }))
+    let last_seen = lease
+        .as_ref()
+        .map(|l| l.renewed_at)
+        .or_else(|| services.iter().map(|s| s.updated_at).max());
+    Ok(Json(ClusterStatus {
+        name: cluster.name,
+        gateway: cluster.gateway,
+        gateway_reachable: reachable,
+        gateway_probe: GatewayProbe {
+            from_node: node.id,
+            detail,
+            millis: started.elapsed().as_millis() as u64,
+        },
+        exported_services: services,
+        last_seen,
+        lease: lease.map(|l| LeaseState {
+            renewed_at: l.renewed_at,
+            ttl_ms: l.ttl_ms,
+            expired: now_ms() > l.renewed_at + l.ttl_ms,
+        }),
+        registered_at: cluster.registered_at,
+    })
     .into_response())
 }

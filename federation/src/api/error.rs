@@ -1,13 +1,12 @@
 //! API errors and the one place they become HTTP responses:
 //! `{"error":{"code":"...","message":"...","field":"..."}}` with the right status.
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-
 use crate::command::Rejection;
 use crate::model::FieldError;
 use crate::node::NodeError;
+use crate::wire::{ErrorBody, ErrorDetail};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 
 /// An error answered to an API client.
 #[derive(Debug)]
@@ -33,6 +32,21 @@ impl ApiError {
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+    /// A 400 naming `field`.
+    pub fn bad_field(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.to_string()),
+            ..Self::bad_request(message)
+        }
+    }
+    /// The applied state could not be read (its lock was poisoned by a panic).
+    pub fn state_unreadable() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "state lock poisoned",
+        )
     }
 }
 
@@ -79,22 +93,6 @@ impl From<Rejection> for ApiError {
     }
 }
 
-/// The body of every error answer.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// Machine-readable: `invalid_field`, `not_found`, `already_exists`, `no_quorum`, ...
-    pub code: String,
-    pub message: String,
-    /// The request field at fault (400s).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
@@ -111,7 +109,7 @@ impl IntoResponse for ApiError {
 /// The error answers as OpenAPI responses, one type per status, so each handler lists the ones it
 /// can give: `responses((status = 200, ...), BadRequest, Unauthorized)`.
 pub mod responses {
-    use super::ErrorBody;
+    use crate::wire::ErrorBody;
 
     /// Invalid body or parameter; `error.field` names it
     #[derive(utoipa::IntoResponses)]

@@ -4,29 +4,20 @@
 //! the joining side verify the API's TLS certificate without any prior trust
 //! (`warden cluster join` checks that a certificate in the served chain hashes to it).
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
 
 use super::body::JsonBody;
+use super::common::{Node, written};
+use super::error::ApiError;
 use super::error::responses::{BadRequest, Conflict, Forbidden, Unauthorized, Unavailable};
-use super::{ApiError, Node, now_ms, written};
+use crate::clock::now_ms;
 use crate::command::Command;
 use crate::model::{Cluster, JoinToken};
-
-/// Hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use crate::trust::digest::sha256_hex;
+use crate::wire::{JoinRequest, JoinTokenIssued, TokenRequest};
 
 fn random_hex(n: usize) -> Result<String, ApiError> {
     use ring::rand::SecureRandom;
@@ -43,26 +34,13 @@ fn random_hex(n: usize) -> Result<String, ApiError> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The body of `POST /api/v1/join-tokens`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TokenRequest {
-    /// Lifetime in seconds (default 3600, at most 7 days).
-    #[serde(default = "default_ttl")]
-    pub ttl_s: u64,
-}
-
-fn default_ttl() -> u64 {
-    3600
-}
-
 #[utoipa::path(
     post,
     path = "/api/v1/join-tokens",
     tag = "trust",
     request_body = TokenRequest,
     responses(
-        (status = 201, description = "`{token, id, expires_at}`: single use; the token pins the federation CA", body = serde_json::Value),
+        (status = 201, description = "Single use; the token pins the federation CA", body = JoinTokenIssued),
         BadRequest, Unauthorized, Unavailable
     )
 )]
@@ -76,10 +54,7 @@ pub(super) async fn create_token(
         ));
     };
     if req.ttl_s == 0 || req.ttl_s > 7 * 86_400 {
-        return Err(ApiError {
-            field: Some("ttl_s".into()),
-            ..ApiError::bad_request("ttl_s must be 1-604800")
-        });
+        return Err(ApiError::bad_field("ttl_s", "ttl_s must be 1-604800"));
     }
     let (id, secret) = (random_hex(8)?, random_hex(32)?);
     let now = now_ms();
@@ -91,39 +66,20 @@ pub(super) async fn create_token(
         used_by: None,
     };
     let expires_at = token.expires_at;
-    written(
+    written::<()>(
         node.write(Command::CreateJoinToken { token }).await?,
         StatusCode::CREATED,
         None,
     )?;
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({ "token": format!("{id}.{secret}.{pin}"), "id": id, "expires_at": expires_at }),
-        ),
+        Json(JoinTokenIssued {
+            token: format!("{id}.{secret}.{pin}"),
+            id,
+            expires_at,
+        }),
     )
         .into_response())
-}
-
-/// The body of `POST /api/v1/join`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JoinRequest {
-    pub token: String,
-    pub name: String,
-    pub region: String,
-    pub zone: String,
-    #[serde(default = "default_network")]
-    pub network: String,
-    pub gateway: String,
-    pub trust_domain: String,
-    pub ca_bundle_pem: String,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-}
-
-fn default_network() -> String {
-    "default".into()
 }
 
 #[utoipa::path(
@@ -142,10 +98,10 @@ pub(super) async fn join(
 ) -> Result<Response, ApiError> {
     let mut parts = req.token.split('.');
     let (Some(id), Some(secret)) = (parts.next(), parts.next()) else {
-        return Err(ApiError {
-            field: Some("token".into()),
-            ..ApiError::bad_request("a join token looks like <id>.<secret>.<ca-pin>")
-        });
+        return Err(ApiError::bad_field(
+            "token",
+            "a join token looks like <id>.<secret>.<ca-pin>",
+        ));
     };
     let cluster = Cluster::registration(
         req.name,
@@ -158,7 +114,7 @@ pub(super) async fn join(
         now_ms(),
         Some(&req.ca_bundle_pem),
     )?;
-    let json = serde_json::to_value(&cluster).ok();
+    let answer = cluster.clone();
     let result = node
         .write(Command::JoinCluster {
             token_id: id.to_string(),
@@ -167,5 +123,5 @@ pub(super) async fn join(
             ca_bundle_pem: req.ca_bundle_pem,
         })
         .await?;
-    written(result, StatusCode::CREATED, json)
+    written(result, StatusCode::CREATED, Some(answer))
 }

@@ -4,21 +4,22 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
 
 use super::body::JsonBody;
+use super::common::{Node, state};
+use super::error::ApiError;
 use super::error::responses::{BadRequest, Conflict, Unauthorized, Unavailable};
-use super::{ApiError, Node};
+use crate::clock::now_ms;
 use crate::model::validate_host_port;
 use crate::types::NodeInfo;
+use crate::wire::{AddMember, Member, MemberAdded, MeshStatus, Ready, Role};
 
 #[utoipa::path(
     get,
     path = "/api/v1/mesh/status",
     tag = "federation",
     responses(
-        (status = 200, description = "This node's Raft view: state, leader, term, log indexes, members, revision, now_ms", body = serde_json::Value),
+        (status = 200, description = "This node's Raft view: state, leader, term, log indexes, members, revision, now_ms", body = MeshStatus),
         Unauthorized
     )
 )]
@@ -26,42 +27,37 @@ pub(super) async fn status(State(node): State<Node>) -> Result<Response, ApiErro
     let m = node.raft.metrics().borrow().clone();
     let membership = m.membership_config.membership();
     let voters: Vec<u64> = membership.voter_ids().collect();
-    let members: Vec<_> = membership
+    let members = membership
         .nodes()
-        .map(|(id, n)| {
-            json!({
-                "id": id,
-                "raft_addr": n.raft_addr,
-                "api_addr": n.api_addr,
-                "role": if voters.contains(id) { "voter" } else { "learner" },
-            })
+        .map(|(id, n)| Member {
+            id: *id,
+            raft_addr: n.raft_addr.clone(),
+            api_addr: n.api_addr.clone(),
+            role: if voters.contains(id) {
+                Role::Voter
+            } else {
+                Role::Learner
+            },
         })
         .collect();
     let leader_api = m
         .current_leader
         .and_then(|l| membership.get_node(&l))
         .map(|n| n.api_addr.clone());
-    let revision = node.state.read().map(|s| s.revision).map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "state lock poisoned",
-        )
-    })?;
-    Ok(Json(json!({
-        "node_id": node.id,
-        "state": format!("{:?}", m.state),
-        "leader": m.current_leader,
-        "leader_api": leader_api,
-        "term": m.current_term,
-        "last_log_index": m.last_log_index,
-        "last_applied": m.last_applied.map(|l| l.index),
-        "snapshot": m.snapshot.map(|l| l.index),
-        "members": members,
-        "revision": revision,
-        // This node's wall clock (ms since the epoch), for clock-skew checks.
-        "now_ms": super::now_ms(),
-    }))
+    let revision = state(&node)?.revision;
+    Ok(Json(MeshStatus {
+        node_id: node.id,
+        state: format!("{:?}", m.state),
+        leader: m.current_leader,
+        leader_api,
+        term: m.current_term,
+        last_log_index: m.last_log_index,
+        last_applied: m.last_applied.map(|l| l.index),
+        snapshot: m.snapshot.map(|l| l.index),
+        members,
+        revision,
+        now_ms: now_ms(),
+    })
     .into_response())
 }
 
@@ -72,7 +68,7 @@ pub(super) async fn status(State(node): State<Node>) -> Result<Response, ApiErro
     path = "/readyz",
     tag = "health",
     responses(
-        (status = 200, description = "Raft runs and a leader is known", body = serde_json::Value),
+        (status = 200, description = "Raft runs and a leader is known", body = Ready),
         Unavailable
     )
 )]
@@ -80,7 +76,11 @@ pub(super) async fn readyz(State(node): State<Node>) -> Response {
     let m = node.raft.metrics().borrow().clone();
     let running = m.running_state.is_ok();
     match (running, m.current_leader) {
-        (true, Some(leader)) => Json(json!({ "ready": true, "leader": leader })).into_response(),
+        (true, Some(leader)) => Json(Ready {
+            ready: true,
+            leader,
+        })
+        .into_response(),
         (false, _) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
@@ -96,29 +96,13 @@ pub(super) async fn readyz(State(node): State<Node>) -> Response {
     }
 }
 
-/// The body of `POST /api/v1/federation/members`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddMember {
-    pub id: u64,
-    pub raft_addr: String,
-    pub api_addr: String,
-    /// Promote to voter once caught up (default); `false` keeps it a learner (read replica).
-    #[serde(default = "yes")]
-    pub voter: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
 #[utoipa::path(
     post,
     path = "/api/v1/federation/members",
     tag = "federation",
     request_body = AddMember,
     responses(
-        (status = 200, description = "Added as learner, caught up, promoted (unless voter = false)", body = serde_json::Value),
+        (status = 200, description = "Added as learner, caught up, promoted (unless voter = false)", body = MemberAdded),
         BadRequest, Unauthorized, Conflict, Unavailable
     )
 )]
@@ -152,7 +136,14 @@ pub(super) async fn add_member(
     node.add_member(req.id, info, req.voter).await?;
     Ok((
         StatusCode::OK,
-        Json(json!({ "id": req.id, "role": if req.voter { "voter" } else { "learner" } })),
+        Json(MemberAdded {
+            id: req.id,
+            role: if req.voter {
+                Role::Voter
+            } else {
+                Role::Learner
+            },
+        }),
     )
         .into_response())
 }
@@ -163,7 +154,7 @@ pub(super) async fn add_member(
     tag = "federation",
     params(("id" = String, Path, description = "Node id")),
     responses(
-        (status = 200, description = "Removed", body = serde_json::Value),
+        (status = 204, description = "Removed"),
         BadRequest, Unauthorized, Unavailable
     )
 )]
@@ -171,10 +162,9 @@ pub(super) async fn remove_member(
     State(node): State<Node>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id: u64 = id.parse().map_err(|_| ApiError {
-        field: Some("id".into()),
-        ..ApiError::bad_request(format!("member id {id:?} is not a number"))
-    })?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_field("id", format!("member id {id:?} is not a number")))?;
     let known = node
         .raft
         .metrics()

@@ -8,19 +8,21 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
 
-use super::{ApiError, Node, now_ms, read_barrier, written};
+use super::common::{Node, read_barrier, state, written};
+use super::error::ApiError;
+use crate::clock::now_ms;
 use crate::command::Command;
 use crate::model::{FieldError, SecurityPolicy, TrafficPolicy, validate_dns_label};
 use crate::state::FederationState;
+use crate::wire::{Listing, PolicyBody, SecurityBody};
 
 /// What differs between the policy kinds.
 pub(super) trait PolicyKind {
     /// For messages: "traffic policy", "security policy".
     const WHAT: &'static str;
     type Body: Send;
-    type Policy: Serialize + Send + Sync;
+    type Policy: Serialize + Clone + Send + Sync;
     /// The id the body names, if any.
     fn body_id(body: &Self::Body) -> Option<&String>;
     fn build(id: String, body: Self::Body) -> Self::Policy;
@@ -35,7 +37,7 @@ pub(super) struct Security;
 
 impl PolicyKind for Traffic {
     const WHAT: &'static str = "traffic policy";
-    type Body = super::policies::PolicyBody;
+    type Body = PolicyBody;
     type Policy = TrafficPolicy;
     fn body_id(b: &Self::Body) -> Option<&String> {
         b.id.as_ref()
@@ -67,7 +69,7 @@ impl PolicyKind for Traffic {
 
 impl PolicyKind for Security {
     const WHAT: &'static str = "security policy";
-    type Body = super::policies::SecurityBody;
+    type Body = SecurityBody;
     type Policy = SecurityPolicy;
     fn body_id(b: &Self::Body) -> Option<&String> {
         b.id.as_ref()
@@ -95,19 +97,8 @@ impl PolicyKind for Security {
     }
 }
 
-fn internal() -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "state lock poisoned",
-    )
-}
-
 fn id_error(message: &str) -> ApiError {
-    ApiError {
-        field: Some("id".into()),
-        ..ApiError::bad_request(message)
-    }
+    ApiError::bad_field("id", message)
 }
 
 async fn write<K: PolicyKind>(
@@ -116,9 +107,9 @@ async fn write<K: PolicyKind>(
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     K::validate(&policy)?;
-    let body = serde_json::to_value(&policy).ok();
+    let answer = policy.clone();
     let result = node.write(K::put_command(policy)).await?;
-    written(result, status, body)
+    written(result, status, Some(answer))
 }
 
 /// POST: the body names the id; 409 if it is taken.
@@ -130,10 +121,7 @@ pub(super) async fn create<K: PolicyKind>(
         return Err(id_error("id is required"));
     };
     validate_dns_label("id", &id)?;
-    let taken = {
-        let state = node.state.read().map_err(|_| internal())?;
-        K::all(&state).contains_key(&id)
-    };
+    let taken = K::all(&*state(node)?).contains_key(&id);
     if taken {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -162,9 +150,12 @@ pub(super) async fn list<K: PolicyKind>(
     params: &std::collections::HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     read_barrier(node, params).await?;
-    let state = node.state.read().map_err(|_| internal())?;
-    let items: Vec<_> = K::all(&state).values().collect();
-    Ok(Json(json!({ "revision": state.revision, "items": items })).into_response())
+    let state = state(node)?;
+    let answer = Listing {
+        revision: state.revision,
+        items: K::all(&state).values().collect::<Vec<_>>(),
+    };
+    Ok(Json(answer).into_response())
 }
 
 pub(super) async fn get<K: PolicyKind>(
@@ -173,8 +164,7 @@ pub(super) async fn get<K: PolicyKind>(
     params: &std::collections::HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     read_barrier(node, params).await?;
-    let state = node.state.read().map_err(|_| internal())?;
-    match K::all(&state).get(id) {
+    match K::all(&*state(node)?).get(id) {
         Some(p) => Ok(Json(p).into_response()),
         None => Err(ApiError::not_found(format!("{} {id:?} not found", K::WHAT))),
     }
@@ -183,5 +173,5 @@ pub(super) async fn get<K: PolicyKind>(
 pub(super) async fn delete<K: PolicyKind>(node: &Node, id: String) -> Result<Response, ApiError> {
     validate_dns_label("id", &id)?;
     let result = node.write(K::delete_command(id)).await?;
-    written(result, StatusCode::NO_CONTENT, None)
+    written::<()>(result, StatusCode::NO_CONTENT, None)
 }

@@ -14,10 +14,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
+use super::common::{Node, Params, state};
+use super::error::ApiError;
 use super::error::responses::{BadRequest, Unauthorized};
-use super::{ApiError, Node, Params};
+use crate::state::{Change, ChangeEvent};
+use crate::wire::{REVISION_COMPACTED, WatchEvent, WatchLine};
 
 const HEARTBEAT: Duration = Duration::from_secs(10);
 const BATCH: usize = 256;
@@ -30,10 +32,52 @@ struct WatchState {
     done: bool,
 }
 
-fn line(v: serde_json::Value) -> Bytes {
-    let mut s = v.to_string();
+/// A change as the stream's line.
+fn watch_line(c: &Change) -> WatchLine {
+    let event = match c.event.clone() {
+        ChangeEvent::ClusterPut(cluster) => WatchEvent::ClusterPut { cluster },
+        ChangeEvent::ClusterDeleted { name } => WatchEvent::ClusterDeleted { name },
+        ChangeEvent::ServicePut(service) => WatchEvent::ServicePut { service },
+        ChangeEvent::ServiceDeleted {
+            cluster,
+            namespace,
+            service,
+        } => WatchEvent::ServiceDeleted {
+            cluster,
+            namespace,
+            service,
+        },
+        ChangeEvent::TrustBundlePut(bundle) => WatchEvent::TrustBundlePut { bundle },
+        ChangeEvent::TrustBundleDeleted { trust_domain } => {
+            WatchEvent::TrustBundleDeleted { trust_domain }
+        }
+        ChangeEvent::LeaseRenewed(lease) => WatchEvent::LeaseRenewed { lease },
+        ChangeEvent::LeaseWithdrawn { cluster } => WatchEvent::LeaseWithdrawn { cluster },
+        ChangeEvent::PolicyPut(policy) => WatchEvent::PolicyPut { policy },
+        ChangeEvent::PolicyDeleted { id } => WatchEvent::PolicyDeleted { id },
+        ChangeEvent::SecurityPolicyPut(policy) => WatchEvent::SecurityPolicyPut { policy },
+        ChangeEvent::SecurityPolicyDeleted { id } => WatchEvent::SecurityPolicyDeleted { id },
+    };
+    WatchLine {
+        revision: c.revision,
+        at: Some(c.at),
+        event,
+    }
+}
+
+fn line(l: &WatchLine) -> Bytes {
+    // Plain data with string keys: serializing cannot fail.
+    let mut s = serde_json::to_string(l).unwrap_or_default();
     s.push('\n');
     Bytes::from(s)
+}
+
+fn heartbeat(revision: u64) -> Bytes {
+    line(&WatchLine {
+        revision,
+        at: None,
+        event: WatchEvent::Heartbeat,
+    })
 }
 
 enum Next {
@@ -53,7 +97,7 @@ fn poll_changes(node: &Node, after: u64) -> Next {
             let last = changes.last().map(|c| c.revision).unwrap_or(after);
             let mut buf = Vec::new();
             for c in &changes {
-                buf.extend_from_slice(&line(c.to_json()));
+                buf.extend_from_slice(&line(&watch_line(c)));
             }
             Next::Lines(Bytes::from(buf), last)
         }
@@ -72,9 +116,15 @@ async fn step(mut st: WatchState) -> Option<(Result<Bytes, Infallible>, WatchSta
             }
             Next::Expired(rev) => {
                 st.done = true;
-                let msg = json!({"type": "error", "code": "revision_compacted", "revision": rev,
-                    "message": "this watch fell behind the retained history; list again and watch from the listed revision"});
-                return Some((Ok(line(msg)), st));
+                let msg = WatchLine {
+                    revision: rev,
+                    at: None,
+                    event: WatchEvent::Error {
+                        code: REVISION_COMPACTED.into(),
+                        message: "this watch fell behind the retained history; list again and watch from the listed revision".into(),
+                    },
+                };
+                return Some((Ok(line(&msg)), st));
             }
             Next::Quiet(rev) => {
                 // Some(true): woken by a change; Some(false): quiet for HEARTBEAT; None: stop.
@@ -87,7 +137,7 @@ async fn step(mut st: WatchState) -> Option<(Result<Bytes, Infallible>, WatchSta
                     None => return None,
                     Some(true) => {}
                     Some(false) => {
-                        return Some((Ok(line(json!({"type": "heartbeat", "revision": rev}))), st));
+                        return Some((Ok(heartbeat(rev)), st));
                     }
                 }
             }
@@ -108,25 +158,19 @@ async fn step(mut st: WatchState) -> Option<(Result<Bytes, Infallible>, WatchSta
 pub(super) async fn watch(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
     let after: u64 = match params.get("from_revision") {
         None => 0,
-        Some(v) => v.parse().map_err(|_| ApiError {
-            field: Some("from_revision".into()),
-            ..ApiError::bad_request(format!(
-                "from_revision must be a non-negative integer, not {v:?}"
-            ))
+        Some(v) => v.parse().map_err(|_| {
+            ApiError::bad_field(
+                "from_revision",
+                format!("from_revision must be a non-negative integer, not {v:?}"),
+            )
         })?,
     };
-    {
-        let state = node.state.read().map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "state lock poisoned",
-            )
-        })?;
+    let current = {
+        let state = state(&node)?;
         if after < state.oldest_resumable() {
             return Err(ApiError::new(
                 StatusCode::GONE,
-                "revision_compacted",
+                REVISION_COMPACTED,
                 format!(
                     "revision {after} is older than the retained history (oldest resumable {}, current {}); list again and watch from the listed revision",
                     state.oldest_resumable(),
@@ -134,8 +178,8 @@ pub(super) async fn watch(State(node): State<Node>, params: Params) -> Result<Re
                 ),
             ));
         }
-    }
-    let current = node.state.read().map(|s| s.revision).unwrap_or(0);
+        state.revision
+    };
     let st = WatchState {
         metrics: node.raft.metrics(),
         shutdown: node.shutdown.clone(),
@@ -145,9 +189,7 @@ pub(super) async fn watch(State(node): State<Node>, params: Params) -> Result<Re
     };
     // A heartbeat first, so a client knows at once that the stream is live (and where the
     // store is), even when nothing changes for a while.
-    let hello = futures::stream::once(async move {
-        Ok::<_, Infallible>(line(json!({"type": "heartbeat", "revision": current})))
-    });
+    let hello = futures::stream::once(async move { Ok::<_, Infallible>(heartbeat(current)) });
     let stream = futures::StreamExt::chain(hello, futures::stream::unfold(st, step));
     Ok((
         [

@@ -6,6 +6,8 @@
 //! - [`ca`]: creating a CA and issuing leaf certificates (rcgen), writing keys with mode 0600.
 //! - [`verify`]: the trust store (bundles by trust domain) and rustls verifiers built on it.
 //! - [`tls`]: identities that can be swapped at run time, and rustls configs for mTLS.
+//! - [`files`]: loading an identity from its files, and reloading it when they change.
+//! - [`digest`]: hex SHA-256 (CA pins, join token secrets).
 
 /// Installs the ring crypto provider as the process default (idempotent). HTTP clients built
 /// with TLS support (reqwest with `rustls-no-provider`) panic without one, so every place that
@@ -43,6 +45,8 @@ pub fn handshake_reason(e: &std::io::Error) -> &'static str {
 }
 
 pub mod ca;
+pub mod digest;
+pub mod files;
 pub mod spiffe;
 pub mod tls;
 pub mod verify;

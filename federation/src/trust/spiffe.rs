@@ -24,6 +24,11 @@ impl SpiffeId {
     }
 }
 
+/// The SPIFFE ID a connection's client proved with a verified certificate, if it presented
+/// one: attached to each request of that connection (the API's admin identities use it).
+#[derive(Debug, Clone)]
+pub struct PeerIdentity(pub Option<String>);
+
 impl fmt::Display for SpiffeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "spiffe://{}{}", self.trust_domain, self.path)

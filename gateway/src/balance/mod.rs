@@ -45,10 +45,20 @@ pub struct Level {
     pub load: f64,
 }
 
+/// How a plan spreads traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Locality priorities (or a failover order) with Envoy's spill semantics.
+    Priority,
+    /// A policy's cross-cluster weights.
+    Weighted,
+}
+
 /// The routing decision for a service, before the random draw.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
-    pub mode: &'static str,
+    pub mode: Mode,
     pub levels: Vec<Level>,
 }
 
@@ -184,7 +194,7 @@ pub fn plan(inp: &Inputs<'_>) -> Plan {
     }
     apply_egress_cap(&mut levels, inp.policy);
     Plan {
-        mode: "priority",
+        mode: Mode::Priority,
         levels,
     }
 }
@@ -219,7 +229,7 @@ fn weighted_plan(inp: &Inputs<'_>, p: &RoutePolicy) -> Plan {
     }
     apply_egress_cap(&mut levels, Some(p));
     Plan {
-        mode: "weighted",
+        mode: Mode::Weighted,
         levels,
     }
 }
@@ -338,6 +348,7 @@ mod tests {
                 .collect(),
             weight: 100,
             h2: false,
+            port: 80,
         }
     }
 

@@ -13,27 +13,25 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures::StreamExt;
+use warden_federation::client::{ClientError, FederationClient};
+use warden_federation::clock::now_ms;
+use warden_federation::trust::verify::TrustStore;
 
 use super::catalog_view::CatalogView;
-use super::fed::FedClient;
 use super::guard::{InjectPanic, guarded, on_restart, spawn_supervised};
 use crate::metrics::Metrics;
 use crate::table::Tables;
-use warden_federation::trust::verify::TrustStore;
 
 /// How often lease liveness is re-evaluated without events.
 pub const LEASE_EVAL: Duration = Duration::from_millis(250);
 
 pub struct CatalogWatcherActor {
     me: String,
-    fed: FedClient,
+    fed: FederationClient,
     tables: Tables,
     metrics: Arc<Metrics>,
-    token: Option<String>,
     /// Where federated CA bundles go, when mTLS is on.
     trust: Option<Arc<TrustStore>>,
-    /// The federation's CA, for an https API.
-    fed_ca: Option<String>,
     restarts: u32,
     task: Option<tokio::task::AbortHandle>,
 }
@@ -41,47 +39,43 @@ pub struct CatalogWatcherActor {
 impl CatalogWatcherActor {
     pub fn new(
         me: String,
-        fed: FedClient,
-        token: Option<String>,
+        fed: FederationClient,
         tables: Tables,
         metrics: Arc<Metrics>,
         trust: Option<Arc<TrustStore>>,
-        fed_ca: Option<String>,
     ) -> Self {
         Self {
             me,
             fed,
             tables,
             metrics,
-            token,
             trust,
-            fed_ca,
             restarts: 0,
             task: None,
         }
     }
 }
 
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// Why following the store stopped.
+#[derive(Debug, thiserror::Error)]
+enum FollowError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("watch stream silent for {0:?}")]
+    Silent(Duration),
 }
 
 struct Follower {
     me: String,
-    fed: FedClient,
+    fed: FederationClient,
     tables: Tables,
     metrics: Arc<Metrics>,
-    http: reqwest::Client,
-    token: Option<String>,
     trust: Option<Arc<TrustStore>>,
 }
 
 impl Follower {
     fn publish(&self, view: &CatalogView, connected: bool) {
-        self.publish_at(view, connected, wall_ms());
+        self.publish_at(view, connected, now_ms());
     }
 
     /// Loads federated CA bundles whose version changed into the trust store.
@@ -125,15 +119,10 @@ impl Follower {
         self.tables.remote.store(Arc::new(table));
     }
 
-    /// Lists and follows until an error; returns the view to keep routing from.
-    async fn follow_once(&self, view: &mut Option<CatalogView>) -> Result<(), String> {
+    /// Lists and follows until an error; `view` keeps what to route from.
+    async fn follow_once(&self, view: &mut Option<CatalogView>) -> Result<(), FollowError> {
         if view.is_none() {
-            let listing = self
-                .fed
-                .get("/api/v1/catalog")
-                .await
-                .map_err(|e| e.to_string())?;
-            let v = CatalogView::from_listing(&listing)?;
+            let v = CatalogView::from_listing(self.fed.catalog().await?);
             self.publish(&v, true);
             tracing::info!(
                 revision = v.revision,
@@ -145,75 +134,47 @@ impl Follower {
         let Some(v) = view.as_mut() else {
             return Ok(());
         };
-        let (i, base) = self
-            .fed
-            .order()
-            .into_iter()
-            .next()
-            .ok_or("no federation endpoint")?;
-        let mut req = self.http.get(format!(
-            "{}/api/v1/watch?from_revision={}",
-            base.trim_end_matches('/'),
-            v.revision
-        ));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                // Try the next node on the next round.
-                self.fed.prefer(i + 1);
-                return Err(format!("watch {base}: {e}"));
+        let mut stream = match self.fed.watch(v.revision).await {
+            Ok(s) => s,
+            Err(ClientError::RevisionCompacted { message }) => {
+                *view = None;
+                return Err(ClientError::RevisionCompacted { message }.into());
             }
+            Err(e) => return Err(e.into()),
         };
-        if resp.status().as_u16() == 410 {
-            *view = None;
-            return Err("watch revision compacted; listing again".into());
-        }
-        if !resp.status().is_success() {
-            self.fed.prefer(i + 1);
-            return Err(format!("watch {base}: HTTP {}", resp.status()));
-        }
-        let mut body = resp.bytes_stream();
         // The first line (a heartbeat at least) marks the stream live.
         let mut first = true;
-        let mut buf: Vec<u8> = Vec::new();
         let mut tick = tokio::time::interval(LEASE_EVAL);
-        let mut last_live = v.liveness(wall_ms());
+        let mut last_live = v.liveness(now_ms());
         // Heartbeats come every 10 s; silence for 3 of them means a dead stream.
         let silence = Duration::from_secs(30);
         loop {
             tokio::select! {
-                chunk = tokio::time::timeout(silence, body.next()) => {
-                    let chunk = match chunk {
-                        Err(_) => return Err("watch stream silent for 30 s".into()),
-                        Ok(None) => return Err("watch stream ended".into()),
-                        Ok(Some(Err(e))) => return Err(format!("watch stream: {e}")),
-                        Ok(Some(Ok(c))) => c,
-                    };
-                    buf.extend_from_slice(&chunk);
-                    let mut changed = false;
-                    while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = buf.drain(..=pos).collect();
-                        let value: serde_json::Value = serde_json::from_slice(&line)
-                            .map_err(|e| format!("bad watch line: {e}"))?;
-                        match v.apply(&value) {
-                            Ok(c) => changed |= c,
-                            Err(e) if e.contains("revision_compacted") => {
-                                *view = None;
-                                return Err(e);
-                            }
-                            Err(e) => return Err(e),
+                line = tokio::time::timeout(silence, stream.next()) => {
+                    let line = match line {
+                        Err(_) => {
+                            self.fed.prefer_next();
+                            return Err(FollowError::Silent(silence));
                         }
-                    }
+                        Ok(None) => return Ok(()),
+                        Ok(Some(Err(e))) => {
+                            if matches!(e, ClientError::RevisionCompacted { .. }) {
+                                *view = None;
+                            } else {
+                                self.fed.prefer_next();
+                            }
+                            return Err(e.into());
+                        }
+                        Ok(Some(Ok(line))) => line,
+                    };
+                    let changed = v.apply(line);
                     if changed || std::mem::take(&mut first) {
                         self.publish(v, true);
-                        last_live = v.liveness(wall_ms());
+                        last_live = v.liveness(now_ms());
                     }
                 }
                 _ = tick.tick() => {
-                    let live = v.liveness(wall_ms());
+                    let live = v.liveness(now_ms());
                     if live != last_live {
                         tracing::info!("cluster lease liveness changed");
                         self.publish(v, true);
@@ -241,7 +202,7 @@ impl Follower {
             }
             if let Some(e) = err {
                 failures += 1;
-                let at = *frozen_at.get_or_insert_with(wall_ms);
+                let at = *frozen_at.get_or_insert_with(now_ms);
                 if failures == 1 || failures.is_multiple_of(20) {
                     tracing::warn!(error = %e, failures, "federation watch interrupted; routing from the last table");
                 }
@@ -261,23 +222,11 @@ impl Actor for CatalogWatcherActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        warden_federation::trust::ensure_crypto_provider();
         let follower = Follower {
             me: self.me.clone(),
             fed: self.fed.clone(),
             tables: self.tables.clone(),
             metrics: self.metrics.clone(),
-            http: {
-                let mut b = reqwest::Client::builder().connect_timeout(Duration::from_secs(2));
-                if let Some(pem) = &self.fed_ca {
-                    match warden_federation::trust::tls::anonymous_client_config(pem) {
-                        Ok(cfg) => b = b.use_preconfigured_tls(cfg),
-                        Err(e) => tracing::error!(error = %e, "unusable federation CA bundle"),
-                    }
-                }
-                b.build().unwrap_or_default()
-            },
-            token: self.token.clone(),
             trust: self.trust.clone(),
         };
         self.task = Some(spawn_supervised(

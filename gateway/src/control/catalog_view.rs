@@ -2,11 +2,12 @@
 //! Pure: fed by the listing and by watch lines, evaluated against a given wall-clock time.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use serde_json::Value;
 use warden_federation::model::{
     Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle,
 };
+use warden_federation::wire::{RoutingCatalog, WatchEvent, WatchLine};
 
 use crate::table::{RemoteCluster, RemoteTable, RoutePolicy, ServiceKey, Tables};
 
@@ -24,120 +25,89 @@ pub struct CatalogView {
     pub security: BTreeMap<String, SecurityPolicy>,
 }
 
-fn items<T: serde::de::DeserializeOwned>(v: &Value, key: &str) -> Result<Vec<T>, String> {
-    serde_json::from_value(v.get(key).cloned().unwrap_or(Value::Array(vec![])))
-        .map_err(|e| format!("catalog field {key}: {e}"))
+fn export_key(e: &ServiceExport) -> (String, String, String) {
+    (e.cluster.clone(), e.namespace.clone(), e.service.clone())
 }
 
 impl CatalogView {
     /// Builds a view from `GET /api/v1/catalog`.
-    pub fn from_listing(v: &Value) -> Result<Self, String> {
-        let mut view = CatalogView {
-            revision: v["revision"].as_u64().ok_or("catalog without revision")?,
-            ..Default::default()
-        };
-        for c in items::<Cluster>(v, "clusters")? {
-            view.clusters.insert(c.name.clone(), c);
+    pub fn from_listing(c: RoutingCatalog) -> Self {
+        CatalogView {
+            revision: c.revision,
+            clusters: c
+                .clusters
+                .into_iter()
+                .map(|c| (c.name.clone(), c))
+                .collect(),
+            exports: c.exports.into_iter().map(|e| (export_key(&e), e)).collect(),
+            leases: c
+                .leases
+                .into_iter()
+                .map(|l| (l.cluster.clone(), l))
+                .collect(),
+            policies: c.policies.into_iter().map(|p| (p.id.clone(), p)).collect(),
+            bundles: c
+                .bundles
+                .into_iter()
+                .map(|b| (b.trust_domain.clone(), b))
+                .collect(),
+            security: c
+                .security_policies
+                .into_iter()
+                .map(|p| (p.id.clone(), p))
+                .collect(),
         }
-        for e in items::<ServiceExport>(v, "exports")? {
-            view.exports.insert(
-                (e.cluster.clone(), e.namespace.clone(), e.service.clone()),
-                e,
-            );
-        }
-        for l in items::<Lease>(v, "leases")? {
-            view.leases.insert(l.cluster.clone(), l);
-        }
-        for p in items::<TrafficPolicy>(v, "policies")? {
-            view.policies.insert(p.id.clone(), p);
-        }
-        for b in items::<TrustBundle>(v, "bundles")? {
-            view.bundles.insert(b.trust_domain.clone(), b);
-        }
-        for p in items::<SecurityPolicy>(v, "security_policies")? {
-            view.security.insert(p.id.clone(), p);
-        }
-        Ok(view)
     }
 
     /// Applies one watch line; returns false for lines that are not changes (heartbeats).
-    pub fn apply(&mut self, v: &Value) -> Result<bool, String> {
-        let ty = v["type"].as_str().unwrap_or("");
-        let parse = |key: &str| {
-            v.get(key)
-                .cloned()
-                .ok_or_else(|| format!("{ty} without {key}"))
-        };
-        match ty {
-            "heartbeat" => return Ok(false),
-            "error" => {
-                return Err(format!(
-                    "watch error: {}",
-                    v["code"].as_str().unwrap_or("unknown")
-                ));
+    pub fn apply(&mut self, line: WatchLine) -> bool {
+        match line.event {
+            WatchEvent::Heartbeat | WatchEvent::Error { .. } => return false,
+            WatchEvent::ClusterPut { cluster } => {
+                self.clusters.insert(cluster.name.clone(), cluster);
             }
-            "cluster.put" => {
-                let c: Cluster =
-                    serde_json::from_value(parse("cluster")?).map_err(|e| e.to_string())?;
-                self.clusters.insert(c.name.clone(), c);
+            WatchEvent::ClusterDeleted { name } => {
+                self.clusters.remove(&name);
+                self.leases.remove(&name);
             }
-            "cluster.deleted" => {
-                let name = v["name"].as_str().unwrap_or("");
-                self.clusters.remove(name);
-                self.leases.remove(name);
+            WatchEvent::ServicePut { service } => {
+                self.exports.insert(export_key(&service), service);
             }
-            "service.put" => {
-                let e: ServiceExport =
-                    serde_json::from_value(parse("service")?).map_err(|e| e.to_string())?;
-                self.exports.insert(
-                    (e.cluster.clone(), e.namespace.clone(), e.service.clone()),
-                    e,
-                );
+            WatchEvent::ServiceDeleted {
+                cluster,
+                namespace,
+                service,
+            } => {
+                self.exports.remove(&(cluster, namespace, service));
             }
-            "service.deleted" => {
-                let key = (
-                    v["cluster"].as_str().unwrap_or("").to_string(),
-                    v["namespace"].as_str().unwrap_or("").to_string(),
-                    v["service"].as_str().unwrap_or("").to_string(),
-                );
-                self.exports.remove(&key);
+            WatchEvent::LeaseRenewed { lease } => {
+                self.leases.insert(lease.cluster.clone(), lease);
             }
-            "lease.renewed" => {
-                let l: Lease =
-                    serde_json::from_value(parse("lease")?).map_err(|e| e.to_string())?;
-                self.leases.insert(l.cluster.clone(), l);
+            WatchEvent::LeaseWithdrawn { cluster } => {
+                self.leases.remove(&cluster);
             }
-            "policy.put" => {
-                let p: TrafficPolicy =
-                    serde_json::from_value(parse("policy")?).map_err(|e| e.to_string())?;
-                self.policies.insert(p.id.clone(), p);
+            WatchEvent::PolicyPut { policy } => {
+                self.policies.insert(policy.id.clone(), policy);
             }
-            "policy.deleted" => {
-                self.policies.remove(v["id"].as_str().unwrap_or(""));
+            WatchEvent::PolicyDeleted { id } => {
+                self.policies.remove(&id);
             }
-            "trust_bundle.put" => {
-                let b: TrustBundle =
-                    serde_json::from_value(parse("bundle")?).map_err(|e| e.to_string())?;
-                self.bundles.insert(b.trust_domain.clone(), b);
+            WatchEvent::TrustBundlePut { bundle } => {
+                self.bundles.insert(bundle.trust_domain.clone(), bundle);
             }
-            "security_policy.put" => {
-                let p: SecurityPolicy =
-                    serde_json::from_value(parse("policy")?).map_err(|e| e.to_string())?;
-                self.security.insert(p.id.clone(), p);
+            WatchEvent::TrustBundleDeleted { trust_domain } => {
+                self.bundles.remove(&trust_domain);
             }
-            "security_policy.deleted" => {
-                self.security.remove(v["id"].as_str().unwrap_or(""));
+            WatchEvent::SecurityPolicyPut { policy } => {
+                self.security.insert(policy.id.clone(), policy);
             }
-            "trust_bundle.deleted" => {
-                self.bundles
-                    .remove(v["trust_domain"].as_str().unwrap_or(""));
+            WatchEvent::SecurityPolicyDeleted { id } => {
+                self.security.remove(&id);
             }
-            _ => {} // future kinds: not routing state
+            WatchEvent::Unknown => {} // a newer server's kinds: not routing state here
         }
-        if let Some(r) = v["revision"].as_u64() {
-            self.revision = r;
-        }
-        Ok(true)
+        self.revision = line.revision;
+        true
     }
 
     /// Is a cluster's lease fresh at `now_ms` (wall clock)?
@@ -158,7 +128,7 @@ impl CatalogView {
                 continue;
             };
             services
-                .entry((ns.clone(), svc.clone()))
+                .entry(ServiceKey::new(ns, svc))
                 .or_default()
                 .push(RemoteCluster {
                     cluster: cluster.clone(),
@@ -174,26 +144,21 @@ impl CatalogView {
         }
         let mut policies = HashMap::new();
         for p in self.policies.values() {
-            if let Some((ns, svc)) = p.service.split_once('/') {
-                policies.insert(
-                    (ns.to_string(), svc.to_string()),
-                    RoutePolicy {
-                        id: p.id.clone(),
-                        failover_order: p.failover_order.clone(),
-                        weights: p.weights.clone(),
-                        overprovisioning_percent: p.overprovisioning_percent,
-                        max_egress_percent: p.max_egress_percent,
-                    },
-                );
+            if let Some(key) = ServiceKey::parse(&p.service) {
+                let policy = RoutePolicy {
+                    id: p.id.clone(),
+                    failover_order: p.failover_order.clone(),
+                    weights: p.weights.clone(),
+                    overprovisioning_percent: p.overprovisioning_percent,
+                    max_egress_percent: p.max_egress_percent,
+                };
+                policies.insert(key, Arc::new(policy));
             }
         }
         let mut security: HashMap<ServiceKey, Vec<SecurityPolicy>> = HashMap::new();
         for p in self.security.values() {
-            if let Some((ns, svc)) = p.service.split_once('/') {
-                security
-                    .entry((ns.to_string(), svc.to_string()))
-                    .or_default()
-                    .push(p.clone());
+            if let Some(key) = ServiceKey::parse(&p.service) {
+                security.entry(key).or_default().push(p.clone());
             }
         }
         let cluster_domains = self
@@ -204,10 +169,14 @@ impl CatalogView {
         RemoteTable {
             revision: self.revision,
             connected,
-            services,
+            services: services
+                .into_iter()
+                .map(|(k, v)| (k, Arc::from(v)))
+                .collect(),
             policies,
             security,
             cluster_domains,
+            registered_gateway: self.clusters.get(me).map(|c| c.gateway.clone()),
         }
     }
 
@@ -220,11 +189,11 @@ impl CatalogView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn listing() -> Value {
-        json!({
+    fn listing() -> RoutingCatalog {
+        serde_json::from_value(serde_json::json!({
             "revision": 7,
+            "now": 1,
             "clusters": [
                 {"name": "a", "region": "r1", "zone": "z1", "network": "n", "gateway": "127.0.0.1:1", "trust_domain": "a", "labels": {}, "registered_at": 1},
                 {"name": "b", "region": "r1", "zone": "z2", "network": "n", "gateway": "127.0.0.1:2", "trust_domain": "b", "labels": {}, "registered_at": 1}
@@ -234,48 +203,55 @@ mod tests {
                 {"cluster": "b", "namespace": "shop", "service": "cart", "ports": [], "healthy_endpoints": 3, "weight": 100, "updated_at": 1}
             ],
             "leases": [{"cluster": "b", "renewed_at": 1000, "ttl_ms": 500}],
-            "policies": []
-        })
+            "policies": [],
+            "bundles": [],
+            "security_policies": []
+        }))
+        .unwrap()
+    }
+
+    fn line(v: serde_json::Value) -> WatchLine {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn cart() -> ServiceKey {
+        ServiceKey::new("shop", "cart")
     }
 
     #[test]
     fn remote_table_excludes_self_and_tracks_leases() {
-        let view = CatalogView::from_listing(&listing()).unwrap();
+        let view = CatalogView::from_listing(listing());
         let tables = Tables::default();
         let t = view.build("a", 1200, true, &tables);
-        let cart = &t.services[&("shop".to_string(), "cart".to_string())];
+        let cart = &t.services[&cart()];
         assert_eq!(cart.len(), 1);
         assert_eq!(cart[0].cluster, "b");
         assert!(cart[0].live);
         let t = view.build("a", 1500, true, &tables);
-        assert!(
-            !t.services[&("shop".to_string(), "cart".to_string())][0].live,
-            "lease expired at 1500"
-        );
+        assert!(!t.services[&self::cart()][0].live, "lease expired at 1500");
     }
 
     #[test]
     fn watch_lines_update_the_view() {
-        let mut view = CatalogView::from_listing(&listing()).unwrap();
-        assert!(
-            !view
-                .apply(&json!({"type": "heartbeat", "revision": 7}))
-                .unwrap()
-        );
-        view.apply(&json!({"type": "lease.renewed", "revision": 8, "lease": {"cluster": "b", "renewed_at": 5000, "ttl_ms": 500}})).unwrap();
+        let mut view = CatalogView::from_listing(listing());
+        assert!(!view.apply(line(
+            serde_json::json!({"type": "heartbeat", "revision": 7})
+        )));
+        view.apply(line(serde_json::json!({"type": "lease.renewed", "revision": 8, "lease": {"cluster": "b", "renewed_at": 5000, "ttl_ms": 500}})));
         assert!(view.live("b", 5100));
-        view.apply(&json!({"type": "service.deleted", "revision": 9, "cluster": "b", "namespace": "shop", "service": "cart"})).unwrap();
+        view.apply(line(serde_json::json!({"type": "service.deleted", "revision": 9, "cluster": "b", "namespace": "shop", "service": "cart"})));
         assert_eq!(view.exports.len(), 1);
-        view.apply(&json!({"type": "policy.put", "revision": 10, "policy": {"id": "p", "service": "shop/cart", "failover_order": [], "weights": {"a": 80, "b": 20}, "overprovisioning_percent": null, "max_egress_percent": null, "updated_at": 1}})).unwrap();
+        view.apply(line(serde_json::json!({"type": "policy.put", "revision": 10, "policy": {"id": "p", "service": "shop/cart", "failover_order": [], "weights": {"a": 80, "b": 20}, "overprovisioning_percent": null, "max_egress_percent": null, "updated_at": 1}})));
         let t = view.build("a", 5100, true, &Tables::default());
-        assert_eq!(
-            t.policies[&("shop".to_string(), "cart".to_string())].weights["a"],
-            80
-        );
+        assert_eq!(t.policies[&cart()].weights["a"], 80);
         assert_eq!(t.revision, 10);
-        assert!(
-            view.apply(&json!({"type": "error", "code": "revision_compacted"}))
-                .is_err()
-        );
+        view.apply(line(
+            serde_json::json!({"type": "lease.withdrawn", "revision": 11, "cluster": "b"}),
+        ));
+        assert!(!view.live("b", 5100), "a withdrawn lease is not live");
+        assert!(view.apply(line(
+            serde_json::json!({"type": "route.put", "revision": 12})
+        )));
+        assert_eq!(view.revision, 12, "unknown kinds still move the revision");
     }
 }

@@ -7,10 +7,11 @@
 //! half-life, from the CA found there (the newest one during a CA rotation).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use actix::prelude::*;
 use warden_federation::trust::ca::{Pems, issue_leaf, write_public, write_secret};
+use warden_federation::trust::files::CertFiles;
 use warden_federation::trust::spiffe::{first_cert_der, spiffe_id_of, validity};
 use warden_federation::trust::tls::Identity;
 
@@ -22,19 +23,19 @@ pub struct CertificateActor {
     cfg: TlsSection,
     identity: Arc<Identity>,
     metrics: Arc<Metrics>,
-    /// Modification times of (cert, key) last loaded.
-    loaded: Option<(SystemTime, SystemTime)>,
+    /// The certificate and key files, and when they were last loaded.
+    files: CertFiles,
     restarts: u32,
 }
 
 impl CertificateActor {
     pub fn new(cfg: TlsSection, identity: Arc<Identity>, metrics: Arc<Metrics>) -> Self {
-        let loaded = mtimes(&cfg);
+        let files = CertFiles::new(&cfg.cert, &cfg.key);
         Self {
             cfg,
             identity,
             metrics,
-            loaded,
+            files,
             restarts: 0,
         }
     }
@@ -45,38 +46,21 @@ impl CertificateActor {
         {
             tracing::warn!(error = %e, "certificate renewal failed");
         }
-        let now = mtimes(&self.cfg);
-        if now.is_some() && now != self.loaded {
-            match self.reload() {
-                Ok(id) => {
-                    self.loaded = now;
-                    tracing::info!(spiffe_id = %id, "certificate reloaded");
-                }
-                // A half-written pair is retried at the next check.
-                Err(e) => {
-                    tracing::warn!(error = %e, "certificate files changed but do not load yet")
-                }
+        match self.files.reload_into(&self.identity) {
+            None => {}
+            Some(Ok(id)) => tracing::info!(spiffe_id = %id, "certificate reloaded"),
+            // A half-written pair is retried at the next check.
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "certificate files changed but do not load yet")
             }
         }
-    }
-
-    fn reload(&self) -> Result<String, String> {
-        let cert = std::fs::read_to_string(&self.cfg.cert).map_err(|e| e.to_string())?;
-        let key = std::fs::read_to_string(&self.cfg.key).map_err(|e| e.to_string())?;
-        self.identity
-            .replace(&cert, &key)
-            .map(|id| id.to_string())
-            .map_err(|e| e.to_string())
     }
 
     fn renew_at_half_life(&mut self, ca_dir: &std::path::Path) -> Result<(), String> {
         let cert = std::fs::read_to_string(&self.cfg.cert).map_err(|e| e.to_string())?;
         let der = first_cert_der(&cert).map_err(|e| e.to_string())?;
         let (from, until) = validity(&der).map_err(|e| e.to_string())?;
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = (warden_federation::clock::now_ms() / 1000) as i64;
         if now < from + (until - from) / 2 {
             return Ok(());
         }
@@ -93,11 +77,6 @@ impl CertificateActor {
         tracing::info!(spiffe_id = %id, "certificate renewed at half-life");
         Ok(())
     }
-}
-
-fn mtimes(cfg: &TlsSection) -> Option<(SystemTime, SystemTime)> {
-    let m = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    Some((m(&cfg.cert)?, m(&cfg.key)?))
 }
 
 impl Actor for CertificateActor {

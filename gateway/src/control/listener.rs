@@ -1,32 +1,41 @@
-//! [`ListenerActor`]: owns one bound listener and its accept loop.
+//! [`ListenerActor`]: owns one bound listener and its accept loops.
 //!
 //! The socket is bound once at start-up and kept by the actor, so a restart resumes accepting
-//! on the same address and connections already accepted are never touched. The accept loop
-//! runs in a spawned task; if it ends (error or panic) the actor stops and the supervisor
-//! restarts it, which starts a new loop on the same socket. One listener restarting does not
-//! disturb another.
+//! on the same address and connections already accepted are never touched. Accept loops run
+//! as tasks — on the shared runtime, or one per data-path arbiter (per-core mode, each with
+//! its own proxy context); if one ends (error or panic) the actor stops and the supervisor
+//! restarts it, which starts new loops on the same socket. One listener restarting does not
+//! disturb another. [`StopAccepting`] (on drain) ends the loops and closes the socket, so new
+//! connections are refused while accepted ones finish.
 
 use std::sync::Arc;
 
 use actix::ArbiterHandle;
 use actix::prelude::*;
+use tokio::sync::{mpsc, watch};
 
 use super::guard::{InjectPanic, backoff, guarded};
 use crate::metrics::Metrics;
-use crate::proxy::{Listener, ProxyCtx};
+use crate::proxy::context::{Listener, ProxyCtx};
+use crate::proxy::server::serve_connection;
+
+/// Stop accepting and close the listening socket (the gateway is draining).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopAccepting;
 
 pub struct ListenerActor {
     pub name: String,
-    pub socket: std::net::TcpListener,
+    /// `None` once closed for good (draining).
+    socket: Option<std::net::TcpListener>,
     pub kind: Listener,
     pub proxy: Arc<ProxyCtx>,
     pub metrics: Arc<Metrics>,
     /// Per-core mode: accept loops run on these arbiters, each with its own proxy context.
     workers: Vec<(ArbiterHandle, Arc<ProxyCtx>)>,
     restarts: u32,
-    accept: Option<tokio::task::AbortHandle>,
-    /// Stops the per-core accept loops of the previous incarnation.
-    stop_workers: Option<tokio::sync::watch::Sender<bool>>,
+    /// Stops the accept loops of the current incarnation.
+    stop: Option<watch::Sender<bool>>,
 }
 
 impl ListenerActor {
@@ -39,14 +48,13 @@ impl ListenerActor {
     ) -> Self {
         Self {
             name,
-            socket,
+            socket: Some(socket),
             kind,
             proxy,
             metrics,
             workers: Vec::new(),
             restarts: 0,
-            accept: None,
-            stop_workers: None,
+            stop: None,
         }
     }
 
@@ -56,12 +64,23 @@ impl ListenerActor {
         self
     }
 
-    fn start_per_core(&mut self, ctx: &mut Context<Self>) {
-        let (stop_tx, _) = tokio::sync::watch::channel(false);
-        let (died_tx, mut died_rx) =
-            tokio::sync::mpsc::channel::<String>(self.workers.len().max(1));
-        for (i, (arbiter, proxy)) in self.workers.iter().enumerate() {
-            let sock = match self.socket.try_clone() {
+    fn start_accepting(&mut self, ctx: &mut Context<Self>) {
+        let Some(socket) = &self.socket else { return };
+        let (stop_tx, _) = watch::channel(false);
+        let loops: Vec<(Option<ArbiterHandle>, Arc<ProxyCtx>)> = if self.workers.is_empty() {
+            vec![(None, self.proxy.clone())]
+        } else {
+            self.workers
+                .iter()
+                .map(|(a, p)| (Some(a.clone()), p.clone()))
+                .collect()
+        };
+        let (died_tx, mut died_rx) = mpsc::channel::<String>(loops.len());
+        for (i, (arbiter, proxy)) in loops.into_iter().enumerate() {
+            let sock = match socket.try_clone().and_then(|s| {
+                s.set_nonblocking(true)?;
+                Ok(s)
+            }) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(listener = %self.name, error = %e, "cannot share the listening socket");
@@ -69,91 +88,101 @@ impl ListenerActor {
                     return;
                 }
             };
-            let (proxy, kind, name) = (proxy.clone(), self.kind, self.name.clone());
-            let (mut stop, died) = (stop_tx.subscribe(), died_tx.clone());
-            arbiter.spawn(async move {
-                // Registered with this arbiter's own reactor.
-                let listener = match tokio::net::TcpListener::from_std(sock) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = died.send(format!("worker {i}: {e}")).await;
-                        return;
-                    }
-                };
-                loop {
-                    tokio::select! {
-                        _ = stop.changed() => return,
-                        r = listener.accept() => match r {
-                            Ok((stream, _)) => {
-                                tokio::spawn(proxy.clone().serve_connection(stream, kind));
-                            }
-                            Err(e) => {
-                                tracing::warn!(listener = %name, worker = i, error = %e, "accept failed");
-                                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                            }
-                        }
-                    }
+            let run = accept_loop(
+                sock,
+                proxy,
+                self.kind,
+                self.name.clone(),
+                i,
+                stop_tx.subscribe(),
+                died_tx.clone(),
+            );
+            match arbiter {
+                // Registered with that arbiter's own reactor.
+                Some(a) => {
+                    a.spawn(run);
                 }
-            });
-        }
-        self.stop_workers = Some(stop_tx);
-        ctx.spawn(actix::fut::wrap_future::<_, Self>(async move { died_rx.recv().await }).map(|why, act, ctx| {
-            if let Some(why) = why {
-                tracing::error!(listener = %act.name, error = %why, "accept loop died; restarting");
-                ctx.stop();
+                None => {
+                    tokio::spawn(run);
+                }
             }
-        }));
-        tracing::info!(listener = %self.name, workers = self.workers.len(), addr = ?self.socket.local_addr().ok(), "accepting on per-core arbiters");
+        }
+        drop(died_tx);
+        self.stop = Some(stop_tx);
+        ctx.spawn(
+            actix::fut::wrap_future::<_, Self>(async move { died_rx.recv().await }).map(
+                |why, act, ctx| {
+                    // `None`: every loop was stopped on purpose.
+                    if let Some(why) = why {
+                        tracing::error!(listener = %act.name, error = %why, "accept loop died; restarting");
+                        ctx.stop();
+                    }
+                },
+            ),
+        );
+        tracing::info!(listener = %self.name, loops = self.workers.len().max(1), addr = ?socket.local_addr().ok(), "accepting");
     }
 
-    fn start_accepting(&mut self, ctx: &mut Context<Self>) {
-        if !self.workers.is_empty() {
-            return self.start_per_core(ctx);
+    fn stop_loops(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
         }
-        let std = match self.socket.try_clone().and_then(|s| {
-            s.set_nonblocking(true)?;
-            Ok(s)
-        }) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(listener = %self.name, error = %e, "cannot reuse the listening socket");
-                ctx.stop();
+    }
+}
+
+/// Reports a loop's end to the actor unless it was stopped: dropped with the loop's future
+/// (its end, a panic, or the runtime going away).
+struct DeathNotice {
+    tx: Option<mpsc::Sender<String>>,
+    why: String,
+}
+
+impl Drop for DeathNotice {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.try_send(std::mem::take(&mut self.why));
+        }
+    }
+}
+
+/// Accepts connections and serves each in its own task, until `stop` flips.
+async fn accept_loop(
+    sock: std::net::TcpListener,
+    proxy: Arc<ProxyCtx>,
+    kind: Listener,
+    name: String,
+    worker: usize,
+    mut stop: watch::Receiver<bool>,
+    died: mpsc::Sender<String>,
+) {
+    let mut notice = DeathNotice {
+        tx: Some(died),
+        why: format!("accept loop {worker} ended"),
+    };
+    let listener = match tokio::net::TcpListener::from_std(sock) {
+        Ok(l) => l,
+        Err(e) => {
+            notice.why = format!("worker {worker}: cannot register the socket: {e}");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = stop.changed() => {
+                notice.tx = None;
                 return;
             }
-        };
-        let listener = match tokio::net::TcpListener::from_std(std) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(listener = %self.name, error = %e, "cannot register the listening socket");
-                ctx.stop();
-                return;
-            }
-        };
-        let (proxy, kind, name) = (self.proxy.clone(), self.kind, self.name.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        tokio::spawn(proxy.clone().serve_connection(stream, kind));
-                    }
-                    Err(e) => {
-                        // EMFILE and friends: back off briefly instead of spinning.
-                        tracing::warn!(listener = %name, error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
+            r = listener.accept() => match r {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve_connection(proxy.clone(), stream, kind));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(listener = %name, worker, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             }
-        });
-        self.accept = Some(task.abort_handle());
-        ctx.spawn(actix::fut::wrap_future::<_, Self>(task).map(|res, act, ctx| {
-            if let Err(e) = res
-                && !e.is_cancelled()
-            {
-                tracing::error!(listener = %act.name, error = %e, "accept loop died; restarting");
-            }
-            ctx.stop();
-        }));
-        tracing::info!(listener = %self.name, addr = ?self.socket.local_addr().ok(), "accepting");
+        }
     }
 }
 
@@ -172,11 +201,9 @@ impl Actor for ListenerActor {
 
 impl Supervised for ListenerActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        if let Some(a) = self.accept.take() {
-            a.abort();
-        }
-        if let Some(stop) = self.stop_workers.take() {
-            let _ = stop.send(true);
+        self.stop_loops();
+        if self.socket.is_none() {
+            return; // closed on purpose
         }
         self.restarts += 1;
         self.metrics
@@ -188,6 +215,16 @@ impl Supervised for ListenerActor {
             restarts = self.restarts,
             "listener actor restarting"
         );
+    }
+}
+
+impl Handler<StopAccepting> for ListenerActor {
+    type Result = ();
+    fn handle(&mut self, _: StopAccepting, _ctx: &mut Context<Self>) {
+        self.stop_loops();
+        // The loops drop their copies as they stop; this is the last one.
+        self.socket = None;
+        tracing::info!(listener = %self.name, "stopped accepting");
     }
 }
 

@@ -2,20 +2,23 @@
 //! immutable snapshots for the data path. No hyper types cross into their messages.
 //!
 //! [`start`] wires a gateway: binds the listeners, starts one [`pool::PoolActor`] per local
-//! service, the [`health_checker::HealthCheckerActor`], the two [`listener::ListenerActor`]s,
-//! the [`catalog::CatalogWatcherActor`] and the [`discovery::DiscoveryActor`], each under an
-//! actix `Supervisor`, plus the admin server. It must run inside an actix `System`.
+//! service (through the [`registry::RegistryActor`]), the
+//! [`health_checker::HealthCheckerActor`], a [`listener::ListenerActor`] per listener, the
+//! [`catalog::CatalogWatcherActor`], the [`publisher::PublisherActor`] (registration, lease,
+//! exports), Kubernetes discovery and the certificate actor when configured — each under an
+//! actix `Supervisor` — plus the admin server. It must run inside an actix `System`.
+//! [`GatewayHandle::drain`] stops it gracefully.
 
 pub mod catalog;
 pub mod catalog_view;
 pub mod certificate;
-pub mod discovery;
-pub mod fed;
+pub mod exports;
 pub mod guard;
 pub mod health_checker;
 pub mod k8s;
 pub mod listener;
 pub mod pool;
+pub mod publisher;
 pub mod registry;
 
 use std::collections::HashMap;
@@ -23,15 +26,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Recipient, Supervisor};
+use actix::{Addr, Recipient, Supervisor};
 use tokio::sync::mpsc;
+use warden_federation::client::FederationClient;
 
 use crate::balance::Locality;
 use crate::config::GatewayConfig;
+use crate::drain::Drain;
+use crate::key::ServiceKey;
 use crate::metrics::Metrics;
-use crate::proxy::{Listener, PassiveSignal, ProxyCtx};
-use crate::table::{ServiceKey, Tables};
+use crate::proxy::context::{Listener, PassiveSignal, ProxyCtx};
+use crate::proxy::mtls::TlsCtx;
+use crate::table::Tables;
 use guard::InjectPanic;
+use listener::{ListenerActor, StopAccepting};
+use publisher::{PublisherActor, Withdraw};
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +54,8 @@ pub enum StartError {
     },
     #[error("tls: {0}")]
     Tls(String),
+    #[error("tls: {0}")]
+    Trust(#[from] warden_federation::trust::TrustError),
     #[error("federation client: {0}")]
     Client(#[from] warden_federation::client::ClientError),
 }
@@ -58,6 +69,43 @@ pub struct GatewayHandle {
     pub tcp: Vec<SocketAddr>,
     pub tables: Tables,
     pub metrics: Arc<Metrics>,
+    listeners: Vec<Addr<ListenerActor>>,
+    publisher: Addr<PublisherActor>,
+    drain: Drain,
+}
+
+impl GatewayHandle {
+    /// Drains the gateway: withdraws the cluster's lease (other clusters stop sending here
+    /// at once), stops accepting connections, and lets requests in flight finish for up to
+    /// `deadline`. Returns whether every connection had ended by then.
+    pub async fn drain(&self, deadline: Duration) -> bool {
+        tracing::info!(
+            deadline_ms = deadline.as_millis() as u64,
+            "draining: withdrawing the lease, refusing new connections"
+        );
+        let bound = deadline.min(Duration::from_secs(3));
+        if tokio::time::timeout(bound, self.publisher.send(Withdraw))
+            .await
+            .is_err()
+        {
+            tracing::warn!("the lease withdrawal did not finish in time; it expires by itself");
+        }
+        for l in &self.listeners {
+            let _ = l.send(StopAccepting).await;
+        }
+        self.drain.start();
+        let open = self.drain.open();
+        let done = self.drain.wait(deadline).await;
+        if done {
+            tracing::info!(connections = open, "drained: every connection finished");
+        } else {
+            tracing::warn!(
+                still_open = self.drain.open(),
+                "drain deadline reached with connections open: closing them"
+            );
+        }
+        done
+    }
 }
 
 fn bind(what: &'static str, addr: &str) -> Result<std::net::TcpListener, StartError> {
@@ -118,10 +166,7 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
             format!("pool:{}/{}", s.namespace, s.name),
             addr.clone().recipient(),
         );
-        probes.insert(
-            (s.namespace.clone(), s.name.clone()),
-            registry::probe_targets(s, &addr),
-        );
+        probes.insert(registry::key_of(s), registry::probe_targets(s, &addr));
         initial.push((s.clone(), addr));
     }
     let shared = registry::Shared::default();
@@ -146,33 +191,23 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
     let (tls, own_bundle) = match &cfg.tls {
         None => (None, None),
         Some(t) => {
-            let read = |p: &std::path::Path| {
-                std::fs::read_to_string(p)
-                    .map_err(|source| StartError::Tls(format!("{}: {source}", p.display())))
-            };
-            let (cert, key, bundle) = (read(&t.cert)?, read(&t.key)?, read(&t.ca_bundle)?);
-            let (identity, id) = warden_federation::trust::tls::Identity::from_pem(&cert, &key)
-                .map_err(|e| StartError::Tls(e.to_string()))?;
-            if id.trust_domain != cfg.cluster.trust_domain {
+            let loaded = warden_federation::trust::files::load(&t.cert, &t.key, &t.ca_bundle)?;
+            if loaded.id.trust_domain != cfg.cluster.trust_domain {
                 return Err(StartError::Tls(format!(
                     "the certificate's trust domain {} is not this cluster's ({})",
-                    id.trust_domain, cfg.cluster.trust_domain
+                    loaded.id.trust_domain, cfg.cluster.trust_domain
                 )));
             }
-            let store = warden_federation::trust::verify::TrustStore::new();
-            store
-                .set(&cfg.cluster.trust_domain, &bundle, 0)
-                .map_err(|e| StartError::Tls(e.to_string()))?;
-            let ctx = crate::proxy::mtls::TlsCtx::new(
-                identity,
-                id,
-                store,
+            let ctx = TlsCtx::new(
+                loaded.identity,
+                loaded.id,
+                loaded.store,
                 Duration::from_millis(cfg.timeouts.connect_ms),
-            )
-            .map_err(|e| StartError::Tls(e.to_string()))?;
-            (Some(ctx), Some(bundle))
+            )?;
+            (Some(ctx), Some(loaded.bundle_pem))
         }
     };
+    let drain = Drain::default();
     let proxy = ProxyCtx::new(
         tables.clone(),
         me.clone(),
@@ -180,6 +215,7 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         metrics.clone(),
         passive_tx.clone(),
         tls.clone(),
+        drain.clone(),
     );
     // Per-core mode: one arbiter per core, each with its own proxy context (connection pools).
     let workers: Vec<(actix::ArbiterHandle, Arc<ProxyCtx>)> = match cfg.runtime.data_path {
@@ -204,6 +240,7 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
                         metrics.clone(),
                         passive_tx.clone(),
                         tls.clone(),
+                        drain.clone(),
                     );
                     (arbiter, ctx)
                 })
@@ -252,13 +289,14 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         tcp.push(local_addr("tcp", &sock)?);
         listeners.push((format!("listener_tcp_{i}"), sock, Listener::Tcp(i)));
     }
+    let mut listener_addrs = Vec::new();
     for (name, sock, kind) in listeners {
         let (p, m, w) = (proxy.clone(), metrics.clone(), workers.clone());
         let hook = name.clone();
-        let addr = Supervisor::start(move |_| {
-            listener::ListenerActor::new(name, sock, kind, p, m).per_core(w)
-        });
-        hooks.insert(hook, addr.recipient());
+        let addr =
+            Supervisor::start(move |_| ListenerActor::new(name, sock, kind, p, m).per_core(w));
+        hooks.insert(hook, addr.clone().recipient());
+        listener_addrs.push(addr);
     }
 
     let token = cfg.admin_token();
@@ -269,7 +307,7 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         ),
         None => None,
     };
-    let fed = fed::FedClient::new(&cfg.federation.endpoints, token.clone(), fed_ca.as_deref())?;
+    let fed = FederationClient::new(&cfg.federation.endpoints, token, fed_ca.as_deref())?;
     let cw = {
         let (me, f, t, m) = (
             cfg.cluster.name.clone(),
@@ -278,19 +316,17 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
             metrics.clone(),
         );
         let trust = tls.as_ref().map(|t| t.store.clone());
-        let ca = fed_ca.clone();
-        Supervisor::start(move |_| catalog::CatalogWatcherActor::new(me, f, token, t, m, trust, ca))
+        Supervisor::start(move |_| catalog::CatalogWatcherActor::new(me, f, t, m, trust))
     };
     hooks.insert("catalog_watcher".into(), cw.recipient());
-    let disc = {
-        let (c, f, m) = (cfg.clone(), fed.clone(), metrics.clone());
+    let publisher = {
+        let (c, f, m, t) = (cfg.clone(), fed.clone(), metrics.clone(), tables.clone());
         let trust = tls.as_ref().map(|t| t.store.clone());
         let exports = shared.exports.clone();
-        Supervisor::start(move |_| {
-            discovery::DiscoveryActor::new(c, f, advertise, own_bundle, trust, exports, m)
-        })
+        let adv = advertise.clone();
+        Supervisor::start(move |_| PublisherActor::new(c, f, adv, own_bundle, trust, exports, t, m))
     };
-    hooks.insert("discovery".into(), disc.recipient());
+    hooks.insert("publisher".into(), publisher.clone().recipient());
     if kube {
         let (c, f, m) = (cfg.clone(), fed.clone(), metrics.clone());
         let kd = Supervisor::start(move |_| k8s::KubeDiscoveryActor::new(c, f, registry, m));
@@ -304,8 +340,11 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
 
     crate::admin::spawn(
         admin_sock,
-        proxy.clone(),
-        cfg.test_hooks.then_some(Arc::new(hooks)),
+        crate::admin::AdminState {
+            ctx: proxy.clone(),
+            hooks: cfg.test_hooks.then_some(Arc::new(hooks)),
+            advertise,
+        },
     )
     .map_err(|source| StartError::Bind {
         what: "admin",
@@ -320,5 +359,8 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         tcp,
         tables,
         metrics,
+        listeners: listener_addrs,
+        publisher,
+        drain,
     })
 }

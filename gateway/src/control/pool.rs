@@ -44,6 +44,7 @@ pub struct Update {
     pub endpoints: Vec<String>,
     pub weight: u32,
     pub h2: bool,
+    pub port: u16,
 }
 
 /// The service is gone: remove it from the routing table and stop. A retired pool never
@@ -76,6 +77,21 @@ impl Endpoint {
             was_available: true,
         }
     }
+
+    /// Healthy by active probes and not ejected by outlier detection.
+    fn available(&self, now_ms: u64) -> bool {
+        self.probe.healthy && !self.outlier.is_ejected(now_ms)
+    }
+}
+
+/// What a pool serves: the service's endpoints and how to reach them.
+pub struct Membership {
+    pub endpoints: Vec<String>,
+    pub weight: u32,
+    /// Endpoints speak HTTP/2 (h2c prior knowledge).
+    pub h2: bool,
+    /// The service port the endpoints serve.
+    pub port: u16,
 }
 
 pub struct PoolActor {
@@ -87,7 +103,10 @@ pub struct PoolActor {
     endpoints: Vec<Endpoint>,
     weight: u32,
     h2: bool,
+    port: u16,
     had_available: bool,
+    /// The snapshot last published: an unchanged one is not published again.
+    published: Option<LocalService>,
     restarts: u32,
     retired: bool,
 }
@@ -95,24 +114,28 @@ pub struct PoolActor {
 impl PoolActor {
     pub fn new(
         key: ServiceKey,
-        addrs: &[String],
-        weight: u32,
-        h2: bool,
+        m: Membership,
         cfg: Arc<GatewayConfig>,
         tables: Tables,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let endpoints = addrs.iter().map(|a| Endpoint::new(a, &tables)).collect();
+        let endpoints = m
+            .endpoints
+            .iter()
+            .map(|a| Endpoint::new(a, &tables))
+            .collect();
         Self {
-            label: format!("{}/{}", key.0, key.1),
+            label: key.to_string(),
             key,
             cfg,
             tables,
             metrics,
             endpoints,
-            weight,
-            h2,
+            weight: m.weight,
+            h2: m.h2,
+            port: m.port,
             had_available: true,
+            published: None,
             restarts: 0,
             retired: false,
         }
@@ -133,7 +156,7 @@ impl PoolActor {
         let (mut healthy, mut unhealthy, mut ejected) = (0i64, 0i64, 0i64);
         for e in &mut self.endpoints {
             let is_ejected = e.outlier.is_ejected(now);
-            let available = e.probe.healthy && !is_ejected;
+            let available = e.available(now);
             match (e.probe.healthy, is_ejected) {
                 (_, true) => ejected += 1,
                 (true, false) => healthy += 1,
@@ -176,14 +199,17 @@ impl PoolActor {
                 .with_label_values(&[self.label.as_str(), cluster, state])
                 .set(n);
         }
-        self.tables.publish_local(
-            self.key.clone(),
-            Some(LocalService {
-                endpoints: eps,
-                weight: self.weight,
-                h2: self.h2,
-            }),
-        );
+        let snapshot = LocalService {
+            endpoints: eps,
+            weight: self.weight,
+            h2: self.h2,
+            port: self.port,
+        };
+        if self.published.as_ref() == Some(&snapshot) {
+            return;
+        }
+        self.tables.publish_local(&self.key, Some(snapshot.clone()));
+        self.published = Some(snapshot);
     }
 
     fn find(&mut self, addr: &str) -> Option<usize> {
@@ -309,6 +335,7 @@ impl Handler<Update> for PoolActor {
             }
             self.weight = m.weight;
             self.h2 = m.h2;
+            self.port = m.port;
             self.publish();
         });
     }
@@ -317,7 +344,7 @@ impl Handler<Update> for PoolActor {
 impl Handler<Retire> for PoolActor {
     type Result = ();
     fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
-        self.tables.publish_local(self.key.clone(), None);
+        self.tables.publish_local(&self.key, None);
         for state in ["healthy", "unhealthy", "ejected"] {
             let cluster = self.cfg.cluster.name.as_str();
             let _ =
@@ -335,11 +362,7 @@ impl Handler<GetCounts> for PoolActor {
     type Result = MessageResult<GetCounts>;
     fn handle(&mut self, _: GetCounts, _: &mut Context<Self>) -> Self::Result {
         let now = self.now_ms();
-        let avail = self
-            .endpoints
-            .iter()
-            .filter(|e| e.probe.healthy && !e.outlier.is_ejected(now))
-            .count();
+        let avail = self.endpoints.iter().filter(|e| e.available(now)).count();
         MessageResult((avail as u32, self.endpoints.len() as u32))
     }
 }

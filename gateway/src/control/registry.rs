@@ -2,7 +2,7 @@
 //! Kubernetes) hands it the full desired set; it starts a supervised [`PoolActor`] for each new
 //! service, updates the membership of existing ones, retires the gone ones, keeps the health
 //! checker's targets in step, and publishes two shared views: the pools by service (for the
-//! data path's passive signals) and the [`ExportSet`] the discovery actor reconciles with the
+//! data path's passive signals) and the [`ExportSet`] the publisher reconciles with the
 //! federation store.
 
 use std::collections::HashMap;
@@ -11,26 +11,15 @@ use std::sync::Arc;
 use actix::prelude::*;
 use arc_swap::ArcSwap;
 
-use super::discovery::Export;
+use super::exports::{Export, ExportSet};
 use super::guard::guarded;
 use super::health_checker::{HealthCheckerActor, ProbeTarget, SetTargets};
-use super::pool::{PoolActor, Retire, Update};
+use super::pool::{Membership, PoolActor, Retire, Update};
 use crate::config::{GatewayConfig, StaticService};
 use crate::metrics::Metrics;
 use crate::table::{ServiceKey, Tables};
 
-/// The services this gateway exports, as the discovery actor should publish them.
-#[derive(Clone, Default)]
-pub struct ExportSet {
-    /// Discovery has seen the full state at least once: only then may exports that are not
-    /// in `items` be removed from the store.
-    pub synced: bool,
-    /// Bumped on every change; a new generation triggers a reconcile with the store.
-    pub generation: u64,
-    pub items: Vec<Export>,
-}
-
-/// Views shared with the data path and the discovery actor.
+/// Views shared with the data path and the publisher.
 #[derive(Clone, Default)]
 pub struct Shared {
     pub pools: Arc<ArcSwap<HashMap<ServiceKey, Addr<PoolActor>>>>,
@@ -50,6 +39,21 @@ pub fn speaks_h2(s: &StaticService) -> bool {
         .is_some_and(|p| matches!(p.protocol, Protocol::Http2 | Protocol::Grpc))
 }
 
+/// The key of a configured or discovered service.
+pub fn key_of(s: &StaticService) -> ServiceKey {
+    ServiceKey::new(&s.namespace, &s.name)
+}
+
+/// What a pool of `s` serves.
+fn membership(s: &StaticService) -> Membership {
+    Membership {
+        endpoints: s.endpoints.clone(),
+        weight: s.weight,
+        h2: speaks_h2(s),
+        port: s.ports.first().map(|p| p.port).unwrap_or(0),
+    }
+}
+
 /// Starts a supervised pool for `s`.
 pub fn spawn_pool(
     s: &StaticService,
@@ -57,16 +61,14 @@ pub fn spawn_pool(
     tables: &Tables,
     metrics: &Arc<Metrics>,
 ) -> Addr<PoolActor> {
-    let key = (s.namespace.clone(), s.name.clone());
-    let (c, t, m, eps, w, h2) = (
+    let (key, m, c, t, mx) = (
+        key_of(s),
+        membership(s),
         cfg.clone(),
         tables.clone(),
         metrics.clone(),
-        s.endpoints.clone(),
-        s.weight,
-        speaks_h2(s),
     );
-    Supervisor::start(move |_| PoolActor::new(key, &eps, w, h2, c, t, m))
+    Supervisor::start(move |_| PoolActor::new(key, m, c, t, mx))
 }
 
 /// The probe targets of one service's endpoints.
@@ -120,7 +122,7 @@ impl RegistryActor {
             health,
             services: initial
                 .into_iter()
-                .map(|(s, a)| ((s.namespace.clone(), s.name.clone()), (s, a)))
+                .map(|(s, a)| (key_of(&s), (s, a)))
                 .collect(),
             shared,
             restarts: 0,
@@ -154,17 +156,19 @@ impl RegistryActor {
     fn apply(&mut self, desired: Vec<StaticService>) {
         let mut next: HashMap<ServiceKey, (StaticService, Addr<PoolActor>)> = HashMap::new();
         for s in desired {
-            let key = (s.namespace.clone(), s.name.clone());
+            let key = key_of(&s);
             let addr = match self.services.remove(&key) {
                 Some((old, addr)) => {
                     if old.endpoints != s.endpoints
                         || old.weight != s.weight
-                        || speaks_h2(&old) != speaks_h2(&s)
+                        || old.ports != s.ports
                     {
+                        let m = membership(&s);
                         addr.do_send(Update {
-                            endpoints: s.endpoints.clone(),
-                            weight: s.weight,
-                            h2: speaks_h2(&s),
+                            endpoints: m.endpoints,
+                            weight: m.weight,
+                            h2: m.h2,
+                            port: m.port,
                         });
                     }
                     if old.endpoints != s.endpoints || old.probe != s.probe {
@@ -176,7 +180,7 @@ impl RegistryActor {
                     addr
                 }
                 None => {
-                    tracing::info!(service = %format!("{}/{}", key.0, key.1), endpoints = s.endpoints.len(), "service discovered");
+                    tracing::info!(service = %key, endpoints = s.endpoints.len(), "service discovered");
                     let addr = spawn_pool(&s, &self.cfg, &self.tables, &self.metrics);
                     self.health.do_send(SetTargets {
                         service: key.clone(),

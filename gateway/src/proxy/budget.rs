@@ -2,9 +2,10 @@
 //! small floor per second, so retries cannot multiply load during an outage.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// Counts requests and retries in one-second windows.
+#[derive(Debug)]
 pub struct RetryBudget {
     start: Instant,
     percent: u64,

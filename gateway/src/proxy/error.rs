@@ -1,10 +1,9 @@
-//! Proxy errors and the one place they become HTTP responses, with `x-warden-error` naming the
-//! cause. Each error says who is to blame and whether another target may be tried.
+//! Why a request was not proxied: one error type that knows its cause (a bounded label for
+//! the `x-warden-error` header and metrics), who is to blame, its HTTP and gRPC status, and
+//! whether the request surely never reached the target. The response is made in
+//! [`super::respond`].
 
-use bytes::Bytes;
-use http::{Response, StatusCode};
-
-use super::BoxBody;
+use http::StatusCode;
 
 /// Who caused a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +24,12 @@ pub enum ProxyError {
     NoHealthyUpstream(String),
     #[error("no local endpoint for {0} can serve (east-west requests are never forwarded again)")]
     NoLocalEndpoint(String),
+    #[error("{service} has no endpoints for port {port} here (endpoints serve port {served})")]
+    PortNotRouted {
+        service: String,
+        port: u16,
+        served: u16,
+    },
     #[error("connecting to {target} failed: {message}")]
     Connect {
         target: String,
@@ -42,6 +47,8 @@ pub enum ProxyError {
         service: String,
         policy: String,
     },
+    #[error("reading the request body failed: {message}")]
+    ClientBody { message: String },
 }
 
 impl ProxyError {
@@ -52,18 +59,25 @@ impl ProxyError {
             Self::UnknownService(_) => "unknown_service",
             Self::NoHealthyUpstream(_) => "no_healthy_upstream",
             Self::NoLocalEndpoint(_) => "no_local_endpoint",
+            Self::PortNotRouted { .. } => "port_not_routed",
             Self::Connect { .. } => "upstream_connect",
             Self::Timeout { .. } => "upstream_timeout",
             Self::Upstream { .. } => "upstream_reset",
             Self::Forbidden { .. } => "forbidden",
+            Self::ClientBody { .. } => "client_body",
         }
     }
 
     pub fn blame(&self) -> Blame {
         match self {
-            Self::NoService | Self::UnknownService(_) | Self::Forbidden { .. } => Blame::Downstream,
-            Self::NoHealthyUpstream(_) | Self::NoLocalEndpoint(_) => Blame::Internal,
-            _ => Blame::Upstream,
+            Self::NoService
+            | Self::UnknownService(_)
+            | Self::Forbidden { .. }
+            | Self::ClientBody { .. } => Blame::Downstream,
+            Self::NoHealthyUpstream(_) | Self::NoLocalEndpoint(_) | Self::PortNotRouted { .. } => {
+                Blame::Internal
+            }
+            Self::Connect { .. } | Self::Timeout { .. } | Self::Upstream { .. } => Blame::Upstream,
         }
     }
 
@@ -72,10 +86,11 @@ impl ProxyError {
         matches!(self, Self::Connect { .. })
     }
 
-    fn status(&self) -> StatusCode {
+    /// The HTTP status a client sees.
+    pub fn status(&self) -> StatusCode {
         match self {
-            Self::NoService => StatusCode::BAD_REQUEST,
-            Self::UnknownService(_) => StatusCode::NOT_FOUND,
+            Self::NoService | Self::ClientBody { .. } => StatusCode::BAD_REQUEST,
+            Self::UnknownService(_) | Self::PortNotRouted { .. } => StatusCode::NOT_FOUND,
             Self::NoHealthyUpstream(_) | Self::NoLocalEndpoint(_) | Self::Connect { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -85,22 +100,17 @@ impl ProxyError {
         }
     }
 
-    /// The response a client sees.
-    pub fn into_response(self) -> Response<BoxBody> {
-        let body =
-            serde_json::json!({"error": {"code": self.cause(), "message": self.to_string()}})
-                .to_string();
-        let mut r = Response::new(super::full(Bytes::from(body)));
-        *r.status_mut() = self.status();
-        let h = r.headers_mut();
-        h.insert(
-            "content-type",
-            http::HeaderValue::from_static("application/json"),
-        );
-        h.insert(
-            "x-warden-error",
-            http::HeaderValue::from_static(self.cause()),
-        );
-        r
+    /// The gRPC status code a gRPC client sees (`grpc-status`).
+    pub fn grpc_status(&self) -> u8 {
+        match self {
+            Self::NoService | Self::ClientBody { .. } => 3, // INVALID_ARGUMENT
+            Self::UnknownService(_) | Self::PortNotRouted { .. } => 12, // UNIMPLEMENTED
+            Self::Timeout { .. } => 4,                      // DEADLINE_EXCEEDED
+            Self::Forbidden { .. } => 7,                    // PERMISSION_DENIED
+            Self::NoHealthyUpstream(_)
+            | Self::NoLocalEndpoint(_)
+            | Self::Connect { .. }
+            | Self::Upstream { .. } => 14, // UNAVAILABLE
+        }
     }
 }

@@ -20,7 +20,7 @@ use warden_federation::trust::spiffe::SpiffeId;
 use warden_federation::trust::tls::{Identity, client_config, peer_id};
 use warden_federation::trust::verify::TrustStore;
 
-use super::BoxBody;
+use super::body::BoxBody;
 use crate::metrics::Metrics;
 
 /// This gateway's identity and the federation's trust bundles.

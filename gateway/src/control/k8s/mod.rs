@@ -28,12 +28,12 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
-use super::fed::FedClient;
 use super::guard::{InjectPanic, guarded, on_restart, spawn_supervised};
 use super::registry::{RegistryActor, SetServices};
 use crate::config::{GatewayConfig, StaticService};
 use crate::metrics::Metrics;
 use desired::{Key, Outcome};
+use warden_federation::client::FederationClient;
 
 /// The MCS ServiceExport resource.
 pub fn service_export_resource() -> ApiResource {
@@ -150,7 +150,7 @@ impl Stores {
 
 async fn run(
     cfg: Arc<GatewayConfig>,
-    fed: FedClient,
+    fed: FederationClient,
     registry: Addr<RegistryActor>,
     metrics: Arc<Metrics>,
 ) -> Result<(), KubeError> {
@@ -250,13 +250,13 @@ async fn run(
 /// Patches the conditions of every ServiceExport whose conditions changed.
 async fn write_statuses(
     client: &kube::Client,
-    fed: &FedClient,
+    fed: &FederationClient,
     me: &str,
     stores: &Stores,
     outcomes: &BTreeMap<Key, Outcome>,
 ) {
-    let catalog = match fed.get("/api/v1/services").await {
-        Ok(c) => c,
+    let catalog = match fed.services().await {
+        Ok(c) => c.items,
         Err(e) => {
             tracing::debug!(error = %e, "no catalog for ServiceExport status yet");
             return;
@@ -299,7 +299,7 @@ async fn write_statuses(
 
 pub struct KubeDiscoveryActor {
     cfg: Arc<GatewayConfig>,
-    fed: FedClient,
+    fed: FederationClient,
     registry: Addr<RegistryActor>,
     metrics: Arc<Metrics>,
     restarts: u32,
@@ -309,7 +309,7 @@ pub struct KubeDiscoveryActor {
 impl KubeDiscoveryActor {
     pub fn new(
         cfg: Arc<GatewayConfig>,
-        fed: FedClient,
+        fed: FederationClient,
         registry: Addr<RegistryActor>,
         metrics: Arc<Metrics>,
     ) -> Self {

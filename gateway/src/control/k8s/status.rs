@@ -5,6 +5,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde_json::Value;
 use warden_federation::model::ServicePort;
+use warden_federation::wire::CatalogService;
 
 use super::desired::Outcome;
 
@@ -17,9 +18,9 @@ pub struct StoreView {
     pub conflicting: Vec<String>,
 }
 
-/// Reads the view of (`ns`, `name`) from a `GET /api/v1/services` answer.
+/// Reads the view of (`ns`, `name`) from the global catalog.
 pub fn store_view(
-    catalog: &Value,
+    catalog: &[CatalogService],
     me: &str,
     ns: &str,
     name: &str,
@@ -35,20 +36,17 @@ pub fn store_view(
         v
     };
     let want = key(ours);
-    for item in catalog["items"].as_array().into_iter().flatten() {
-        if item["namespace"] != ns || item["service"] != name {
+    for item in catalog {
+        if item.namespace != ns || item.service != name {
             continue;
         }
-        for c in item["clusters"].as_array().into_iter().flatten() {
-            let cluster = c["cluster"].as_str().unwrap_or("");
-            if cluster == me {
+        for c in &item.clusters {
+            if c.cluster == me {
                 view.exported = true;
                 continue;
             }
-            let ports: Vec<ServicePort> =
-                serde_json::from_value(c["ports"].clone()).unwrap_or_default();
-            if key(&ports) != want {
-                view.conflicting.push(cluster.to_string());
+            if key(&c.ports) != want {
+                view.conflicting.push(c.cluster.clone());
             }
         }
     }
@@ -163,11 +161,13 @@ mod tests {
 
     #[test]
     fn store_view_finds_ours_and_conflicts() {
-        let catalog = json!({"items": [{"namespace": "shop", "service": "cart", "clusters": [
-            {"cluster": "a", "ports": [{"name": "http", "port": 80, "protocol": "http"}]},
-            {"cluster": "b", "ports": [{"name": "http", "port": 80, "protocol": "http"}]},
-            {"cluster": "c", "ports": [{"name": "http", "port": 81, "protocol": "http"}]}
-        ]}]});
+        let entry = |c: &str, p: u16| json!({"cluster": c, "ports": [{"name": "http", "port": p, "protocol": "http"}], "healthy_endpoints": 1, "weight": 100, "updated_at": 1});
+        let catalog: Vec<CatalogService> = serde_json::from_value(
+            json!([{"namespace": "shop", "service": "cart", "clusters": [
+                entry("a", 80), entry("b", 80), entry("c", 81)
+            ]}]),
+        )
+        .unwrap();
         let v = store_view(&catalog, "a", "shop", "cart", &[port(80)]);
         assert!(v.exported);
         assert_eq!(v.conflicting, vec!["c"]);

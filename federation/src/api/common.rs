@@ -1,0 +1,66 @@
+//! What every handler shares: the node handle, query parameters, reading the applied state,
+//! the `?consistent=true` barrier, and answering a committed write.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLockReadGuard};
+
+use axum::Json;
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::error::ApiError;
+use crate::command::CommandResult;
+use crate::node::FederationNode;
+use crate::state::FederationState;
+
+/// The node every handler holds.
+pub type Node = Arc<FederationNode>;
+
+/// Query parameters of a read.
+pub type Params = Query<HashMap<String, String>>;
+
+/// This node's applied state, for a read.
+pub fn state(node: &FederationNode) -> Result<RwLockReadGuard<'_, FederationState>, ApiError> {
+    node.state.read().map_err(|_| ApiError::state_unreadable())
+}
+
+/// Runs `?consistent=true` reads through a linearizable barrier first.
+pub async fn read_barrier(
+    node: &FederationNode,
+    params: &HashMap<String, String>,
+) -> Result<(), ApiError> {
+    match params.get("consistent").map(String::as_str) {
+        None | Some("false") => Ok(()),
+        Some("true") | Some("") => Ok(node.linearize().await?),
+        Some(other) => Err(ApiError::bad_field(
+            "consistent",
+            format!("consistent must be true or false, not {other:?}"),
+        )),
+    }
+}
+
+/// Answers a committed write: `status` with the revision header (and `body`), or the
+/// rejection as its error.
+pub fn written<T: Serialize>(
+    result: CommandResult,
+    status: StatusCode,
+    body: Option<T>,
+) -> Result<Response, ApiError> {
+    match result {
+        CommandResult::Applied { revision } => {
+            let headers = [("x-warden-revision", revision.to_string())];
+            Ok(match body {
+                Some(b) => (status, headers, Json(b)).into_response(),
+                None => (status, headers).into_response(),
+            })
+        }
+        CommandResult::Rejected(r) => Err(r.into()),
+        CommandResult::Empty => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an entry without a command answered a write",
+        )),
+    }
+}

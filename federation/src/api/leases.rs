@@ -1,0 +1,113 @@
+//! Cluster leases: `PUT /api/v1/clusters/{name}/lease` (a gateway renews its cluster's),
+//! `DELETE` the same (a draining gateway withdraws it, so peers stop sending at once), and
+//! `GET /api/v1/leases`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::body::JsonBody;
+use super::common::{Node, Params, read_barrier, state, written};
+use super::error::ApiError;
+use super::error::responses::{BadRequest, NotFound, Unauthorized, Unavailable};
+use crate::clock::now_ms;
+use crate::command::{Command, CommandResult};
+use crate::model::{Lease, validate_dns_label, validate_host_port};
+use crate::wire::{LeaseBody, LeaseList, LeaseView};
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/clusters/{name}/lease",
+    tag = "clusters",
+    params(("name" = String, Path, description = "Cluster name")),
+    request_body = LeaseBody,
+    responses(
+        (status = 200, description = "Lease renewed", body = Lease),
+        BadRequest, Unauthorized, NotFound, Unavailable
+    )
+)]
+pub(super) async fn renew(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<LeaseBody>,
+) -> Result<Response, ApiError> {
+    validate_dns_label("name", &name)?;
+    if !(300..=600_000).contains(&body.ttl_ms) {
+        return Err(ApiError::bad_field("ttl_ms", "ttl_ms must be 300-600000"));
+    }
+    if let Some(gw) = &body.gateway {
+        validate_host_port("gateway", gw)?;
+    }
+    let lease = Lease {
+        cluster: name,
+        renewed_at: now_ms(),
+        ttl_ms: body.ttl_ms,
+        trust_versions: body.trust_versions,
+        gateway: body.gateway,
+    };
+    match node
+        .write(Command::RenewLease {
+            lease: lease.clone(),
+        })
+        .await?
+    {
+        CommandResult::Applied { .. } => Ok(Json(lease).into_response()),
+        other => written::<()>(other, StatusCode::OK, None),
+    }
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/clusters/{name}/lease",
+    tag = "clusters",
+    params(("name" = String, Path, description = "Cluster name")),
+    responses(
+        (status = 204, description = "Withdrawn: other clusters stop sending to it now"),
+        BadRequest, Unauthorized, NotFound, Unavailable
+    )
+)]
+pub(super) async fn withdraw(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    validate_dns_label("name", &name)?;
+    let cmd = Command::WithdrawLease {
+        cluster: name,
+        at: now_ms(),
+    };
+    written::<()>(node.write(cmd).await?, StatusCode::NO_CONTENT, None)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/leases",
+    tag = "clusters",
+    params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
+    responses(
+        (status = 200, description = "Every cluster's lease, judged by this node's clock", body = LeaseList),
+        Unauthorized
+    )
+)]
+pub(super) async fn list(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
+    read_barrier(&node, &params).await?;
+    let state = state(&node)?;
+    let now = now_ms();
+    let items = state
+        .leases
+        .values()
+        .map(|l| LeaseView {
+            cluster: l.cluster.clone(),
+            renewed_at: l.renewed_at,
+            ttl_ms: l.ttl_ms,
+            expired_by_this_node_clock: now > l.renewed_at + l.ttl_ms,
+            gateway: l.gateway.clone(),
+        })
+        .collect();
+    Ok(Json(LeaseList {
+        revision: state.revision,
+        now,
+        items,
+    })
+    .into_response())
+}

@@ -1,0 +1,89 @@
+//! The REST API's paths, built in one place for every client: the typed [`crate::client`],
+//! and tests that speak raw HTTP to probe what the API refuses. The server's routes (in
+//! `api/`) are declared with the same paths; `tests/t11_openapi.rs` checks that every path
+//! here is one the served OpenAPI document lists.
+
+/// `/api/v1/clusters`: register (POST), list (GET).
+pub const CLUSTERS: &str = "/api/v1/clusters";
+/// `/api/v1/services`: the global catalog.
+pub const SERVICES: &str = "/api/v1/services";
+/// `/api/v1/catalog`: everything a gateway routes by, at one revision.
+pub const CATALOG: &str = "/api/v1/catalog";
+/// `/api/v1/leases`: every cluster's lease.
+pub const LEASES: &str = "/api/v1/leases";
+/// `/api/v1/trust/bundles`: the federated trust bundles.
+pub const BUNDLES: &str = "/api/v1/trust/bundles";
+/// `/api/v1/trust/status`: which clusters loaded each bundle's current version.
+pub const TRUST_STATUS: &str = "/api/v1/trust/status";
+/// `/api/v1/traffic/policies`.
+pub const TRAFFIC_POLICIES: &str = "/api/v1/traffic/policies";
+/// `/api/v1/security/policies`.
+pub const SECURITY_POLICIES: &str = "/api/v1/security/policies";
+/// `/api/v1/mesh/status`: one node's Raft view.
+pub const MESH_STATUS: &str = "/api/v1/mesh/status";
+/// `/api/v1/federation/members`: add a member (POST).
+pub const MEMBERS: &str = "/api/v1/federation/members";
+/// `/api/v1/join-tokens`: make a join token (POST).
+pub const JOIN_TOKENS: &str = "/api/v1/join-tokens";
+/// `/api/v1/join`: register with a join token (POST).
+pub const JOIN: &str = "/api/v1/join";
+/// `/api/v1/watch`: the change stream (see [`watch`] for the query).
+pub const WATCH: &str = "/api/v1/watch";
+/// `/api/v1/openapi.json`: the API's OpenAPI document.
+pub const OPENAPI: &str = "/api/v1/openapi.json";
+/// `/readyz`: 200 once Raft runs and a leader is known.
+pub const READYZ: &str = "/readyz";
+/// `/healthz`: the process is up.
+pub const HEALTHZ: &str = "/healthz";
+/// `/metrics`: Prometheus text.
+pub const METRICS: &str = "/metrics";
+
+/// `/api/v1/clusters/{name}`.
+pub fn cluster(name: &str) -> String {
+    format!("{CLUSTERS}/{name}")
+}
+
+/// `/api/v1/clusters/{name}/status`.
+pub fn cluster_status(name: &str) -> String {
+    format!("{CLUSTERS}/{name}/status")
+}
+
+/// `/api/v1/clusters/{name}/lease`: renew (PUT), withdraw (DELETE).
+pub fn lease(cluster: &str) -> String {
+    format!("{CLUSTERS}/{cluster}/lease")
+}
+
+/// `/api/v1/clusters/{name}/gateway`: correct the registered gateway address (PUT).
+pub fn cluster_gateway(cluster: &str) -> String {
+    format!("{CLUSTERS}/{cluster}/gateway")
+}
+
+/// `/api/v1/clusters/{cluster}/services/{namespace}/{service}`: export (PUT), unexport.
+pub fn export(cluster: &str, namespace: &str, service: &str) -> String {
+    format!("{CLUSTERS}/{cluster}/services/{namespace}/{service}")
+}
+
+/// `/api/v1/trust/bundles/{trust_domain}`.
+pub fn bundle(trust_domain: &str) -> String {
+    format!("{BUNDLES}/{trust_domain}")
+}
+
+/// `/api/v1/traffic/policies/{id}`.
+pub fn traffic_policy(id: &str) -> String {
+    format!("{TRAFFIC_POLICIES}/{id}")
+}
+
+/// `/api/v1/security/policies/{id}`.
+pub fn security_policy(id: &str) -> String {
+    format!("{SECURITY_POLICIES}/{id}")
+}
+
+/// `/api/v1/federation/members/{id}`.
+pub fn member(id: u64) -> String {
+    format!("{MEMBERS}/{id}")
+}
+
+/// `/api/v1/watch?from_revision={after}`: changes after `after`.
+pub fn watch(after: u64) -> String {
+    format!("{WATCH}?from_revision={after}")
+}

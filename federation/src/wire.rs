@@ -1,0 +1,471 @@
+//! The REST API's request and response bodies and the watch stream's lines: one set of types
+//! that the server's handlers serialize and the typed [`crate::client`] deserializes, so the
+//! two cannot drift apart (and the OpenAPI document describes exactly these).
+//!
+//! Plain serde data with OpenAPI schemas; no HTTP types and no state.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::model::{
+    AuthzAction, AuthzSources, Cluster, Lease, SecurityPolicy, ServiceExport, ServicePort,
+    TrafficPolicy, TrustBundle,
+};
+
+/// The network a cluster is on when a registration names none.
+pub fn default_network() -> String {
+    "default".into()
+}
+
+fn default_weight() -> u32 {
+    100
+}
+
+fn default_ttl() -> u64 {
+    3600
+}
+
+fn yes() -> bool {
+    true
+}
+
+// ---- requests ----
+
+/// The body of `POST /api/v1/clusters`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterCluster {
+    pub name: String,
+    pub region: String,
+    pub zone: String,
+    #[serde(default = "default_network")]
+    pub network: String,
+    /// `host:port` of the cluster's east-west gateway, as other clusters reach it.
+    pub gateway: String,
+    pub trust_domain: String,
+    #[serde(default)]
+    pub ca_bundle_pem: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The body of `POST /api/v1/join`: a registration authenticated by a join token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub token: String,
+    pub name: String,
+    pub region: String,
+    pub zone: String,
+    #[serde(default = "default_network")]
+    pub network: String,
+    pub gateway: String,
+    pub trust_domain: String,
+    pub ca_bundle_pem: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl JoinRequest {
+    /// A join with `token` for the cluster `r` describes, with its CA bundle.
+    pub fn new(token: String, r: RegisterCluster, ca_bundle_pem: String) -> Self {
+        Self {
+            token,
+            name: r.name,
+            region: r.region,
+            zone: r.zone,
+            network: r.network,
+            gateway: r.gateway,
+            trust_domain: r.trust_domain,
+            ca_bundle_pem,
+            labels: r.labels,
+        }
+    }
+}
+
+/// The body of `POST /api/v1/join-tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// Lifetime in seconds (default 3600, at most 7 days).
+    #[serde(default = "default_ttl")]
+    pub ttl_s: u64,
+}
+
+/// The body of `PUT /api/v1/clusters/{c}/services/{ns}/{svc}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportBody {
+    pub ports: Vec<ServicePort>,
+    #[serde(default)]
+    pub healthy_endpoints: u32,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+/// The body of a lease renewal, `PUT /api/v1/clusters/{name}/lease`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseBody {
+    pub ttl_ms: u64,
+    /// Bundle versions loaded by the renewing gateway.
+    #[serde(default)]
+    pub trust_versions: BTreeMap<String, u64>,
+    /// The east-west address the renewing gateway advertises, so a registration that points
+    /// elsewhere can be reported.
+    #[serde(default)]
+    pub gateway: Option<String>,
+}
+
+/// The body of `PUT /api/v1/clusters/{name}/gateway`: where other clusters reach it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayBody {
+    pub gateway: String,
+}
+
+/// The body of `PUT /api/v1/trust/bundles/{trust_domain}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BundleBody {
+    pub ca_bundle_pem: String,
+}
+
+/// The body of `POST /api/v1/federation/members`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    pub id: u64,
+    pub raft_addr: String,
+    pub api_addr: String,
+    /// Promote to voter once caught up (default); `false` keeps it a learner (read replica).
+    #[serde(default = "yes")]
+    pub voter: bool,
+}
+
+/// The body of a traffic policy (the id comes from the path for PUT).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBody {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub service: String,
+    #[serde(default)]
+    pub failover_order: Vec<String>,
+    #[serde(default)]
+    pub weights: BTreeMap<String, u32>,
+    #[serde(default)]
+    pub overprovisioning_percent: Option<u32>,
+    #[serde(default)]
+    pub max_egress_percent: Option<u32>,
+}
+
+/// The body of an authorization policy (the id comes from the path for PUT).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityBody {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub service: String,
+    pub action: AuthzAction,
+    pub sources: AuthzSources,
+}
+
+// ---- responses ----
+
+/// A list read at one revision.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Listing<T> {
+    pub revision: u64,
+    pub items: Vec<T>,
+}
+
+/// One service of the global catalog and the clusters that export it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CatalogService {
+    pub namespace: String,
+    pub service: String,
+    pub clusters: Vec<CatalogEntry>,
+}
+
+/// One cluster's copy of a service in the global catalog.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CatalogEntry {
+    pub cluster: String,
+    pub ports: Vec<ServicePort>,
+    pub healthy_endpoints: u32,
+    pub weight: u32,
+    pub updated_at: u64,
+}
+
+/// Everything a gateway routes by, at one revision: it lists this, then watches from
+/// `revision`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct RoutingCatalog {
+    pub revision: u64,
+    /// The serving node's wall clock (ms since the epoch).
+    pub now: u64,
+    pub clusters: Vec<Cluster>,
+    pub exports: Vec<ServiceExport>,
+    pub leases: Vec<Lease>,
+    pub policies: Vec<TrafficPolicy>,
+    pub bundles: Vec<TrustBundle>,
+    pub security_policies: Vec<SecurityPolicy>,
+}
+
+/// A cluster's health as one federation node observes it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClusterStatus {
+    pub name: String,
+    pub gateway: String,
+    /// This node opened a TCP connection to the registered gateway address.
+    pub gateway_reachable: bool,
+    pub gateway_probe: GatewayProbe,
+    pub exported_services: Vec<ExportedService>,
+    /// The freshest sign of life: the last lease renewal, else the last export update.
+    pub last_seen: Option<u64>,
+    pub lease: Option<LeaseState>,
+    pub registered_at: u64,
+}
+
+/// How the serving node probed a gateway.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GatewayProbe {
+    pub from_node: u64,
+    pub detail: String,
+    pub millis: u64,
+}
+
+/// A service a cluster exports, as its status shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExportedService {
+    pub namespace: String,
+    pub service: String,
+    pub healthy_endpoints: u32,
+    pub updated_at: u64,
+}
+
+/// A cluster's lease in its status.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LeaseState {
+    pub renewed_at: u64,
+    pub ttl_ms: u64,
+    pub expired: bool,
+}
+
+/// `GET /api/v1/leases`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LeaseList {
+    pub revision: u64,
+    /// The serving node's clock, which judged `expired_by_this_node_clock`.
+    pub now: u64,
+    pub items: Vec<LeaseView>,
+}
+
+/// One cluster's lease.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LeaseView {
+    pub cluster: String,
+    pub renewed_at: u64,
+    pub ttl_ms: u64,
+    pub expired_by_this_node_clock: bool,
+    /// The east-west address the cluster's gateway said it advertises, at its last renewal.
+    #[serde(default)]
+    pub gateway: Option<String>,
+}
+
+/// Per trust bundle: which clusters' gateways have loaded its current version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BundleStatus {
+    pub trust_domain: String,
+    pub version: u64,
+    /// Every cluster that uses mTLS and has a live lease loaded this version: the next
+    /// rotation step may proceed.
+    pub complete: bool,
+    pub clusters: Vec<BundleLoad>,
+}
+
+/// One cluster's view of one bundle.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BundleLoad {
+    pub cluster: String,
+    pub loaded_version: Option<u64>,
+    pub current: bool,
+    pub lease_live: bool,
+    /// The cluster's gateway reports bundles at all (it runs with mTLS).
+    pub mtls: bool,
+}
+
+/// A new join token: shown once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JoinTokenIssued {
+    /// `<id>.<secret>.<ca-pin>`
+    pub token: String,
+    pub id: String,
+    pub expires_at: u64,
+}
+
+/// A member's role in the Raft group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Voter,
+    Learner,
+}
+
+/// One member of the federation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Member {
+    pub id: u64,
+    pub raft_addr: String,
+    pub api_addr: String,
+    pub role: Role,
+}
+
+/// `GET /api/v1/mesh/status`: one node's Raft view.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MeshStatus {
+    pub node_id: u64,
+    /// `Leader`, `Follower`, `Candidate`, `Learner`, ...
+    pub state: String,
+    pub leader: Option<u64>,
+    pub leader_api: Option<String>,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+    pub last_applied: Option<u64>,
+    pub snapshot: Option<u64>,
+    pub members: Vec<Member>,
+    pub revision: u64,
+    /// This node's wall clock (ms since the epoch), for clock-skew checks.
+    pub now_ms: u64,
+}
+
+/// The answer to adding a member.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MemberAdded {
+    pub id: u64,
+    pub role: Role,
+}
+
+/// `GET /readyz` when ready.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Ready {
+    pub ready: bool,
+    pub leader: u64,
+}
+
+/// The body of every error answer: `{"error":{"code","message","field"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable: `invalid_field`, `not_found`, `already_exists`, `no_quorum`, ...
+    pub code: String,
+    pub message: String,
+    /// The request field at fault (400s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+// ---- the watch stream ----
+
+/// One line of `GET /api/v1/watch`: `{"revision":R,"at":T,"type":"cluster.put","cluster":{..}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchLine {
+    /// The revision of this change; for heartbeats and errors, the store's current revision.
+    pub revision: u64,
+    /// When the change was proposed (ms since the epoch); absent on heartbeats and errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<u64>,
+    #[serde(flatten)]
+    pub event: WatchEvent,
+}
+
+/// What a watch line says, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum WatchEvent {
+    /// The stream is live (first line, then every 10 s of quiet).
+    #[serde(rename = "heartbeat")]
+    Heartbeat,
+    /// The stream ends: `revision_compacted` means list again and watch from the listing.
+    #[serde(rename = "error")]
+    Error { code: String, message: String },
+    #[serde(rename = "cluster.put")]
+    ClusterPut { cluster: Cluster },
+    #[serde(rename = "cluster.deleted")]
+    ClusterDeleted { name: String },
+    #[serde(rename = "service.put")]
+    ServicePut { service: ServiceExport },
+    #[serde(rename = "service.deleted")]
+    ServiceDeleted {
+        cluster: String,
+        namespace: String,
+        service: String,
+    },
+    #[serde(rename = "trust_bundle.put")]
+    TrustBundlePut { bundle: TrustBundle },
+    #[serde(rename = "trust_bundle.deleted")]
+    TrustBundleDeleted { trust_domain: String },
+    #[serde(rename = "lease.renewed")]
+    LeaseRenewed { lease: Lease },
+    /// The cluster's gateway withdrew its lease (it is draining): stop sending to it now.
+    #[serde(rename = "lease.withdrawn")]
+    LeaseWithdrawn { cluster: String },
+    #[serde(rename = "policy.put")]
+    PolicyPut { policy: TrafficPolicy },
+    #[serde(rename = "policy.deleted")]
+    PolicyDeleted { id: String },
+    #[serde(rename = "security_policy.put")]
+    SecurityPolicyPut { policy: SecurityPolicy },
+    #[serde(rename = "security_policy.deleted")]
+    SecurityPolicyDeleted { id: String },
+    /// A kind this build does not know (a newer server): not routing state for it.
+    #[serde(other)]
+    Unknown,
+}
+
+/// The `code` of the error line (and of the 410 answer) for a watch that fell behind.
+pub const REVISION_COMPACTED: &str = "revision_compacted";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_lines_keep_their_wire_form() {
+        let line = WatchLine {
+            revision: 9,
+            at: Some(5),
+            event: WatchEvent::ServiceDeleted {
+                cluster: "b".into(),
+                namespace: "shop".into(),
+                service: "cart".into(),
+            },
+        };
+        let text = serde_json::to_string(&line).unwrap();
+        assert_eq!(
+            text,
+            r#"{"revision":9,"at":5,"type":"service.deleted","cluster":"b","namespace":"shop","service":"cart"}"#
+        );
+        assert_eq!(serde_json::from_str::<WatchLine>(&text).unwrap(), line);
+        let hb: WatchLine = serde_json::from_str(r#"{"type":"heartbeat","revision":7}"#).unwrap();
+        assert_eq!(hb.event, WatchEvent::Heartbeat);
+        assert_eq!(
+            serde_json::to_string(&hb).unwrap(),
+            r#"{"revision":7,"type":"heartbeat"}"#
+        );
+        let later: WatchLine =
+            serde_json::from_str(r#"{"type":"mesh.route.put","revision":8,"route":{"x":1}}"#)
+                .unwrap();
+        assert_eq!(later.event, WatchEvent::Unknown);
+        assert!(
+            serde_json::from_str::<WatchLine>(r#"{"type":"cluster.put","revision":1}"#).is_err()
+        );
+    }
+}

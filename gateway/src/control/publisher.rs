@@ -1,0 +1,355 @@
+//! [`PublisherActor`]: makes this cluster and its local services known to the federation —
+//! what other clusters learn about it.
+//!
+//! On start it registers the cluster (an existing registration is kept). Then, in a spawned
+//! loop: it renews the cluster's lease every TTL/3 (reporting the trust bundles it loaded and
+//! the east-west address it advertises), and publishes each exported service's healthy
+//! endpoint count when it changes — at most once per `publish_interval_ms` per service
+//! (debounced, so a flapping endpoint cannot flood the store) and at least every 30 s. Once
+//! discovery has seen its full state, it reconciles the store with it — on every change and
+//! every 30 s: exports of this cluster that discovery no longer lists are withdrawn.
+//!
+//! A registration that points at another gateway address than this gateway advertises is
+//! reported (log, `/readyz`, `warden check`) and, when this gateway manages its registration
+//! (`cluster.register`) and holds a credential for it, corrected. [`Withdraw`] (on drain)
+//! stops the loop and withdraws the lease, so other clusters stop sending here at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use arc_swap::ArcSwap;
+use warden_federation::client::{ClientError, FederationClient};
+use warden_federation::trust::verify::TrustStore;
+use warden_federation::wire::{ExportBody, LeaseBody, RegisterCluster};
+
+use super::exports::ExportSet;
+use super::guard::{InjectPanic, guarded, on_restart, spawn_supervised};
+use super::pool::GetCounts;
+use crate::config::GatewayConfig;
+use crate::key::ServiceKey;
+use crate::metrics::Metrics;
+use crate::table::Tables;
+
+/// Stop publishing and withdraw the lease; answers once the store took it (or could not).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Withdraw;
+
+pub struct PublisherActor {
+    job: Arc<Job>,
+    metrics: Arc<Metrics>,
+    restarts: u32,
+    task: Option<tokio::task::AbortHandle>,
+    /// The lease was withdrawn (draining): a restart must not start renewing again.
+    withdrawn: bool,
+}
+
+/// What the loop needs.
+struct Job {
+    cfg: Arc<GatewayConfig>,
+    fed: FederationClient,
+    /// The east-west address other gateways should use.
+    advertise: String,
+    /// This cluster's CA bundle, registered with the cluster when mTLS is on.
+    ca_bundle: Option<String>,
+    /// Loaded bundle versions are reported with each lease renewal (rotation status).
+    trust: Option<Arc<TrustStore>>,
+    exports: Arc<ArcSwap<ExportSet>>,
+    /// The federation's view, for this cluster's registered gateway address.
+    tables: Tables,
+}
+
+impl PublisherActor {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: Arc<GatewayConfig>,
+        fed: FederationClient,
+        advertise: String,
+        ca_bundle: Option<String>,
+        trust: Option<Arc<TrustStore>>,
+        exports: Arc<ArcSwap<ExportSet>>,
+        tables: Tables,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            job: Arc::new(Job {
+                cfg,
+                fed,
+                advertise,
+                ca_bundle,
+                trust,
+                exports,
+                tables,
+            }),
+            metrics,
+            restarts: 0,
+            task: None,
+            withdrawn: false,
+        }
+    }
+}
+
+impl Job {
+    fn registration(&self) -> RegisterCluster {
+        let c = &self.cfg.cluster;
+        RegisterCluster {
+            name: c.name.clone(),
+            region: c.region.clone(),
+            zone: c.zone.clone(),
+            network: c.network.clone(),
+            gateway: self.advertise.clone(),
+            trust_domain: c.trust_domain.clone(),
+            ca_bundle_pem: self.ca_bundle.clone(),
+            labels: Default::default(),
+        }
+    }
+
+    /// Registers the cluster; an existing registration is kept, and only its missing bundle
+    /// is published (rotation goes through the trust API).
+    async fn register(&self) -> Result<(), ClientError> {
+        let c = &self.cfg.cluster;
+        match self.fed.register_cluster(&self.registration()).await {
+            Ok(_) => {
+                tracing::info!(cluster = %c.name, gateway = %self.advertise, "cluster registered");
+                Ok(())
+            }
+            Err(ClientError::Conflict { .. }) => {
+                let Some(pem) = &self.ca_bundle else {
+                    return Ok(());
+                };
+                let known = self
+                    .fed
+                    .bundles()
+                    .await?
+                    .items
+                    .iter()
+                    .any(|b| b.trust_domain == c.trust_domain);
+                if !known {
+                    self.fed.put_bundle(&c.trust_domain, pem).await?;
+                    tracing::info!(trust_domain = %c.trust_domain, "trust bundle published");
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Compares the registered gateway address with the advertised one and corrects it when
+    /// this gateway manages its registration; `reported` remembers the mismatch last logged.
+    async fn check_registration(&self, reported: &mut Option<String>) {
+        let registered = self.tables.remote.load().registered_gateway.clone();
+        let Some(registered) = registered else { return };
+        if registered == self.advertise {
+            if reported.take().is_some() {
+                tracing::info!(gateway = %registered, "registered gateway address matches the advertised one again");
+            }
+            return;
+        }
+        let cluster = &self.cfg.cluster.name;
+        if reported.as_deref() != Some(registered.as_str()) {
+            tracing::warn!(
+                cluster = %cluster,
+                registered = %registered,
+                advertised = %self.advertise,
+                "the federation sends this cluster's traffic to its registered gateway address, which is not the address this gateway advertises"
+            );
+            *reported = Some(registered.clone());
+        }
+        if !self.cfg.cluster.register || self.cfg.admin_token().is_none() {
+            return;
+        }
+        match self.fed.set_cluster_gateway(cluster, &self.advertise).await {
+            Ok(_) => tracing::warn!(
+                cluster = %cluster,
+                from = %registered,
+                to = %self.advertise,
+                "registered gateway address corrected to the advertised one"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot correct the registered gateway address"),
+        }
+    }
+
+    /// Removes from the store every export of this cluster that discovery no longer lists —
+    /// including ones removed while this gateway was down or whose watch event was missed.
+    async fn prune(&self, set: &ExportSet) -> Result<usize, ClientError> {
+        let me = &self.cfg.cluster.name;
+        let catalog = self.fed.services().await?;
+        let mut removed = 0;
+        for item in catalog.items {
+            let ours = item.clusters.iter().any(|c| &c.cluster == me);
+            let wanted = set
+                .items
+                .iter()
+                .any(|e| e.namespace == item.namespace && e.name == item.service);
+            if !ours || wanted {
+                continue;
+            }
+            match self.fed.unexport(me, &item.namespace, &item.service).await {
+                Ok(()) | Err(ClientError::NotFound { .. }) => {
+                    let key = ServiceKey::new(&item.namespace, &item.service);
+                    tracing::info!(service = %key, "export withdrawn");
+                    removed += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn renew(&self) -> Result<(), ClientError> {
+        let body = LeaseBody {
+            ttl_ms: self.cfg.federation.lease_ttl_ms,
+            trust_versions: self
+                .trust
+                .as_ref()
+                .map(|t| t.versions().into_iter().collect())
+                .unwrap_or_default(),
+            gateway: Some(self.advertise.clone()),
+        };
+        self.fed
+            .renew_lease(&self.cfg.cluster.name, &body)
+            .await
+            .map(|_| ())
+    }
+
+    async fn run(self: Arc<Self>) {
+        let ttl = self.cfg.federation.lease_ttl_ms;
+        let renew_every = Duration::from_millis((ttl / 3).max(100));
+        let min_gap = Duration::from_millis(self.cfg.federation.publish_interval_ms);
+        let refresh = Duration::from_secs(30);
+        if self.cfg.cluster.register {
+            let mut attempt = 0u32;
+            while let Err(e) = self.register().await {
+                attempt += 1;
+                if attempt == 1 || attempt.is_multiple_of(20) {
+                    tracing::warn!(error = %e, "cannot register the cluster yet; retrying");
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+        let mut published: HashMap<ServiceKey, (u32, Instant)> = HashMap::new();
+        let mut next_lease = Instant::now();
+        let mut mismatch: Option<String> = None;
+        // Generation of the export set last reconciled with the store, and when to do it anyway.
+        let mut pruned_generation = None;
+        let mut next_prune = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            if now >= next_lease {
+                match self.renew().await {
+                    Ok(()) => next_lease = now + renew_every,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lease renewal failed");
+                        next_lease = now + Duration::from_millis(200);
+                    }
+                }
+                self.check_registration(&mut mismatch).await;
+            }
+            let set = self.exports.load_full();
+            published.retain(|k, _| {
+                set.items
+                    .iter()
+                    .any(|e| e.namespace == k.namespace && e.name == k.name)
+            });
+            for ex in &set.items {
+                let key = ServiceKey::new(&ex.namespace, &ex.name);
+                let Ok((healthy, _total)) = ex.pool.send(GetCounts).await else {
+                    continue;
+                };
+                let due = match published.get(&key) {
+                    None => true,
+                    Some((last, at)) => {
+                        (*last != healthy && now.duration_since(*at) >= min_gap)
+                            || now.duration_since(*at) >= refresh
+                    }
+                };
+                if !due {
+                    continue;
+                }
+                let body = ExportBody {
+                    ports: ex.ports.clone(),
+                    healthy_endpoints: healthy,
+                    weight: ex.weight,
+                };
+                let me = &self.cfg.cluster.name;
+                match self.fed.export(me, &ex.namespace, &ex.name, &body).await {
+                    Ok(_) => {
+                        if published.get(&key).map(|p| p.0) != Some(healthy) {
+                            tracing::info!(service = %key, healthy, "export published");
+                        }
+                        published.insert(key, (healthy, now));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "export publication failed"),
+                }
+            }
+            if set.synced && (pruned_generation != Some(set.generation) || now >= next_prune) {
+                match self.prune(&set).await {
+                    Ok(_) => {
+                        pruned_generation = Some(set.generation);
+                        next_prune = now + refresh;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot reconcile exports with the store yet")
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Actor for PublisherActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.withdrawn {
+            return;
+        }
+        let work = self.job.clone().run();
+        self.task = Some(spawn_supervised("publisher", self.restarts, ctx, work));
+    }
+}
+
+impl Supervised for PublisherActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        on_restart(
+            "publisher",
+            &mut self.restarts,
+            &mut self.task,
+            &self.metrics,
+        );
+    }
+}
+
+impl Handler<Withdraw> for PublisherActor {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: Withdraw, _ctx: &mut Context<Self>) -> Self::Result {
+        // No renewal may follow the withdrawal.
+        self.withdrawn = true;
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        let job = self.job.clone();
+        Box::pin(async move {
+            let cluster = &job.cfg.cluster.name;
+            match job.fed.withdraw_lease(cluster).await {
+                Ok(()) => {
+                    tracing::info!(cluster = %cluster, "lease withdrawn: other clusters stop sending here")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot withdraw the lease; it expires by itself")
+                }
+            }
+        })
+    }
+}
+
+impl Handler<InjectPanic> for PublisherActor {
+    type Result = ();
+    fn handle(&mut self, _: InjectPanic, ctx: &mut Context<Self>) {
+        guarded("publisher", ctx, || panic!("injected panic in publisher"));
+    }
+}

@@ -1,0 +1,169 @@
+//! The east-west side: who is calling (the peer gateway's verified SPIFFE identity and the
+//! source cluster it claims), whether it may call the service (authorization policies), and
+//! CONNECT — a TCP stream for `x-warden-service` on `x-warden-port`, spliced to one of this
+//! cluster's own endpoints. Nothing arriving here is forwarded to another cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use warden_federation::trust::spiffe::SpiffeId;
+
+use super::body::{BoxBody, empty};
+use super::context::{Listener, ProxyCtx, SOURCE_HEADER};
+use super::error::ProxyError;
+use super::naming::SERVICE_HEADER;
+use super::plan::{ServiceView, draws};
+use super::respond::error_response;
+use crate::authz::{self, Caller};
+use crate::config::AuthzDefault;
+use crate::key::ServiceKey;
+
+/// Header naming the service port on a CONNECT over the east-west hop.
+pub const PORT_HEADER: &str = "x-warden-port";
+
+/// Checks an east-west caller against the service's authorization policies. Without mTLS
+/// (no verified peer) there is no identity to check: the listener is then plaintext by
+/// configuration and belongs on a private network.
+pub fn authorize(
+    ctx: &ProxyCtx,
+    key: &ServiceKey,
+    headers: &HeaderMap,
+    peer: Option<&SpiffeId>,
+) -> Result<(), ProxyError> {
+    let Some(peer) = peer else { return Ok(()) };
+    let remote = ctx.tables.remote.load();
+    let claimed = headers.get(SOURCE_HEADER).and_then(|v| v.to_str().ok());
+    // The claimed source cluster counts only if it is registered with the peer's domain.
+    let cluster = claimed
+        .filter(|c| {
+            remote
+                .cluster_domains
+                .get(*c)
+                .is_some_and(|td| *td == peer.trust_domain)
+        })
+        .map(str::to_string);
+    let caller = Caller {
+        spiffe_id: peer.to_string(),
+        trust_domain: peer.trust_domain.clone(),
+        cluster,
+    };
+    let policies = remote.security.get(key).map(Vec::as_slice).unwrap_or(&[]);
+    let d = authz::decide(
+        policies,
+        ctx.cfg.authz.default == AuthzDefault::Allow,
+        &caller,
+    );
+    if d.allowed {
+        return Ok(());
+    }
+    let service = key.to_string();
+    let policy = d.policy.unwrap_or_else(|| "default".into());
+    ctx.metrics
+        .authz_denied
+        .with_label_values(&[service.as_str(), policy.as_str()])
+        .inc();
+    tracing::warn!(target: "audit", caller = %caller.spiffe_id, source_cluster = ?caller.cluster, service = %service, policy = %policy, "east-west request denied");
+    Err(ProxyError::Forbidden {
+        caller: caller.spiffe_id,
+        service,
+        policy,
+    })
+}
+
+/// The service and port a CONNECT asks for. A CONNECT without a port header asks for the
+/// port the local endpoints serve.
+fn connect_target(headers: &HeaderMap) -> Result<(ServiceKey, Option<u16>), ProxyError> {
+    let key = headers
+        .get(SERVICE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(ServiceKey::parse)
+        .ok_or(ProxyError::NoService)?;
+    let port = headers
+        .get(PORT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u16>().ok());
+    Ok((key, port))
+}
+
+/// Connects one of this cluster's endpoints of `key` that serve `port`, trying each at most
+/// once.
+pub async fn connect_local(
+    ctx: &ProxyCtx,
+    key: &ServiceKey,
+    port: Option<u16>,
+) -> Result<TcpStream, ProxyError> {
+    let view = ServiceView::load(&ctx.tables, key, Listener::EastWest);
+    let Some(local) = view.local.as_ref() else {
+        return Err(ProxyError::NoLocalEndpoint(key.to_string()));
+    };
+    if let Some(p) = port
+        && p != local.port
+    {
+        return Err(ProxyError::PortNotRouted {
+            service: key.to_string(),
+            port: p,
+            served: local.port,
+        });
+    }
+    let timeout = Duration::from_millis(ctx.cfg.timeouts.connect_ms);
+    let over = ctx.cfg.routing.overprovisioning_percent;
+    let mut exclude = Vec::new();
+    for _ in 0..local.endpoints.len() {
+        let Some(a) = view.choose(&ctx.me, over, &exclude, draws()) else {
+            break;
+        };
+        match tokio::time::timeout(timeout, TcpStream::connect(a.addr.as_str())).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Ok(Err(e)) => {
+                let refused = e.kind() == std::io::ErrorKind::ConnectionRefused;
+                ctx.signal(key, &a.addr, false, refused);
+                exclude.push(a.target);
+            }
+            Err(_) => exclude.push(a.target),
+        }
+    }
+    Err(ProxyError::NoLocalEndpoint(key.to_string()))
+}
+
+/// Answers an east-west CONNECT: authorize, connect a local endpoint, then splice the
+/// upgraded stream to it in the background.
+pub async fn connect<B>(
+    ctx: &Arc<ProxyCtx>,
+    req: Request<B>,
+    peer: Option<&SpiffeId>,
+) -> Response<BoxBody>
+where
+    B: Send + 'static,
+{
+    let opened = async {
+        let (key, port) = connect_target(req.headers())?;
+        authorize(ctx, &key, req.headers(), peer)?;
+        connect_local(ctx, &key, port).await
+    };
+    let mut upstream = match opened.await {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.metrics
+                .proxy_errors
+                .with_label_values(&[e.cause()])
+                .inc();
+            return error_response(&e, false);
+        }
+    };
+    tokio::spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => {
+                let mut io = TokioIo::new(upgraded);
+                let _ = tokio::io::copy_bidirectional(&mut io, &mut upstream).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "east-west CONNECT upgrade failed"),
+        }
+    });
+    Response::new(empty())
+}

@@ -1,0 +1,82 @@
+//! The HTTP request path as a list of stages over one [`RequestCtx`]. [`handle`] reads top to
+//! bottom as the sequence (see `docs/request-lifecycle.md`); a new stage is one file and one
+//! line here.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tracing::Instrument;
+use warden_federation::trust::spiffe::SpiffeId;
+
+use super::account::account;
+use super::body::{BoxBody, BoxError, RequestBody};
+use super::context::{Listener, ProxyCtx, RequestCtx};
+use super::error::ProxyError;
+use super::forward::forward;
+use super::inbound;
+use super::naming::service_of;
+use super::plan::Plan;
+use super::respond::error_response;
+
+/// Handles one request; `peer` is the verified mTLS identity on the east-west hop.
+pub async fn handle<B>(
+    ctx: &Arc<ProxyCtx>,
+    req: Request<B>,
+    listener: Listener,
+    peer: Option<Arc<SpiffeId>>,
+) -> Response<BoxBody>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    // East-west CONNECT: a TCP stream to a local endpoint (authorized in `inbound`).
+    if listener == Listener::EastWest && req.method() == http::Method::CONNECT {
+        return inbound::connect(ctx, req, peer.as_deref()).await;
+    }
+    let (head, body) = req.into_parts();
+    let mut rc = RequestCtx::new(
+        ctx,
+        listener,
+        peer,
+        &head.method,
+        head.uri.path(),
+        &head.headers,
+    );
+    let span = tracing::info_span!(
+        "hop",
+        trace_id = %rc.trace.trace_id_hex(),
+        span_id = %rc.trace.span_id_hex(),
+        parent_id = rc.trace.parent_id_hex().as_deref().unwrap_or(""),
+    );
+    let outcome = stages(ctx, &mut rc, head, body)
+        .instrument(span.clone())
+        .await;
+    let (resp, failed) = match outcome {
+        Ok(resp) => (resp, None),
+        Err(e) => (error_response(&e, rc.grpc), Some(e)),
+    };
+    account(ctx, &rc, resp.status(), failed.as_ref(), &span);
+    resp
+}
+
+/// name → authorize (east-west) → plan → read the body → forward with retry.
+async fn stages<B>(
+    ctx: &Arc<ProxyCtx>,
+    rc: &mut RequestCtx,
+    head: http::request::Parts,
+    body: B,
+) -> Result<Response<BoxBody>, ProxyError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    let key = service_of(&head.uri, &head.headers, rc.listener)?;
+    rc.service = Some(key.clone());
+    if rc.listener == Listener::EastWest {
+        inbound::authorize(ctx, &key, &head.headers, rc.peer.as_deref())?;
+    }
+    let plan = Plan::new(ctx, rc, &key, head)?;
+    let body = RequestBody::read(body).await?;
+    forward(ctx, rc, &plan, body).await
+}
