@@ -34,35 +34,41 @@ async fn register_through_follower_is_visible_everywhere() {
     // A consistent read on the other follower waits for the leader's commit index.
     let v = get_json(
         &client,
-        &followers[1].url("/api/v1/clusters?consistent=true"),
+        &followers[1].url(&format!("{}?consistent=true", paths::CLUSTERS)),
     )
     .await
     .unwrap();
     assert_eq!(v["items"][0]["name"], "east");
     converged(&client, &nodes, Duration::from_secs(20)).await;
     for n in &nodes {
-        let c = get_json(&client, &n.url("/api/v1/clusters/east"))
+        let c = get_json(&client, &n.url(&paths::cluster("east")))
             .await
             .unwrap();
         assert_eq!(c["trust_domain"], "east.test");
     }
     // Export and catalog through yet another node.
     let r = client
-        .put(followers[1].url("/api/v1/clusters/east/services/shop/cart"))
+        .put(followers[1].url(&paths::export("east", "shop", "cart")))
         .bearer_auth(TOKEN)
         .json(&json!({"ports": [{"name": "http", "port": 8080, "protocol": "http"}], "healthy_endpoints": 2}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let cat = get_json(&client, &nodes[0].url("/api/v1/services?consistent=true"))
-        .await
-        .unwrap();
+    let cat = get_json(
+        &client,
+        &nodes[0].url(&format!("{}?consistent=true", paths::SERVICES)),
+    )
+    .await
+    .unwrap();
     assert_eq!(cat["items"][0]["service"], "cart");
     assert_eq!(cat["items"][0]["clusters"][0]["healthy_endpoints"], 2);
     let st = get_json(
         &client,
-        &nodes[2].url("/api/v1/clusters/east/status?consistent=true"),
+        &nodes[2].url(&format!(
+            "{}?consistent=true",
+            paths::cluster_status("east")
+        )),
     )
     .await
     .unwrap();
@@ -81,7 +87,7 @@ async fn bad_input_gets_clear_errors() {
     let client = http();
     let post = |body: String| {
         client
-            .post(node.url("/api/v1/clusters"))
+            .post(node.url(paths::CLUSTERS))
             .bearer_auth(TOKEN)
             .header("content-type", "application/json")
             .body(body)
@@ -122,14 +128,14 @@ async fn bad_input_gets_clear_errors() {
     // Auth: missing and wrong tokens.
     let anonymous = http_anonymous();
     let r = anonymous
-        .post(node.url("/api/v1/clusters"))
+        .post(node.url(paths::CLUSTERS))
         .json(&cluster_body("west"))
         .send()
         .await
         .unwrap();
     assert_eq!(error_of(r).await.0, 401);
     let r = anonymous
-        .post(node.url("/api/v1/clusters"))
+        .post(node.url(paths::CLUSTERS))
         .bearer_auth("wrong-token-wrong-token")
         .json(&cluster_body("west"))
         .send()
@@ -148,20 +154,20 @@ async fn bad_input_gets_clear_errors() {
 
     // Unknown things (reads are open on loopback without a token).
     let r = anonymous
-        .get(node.url("/api/v1/clusters/nope"))
+        .get(node.url(&paths::cluster("nope")))
         .send()
         .await
         .unwrap();
     assert_eq!(error_of(r).await.0, 404);
     let r = client
-        .delete(node.url("/api/v1/clusters/nope"))
+        .delete(node.url(&paths::cluster("nope")))
         .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap();
     assert_eq!(error_of(r).await.0, 404);
     let r = client
-        .put(node.url("/api/v1/clusters/nope/services/shop/cart"))
+        .put(node.url(&paths::export("nope", "shop", "cart")))
         .bearer_auth(TOKEN)
         .json(&json!({"ports": [{"name": "http", "port": 80, "protocol": "http"}]}))
         .send()
@@ -169,14 +175,14 @@ async fn bad_input_gets_clear_errors() {
         .unwrap();
     assert_eq!(error_of(r).await.0, 404);
     let r = client
-        .get(node.url("/api/v1/no/such/path"))
+        .get(node.url(&format!("{}/no/such/path", paths::PREFIX)))
         .send()
         .await
         .unwrap();
     assert_eq!(error_of(r).await.0, 404);
     // Bad export body and path.
     let r = client
-        .put(node.url("/api/v1/clusters/west/services/shop/cart"))
+        .put(node.url(&paths::export("west", "shop", "cart")))
         .bearer_auth(TOKEN)
         .json(&json!({"ports": [{"name": "http", "port": 80, "protocol": "smtp"}]}))
         .send()
@@ -188,7 +194,7 @@ async fn bad_input_gets_clear_errors() {
         (400, Some("ports[0].protocol"))
     );
     let r = client
-        .put(node.url("/api/v1/clusters/west/services/Shop/cart"))
+        .put(node.url(&paths::export("west", "Shop", "cart")))
         .bearer_auth(TOKEN)
         .json(&json!({"ports": [{"name": "http", "port": 80, "protocol": "http"}]}))
         .send()
@@ -197,7 +203,7 @@ async fn bad_input_gets_clear_errors() {
     let (status, err) = error_of(r).await;
     assert_eq!((status, err["field"].as_str()), (400, Some("namespace")));
     let r = client
-        .put(node.url("/api/v1/trust/bundles/west.test"))
+        .put(node.url(&paths::bundle("west.test")))
         .bearer_auth(TOKEN)
         .json(&json!({"ca_bundle_pem": "garbage"}))
         .send()
@@ -205,7 +211,7 @@ async fn bad_input_gets_clear_errors() {
         .unwrap();
     assert_eq!(error_of(r).await.0, 400);
     let r = client
-        .get(node.url("/api/v1/watch?from_revision=abc"))
+        .get(node.url(&format!("{}?from_revision=abc", paths::WATCH)))
         .send()
         .await
         .unwrap();
@@ -252,7 +258,7 @@ async fn no_quorum_answers_503_then_recovers() {
     nodes[2].kill().await;
     for _ in 0..2 {
         let r = client
-            .post(nodes[0].url("/api/v1/clusters"))
+            .post(nodes[0].url(paths::CLUSTERS))
             .bearer_auth(TOKEN)
             .json(&cluster_body("during"))
             .send()
@@ -268,7 +274,7 @@ async fn no_quorum_answers_503_then_recovers() {
             "{err}"
         );
         let r = client
-            .get(nodes[0].url("/api/v1/clusters?consistent=true"))
+            .get(nodes[0].url(&format!("{}?consistent=true", paths::CLUSTERS)))
             .send()
             .await
             .unwrap();

@@ -12,7 +12,7 @@ async fn node_serves_its_openapi_document_and_answers_as_documented() {
     let node = one_node(tmp.path()).await;
     let client = http();
     let doc: Value = client
-        .get(node.url("/api/v1/openapi.json"))
+        .get(node.url(paths::OPENAPI))
         .send()
         .await
         .unwrap()
@@ -27,7 +27,7 @@ async fn node_serves_its_openapi_document_and_answers_as_documented() {
     assert_eq!(doc, file, "the served document is docs/openapi.json");
     for (path, ops) in doc["paths"].as_object().unwrap() {
         let Some(get) = ops.get("get") else { continue };
-        if path.contains('{') || path == "/api/v1/watch" {
+        if path.contains('{') || path == paths::WATCH {
             continue;
         }
         let r = client.get(node.url(path)).send().await.unwrap();
@@ -39,7 +39,7 @@ async fn node_serves_its_openapi_document_and_answers_as_documented() {
     }
     // A documented error: 404 with ErrorBody's shape.
     let r = client
-        .get(node.url("/api/v1/clusters/nope"))
+        .get(node.url(&paths::cluster("nope")))
         .send()
         .await
         .unwrap();

@@ -29,12 +29,12 @@ async fn both_policy_kinds_share_create_put_get_list_delete() {
     use reqwest::Method;
     let kinds = [
         (
-            "/api/v1/traffic/policies",
+            paths::TRAFFIC_POLICIES,
             json!({"service": "shop/cart", "weights": {"east": 80, "west": 20}}),
             "traffic policy",
         ),
         (
-            "/api/v1/security/policies",
+            paths::SECURITY_POLICIES,
             json!({"service": "shop/cart", "action": "deny", "sources": {"trust_domains": ["evil.test"]}}),
             "security policy",
         ),

@@ -38,7 +38,7 @@ async fn leader_kills_lose_no_acknowledged_write() {
                 i += 1;
                 let name = format!("w-{attempts}");
                 let r = client
-                    .post(format!("http://{api}/api/v1/clusters"))
+                    .post(format!("http://{api}{}", paths::CLUSTERS))
                     .bearer_auth(TOKEN)
                     .json(&cluster_body(&name))
                     .send()
@@ -102,7 +102,7 @@ async fn leader_kills_lose_no_acknowledged_write() {
     // Every node, including every restarted one, converges and holds every acked write.
     converged(&client, &nodes, Duration::from_secs(60)).await;
     for n in &nodes {
-        let v = get_json(&client, &n.url("/api/v1/clusters")).await.unwrap();
+        let v = get_json(&client, &n.url(paths::CLUSTERS)).await.unwrap();
         let names: BTreeSet<String> = v["items"]
             .as_array()
             .unwrap()

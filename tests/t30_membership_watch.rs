@@ -22,7 +22,7 @@ async fn fourth_node_joins_as_learner_then_is_promoted() {
         );
     }
     let n4 = NodeProc::start(4, tmp.path(), "127.0.0.1:0", "127.0.0.1:0", "", &[]).await;
-    let add_url = nodes[1].url("/api/v1/federation/members");
+    let add_url = nodes[1].url(paths::MEMBERS);
     let n4_body =
         |voter: bool| json!({"id": 4, "raft_addr": n4.raft, "api_addr": n4.api, "voter": voter});
     let (learner_body, voter_body) = (n4_body(false), n4_body(true));
@@ -68,7 +68,7 @@ async fn fourth_node_joins_as_learner_then_is_promoted() {
     .await;
     // Removing a member through the API shrinks the group.
     let r = client
-        .delete(survivor.url(&format!("/api/v1/federation/members/{leader_id}")))
+        .delete(survivor.url(&paths::member(leader_id)))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -77,7 +77,7 @@ async fn fourth_node_joins_as_learner_then_is_promoted() {
     let s = mesh_status(&client, survivor).await.unwrap();
     assert_eq!(s["members"].as_array().unwrap().len(), 3);
     let r = client
-        .delete(survivor.url("/api/v1/federation/members/99"))
+        .delete(survivor.url(&paths::member(99)))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -97,7 +97,7 @@ async fn read_watch(
     seen: Seen,
 ) {
     let Ok(resp) = client
-        .get(format!("http://{api}/api/v1/watch?from_revision={from}"))
+        .get(format!("http://{api}{}", paths::watch(from)))
         .timeout(Duration::from_secs(60))
         .send()
         .await

@@ -172,7 +172,7 @@ async fn partitioned_leader_cannot_commit_majority_can() {
     converged(&client, &nodes, Duration::from_secs(30)).await;
     // From outside loopback, even reads need the token.
     let r = http_anonymous()
-        .get(nodes[0].url("/api/v1/clusters"))
+        .get(nodes[0].url(paths::CLUSTERS))
         .send()
         .await
         .unwrap();

@@ -249,7 +249,7 @@ async fn three_cluster_mesh() {
 
     // Phase 3: an 80/20 cross-cluster split (east 80, west 20) over 2,000 requests.
     let r = client
-        .put(fed[0].url("/api/v1/traffic/policies/cart-split"))
+        .put(fed[0].url(&paths::traffic_policy("cart-split")))
         .json(&json!({"service": "shop/cart", "weights": {"east": 80, "west": 20}}))
         .send()
         .await
@@ -274,7 +274,7 @@ async fn three_cluster_mesh() {
     let share = east_n as f64 / 2000.0;
     assert!((0.75..=0.85).contains(&share), "east share {share}");
     let r = client
-        .delete(fed[0].url("/api/v1/traffic/policies/cart-split"))
+        .delete(fed[0].url(&paths::traffic_policy("cart-split")))
         .send()
         .await
         .unwrap();

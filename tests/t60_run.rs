@@ -50,7 +50,7 @@ endpoints = [{ep:?}]
     // The gateway registered its cluster in its own node's store.
     let api = proc_.addr("api");
     eventually(Duration::from_secs(20), "cluster registered", || async {
-        get_json(&client, &format!("http://{api}/api/v1/clusters/solo")).await
+        get_json(&client, &format!("http://{api}{}", paths::cluster("solo"))).await
     })
     .await;
     let (s, server) = call(&client, &proc_.addr("outbound")).await;

@@ -42,7 +42,7 @@ async fn east_west_over_mtls() {
         Duration::from_secs(20),
         "both bundles in the store",
         || async {
-            let v = get_json(&client, &fed.url("/api/v1/trust/bundles")).await?;
+            let v = get_json(&client, &fed.url(paths::BUNDLES)).await?;
             (v["items"].as_array()?.len() == 2).then_some(())
         },
     )
@@ -195,7 +195,7 @@ async fn east_west_over_mtls() {
         })
     };
     let wait_complete = |version: u64| {
-        let (client, url) = (client.clone(), fed.url("/api/v1/trust/status"));
+        let (client, url) = (client.clone(), fed.url(paths::TRUST_STATUS));
         async move {
             eventually(
                 Duration::from_secs(20),
@@ -226,7 +226,7 @@ async fn east_west_over_mtls() {
     ]);
     let west2_ca = read(west2.join("ca.pem"));
     let put = |pem: String| {
-        let (client, url) = (client.clone(), fed.url("/api/v1/trust/bundles/west.test"));
+        let (client, url) = (client.clone(), fed.url(&paths::bundle("west.test")));
         async move {
             client
                 .put(url)
@@ -304,14 +304,14 @@ async fn east_west_over_mtls() {
     // Authorization: west denies callers of trust domain east.test for shop/cart → 403, a
     // metric and an audit line; removing the policy lets them in again.
     let r = client
-        .put(fed.url("/api/v1/security/policies/no-east"))
+        .put(fed.url(&paths::security_policy("no-east")))
         .json(&serde_json::json!({"service": "shop/cart", "action": "deny", "sources": {"trust_domains": ["east.test"]}}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let bad = client
-        .put(fed.url("/api/v1/security/policies/empty"))
+        .put(fed.url(&paths::security_policy("empty")))
         .json(&serde_json::json!({"service": "shop/cart", "action": "deny", "sources": {}}))
         .send()
         .await
@@ -350,7 +350,7 @@ async fn east_west_over_mtls() {
             && west_log.contains("spiffe://east.test/ns/warden/sa/gateway")
     );
     let r = client
-        .delete(fed.url("/api/v1/security/policies/no-east"))
+        .delete(fed.url(&paths::security_policy("no-east")))
         .send()
         .await
         .unwrap();

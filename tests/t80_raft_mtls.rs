@@ -65,7 +65,7 @@ async fn raft_over_mtls() {
     for id in 2..=3u64 {
         let n = NodeProc::start(id, root, "127.0.0.1:0", "127.0.0.1:0", &tls_for(id), &[]).await;
         let r = client
-            .post(nodes[0].url("/api/v1/federation/members"))
+            .post(nodes[0].url(paths::MEMBERS))
             .json(&json!({ "id": id, "raft_addr": n.raft, "api_addr": n.api }))
             .send()
             .await
@@ -142,7 +142,7 @@ async fn raft_over_mtls() {
     // and refuses a server its CA bundle does not vouch for.
     assert!(
         http()
-            .get(format!("http://{}/api/v1/mesh/status", nodes[0].api))
+            .get(format!("http://{}{}", nodes[0].api, paths::MESH_STATUS))
             .send()
             .await
             .is_err()
@@ -193,7 +193,7 @@ async fn raft_over_mtls() {
             .unwrap()
     };
     let post = |c: reqwest::Client, name: &'static str| {
-        let url = nodes[0].url("/api/v1/clusters");
+        let url = nodes[0].url(paths::CLUSTERS);
         async move {
             c.post(url)
                 .json(&cluster_body(name))

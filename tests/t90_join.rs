@@ -106,13 +106,11 @@ async fn join_tokens() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let c = get_json(&client, &node.url("/api/v1/clusters/east"))
+    let c = get_json(&client, &node.url(&paths::cluster("east")))
         .await
         .unwrap();
     assert_eq!(c["trust_domain"], "east.test");
-    let bundles = get_json(&client, &node.url("/api/v1/trust/bundles"))
-        .await
-        .unwrap();
+    let bundles = get_json(&client, &node.url(paths::BUNDLES)).await.unwrap();
     assert!(
         bundles["items"]
             .as_array()
@@ -145,7 +143,7 @@ async fn join_tokens() {
     let pinned = join(&node.api, &wrong_pin, "west", &east_bundle);
     assert!(!pinned.status.success());
     assert!(
-        get_json(&client, &node.url("/api/v1/clusters/west"))
+        get_json(&client, &node.url(&paths::cluster("west")))
             .await
             .is_none(),
         "nothing registered"
@@ -170,7 +168,7 @@ async fn join_tokens_need_tls() {
     let node = one_node(tmp.path()).await;
     let client = http();
     let r = client
-        .post(node.url("/api/v1/join-tokens"))
+        .post(node.url(paths::JOIN_TOKENS))
         .json(&serde_json::json!({}))
         .send()
         .await

@@ -37,7 +37,7 @@ fn service_export(ns: &str, name: &str) -> Value {
 
 /// This cluster's export of ns/name in the store: its healthy endpoint count.
 async fn exported(client: &reqwest::Client, node: &NodeProc, ns: &str, name: &str) -> Option<u64> {
-    let v = get_json(client, &node.url("/api/v1/services")).await?;
+    let v = get_json(client, &node.url(paths::SERVICES)).await?;
     v["items"]
         .as_array()?
         .iter()
@@ -191,7 +191,7 @@ async fn kube_discovery_follows_the_cluster_and_reconciles_the_store() {
     // Another cluster exports pay with a different port: Conflict.
     register(&client, &node, "other").await;
     let r = client
-        .put(node.url("/api/v1/clusters/other/services/shop/pay"))
+        .put(node.url(&paths::export("other", "shop", "pay")))
         .json(&json!({"ports": [{"name": "http", "port": 8080, "protocol": "http"}], "healthy_endpoints": 1, "weight": 100}))
         .send()
         .await

@@ -24,7 +24,7 @@ async fn check(node: &NodeProc) -> (bool, String) {
 }
 
 async fn lease_live(client: &reqwest::Client, node: &NodeProc, cluster: &str) -> bool {
-    get_json(client, &node.url("/api/v1/leases"))
+    get_json(client, &node.url(paths::LEASES))
         .await
         .and_then(|v| {
             v["items"].as_array().map(|a| {
@@ -144,7 +144,7 @@ async fn check_verifies_each_gateway_against_its_registered_bundle() {
     ]);
     let pem = std::fs::read_to_string(other.join("ca.pem")).unwrap();
     let r = client
-        .put(node.url("/api/v1/trust/bundles/west.test"))
+        .put(node.url(&paths::bundle("west.test")))
         .json(&serde_json::json!({ "ca_bundle_pem": pem }))
         .send()
         .await

@@ -1,8 +1,10 @@
 //! The REST API's paths, built in one place for every client: the typed [`crate::client`],
 //! and tests that speak raw HTTP to probe what the API refuses. The server's routes (in
-//! `api/`) are declared with the same paths; `tests/t11_openapi.rs` checks that every path
+//! `api/`) are declared with the same paths; `federation/tests/openapi.rs` checks that every path
 //! here is one the served OpenAPI document lists.
 
+/// What every API path starts with.
+pub const PREFIX: &str = "/api/v1";
 /// `/api/v1/clusters`: register (POST), list (GET).
 pub const CLUSTERS: &str = "/api/v1/clusters";
 /// `/api/v1/services`: the global catalog.

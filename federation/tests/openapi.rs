@@ -46,3 +46,61 @@ fn every_operation_is_tagged_and_answers_errors_as_documented() {
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     assert!(doc["components"]["securitySchemes"]["admin_token"].is_object());
 }
+
+/// Every path the clients use (`warden_federation::paths`) is one the document lists, so a
+/// client cannot call a route the server does not have.
+#[test]
+fn every_client_path_is_a_documented_route() {
+    use warden_federation::paths;
+    let doc: serde_json::Value =
+        serde_json::to_value(warden_federation::api::openapi()).expect("document as JSON");
+    let routes: Vec<&String> = doc["paths"].as_object().expect("paths").keys().collect();
+    let documented = |p: &str| {
+        let p = p.split('?').next().unwrap_or(p);
+        let segs: Vec<&str> = p.split('/').collect();
+        routes.iter().any(|r| {
+            let rs: Vec<&str> = r.split('/').collect();
+            rs.len() == segs.len()
+                && rs
+                    .iter()
+                    .zip(&segs)
+                    .all(|(r, s)| r == s || (r.starts_with('{') && r.ends_with('}')))
+        })
+    };
+    let all = [
+        paths::CLUSTERS.to_string(),
+        paths::SERVICES.into(),
+        paths::CATALOG.into(),
+        paths::LEASES.into(),
+        paths::BUNDLES.into(),
+        paths::TRUST_STATUS.into(),
+        paths::TRAFFIC_POLICIES.into(),
+        paths::SECURITY_POLICIES.into(),
+        paths::MESH_STATUS.into(),
+        paths::MEMBERS.into(),
+        paths::JOIN_TOKENS.into(),
+        paths::JOIN.into(),
+        paths::WATCH.into(),
+        paths::OPENAPI.into(),
+        paths::READYZ.into(),
+        paths::HEALTHZ.into(),
+        paths::METRICS.into(),
+        paths::cluster("east"),
+        paths::cluster_status("east"),
+        paths::lease("east"),
+        paths::cluster_gateway("east"),
+        paths::export("east", "shop", "cart"),
+        paths::bundle("east.test"),
+        paths::traffic_policy("p"),
+        paths::security_policy("p"),
+        paths::member(2),
+        paths::watch(7),
+    ];
+    for p in &all {
+        assert!(documented(p), "{p} is not a documented route");
+    }
+    assert!(
+        !documented("/api/v1/nope"),
+        "the matcher refuses unknown paths"
+    );
+}

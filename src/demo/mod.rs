@@ -95,8 +95,10 @@ fn print_urls(mesh: &Mesh) {
     for (i, n) in mesh.nodes.iter().enumerate() {
         let c = &mesh.clusters[i];
         println!(
-            "  {:<8} federation API  http://{}/api/v1/clusters",
-            c.name, n.api
+            "  {:<8} federation API  http://{}{}",
+            c.name,
+            n.api,
+            warden_federation::paths::CLUSTERS
         );
         println!(
             "  {:<8} gateway admin   http://{}/explain?authority=ledger.shop",

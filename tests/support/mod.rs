@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+pub use warden_federation::paths;
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
 
@@ -218,7 +219,7 @@ pub fn cluster_body(name: &str) -> Value {
 /// POSTs a cluster; returns the status code (or None if no answer).
 pub async fn register(client: &reqwest::Client, node: &NodeProc, name: &str) -> Option<u16> {
     client
-        .post(node.url("/api/v1/clusters"))
+        .post(node.url(paths::CLUSTERS))
         .bearer_auth(TOKEN)
         .json(&cluster_body(name))
         .send()
@@ -236,7 +237,7 @@ pub async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
 }
 
 pub async fn mesh_status(client: &reqwest::Client, node: &NodeProc) -> Option<Value> {
-    get_json(client, &node.url("/api/v1/mesh/status")).await
+    get_json(client, &node.url(paths::MESH_STATUS)).await
 }
 
 /// The cluster names a node serves from its local state, with its revision.
@@ -244,7 +245,7 @@ pub async fn cluster_names(
     client: &reqwest::Client,
     node: &NodeProc,
 ) -> Option<(u64, Vec<String>)> {
-    let v = get_json(client, &node.url("/api/v1/clusters")).await?;
+    let v = get_json(client, &node.url(paths::CLUSTERS)).await?;
     let names = v["items"]
         .as_array()?
         .iter()
@@ -325,7 +326,7 @@ pub async fn three_nodes_with(
         )
         .await;
         let r = client
-            .post(nodes[0].url("/api/v1/federation/members"))
+            .post(nodes[0].url(paths::MEMBERS))
             .bearer_auth(TOKEN)
             .json(&json!({ "id": id, "raft_addr": n.raft, "api_addr": n.api }))
             .send()
