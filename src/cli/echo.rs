@@ -2,7 +2,8 @@
 //! demo, tests and benchmarks. `/healthz` answers `ok`; every other path answers
 //! `{"server": N, "method": ..., "path": ...}` with header `x-echo-server: N`. A request with
 //! `content-type: application/grpc` gets the answer as one data frame followed by gRPC-style
-//! trailers (`grpc-status: 0`), so proxies can be checked for trailer pass-through.
+//! trailers (`grpc-status: 0`), so proxies can be checked for trailer pass-through. A query
+//! `delay_ms=N` (at most 60 000) makes it answer N ms late: a slow request, for drain tests.
 
 use std::convert::Infallible;
 
@@ -34,6 +35,14 @@ async fn answer(
 ) -> Response<BoxBody<Bytes, Infallible>> {
     let path = req.uri().path().to_string();
     let method = req.method().to_string();
+    let delay_ms = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("delay_ms="))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|d| d.min(60_000));
     // Echoed so a caller can see the trace context the last hop sent.
     let traceparent = req
         .headers()
@@ -53,6 +62,9 @@ async fn answer(
         .unwrap_or(0);
     if path == "/healthz" {
         return Response::new(full(Bytes::from_static(b"ok\n")));
+    }
+    if let Some(d) = delay_ms {
+        tokio::time::sleep(std::time::Duration::from_millis(d)).await;
     }
     let text =
         serde_json::json!({"server": name, "method": method, "path": path, "request_bytes": len, "traceparent": traceparent})

@@ -35,6 +35,22 @@ where
     }
 }
 
+/// Sends SIGTERM to `child` by its PID and waits up to `patience` for it to exit.
+async fn terminate(
+    child: &mut Option<Child>,
+    patience: Duration,
+) -> Option<std::process::ExitStatus> {
+    let c = child.as_mut()?;
+    let pid = c.id()?;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .ok()?;
+    let status = tokio::time::timeout(patience, c.wait()).await.ok()?.ok()?;
+    *child = None;
+    Some(status)
+}
+
 /// One `warden federation` process.
 pub struct NodeProc {
     pub id: u64,
@@ -128,6 +144,12 @@ impl NodeProc {
             let _ = c.start_kill();
             let _ = c.wait().await;
         }
+    }
+
+    /// SIGTERM by PID; waits up to `patience` for the exit and returns its status (`None` if
+    /// it did not exit in time; it is then killed on drop).
+    pub async fn terminate(&mut self, patience: Duration) -> Option<std::process::ExitStatus> {
+        terminate(&mut self.child, patience).await
     }
 
     /// Starts the node again on the same addresses and data directory.
@@ -417,6 +439,12 @@ impl Proc {
             let _ = c.start_kill();
             let _ = c.wait().await;
         }
+    }
+
+    /// SIGTERM by PID; waits up to `patience` for the exit and returns its status (`None` if
+    /// it did not exit in time; it is then killed on drop).
+    pub async fn terminate(&mut self, patience: Duration) -> Option<std::process::ExitStatus> {
+        terminate(&mut self.child, patience).await
     }
 
     /// Starts the same command again (with `args` replaced when given).
