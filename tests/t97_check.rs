@@ -166,3 +166,84 @@ async fn check_verifies_each_gateway_against_its_registered_bundle() {
         "{out}"
     );
 }
+
+/// A registration that points at another address than the gateway advertises is named by the
+/// gateway's `/readyz` and by `warden check` with both addresses; a gateway that manages its
+/// registration (`cluster.register`, the default) corrects it, and the check passes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_pointing_elsewhere_is_reported_and_corrected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let client = http();
+    let node = one_node(root).await;
+    let wrong = "127.0.0.1:9";
+    let r = client
+        .post(node.url(paths::CLUSTERS))
+        .json(
+            &serde_json::json!({"name": "east", "region": "r1", "zone": "z1",
+            "gateway": wrong, "trust_domain": "east.test"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let apis = [node.api.clone()];
+    let mut east = cluster_opts(root, "east", "r1", "z1", &apis, "register = false", "").await;
+    let advertised = east.gateway.addr("eastwest");
+    eventually(Duration::from_secs(20), "east's lease", || async {
+        lease_live(&client, &node, "east").await.then_some(())
+    })
+    .await;
+    let ready = reqwest::get(format!("http://{}/readyz", east.admin()))
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let text = ready.text().await.unwrap();
+    assert!(
+        text.contains(&format!(
+            "at {wrong}, but this gateway advertises {advertised}"
+        )),
+        "{text}"
+    );
+    let (ok, out) = check(&node).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "[ FAIL ] cluster east: registered with gateway {wrong}, but its gateway advertises {advertised}"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("-> correct the registration"), "{out}");
+    let log = std::fs::read_to_string(root.join("gateway-east.log")).unwrap();
+    assert!(
+        log.contains("which is not the address this gateway advertises"),
+        "the gateway says so in its log"
+    );
+
+    // The same gateway managing its registration corrects it.
+    let args: Vec<String> = vec![
+        "gateway".into(),
+        "--config".into(),
+        east.config.display().to_string(),
+    ];
+    let cfg = std::fs::read_to_string(&east.config).unwrap();
+    let eastwest = format!("eastwest = {advertised:?}");
+    std::fs::write(
+        &east.config,
+        cfg.replace("register = false", "")
+            .replace("eastwest = \"127.0.0.1:0\"", &eastwest),
+    )
+    .unwrap();
+    east.gateway.restart_with(Some(args)).await;
+    eventually(
+        Duration::from_secs(20),
+        "the registration corrected",
+        || async {
+            let c = get_json(&client, &node.url(&paths::cluster("east"))).await?;
+            (c["gateway"] == advertised.as_str()).then_some(())
+        },
+    )
+    .await;
+    let (ok, out) = check(&node).await;
+    assert!(ok, "{out}");
+}

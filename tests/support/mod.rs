@@ -42,8 +42,9 @@ async fn terminate(
 ) -> Option<std::process::ExitStatus> {
     let c = child.as_mut()?;
     let pid = c.id()?;
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+    // The shell's own `kill`: no procps needed.
+    std::process::Command::new("bash")
+        .args(["-c", &format!("kill -TERM {pid}")])
         .status()
         .ok()?;
     let status = tokio::time::timeout(patience, c.wait()).await.ok()?.ok()?;
@@ -501,13 +502,27 @@ pub async fn cluster(
     cluster_with(root, name, region, zone, federation, "").await
 }
 
-/// [`cluster`] with extra top-level config (e.g. a `[tls]` table).
+/// [`cluster`] with extra config appended (e.g. a `[tls]` table).
 pub async fn cluster_with(
     root: &Path,
     name: &str,
     region: &str,
     zone: &str,
     federation: &[String],
+    extra: &str,
+) -> ClusterProcs {
+    cluster_opts(root, name, region, zone, federation, "", extra).await
+}
+
+/// [`cluster_with`], plus `cluster_extra` lines in the `[cluster]` table (e.g. `register =
+/// false`).
+pub async fn cluster_opts(
+    root: &Path,
+    name: &str,
+    region: &str,
+    zone: &str,
+    federation: &[String],
+    cluster_extra: &str,
     extra: &str,
 ) -> ClusterProcs {
     let mut backends = Vec::new();
@@ -529,6 +544,7 @@ name = "{name}"
 region = "{region}"
 zone = "{zone}"
 trust_domain = "{name}.test"
+{cluster_extra}
 [federation]
 endpoints = [{feds}]
 lease_ttl_ms = 1500
