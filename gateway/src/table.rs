@@ -14,7 +14,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
-pub use crate::key::ServiceKey;
+use crate::key::ServiceKey;
 
 /// Requests in flight to one target; shared across snapshots.
 #[derive(Debug, Default)]

@@ -9,7 +9,8 @@ use warden_federation::model::{
 };
 use warden_federation::wire::{RoutingCatalog, WatchEvent, WatchLine};
 
-use crate::table::{RemoteCluster, RemoteTable, RoutePolicy, ServiceKey, Tables};
+use crate::key::ServiceKey;
+use crate::table::{RemoteCluster, RemoteTable, RoutePolicy, Tables};
 
 /// Clusters, exports, leases and policies at one revision.
 #[derive(Debug, Default, Clone)]

@@ -15,8 +15,8 @@ use hyper_util::rt::TokioExecutor;
 
 use super::guard::{InjectPanic, backoff, guarded};
 use super::pool::{PoolActor, ProbeCompleted};
+use crate::key::ServiceKey;
 use crate::metrics::Metrics;
-use crate::table::ServiceKey;
 
 /// One endpoint to probe.
 #[derive(Clone)]

@@ -13,8 +13,9 @@ use actix::prelude::*;
 use super::guard::{InjectPanic, backoff, guarded};
 use crate::config::GatewayConfig;
 use crate::health::{Flip, Outlier, ProbeState};
+use crate::key::ServiceKey;
 use crate::metrics::Metrics;
-use crate::table::{InFlight, LocalEndpoint, LocalService, ServiceKey, Tables};
+use crate::table::{InFlight, LocalEndpoint, LocalService, Tables};
 
 /// An active probe result.
 #[derive(Message)]
@@ -373,5 +374,58 @@ impl Handler<InjectPanic> for PoolActor {
         guarded("upstream_pool", ctx, || {
             panic!("injected panic in upstream_pool")
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(tables: &Tables) -> PoolActor {
+        let cfg: GatewayConfig = toml::from_str(
+            "[cluster]\nname = \"east\"\nregion = \"r\"\nzone = \"z\"\ntrust_domain = \"east.test\"\n\
+             [federation]\nendpoints = [\"http://127.0.0.1:9\"]\n\
+             [listeners]\noutbound = \"127.0.0.1:0\"\neastwest = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
+        let m = Membership {
+            endpoints: vec!["10.0.0.1:80".into(), "10.0.0.2:80".into()],
+            weight: 100,
+            h2: false,
+            port: 80,
+        };
+        PoolActor::new(
+            ServiceKey::new("shop", "cart"),
+            m,
+            Arc::new(cfg),
+            tables.clone(),
+            Arc::new(Metrics::new()),
+        )
+    }
+
+    /// The periodic publish replaces the table only when the snapshot changed: readers keep
+    /// the same `Arc` while nothing happens, and see a new one after a health flip.
+    #[test]
+    fn an_unchanged_snapshot_is_not_published_again() {
+        let tables = Tables::default();
+        let mut p = pool(&tables);
+        p.publish();
+        let first = tables.local.load_full();
+        assert_eq!(first.services.len(), 1);
+        p.publish();
+        p.publish();
+        assert!(
+            Arc::ptr_eq(&first, &tables.local.load_full()),
+            "no change, no publish"
+        );
+        let now = p.now_ms();
+        for _ in 0..p.cfg.health.unhealthy_threshold {
+            p.endpoints[0].probe.record(false, now, 1, 1);
+        }
+        p.publish();
+        let after = tables.local.load_full();
+        assert!(!Arc::ptr_eq(&first, &after), "a flip publishes");
+        let svc = &after.services[&ServiceKey::new("shop", "cart")];
+        assert!(!svc.endpoints[0].available && svc.endpoints[1].available);
     }
 }

@@ -16,8 +16,9 @@ use super::guard::guarded;
 use super::health_checker::{HealthCheckerActor, ProbeTarget, SetTargets};
 use super::pool::{Membership, PoolActor, Retire, Update};
 use crate::config::{GatewayConfig, StaticService};
+use crate::key::ServiceKey;
 use crate::metrics::Metrics;
-use crate::table::{ServiceKey, Tables};
+use crate::table::Tables;
 
 /// Views shared with the data path and the publisher.
 #[derive(Clone, Default)]

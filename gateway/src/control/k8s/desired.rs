@@ -19,8 +19,8 @@ pub const PROBE_ANNOTATION: &str = "warden.io/probe";
 /// The label EndpointSlices carry to name their Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// (namespace, name).
-pub type Key = (String, String);
+/// A Kubernetes Service (and its ServiceExport) by namespace and name: the mesh's service key.
+pub type Key = crate::key::ServiceKey;
 
 /// What the state says about one exported Service.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +36,7 @@ fn in_scope(cfg: &KubernetesSection, ns: &str) -> bool {
 }
 
 fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<Key> {
-    Some((meta.namespace.clone()?, meta.name.clone()?))
+    Some(Key::new(meta.namespace.clone()?, meta.name.clone()?))
 }
 
 /// The protocol of a Service port: `appProtocol` first, then the port name's prefix (the
@@ -109,7 +109,7 @@ pub fn desired<'a>(
         ) else {
             continue;
         };
-        by_service.entry((ns, name)).or_default().push(s);
+        by_service.entry(Key::new(ns, name)).or_default().push(s);
     }
     let mut out = BTreeMap::new();
     let mut seen = BTreeSet::new();
@@ -117,7 +117,7 @@ pub fn desired<'a>(
         let Some(key) = key_of(&svc.metadata) else {
             continue;
         };
-        if !in_scope(cfg, &key.0) {
+        if !in_scope(cfg, &key.namespace) {
             continue;
         }
         seen.insert(key.clone());
@@ -132,14 +132,14 @@ pub fn desired<'a>(
         );
     }
     for key in exports {
-        if in_scope(cfg, &key.0) && !seen.contains(key) {
+        if in_scope(cfg, &key.namespace) && !seen.contains(key) {
             out.insert(
                 key.clone(),
                 Outcome {
                     service: None,
                     invalid: Some((
                         "ServiceNotFound",
-                        format!("no Service {}/{} in this cluster", key.0, key.1),
+                        format!("no Service {key} in this cluster"),
                     )),
                 },
             );
@@ -158,7 +158,9 @@ fn outcome(
         service: None,
         invalid: Some((reason, message)),
     };
-    let (ns, name) = key_of(&svc.metadata).unwrap_or_default();
+    let (ns, name) = key_of(&svc.metadata)
+        .map(|k| (k.namespace, k.name))
+        .unwrap_or_default();
     let spec = svc.spec.clone().unwrap_or_default();
     if spec.type_.as_deref() == Some("ExternalName") {
         return invalid(
@@ -276,7 +278,7 @@ mod tests {
         let s = cart(json!({"warden.io/export": "true"}));
         let sl = cart_slice();
         let out = desired(&cfg, [&s], [&sl], &BTreeSet::new());
-        let o = &out[&("shop".to_string(), "cart".to_string())];
+        let o = &out[&Key::new("shop", "cart")];
         let svc = o.service.as_ref().unwrap();
         assert_eq!(svc.endpoints, vec!["10.0.0.1:8080", "10.0.0.3:8080"]);
         assert_eq!(svc.ports[0].protocol, Protocol::Http);
@@ -288,14 +290,10 @@ mod tests {
     fn service_export_exports_and_missing_service_is_invalid() {
         let cfg = KubernetesSection::default();
         let s = cart(json!({}));
-        let exports: BTreeSet<Key> = [
-            ("shop".to_string(), "cart".to_string()),
-            ("shop".to_string(), "ghost".to_string()),
-        ]
-        .into();
+        let exports: BTreeSet<Key> = [Key::new("shop", "cart"), Key::new("shop", "ghost")].into();
         let out = desired(&cfg, [&s], [], &exports);
-        assert!(out[&("shop".into(), "cart".into())].service.is_some());
-        let ghost = &out[&("shop".into(), "ghost".into())];
+        assert!(out[&Key::new("shop", "cart")].service.is_some());
+        let ghost = &out[&Key::new("shop", "ghost")];
         assert!(ghost.service.is_none());
         assert_eq!(ghost.invalid.as_ref().unwrap().0, "ServiceNotFound");
     }
@@ -317,11 +315,11 @@ mod tests {
         let cfg = KubernetesSection::default();
         let s = cart(json!({"warden.io/export": "true", "warden.io/weight": "lots"}));
         let out = desired(&cfg, [&s], [], &BTreeSet::new());
-        let o = &out[&("shop".into(), "cart".into())];
+        let o = &out[&Key::new("shop", "cart")];
         assert_eq!(o.invalid.as_ref().unwrap().0, "InvalidAnnotation");
         let s = cart(json!({"warden.io/export": "true", "warden.io/probe": "healthz"}));
         let out = desired(&cfg, [&s], [], &BTreeSet::new());
-        assert!(out[&("shop".into(), "cart".into())].service.is_none());
+        assert!(out[&Key::new("shop", "cart")].service.is_none());
     }
 
     #[test]
@@ -338,7 +336,7 @@ mod tests {
             "endpoints": [{"addresses": ["fd00::1"]}]
         }));
         let out = desired(&cfg, [&s], [&sl], &BTreeSet::new());
-        let svc = out[&("a".into(), "db".into())].service.clone().unwrap();
+        let svc = out[&Key::new("a", "db")].service.clone().unwrap();
         assert_eq!(svc.endpoints, vec!["[fd00::1]:5432"]);
         assert_eq!(svc.ports[0].name, "port-5432");
         assert_eq!(svc.ports[0].protocol, Protocol::Tcp);

@@ -132,7 +132,12 @@ impl Stores {
         self.exports
             .state()
             .iter()
-            .filter_map(|o| Some((o.metadata.namespace.clone()?, o.metadata.name.clone()?)))
+            .filter_map(|o| {
+                Some(Key::new(
+                    o.metadata.namespace.clone()?,
+                    o.metadata.name.clone()?,
+                ))
+            })
             .collect()
     }
 
@@ -270,7 +275,7 @@ async fn write_statuses(
         else {
             continue;
         };
-        let Some(outcome) = outcomes.get(&(ns.clone(), name.clone())) else {
+        let Some(outcome) = outcomes.get(&Key::new(&ns, &name)) else {
             continue; // out of this gateway's namespaces
         };
         let ports = outcome
