@@ -17,7 +17,7 @@ use crate::control::guard::InjectPanic;
 use crate::key::ServiceKey;
 use crate::proxy::body::{BoxBody, full};
 use crate::proxy::context::{Listener, ProxyCtx};
-use crate::proxy::plan::ServiceView;
+use crate::proxy::view::ServiceView;
 
 type Hooks = Arc<HashMap<String, Recipient<InjectPanic>>>;
 

@@ -10,8 +10,9 @@ use super::body::{BoxBody, RequestBody, boxed};
 use super::budget::RetryBudget;
 use super::context::{ProxyCtx, RequestCtx};
 use super::error::ProxyError;
-use super::plan::{Plan, draws};
+use super::plan::Plan;
 use super::respond::stamp;
+use super::view::draws;
 
 /// Whether a request may be tried again. A retry after a connect failure is free (the
 /// request never left, so any method may go again); a retry of a request an upstream saw

@@ -7,8 +7,8 @@
 //! 2. [`request`] — the stage list itself, in order:
 //!    - [`naming`] — name the service (authority, Host, or `x-warden-service`);
 //!    - [`inbound`] — east-west only: the caller's identity and authorization (and CONNECT);
-//!    - [`plan`] — the routing snapshot as plain data: targets, retry allowance, timeouts,
-//!      the request each attempt sends;
+//!    - [`view`], [`plan`] — the routing snapshot read once, as plain data: targets, retry
+//!      allowance, timeouts, the request each attempt sends;
 //!    - [`body`] — buffer a small body so it can be replayed;
 //!    - [`forward`] — send with [`client`], retry on another target as [`forward::Retry`]
 //!      allows, drawing on the [`budget`];
@@ -36,3 +36,4 @@ pub mod respond;
 pub mod server;
 pub mod tcp;
 pub mod trace;
+pub mod view;

@@ -16,7 +16,7 @@ use super::attempt::{Attempt, Hop};
 use super::context::{Listener, ProxyCtx, SOURCE_HEADER};
 use super::inbound::PORT_HEADER;
 use super::naming::SERVICE_HEADER;
-use super::plan::{ServiceView, draws};
+use super::view::{ServiceView, draws};
 use crate::key::ServiceKey;
 
 /// Serves one TCP connection accepted on route `idx` of `listeners.tcp`.

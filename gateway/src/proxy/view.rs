@@ -1,0 +1,224 @@
+//! Stage "plan", first half: what the routing tables say about one service, read once per
+//! request ([`ServiceView`]), and the one balancing draw every kind of request shares
+//! ([`ServiceView::choose`]): HTTP, raw TCP and the east-west CONNECT.
+
+use std::sync::Arc;
+
+use super::attempt::{Attempt, Hop};
+use super::context::Listener;
+use super::error::ProxyError;
+use crate::balance::{self, Inputs, Locality, Target};
+use crate::key::ServiceKey;
+use crate::table::{LocalService, RemoteCluster, RoutePolicy, Tables};
+
+/// What the routing tables say about one service, read once.
+#[derive(Debug, Clone)]
+pub struct ServiceView {
+    pub key: ServiceKey,
+    pub local: Option<Arc<LocalService>>,
+    /// Other clusters' copies (none on the east-west listener: it never forwards again).
+    pub remotes: Arc<[RemoteCluster]>,
+    pub policy: Option<Arc<RoutePolicy>>,
+    /// The store revision the remote part reflects.
+    pub revision: u64,
+    /// Whether the federation watch is connected (routing goes on from the last table if not).
+    pub connected: bool,
+}
+
+impl ServiceView {
+    /// Loads `key` from both tables; on the east-west listener without remote clusters.
+    pub fn load(tables: &Tables, key: &ServiceKey, listener: Listener) -> Self {
+        let local = tables.local.load().services.get(key).cloned();
+        let remote = tables.remote.load();
+        let remotes = match listener {
+            Listener::EastWest => Arc::from(Vec::new()),
+            Listener::Outbound | Listener::Tcp(_) => remote
+                .services
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(Vec::new())),
+        };
+        Self {
+            key: key.clone(),
+            local,
+            remotes,
+            policy: remote.policies.get(key).cloned(),
+            revision: remote.revision,
+            connected: remote.connected,
+        }
+    }
+
+    /// The error when nothing anywhere offers the service.
+    pub fn missing(&self, listener: Listener) -> Option<ProxyError> {
+        if self.local.is_some() || !self.remotes.is_empty() {
+            return None;
+        }
+        let name = self.key.to_string();
+        Some(match listener {
+            Listener::EastWest => ProxyError::NoLocalEndpoint(name),
+            Listener::Outbound | Listener::Tcp(_) => ProxyError::UnknownService(name),
+        })
+    }
+
+    /// The balancer's inputs for this view.
+    pub fn inputs<'a>(
+        &'a self,
+        me: &'a Locality,
+        overprovisioning_percent: u32,
+        exclude: &'a [Target],
+    ) -> Inputs<'a> {
+        Inputs {
+            me,
+            local: self.local.as_deref(),
+            remotes: &self.remotes,
+            policy: self.policy.as_deref(),
+            overprovisioning_percent,
+            exclude,
+        }
+    }
+
+    /// Plans and draws one target (the one balancing decision HTTP, TCP and east-west CONNECT
+    /// share); `draws` are three uniform numbers in [0, 1).
+    pub fn choose(
+        &self,
+        me: &Locality,
+        overprovisioning_percent: u32,
+        exclude: &[Target],
+        draws: [f64; 3],
+    ) -> Option<Attempt> {
+        let inputs = self.inputs(me, overprovisioning_percent, exclude);
+        let plan = balance::plan(&inputs);
+        let target = balance::pick(&plan, &inputs, draws[0], draws[1], draws[2])?;
+        Some(match target {
+            Target::Local(i) => {
+                let l = self.local.as_ref()?;
+                let ep = l.endpoints.get(i)?;
+                Attempt {
+                    target,
+                    cluster: me.cluster.clone(),
+                    addr: ep.addr.clone(),
+                    hop: Hop::Local { h2: l.h2 },
+                    inflight: ep.inflight.clone(),
+                }
+            }
+            Target::Remote(i) => {
+                let r = self.remotes.get(i)?;
+                Attempt {
+                    target,
+                    cluster: r.cluster.clone(),
+                    addr: r.gateway.clone(),
+                    hop: Hop::Remote {
+                        trust_domain: r.trust_domain.clone(),
+                    },
+                    inflight: r.inflight.clone(),
+                }
+            }
+        })
+    }
+}
+
+/// Three uniform draws in [0, 1) for [`ServiceView::choose`].
+pub fn draws() -> [f64; 3] {
+    [fastrand::f64(), fastrand::f64(), fastrand::f64()]
+}
+
+/// Routing tables built by hand, for the plan's tests.
+#[cfg(test)]
+pub(super) mod fixtures {
+    use super::*;
+    use crate::table::{LocalEndpoint, LocalTable, RemoteTable};
+
+    pub fn me() -> Locality {
+        Locality {
+            cluster: "east".into(),
+            region: "r1".into(),
+            zone: "z1".into(),
+        }
+    }
+
+    pub fn remote(cluster: &str, zone: &str, healthy: u32) -> RemoteCluster {
+        RemoteCluster {
+            cluster: cluster.into(),
+            region: "r1".into(),
+            zone: zone.into(),
+            gateway: format!("{cluster}.gw:15008"),
+            trust_domain: format!("{cluster}.test"),
+            healthy_endpoints: healthy,
+            weight: 100,
+            live: true,
+            inflight: Default::default(),
+        }
+    }
+
+    pub fn tables(local_up: &[bool], remotes: Vec<RemoteCluster>) -> (Tables, ServiceKey) {
+        let key = ServiceKey::new("shop", "cart");
+        let t = Tables::default();
+        let eps = local_up
+            .iter()
+            .enumerate()
+            .map(|(i, up)| LocalEndpoint {
+                addr: format!("10.0.0.{i}:8080"),
+                available: *up,
+                ramp: 1.0,
+                inflight: Default::default(),
+            })
+            .collect();
+        let mut lt = LocalTable::default();
+        lt.services.insert(
+            key.clone(),
+            Arc::new(LocalService {
+                endpoints: eps,
+                weight: 100,
+                h2: false,
+                port: 80,
+            }),
+        );
+        t.local.store(Arc::new(lt));
+        let mut rt = RemoteTable::default();
+        rt.services.insert(key.clone(), Arc::from(remotes));
+        t.remote.store(Arc::new(rt));
+        (t, key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{me, remote, tables};
+    use super::*;
+
+    #[test]
+    fn local_first_then_the_nearest_cluster_and_never_forwarding_twice() {
+        let (t, key) = tables(
+            &[true, true],
+            vec![remote("west", "z9", 2), remote("central", "z1", 2)],
+        );
+        let view = ServiceView::load(&t, &key, Listener::Outbound);
+        let a = view.choose(&me(), 140, &[], [0.5, 0.1, 0.9]).unwrap();
+        assert_eq!(a.cluster, "east");
+        assert_eq!(a.hop, Hop::Local { h2: false });
+        // Both local endpoints failed in this request: the same-zone cluster is next.
+        let tried = [Target::Local(0), Target::Local(1)];
+        let a = view.choose(&me(), 140, &tried, [0.5, 0.1, 0.9]).unwrap();
+        assert_eq!(a.cluster, "central");
+        assert_eq!(a.addr, "central.gw:15008");
+        assert_eq!(
+            a.hop,
+            Hop::Remote {
+                trust_domain: "central.test".into()
+            }
+        );
+        // The east-west listener sees local endpoints only.
+        let ew = ServiceView::load(&t, &key, Listener::EastWest);
+        assert!(ew.remotes.is_empty());
+        assert!(ew.choose(&me(), 140, &tried, [0.5, 0.1, 0.9]).is_none());
+        let unknown = ServiceView::load(&t, &ServiceKey::new("shop", "nope"), Listener::EastWest);
+        assert!(matches!(
+            unknown.missing(Listener::EastWest),
+            Some(ProxyError::NoLocalEndpoint(_))
+        ));
+        assert!(matches!(
+            unknown.missing(Listener::Outbound),
+            Some(ProxyError::UnknownService(_))
+        ));
+    }
+}
