@@ -87,13 +87,13 @@ pub fn explain(ctx: &ProxyCtx, authority: &str) -> (StatusCode, Value) {
     };
     let view = ServiceView::load(&ctx.tables, &key, Listener::Outbound);
     let service = key.to_string();
-    if view.missing(Listener::Outbound).is_some() {
+    if view.missing(&key, Listener::Outbound).is_some() {
         return (
             StatusCode::NOT_FOUND,
             json!({"service": service, "found": false, "reason": "no local endpoints and no cluster exports this service", "revision": view.revision}),
         );
     }
-    let (local, remotes, policy) = (view.local.as_ref(), &view.remotes, view.policy.as_deref());
+    let (local, remotes, policy) = (view.local.as_ref(), view.remotes(), view.policy.as_deref());
     let inputs = view.inputs(&ctx.me, ctx.cfg.routing.overprovisioning_percent, &[]);
     let plan = balance::plan(&inputs);
     let levels: Vec<Value> = plan

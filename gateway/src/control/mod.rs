@@ -153,6 +153,9 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         .advertise
         .clone()
         .unwrap_or_else(|| eastwest.to_string());
+    if eastwest.ip().is_unspecified() && cfg.cluster.advertise.is_none() {
+        tracing::warn!(%eastwest, "the east-west listener is bound to a wildcard address and cluster.advertise is unset: other clusters cannot reach this gateway at the address it would register; set cluster.advertise");
+    }
 
     let mut hooks: HashMap<String, Recipient<InjectPanic>> = HashMap::new();
 

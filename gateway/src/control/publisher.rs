@@ -160,6 +160,14 @@ impl Job {
         if !self.cfg.cluster.register || self.cfg.admin_token().is_none() {
             return;
         }
+        // A wildcard listen address (no `cluster.advertise`) is no address to send others to.
+        let unroutable = self
+            .advertise
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_unspecified());
+        if unroutable {
+            return;
+        }
         match self.fed.set_cluster_gateway(cluster, &self.advertise).await {
             Ok(_) => tracing::warn!(
                 cluster = %cluster,

@@ -45,11 +45,11 @@ impl Clients {
     pub async fn send(
         &self,
         tls: Option<&TlsCtx>,
-        attempt: &Attempt,
+        attempt: &Attempt<'_>,
         req: Request<BoxBody>,
         per_try: Duration,
     ) -> Result<Response<Incoming>, ProxyError> {
-        let target = attempt.addr.as_str();
+        let target = attempt.addr;
         match (&attempt.hop, tls) {
             (Hop::Local { h2: false }, _) => send(&self.local, req, target, per_try).await,
             (Hop::Local { h2: true }, _) | (Hop::Remote { .. }, None) => {

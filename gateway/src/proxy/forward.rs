@@ -77,7 +77,7 @@ impl<'a> Retry<'a> {
 pub async fn forward(
     ctx: &ProxyCtx,
     rc: &mut RequestCtx,
-    plan: &Plan,
+    plan: &Plan<'_>,
     mut body: RequestBody,
 ) -> Result<Response<BoxBody>, ProxyError> {
     ctx.budget.request();
@@ -100,15 +100,15 @@ pub async fn forward(
             rc.retries = retry.retries;
             ctx.metrics
                 .retries
-                .with_label_values(&[plan.view.key.to_string().as_str()])
+                .with_label_values(&[plan.key.to_string().as_str()])
                 .inc();
         }
         let Some(b) = body.take() else {
             break; // a streamed body cannot be sent twice
         };
         let req = plan.request_for(&attempt, b)?;
-        rc.dst = Some(attempt.cluster.clone());
-        rc.endpoint = Some(attempt.addr.clone());
+        rc.dst = Some(attempt.cluster.to_string());
+        rc.endpoint = Some(attempt.addr.to_string());
         let sent = {
             let _in_flight = attempt.inflight.track();
             ctx.clients
@@ -120,14 +120,9 @@ pub async fn forward(
             Ok(resp) => {
                 let status = resp.status();
                 if local {
-                    ctx.signal(
-                        &plan.view.key,
-                        &attempt.addr,
-                        !status.is_server_error(),
-                        false,
-                    );
+                    ctx.signal(plan.key, attempt.addr, !status.is_server_error(), false);
                 }
-                let resp = stamp(resp.map(boxed), &attempt.cluster);
+                let resp = stamp(resp.map(boxed), attempt.cluster);
                 if status.is_server_error() && retry.after_status(status) {
                     exclude.push(attempt.target);
                     kept = Some(resp);
@@ -138,7 +133,7 @@ pub async fn forward(
             Err(e) => {
                 if local {
                     let refused = matches!(e, ProxyError::Connect { refused: true, .. });
-                    ctx.signal(&plan.view.key, &attempt.addr, false, refused);
+                    ctx.signal(plan.key, attempt.addr, false, refused);
                 }
                 exclude.push(attempt.target);
                 let again = retry.after_error(&e);
@@ -152,7 +147,7 @@ pub async fn forward(
     if let Some(r) = kept {
         return Ok(r);
     }
-    Err(last_err.unwrap_or_else(|| ProxyError::NoHealthyUpstream(plan.view.key.to_string())))
+    Err(last_err.unwrap_or_else(|| ProxyError::NoHealthyUpstream(plan.key.to_string())))
 }
 
 #[cfg(test)]

@@ -115,14 +115,14 @@ pub async fn connect_local(
         let Some(a) = view.choose(&ctx.me, over, &exclude, draws()) else {
             break;
         };
-        match tokio::time::timeout(timeout, TcpStream::connect(a.addr.as_str())).await {
+        match tokio::time::timeout(timeout, TcpStream::connect(a.addr)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 return Ok(s);
             }
             Ok(Err(e)) => {
                 let refused = e.kind() == std::io::ErrorKind::ConnectionRefused;
-                ctx.signal(key, &a.addr, false, refused);
+                ctx.signal(key, a.addr, false, refused);
                 exclude.push(a.target);
             }
             Err(_) => exclude.push(a.target),

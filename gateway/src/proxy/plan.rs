@@ -20,7 +20,9 @@ use crate::key::ServiceKey;
 
 /// An HTTP request's plan: where it may go, how it may be retried, what it sends.
 #[derive(Debug)]
-pub struct Plan {
+pub struct Plan<'a> {
+    /// The service the request names.
+    pub key: &'a ServiceKey,
     pub view: ServiceView,
     /// GET, HEAD, OPTIONS, PUT, DELETE: safe to send again after an upstream saw it.
     pub idempotent: bool,
@@ -33,19 +35,19 @@ pub struct Plan {
     /// The head to send: this hop's `traceparent`, no hop-by-hop headers.
     pub head: Parts,
     /// The calling cluster, named to remote gateways.
-    pub source_cluster: String,
+    pub source_cluster: &'a str,
 }
 
-impl Plan {
+impl<'a> Plan<'a> {
     /// Plans a request for `key` whose head is `head`.
     pub fn new(
-        ctx: &ProxyCtx,
+        ctx: &'a ProxyCtx,
         rc: &RequestCtx,
-        key: &ServiceKey,
+        key: &'a ServiceKey,
         mut head: Parts,
     ) -> Result<Self, ProxyError> {
         let view = ServiceView::load(&ctx.tables, key, rc.listener);
-        if let Some(e) = view.missing(rc.listener) {
+        if let Some(e) = view.missing(key, rc.listener) {
             return Err(e);
         }
         head.headers.insert(TRACEPARENT, rc.trace.header());
@@ -60,13 +62,14 @@ impl Plan {
         );
         let t = &ctx.cfg.timeouts;
         Ok(Self {
+            key,
             view,
             idempotent,
             max_retries: ctx.cfg.retries.max_retries,
             per_try: Duration::from_millis(t.per_try_ms),
             deadline: rc.started + Duration::from_millis(t.overall_ms),
             head,
-            source_cluster: ctx.me.cluster.clone(),
+            source_cluster: &ctx.me.cluster,
         })
     }
 
@@ -79,14 +82,14 @@ impl Plan {
     /// The request one attempt sends to `attempt`'s target.
     pub fn request_for(
         &self,
-        attempt: &Attempt,
+        attempt: &Attempt<'_>,
         body: BoxBody,
     ) -> Result<Request<BoxBody>, ProxyError> {
         let mut req = Request::from_parts(self.head.clone(), body);
-        retarget(&mut req, &attempt.addr)?;
-        match &attempt.hop {
+        retarget(&mut req, attempt.addr)?;
+        match attempt.hop {
             Hop::Local { h2 } => {
-                *req.version_mut() = if *h2 {
+                *req.version_mut() = if h2 {
                     http::Version::HTTP_2
                 } else {
                     http::Version::HTTP_11
@@ -96,10 +99,10 @@ impl Plan {
                 *req.version_mut() = http::Version::HTTP_2;
                 let h = req.headers_mut();
                 h.remove(http::header::HOST);
-                if let Ok(v) = HeaderValue::from_str(&self.view.key.to_string()) {
+                if let Ok(v) = HeaderValue::from_str(&self.key.to_string()) {
                     h.insert(SERVICE_HEADER, v);
                 }
-                if let Ok(v) = HeaderValue::from_str(&self.source_cluster) {
+                if let Ok(v) = HeaderValue::from_str(self.source_cluster) {
                     h.insert(SOURCE_HEADER, v);
                 }
             }
@@ -162,15 +165,17 @@ mod tests {
         let (mut head, ()) = req.into_parts();
         strip_hop_headers(&mut head.headers);
         let plan = Plan {
+            key: &key,
             view,
             idempotent: false,
             max_retries: 2,
             per_try: Duration::from_secs(1),
             deadline: Instant::now() + Duration::from_secs(5),
             head,
-            source_cluster: "east".into(),
+            source_cluster: "east",
         };
-        let a = plan.view.choose(&me(), 140, &[], [0.1, 0.1, 0.1]).unwrap();
+        let me = me();
+        let a = plan.view.choose(&me, 140, &[], [0.1, 0.1, 0.1]).unwrap();
         assert_eq!(a.cluster, "west");
         let out = plan.request_for(&a, super::super::body::empty()).unwrap();
         assert_eq!(out.uri(), "http://west.gw:15008/pay?x=1");

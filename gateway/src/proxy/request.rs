@@ -18,6 +18,7 @@ use super::inbound;
 use super::naming::service_of;
 use super::plan::Plan;
 use super::respond::error_response;
+use crate::key::ServiceKey;
 
 /// Handles one request; `peer` is the verified mTLS identity on the east-west hop.
 pub async fn handle<B>(
@@ -60,7 +61,7 @@ where
     resp
 }
 
-/// name → authorize (east-west) → plan → read the body → forward with retry.
+/// name, then route; the named service stays in `rc` for the account.
 async fn stages<B>(
     ctx: &Arc<ProxyCtx>,
     rc: &mut RequestCtx,
@@ -72,11 +73,27 @@ where
     B::Error: Into<BoxError>,
 {
     let key = service_of(&head.uri, &head.headers, rc.listener)?;
-    rc.service = Some(key.clone());
+    let routed = route(ctx, rc, &key, head, body).await;
+    rc.service = Some(key);
+    routed
+}
+
+/// authorize (east-west) → plan → read the body → forward with retry.
+async fn route<B>(
+    ctx: &Arc<ProxyCtx>,
+    rc: &mut RequestCtx,
+    key: &ServiceKey,
+    head: http::request::Parts,
+    body: B,
+) -> Result<Response<BoxBody>, ProxyError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
     if rc.listener == Listener::EastWest {
-        inbound::authorize(ctx, &key, &head.headers, rc.peer.as_deref())?;
+        inbound::authorize(ctx, key, &head.headers, rc.peer.as_deref())?;
     }
-    let plan = Plan::new(ctx, rc, &key, head)?;
+    let plan = Plan::new(ctx, rc, key, head)?;
     let body = RequestBody::read(body).await?;
     forward(ctx, rc, &plan, body).await
 }

@@ -49,6 +49,8 @@ where
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
     let result = tokio::select! {
+        // The connection first: no random draw per poll; the drain signal is an atomic check.
+        biased;
         r = conn.as_mut() => r,
         _ = draining.started() => {
             conn.as_mut().graceful_shutdown();

@@ -51,12 +51,12 @@ pub async fn serve(ctx: Arc<ProxyCtx>, mut client: TcpStream, idx: usize) {
         match opened {
             Ok(Stream::Tcp(mut upstream)) => {
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                return count(&ctx, &key, &a.cluster);
+                return count(&ctx, &key, a.cluster);
             }
             Ok(Stream::Tunnel(upgraded)) => {
                 let mut io = TokioIo::new(upgraded);
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut io).await;
-                return count(&ctx, &key, &a.cluster);
+                return count(&ctx, &key, a.cluster);
             }
             Err(e) => {
                 tracing::debug!(service = %key, target = %a.addr, error = %e, "tcp target failed; trying the next");
@@ -79,14 +79,14 @@ enum Stream {
 
 async fn open(
     ctx: &ProxyCtx,
-    a: &Attempt,
+    a: &Attempt<'_>,
     key: &ServiceKey,
     port: u16,
     connect: Duration,
 ) -> Result<Stream, String> {
     match &a.hop {
         Hop::Local { .. } => {
-            let s = tokio::time::timeout(connect, TcpStream::connect(a.addr.as_str()))
+            let s = tokio::time::timeout(connect, TcpStream::connect(a.addr))
                 .await
                 .map_err(|_| "connect timed out".to_string())?
                 .map_err(|e| e.to_string())?;
@@ -94,7 +94,7 @@ async fn open(
             Ok(Stream::Tcp(s))
         }
         Hop::Remote { trust_domain } => {
-            connect_remote(ctx, &a.addr, trust_domain, key, port, connect)
+            connect_remote(ctx, a.addr, trust_domain, key, port, connect)
                 .await
                 .map(Stream::Tunnel)
         }

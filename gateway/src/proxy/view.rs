@@ -14,10 +14,9 @@ use crate::table::{LocalService, RemoteCluster, RoutePolicy, Tables};
 /// What the routing tables say about one service, read once.
 #[derive(Debug, Clone)]
 pub struct ServiceView {
-    pub key: ServiceKey,
     pub local: Option<Arc<LocalService>>,
     /// Other clusters' copies (none on the east-west listener: it never forwards again).
-    pub remotes: Arc<[RemoteCluster]>,
+    remotes: Option<Arc<[RemoteCluster]>>,
     pub policy: Option<Arc<RoutePolicy>>,
     /// The store revision the remote part reflects.
     pub revision: u64,
@@ -31,15 +30,10 @@ impl ServiceView {
         let local = tables.local.load().services.get(key).cloned();
         let remote = tables.remote.load();
         let remotes = match listener {
-            Listener::EastWest => Arc::from(Vec::new()),
-            Listener::Outbound | Listener::Tcp(_) => remote
-                .services
-                .get(key)
-                .cloned()
-                .unwrap_or_else(|| Arc::from(Vec::new())),
+            Listener::EastWest => None,
+            Listener::Outbound | Listener::Tcp(_) => remote.services.get(key).cloned(),
         };
         Self {
-            key: key.clone(),
             local,
             remotes,
             policy: remote.policies.get(key).cloned(),
@@ -48,12 +42,17 @@ impl ServiceView {
         }
     }
 
-    /// The error when nothing anywhere offers the service.
-    pub fn missing(&self, listener: Listener) -> Option<ProxyError> {
-        if self.local.is_some() || !self.remotes.is_empty() {
+    /// Other clusters' copies of the service.
+    pub fn remotes(&self) -> &[RemoteCluster] {
+        self.remotes.as_deref().unwrap_or(&[])
+    }
+
+    /// The error when nothing anywhere offers the service `key`.
+    pub fn missing(&self, key: &ServiceKey, listener: Listener) -> Option<ProxyError> {
+        if self.local.is_some() || !self.remotes().is_empty() {
             return None;
         }
-        let name = self.key.to_string();
+        let name = key.to_string();
         Some(match listener {
             Listener::EastWest => ProxyError::NoLocalEndpoint(name),
             Listener::Outbound | Listener::Tcp(_) => ProxyError::UnknownService(name),
@@ -70,7 +69,7 @@ impl ServiceView {
         Inputs {
             me,
             local: self.local.as_deref(),
-            remotes: &self.remotes,
+            remotes: self.remotes(),
             policy: self.policy.as_deref(),
             overprovisioning_percent,
             exclude,
@@ -79,13 +78,13 @@ impl ServiceView {
 
     /// Plans and draws one target (the one balancing decision HTTP, TCP and east-west CONNECT
     /// share); `draws` are three uniform numbers in [0, 1).
-    pub fn choose(
-        &self,
-        me: &Locality,
+    pub fn choose<'a>(
+        &'a self,
+        me: &'a Locality,
         overprovisioning_percent: u32,
         exclude: &[Target],
         draws: [f64; 3],
-    ) -> Option<Attempt> {
+    ) -> Option<Attempt<'a>> {
         let inputs = self.inputs(me, overprovisioning_percent, exclude);
         let plan = balance::plan(&inputs);
         let target = balance::pick(&plan, &inputs, draws[0], draws[1], draws[2])?;
@@ -95,22 +94,22 @@ impl ServiceView {
                 let ep = l.endpoints.get(i)?;
                 Attempt {
                     target,
-                    cluster: me.cluster.clone(),
-                    addr: ep.addr.clone(),
+                    cluster: &me.cluster,
+                    addr: &ep.addr,
                     hop: Hop::Local { h2: l.h2 },
-                    inflight: ep.inflight.clone(),
+                    inflight: &ep.inflight,
                 }
             }
             Target::Remote(i) => {
-                let r = self.remotes.get(i)?;
+                let r = self.remotes().get(i)?;
                 Attempt {
                     target,
-                    cluster: r.cluster.clone(),
-                    addr: r.gateway.clone(),
+                    cluster: &r.cluster,
+                    addr: &r.gateway,
                     hop: Hop::Remote {
-                        trust_domain: r.trust_domain.clone(),
+                        trust_domain: &r.trust_domain,
                     },
-                    inflight: r.inflight.clone(),
+                    inflight: &r.inflight,
                 }
             }
         })
@@ -193,31 +192,33 @@ mod tests {
             vec![remote("west", "z9", 2), remote("central", "z1", 2)],
         );
         let view = ServiceView::load(&t, &key, Listener::Outbound);
-        let a = view.choose(&me(), 140, &[], [0.5, 0.1, 0.9]).unwrap();
+        let me = me();
+        let a = view.choose(&me, 140, &[], [0.5, 0.1, 0.9]).unwrap();
         assert_eq!(a.cluster, "east");
         assert_eq!(a.hop, Hop::Local { h2: false });
         // Both local endpoints failed in this request: the same-zone cluster is next.
         let tried = [Target::Local(0), Target::Local(1)];
-        let a = view.choose(&me(), 140, &tried, [0.5, 0.1, 0.9]).unwrap();
+        let a = view.choose(&me, 140, &tried, [0.5, 0.1, 0.9]).unwrap();
         assert_eq!(a.cluster, "central");
         assert_eq!(a.addr, "central.gw:15008");
         assert_eq!(
             a.hop,
             Hop::Remote {
-                trust_domain: "central.test".into()
+                trust_domain: "central.test"
             }
         );
         // The east-west listener sees local endpoints only.
         let ew = ServiceView::load(&t, &key, Listener::EastWest);
-        assert!(ew.remotes.is_empty());
-        assert!(ew.choose(&me(), 140, &tried, [0.5, 0.1, 0.9]).is_none());
-        let unknown = ServiceView::load(&t, &ServiceKey::new("shop", "nope"), Listener::EastWest);
+        assert!(ew.remotes().is_empty());
+        assert!(ew.choose(&me, 140, &tried, [0.5, 0.1, 0.9]).is_none());
+        let nope = ServiceKey::new("shop", "nope");
+        let unknown = ServiceView::load(&t, &nope, Listener::EastWest);
         assert!(matches!(
-            unknown.missing(Listener::EastWest),
+            unknown.missing(&nope, Listener::EastWest),
             Some(ProxyError::NoLocalEndpoint(_))
         ));
         assert!(matches!(
-            unknown.missing(Listener::Outbound),
+            unknown.missing(&nope, Listener::Outbound),
             Some(ProxyError::UnknownService(_))
         ));
     }
