@@ -168,8 +168,9 @@ async fn check_verifies_each_gateway_against_its_registered_bundle() {
 }
 
 /// A registration that points at another address than the gateway advertises is named by the
-/// gateway's `/readyz` and by `warden check` with both addresses; a gateway that manages its
-/// registration (`cluster.register`, the default) corrects it, and the check passes again.
+/// gateway's log and `/readyz` and by `warden check` with both addresses; a gateway that manages
+/// its registration (`cluster.register`, the default) and names its address
+/// (`cluster.advertise`) corrects it, and the check passes again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registration_pointing_elsewhere_is_reported_and_corrected() {
     let tmp = tempfile::tempdir().unwrap();
@@ -214,13 +215,18 @@ async fn a_registration_pointing_elsewhere_is_reported_and_corrected() {
         "{out}"
     );
     assert!(out.contains("-> correct the registration"), "{out}");
-    let log = std::fs::read_to_string(root.join("gateway-east.log")).unwrap();
-    assert!(
-        log.contains("which is not the address this gateway advertises"),
-        "the gateway says so in its log"
-    );
+    eventually(
+        Duration::from_secs(10),
+        "the gateway says so in its log",
+        || async {
+            let log = std::fs::read_to_string(root.join("gateway-east.log")).ok()?;
+            log.contains("which is not the address this gateway advertises")
+                .then_some(())
+        },
+    )
+    .await;
 
-    // The same gateway managing its registration corrects it.
+    // The same gateway, managing its registration and naming its address, corrects it.
     let args: Vec<String> = vec![
         "gateway".into(),
         "--config".into(),
@@ -228,9 +234,10 @@ async fn a_registration_pointing_elsewhere_is_reported_and_corrected() {
     ];
     let cfg = std::fs::read_to_string(&east.config).unwrap();
     let eastwest = format!("eastwest = {advertised:?}");
+    let advertise = format!("advertise = {advertised:?}");
     std::fs::write(
         &east.config,
-        cfg.replace("register = false", "")
+        cfg.replace("register = false", &advertise)
             .replace("eastwest = \"127.0.0.1:0\"", &eastwest),
     )
     .unwrap();

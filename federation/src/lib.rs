@@ -7,6 +7,7 @@
 //! - [`types`]: the openraft type configuration.
 //! - [`network`], [`rpc`], [`server`]: Raft RPC over HTTP/2 and forwarding to the leader.
 //! - [`node`]: writes, linearizable reads and membership through the leader.
+//! - [`advertised`]: what renewing gateways said about themselves (in memory only).
 //! - [`startup`]: wiring a node from its [`config`], and draining it.
 //! - [`api`]: the REST API and the watch stream.
 //! - [`wire`], [`paths`]: the API's bodies and paths, shared by the server and its clients.
@@ -15,6 +16,7 @@
 //!
 //! Depends on `warden-raft-store` for storage; knows nothing of gateways or Kubernetes.
 
+pub mod advertised;
 pub mod api;
 pub mod client;
 pub mod clock;

@@ -79,10 +79,6 @@ pub struct Lease {
     /// CA rotation knows every cluster is ready for the next step.
     #[serde(default)]
     pub trust_versions: BTreeMap<String, u64>,
-    /// The east-west address the renewing gateway advertises; `warden check` reports a
-    /// registration that points elsewhere.
-    #[serde(default)]
-    pub gateway: Option<String>,
 }
 
 /// How a service's traffic is spread across clusters.

@@ -51,6 +51,8 @@ pub struct FederationNode {
     /// Client identities allowed to write without the bearer token.
     pub admin_spiffe_ids: Vec<String>,
     pub metrics: crate::metrics::NodeMetrics,
+    /// What gateways renewing through this node advertised (soft state).
+    pub advertised: crate::advertised::Advertised,
 }
 
 fn not_leader(leader_id: Option<NodeId>, leader_node: Option<NodeInfo>) -> ForwardResponse {

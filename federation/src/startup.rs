@@ -63,9 +63,13 @@ pub struct RunningNode {
     pub node: Arc<FederationNode>,
     pub api_addr: SocketAddr,
     pub raft_addr: SocketAddr,
-    shutdown_tx: watch::Sender<bool>,
-    /// The two servers: they end once every connection they accepted has closed.
-    servers: Vec<tokio::task::JoinHandle<()>>,
+    /// Stops the API server (and ends watch streams).
+    api_stop: watch::Sender<bool>,
+    /// Stops the Raft RPC server and background work, after Raft itself.
+    raft_stop: watch::Sender<bool>,
+    /// The servers end once every connection they accepted has closed.
+    api_server: tokio::task::JoinHandle<()>,
+    raft_server: tokio::task::JoinHandle<()>,
     /// Background work stopped with the node (certificate reload).
     tasks: Vec<tokio::task::JoinHandle<()>>,
     drain_timeout: Duration,
@@ -79,27 +83,30 @@ impl RunningNode {
         self.drain(deadline).await;
     }
 
-    /// Like [`RunningNode::shutdown`] with an explicit deadline.
-    pub async fn drain(self, deadline: Duration) {
-        let _ = self.shutdown_tx.send(true);
-        let mut servers = self.servers;
-        let finished = tokio::time::timeout(deadline, async {
-            for s in &mut servers {
-                let _ = s.await;
-            }
-        })
-        .await;
-        if finished.is_err() {
+    /// Like [`RunningNode::shutdown`] with an explicit deadline. The API goes first; Raft RPC
+    /// keeps being served meanwhile, so peers see no missed heartbeats (and call no election)
+    /// until Raft itself stops.
+    pub async fn drain(mut self, deadline: Duration) {
+        let _ = self.api_stop.send(true);
+        if tokio::time::timeout(deadline, &mut self.api_server)
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 deadline_ms = deadline.as_millis() as u64,
-                "requests still in flight at the drain deadline: closing them"
+                "API requests still in flight at the drain deadline: closing them"
             );
-        }
-        for s in servers {
-            s.abort();
+            self.api_server.abort();
         }
         if let Err(e) = self.node.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
+        }
+        let _ = self.raft_stop.send(true);
+        if tokio::time::timeout(Duration::from_secs(1), &mut self.raft_server)
+            .await
+            .is_err()
+        {
+            self.raft_server.abort();
         }
         for t in self.tasks {
             t.abort();
@@ -203,12 +210,13 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
             .unwrap_or_else(|| api_addr.to_string()),
     };
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (api_stop, api_stopped) = watch::channel(false);
+    let (raft_stop, _) = watch::channel(false);
     // mTLS between members: this node's identity and the federation's bundle.
     let tls = cfg
         .tls
         .as_ref()
-        .map(|t| tls_parts(t, shutdown_tx.subscribe()))
+        .map(|t| tls_parts(t, raft_stop.subscribe()))
         .transpose()?;
     let rpc = RpcClient::new(tls.as_ref().map(|t| t.rpc_client.clone()))?;
     let network = NetworkFactory {
@@ -227,30 +235,25 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         rpc,
         write_timeout: Duration::from_millis(cfg.write_timeout_ms),
         admin_token,
-        shutdown: shutdown_rx,
+        shutdown: api_stopped,
         ca_pin: tls.as_ref().map(|t| t.ca_pin.clone()),
         admin_spiffe_ids: cfg.admin_spiffe_ids.clone(),
         metrics: crate::metrics::NodeMetrics::new(),
+        advertised: Default::default(),
     });
 
     let (raft_tls, api_tls, tasks) = match tls {
         Some(t) => (Some(t.raft_acceptor), Some(t.api_acceptor), vec![t.reload]),
         None => (None, None, vec![]),
     };
-    let servers = vec![
-        crate::server::spawn_raft_server(
-            raft_listener,
-            node.clone(),
-            shutdown_tx.subscribe(),
-            raft_tls,
-        ),
-        crate::server::spawn_api_server(
-            api_listener,
-            node.clone(),
-            shutdown_tx.subscribe(),
-            api_tls,
-        ),
-    ];
+    let raft_server = crate::server::spawn_raft_server(
+        raft_listener,
+        node.clone(),
+        raft_stop.subscribe(),
+        raft_tls,
+    );
+    let api_server =
+        crate::server::spawn_api_server(api_listener, node.clone(), api_stop.subscribe(), api_tls);
 
     initialize(&cfg, &raft, &info).await?;
     tracing::info!(node_id = cfg.node_id, api = %api_addr, raft = %raft_addr, "federation node started");
@@ -258,8 +261,10 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         node,
         api_addr,
         raft_addr,
-        shutdown_tx,
-        servers,
+        api_stop,
+        raft_stop,
+        api_server,
+        raft_server,
         tasks,
         drain_timeout: Duration::from_millis(cfg.drain_timeout_ms),
     })

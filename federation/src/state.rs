@@ -20,8 +20,8 @@ pub const HISTORY_LEN: usize = 10_000;
 
 /// The version of how commands and this state encode on disk (the raft store refuses data of
 /// another version). Bump it when a persisted type changes shape; appending an enum variant
-/// does not change it. 2: leases carry the gateway's advertised address.
-pub const DATA_FORMAT: u32 = 2;
+/// does not change it.
+pub const DATA_FORMAT: u32 = 1;
 
 /// One change as a watcher sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -611,7 +611,6 @@ mod tests {
             renewed_at: 5,
             ttl_ms: 1000,
             trust_versions: Default::default(),
-            gateway: None,
         };
         assert!(matches!(
             s.apply(
@@ -647,7 +646,6 @@ mod tests {
             renewed_at: 5,
             ttl_ms: 1000,
             trust_versions: Default::default(),
-            gateway: Some("127.0.0.1:1".into()),
         };
         s.apply(2, &Command::RenewLease { lease });
         let w = Command::WithdrawLease {

@@ -114,7 +114,7 @@ pub struct LeaseBody {
     #[serde(default)]
     pub trust_versions: BTreeMap<String, u64>,
     /// The east-west address the renewing gateway advertises, so a registration that points
-    /// elsewhere can be reported.
+    /// elsewhere can be reported (kept by the receiving node in memory, not in the store).
     #[serde(default)]
     pub gateway: Option<String>,
 }
@@ -271,9 +271,13 @@ pub struct LeaseView {
     pub renewed_at: u64,
     pub ttl_ms: u64,
     pub expired_by_this_node_clock: bool,
-    /// The east-west address the cluster's gateway said it advertises, at its last renewal.
+    /// The east-west address the cluster's gateway advertised when it last renewed through
+    /// this node (soft state: a gateway renewing through another node is seen there).
     #[serde(default)]
     pub gateway: Option<String>,
+    /// When this node heard `gateway` (ms since the epoch).
+    #[serde(default)]
+    pub gateway_seen_at: Option<u64>,
 }
 
 /// Per trust bundle: which clusters' gateways have loaded its current version.

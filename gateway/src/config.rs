@@ -199,6 +199,11 @@ pub struct FederationSection {
     pub publish_interval_ms: u64,
     /// The federation's CA bundle, for `https://` endpoints.
     pub ca_bundle: Option<std::path::PathBuf>,
+    /// On drain, withdraw the cluster's lease so other clusters stop sending here at once.
+    /// Turn off when several gateway replicas serve one cluster behind one address: the others
+    /// keep the lease, and the load balancer takes the draining one out (its `/readyz` is 503).
+    #[serde(default = "yes")]
+    pub withdraw_lease_on_drain: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -439,6 +444,20 @@ impl GatewayConfig {
                 &r.service,
             )
             .map_err(bad)?;
+            // A service's endpoints serve its first port: a route to another would never reach
+            // them, so say so now rather than drop every connection.
+            let local = self
+                .services
+                .iter()
+                .find(|s| format!("{}/{}", s.namespace, s.name) == r.service);
+            if let Some(first) = local.and_then(|s| s.ports.first())
+                && first.port != r.port
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "listeners.tcp[{i}].port is {}, but {}'s endpoints serve its first port {} (set the service's ports, or route port {})",
+                    r.port, r.service, first.port, first.port
+                )));
+            }
         }
         if self.federation.lease_ttl_ms < 300 {
             return Err(ConfigError::Invalid(
@@ -454,5 +473,42 @@ impl GatewayConfig {
             .ok()
             .filter(|t| !t.is_empty())
             .or_else(|| self.federation.admin_token.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> Result<GatewayConfig, ConfigError> {
+        let cfg: GatewayConfig = toml::from_str(&format!(
+            "[cluster]\nname = \"east\"\nregion = \"r\"\nzone = \"z\"\ntrust_domain = \"east.test\"\n\
+             [federation]\nendpoints = [\"http://127.0.0.1:9\"]\n\
+             [listeners]\noutbound = \"127.0.0.1:0\"\neastwest = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n{extra}"
+        ))
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// A TCP route to a port the service's endpoints do not serve is refused at start, naming
+    /// the port they do serve; the default authorization is typed.
+    #[test]
+    fn tcp_routes_name_the_port_the_endpoints_serve() {
+        let svc = "[[services]]\nnamespace = \"shop\"\nname = \"db\"\nports = [{ name = \"pg\", port = 5432, protocol = \"tcp\" }]\nendpoints = [\"127.0.0.1:5432\"]\n";
+        let route = |port: u16| {
+            format!(
+                "[[listeners.tcp]]\nlisten = \"127.0.0.1:0\"\nservice = \"shop/db\"\nport = {port}\n"
+            )
+        };
+        assert!(parse(&format!("{}{svc}", route(5432))).is_ok());
+        let err = parse(&format!("{}{svc}", route(80)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("first port 5432"), "{err}");
+        // A route to a service only other clusters have is not checked here.
+        assert!(parse(&route(80)).is_ok());
+        assert_eq!(parse("").unwrap().authz.default, AuthzDefault::Allow);
+        assert!(parse("[authz]\ndefault = \"maybe\"").is_err());
     }
 }

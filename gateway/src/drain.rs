@@ -25,6 +25,8 @@ pub struct Drain {
 #[derive(Debug, Default)]
 struct Inner {
     next_id: AtomicU64,
+    /// The drain was announced (`/readyz` answers 503), connections may not be told yet.
+    announced: AtomicBool,
     draining: AtomicBool,
     /// Open connections, each with the sender that tells it to finish (taken when sent).
     open: Mutex<HashMap<u64, Option<oneshot::Sender<()>>>>,
@@ -65,8 +67,14 @@ impl Drain {
         }
     }
 
+    /// Announces the drain (readiness fails) before connections are told.
+    pub fn announce(&self) {
+        self.inner.announced.store(true, Ordering::Release);
+    }
+
     /// Tells every connection to finish and close.
     pub fn start(&self) {
+        self.announce();
         let mut open = self.inner.open();
         self.inner.draining.store(true, Ordering::Release);
         for tx in open.values_mut() {
@@ -76,8 +84,9 @@ impl Drain {
         }
     }
 
+    /// The drain was announced or started.
     pub fn is_draining(&self) -> bool {
-        self.inner.draining.load(Ordering::Acquire)
+        self.inner.announced.load(Ordering::Acquire)
     }
 
     /// Connections still open.

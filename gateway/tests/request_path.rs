@@ -83,10 +83,14 @@ impl Upstream {
     }
 }
 
-/// An address where nothing listens: connecting is refused.
+/// An address where nothing listens: connecting is refused. The socket stays bound (but never
+/// listens) for the rest of the process, so no other test can take the port meanwhile.
 fn refused_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = s.local_addr().unwrap().to_string();
+    std::mem::forget(s);
+    addr
 }
 
 fn config(extra: &str) -> GatewayConfig {

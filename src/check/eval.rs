@@ -197,6 +197,20 @@ pub fn leases(clusters: &Listing<Cluster>, leases: &LeaseList) -> Vec<Item> {
     out
 }
 
+/// Takes into `into` the advertised gateway addresses `seen` (another node's answer) heard
+/// more recently.
+pub fn merge_adverts(into: &mut LeaseList, seen: &LeaseList) {
+    for l in &mut into.items {
+        let Some(other) = seen.items.iter().find(|o| o.cluster == l.cluster) else {
+            continue;
+        };
+        if other.gateway_seen_at > l.gateway_seen_at {
+            l.gateway = other.gateway.clone();
+            l.gateway_seen_at = other.gateway_seen_at;
+        }
+    }
+}
+
 /// Whether every cluster with a live lease loaded the current bundle of each trust domain.
 pub fn trust(status: &Listing<BundleStatus>) -> Vec<Item> {
     let mut out = Vec::new();
@@ -332,9 +346,20 @@ mod tests {
     fn a_registration_pointing_elsewhere_fails_with_both_addresses() {
         let clusters = clusters(&[("east", "10.0.0.10:15008")]);
         let ls: LeaseList = serde_json::from_value(json!({"revision": 1, "now": 10_000, "items": [
-            {"cluster": "east", "renewed_at": 9_900, "ttl_ms": 1_500, "expired_by_this_node_clock": false, "gateway": "127.0.0.1:15008"}
+            {"cluster": "east", "renewed_at": 9_900, "ttl_ms": 1_500, "expired_by_this_node_clock": false}
         ]}))
         .unwrap();
+        assert!(
+            fails(&leases(&clusters, &ls)).is_empty(),
+            "no node heard an address yet"
+        );
+        let mut ls = ls;
+        let heard: LeaseList = serde_json::from_value(json!({"revision": 1, "now": 10_000, "items": [
+            {"cluster": "east", "renewed_at": 9_900, "ttl_ms": 1_500, "expired_by_this_node_clock": false,
+             "gateway": "127.0.0.1:15008", "gateway_seen_at": 9_900}
+        ]}))
+        .unwrap();
+        merge_adverts(&mut ls, &heard);
         let f = fails(&leases(&clusters, &ls));
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(

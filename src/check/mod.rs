@@ -177,6 +177,7 @@ pub async fn run(args: CheckArgs) -> Result<bool> {
     };
     let mut members = Vec::new();
     let mut voters = Vec::new();
+    let mut answering = Vec::new();
     for m in &first.members {
         let (id, addr) = (m.id, m.api_addr.clone());
         if m.role == Role::Voter {
@@ -184,6 +185,9 @@ pub async fn run(args: CheckArgs) -> Result<bool> {
         }
         let client = args.conn.client_for(&format!("{scheme}://{addr}"))?;
         let (status, skew_ms) = member_status(&client, timeout).await;
+        if status.is_ok() {
+            answering.push(client);
+        }
         members.push(MemberView {
             id,
             api: addr,
@@ -202,7 +206,13 @@ pub async fn run(args: CheckArgs) -> Result<bool> {
         within(timeout, api.clusters()).await,
         within(timeout, api.leases()).await,
     ) {
-        (Ok(Ok(clusters)), Ok(Ok(leases))) => {
+        (Ok(Ok(clusters)), Ok(Ok(mut leases))) => {
+            // What each gateway advertises is known to the node it renews through: ask all.
+            for c in &answering {
+                if let Ok(Ok(seen)) = within(timeout, c.leases()).await {
+                    eval::merge_adverts(&mut leases, &seen);
+                }
+            }
             items.extend(eval::leases(&clusters, &leases));
             items.extend(gateways(&clusters, bundles.as_ref(), timeout).await);
         }

@@ -44,7 +44,6 @@ pub(super) async fn renew(
         renewed_at: now_ms(),
         ttl_ms: body.ttl_ms,
         trust_versions: body.trust_versions,
-        gateway: body.gateway,
     };
     match node
         .write(Command::RenewLease {
@@ -52,7 +51,12 @@ pub(super) async fn renew(
         })
         .await?
     {
-        CommandResult::Applied { .. } => Ok(Json(lease).into_response()),
+        CommandResult::Applied { .. } => {
+            if let Some(gw) = &body.gateway {
+                node.advertised.record(&lease.cluster, gw, lease.renewed_at);
+            }
+            Ok(Json(lease).into_response())
+        }
         other => written::<()>(other, StatusCode::OK, None),
     }
 }
@@ -72,6 +76,7 @@ pub(super) async fn withdraw(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     validate_dns_label("name", &name)?;
+    node.advertised.forget(&name);
     let cmd = Command::WithdrawLease {
         cluster: name,
         at: now_ms(),
@@ -85,7 +90,7 @@ pub(super) async fn withdraw(
     tag = "clusters",
     params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
     responses(
-        (status = 200, description = "Every cluster's lease, judged by this node's clock", body = LeaseList),
+        (status = 200, description = "Every cluster's lease, judged by this node's clock, with the address its gateway advertised when renewing through this node", body = LeaseList),
         Unauthorized
     )
 )]
@@ -96,12 +101,16 @@ pub(super) async fn list(State(node): State<Node>, params: Params) -> Result<Res
     let items = state
         .leases
         .values()
-        .map(|l| LeaseView {
-            cluster: l.cluster.clone(),
-            renewed_at: l.renewed_at,
-            ttl_ms: l.ttl_ms,
-            expired_by_this_node_clock: now > l.renewed_at + l.ttl_ms,
-            gateway: l.gateway.clone(),
+        .map(|l| {
+            let advert = node.advertised.get(&l.cluster);
+            LeaseView {
+                cluster: l.cluster.clone(),
+                renewed_at: l.renewed_at,
+                ttl_ms: l.ttl_ms,
+                expired_by_this_node_clock: now > l.renewed_at + l.ttl_ms,
+                gateway: advert.as_ref().map(|a| a.gateway.clone()),
+                gateway_seen_at: advert.map(|a| a.seen_at),
+            }
         })
         .collect();
     Ok(Json(LeaseList {

@@ -3,7 +3,9 @@
 //!
 //! A client knows one or more federation nodes and tries them in turn, starting with the one
 //! that answered last: a node that cannot be reached, or that answers 503, makes the call move
-//! on to the next. A non-idempotent write (POST) moves on only when it certainly was not sent.
+//! on to the next. A non-idempotent write (POST) moves on only when it certainly was not sent
+//! (the connection was refused): after a 503 its outcome is unknown, and sending it again could
+//! make a join fail on its own used token.
 
 mod error;
 mod watch;
@@ -196,11 +198,10 @@ impl FederationClient {
                     });
                 }
                 Err(e) => {
-                    let may_resend = method != Method::POST || e.never_sent();
-                    let move_on = match &e {
-                        ClientError::Unavailable { .. } => true,
-                        ClientError::Transport { .. } => may_resend,
-                        _ => false,
+                    let move_on = if method == Method::POST {
+                        e.never_sent()
+                    } else {
+                        e.try_another_node()
                     };
                     if !move_on {
                         return Err(e);
@@ -430,7 +431,7 @@ impl FederationClient {
 
     /// Follows changes after `after` on the first node that answers. A revision older than
     /// the retained history fails with [`ClientError::RevisionCompacted`] (at once, or as the
-    /// stream's last item).
+    /// stream's last item); any other refusal moves on to the next node.
     pub async fn watch(&self, after: u64) -> Result<WatchStream, ClientError> {
         let path = paths::watch(after);
         let mut last = ClientError::NoEndpoints;
@@ -441,8 +442,8 @@ impl FederationClient {
                     self.preferred.store(i, Ordering::Relaxed);
                     return Ok(watch::lines(format!("{base}{path}"), resp.bytes_stream()));
                 }
-                Err(e) if e.try_another_node() => last = e,
-                Err(e) => return Err(e),
+                Err(e @ ClientError::RevisionCompacted { .. }) => return Err(e),
+                Err(e) => last = e,
             }
         }
         // Start with the next node next time.

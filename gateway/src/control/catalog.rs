@@ -146,18 +146,21 @@ impl Follower {
         let mut first = true;
         let mut tick = tokio::time::interval(LEASE_EVAL);
         let mut last_live = v.liveness(now_ms());
-        // Heartbeats come every 10 s; silence for 3 of them means a dead stream.
+        // Heartbeats come every 10 s; silence for 3 of them means a dead stream. The timer is
+        // reset by each line only (the lease tick below must not keep it from firing).
         let silence = Duration::from_secs(30);
+        let quiet = tokio::time::sleep(silence);
+        tokio::pin!(quiet);
         loop {
             tokio::select! {
-                line = tokio::time::timeout(silence, stream.next()) => {
+                _ = &mut quiet => {
+                    self.fed.prefer_next();
+                    return Err(FollowError::Silent(silence));
+                }
+                line = stream.next() => {
                     let line = match line {
-                        Err(_) => {
-                            self.fed.prefer_next();
-                            return Err(FollowError::Silent(silence));
-                        }
-                        Ok(None) => return Ok(()),
-                        Ok(Some(Err(e))) => {
+                        None => return Ok(()),
+                        Some(Err(e)) => {
                             if matches!(e, ClientError::RevisionCompacted { .. }) {
                                 *view = None;
                             } else {
@@ -165,8 +168,9 @@ impl Follower {
                             }
                             return Err(e.into());
                         }
-                        Ok(Some(Ok(line))) => line,
+                        Some(Ok(line)) => line,
                     };
+                    quiet.as_mut().reset(tokio::time::Instant::now() + silence);
                     let changed = v.apply(line);
                     if changed || std::mem::take(&mut first) {
                         self.publish(v, true);

@@ -79,11 +79,15 @@ impl GatewayHandle {
     /// at once), stops accepting connections, and lets requests in flight finish for up to
     /// `deadline`. Returns whether every connection had ended by then.
     pub async fn drain(&self, deadline: Duration) -> bool {
+        let until = tokio::time::Instant::now() + deadline;
+        let left = || until.saturating_duration_since(tokio::time::Instant::now());
         tracing::info!(
             deadline_ms = deadline.as_millis() as u64,
             "draining: withdrawing the lease, refusing new connections"
         );
-        let bound = deadline.min(Duration::from_secs(3));
+        // Readiness fails first, so load balancers stop sending while the rest happens.
+        self.drain.announce();
+        let bound = left().min(Duration::from_secs(3));
         if tokio::time::timeout(bound, self.publisher.send(Withdraw))
             .await
             .is_err()
@@ -91,11 +95,11 @@ impl GatewayHandle {
             tracing::warn!("the lease withdrawal did not finish in time; it expires by itself");
         }
         for l in &self.listeners {
-            let _ = l.send(StopAccepting).await;
+            let _ = tokio::time::timeout(left(), l.send(StopAccepting)).await;
         }
         self.drain.start();
         let open = self.drain.open();
-        let done = self.drain.wait(deadline).await;
+        let done = self.drain.wait(left()).await;
         if done {
             tracing::info!(connections = open, "drained: every connection finished");
         } else {

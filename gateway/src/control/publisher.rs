@@ -11,11 +11,14 @@
 //!
 //! A registration that points at another gateway address than this gateway advertises is
 //! reported (log, `/readyz`, `warden check`) and, when this gateway manages its registration
-//! (`cluster.register`) and holds a credential for it, corrected. [`Withdraw`] (on drain)
-//! stops the loop and withdraws the lease, so other clusters stop sending here at once.
+//! (`cluster.register`), names its address explicitly (`cluster.advertise`) and holds a
+//! credential for it, corrected. [`Withdraw`] (on drain) stops renewing — no renewal can follow
+//! it — and, unless `federation.withdraw_lease_on_drain` is off (several gateway replicas behind
+//! one address), withdraws the lease, so other clusters stop sending here at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -59,6 +62,12 @@ struct Job {
     exports: Arc<ArcSwap<ExportSet>>,
     /// The federation's view, for this cluster's registered gateway address.
     tables: Tables,
+    /// Set by [`Withdraw`]: no renewal may start after it.
+    withdrawn: AtomicBool,
+    /// Held while a renewal is in flight, so a withdrawal waits for it to land first.
+    renewing: tokio::sync::Mutex<()>,
+    /// The node accepts `gateway` in lease renewals (an older one refuses the field).
+    report_gateway: AtomicBool,
 }
 
 impl PublisherActor {
@@ -82,6 +91,9 @@ impl PublisherActor {
                 trust,
                 exports,
                 tables,
+                withdrawn: AtomicBool::new(false),
+                renewing: tokio::sync::Mutex::new(()),
+                report_gateway: AtomicBool::new(true),
             }),
             metrics,
             restarts: 0,
@@ -157,15 +169,12 @@ impl Job {
             );
             *reported = Some(registered.clone());
         }
-        if !self.cfg.cluster.register || self.cfg.admin_token().is_none() {
-            return;
-        }
-        // A wildcard listen address (no `cluster.advertise`) is no address to send others to.
-        let unroutable = self
-            .advertise
-            .parse::<std::net::SocketAddr>()
-            .is_ok_and(|a| a.ip().is_unspecified());
-        if unroutable {
+        // Only an address the operator named replaces a registration: one derived from the
+        // listener (a pod IP, a wildcard) may be the wrong one to give other clusters.
+        if !self.cfg.cluster.register
+            || self.cfg.cluster.advertise.is_none()
+            || self.cfg.admin_token().is_none()
+        {
             return;
         }
         match self.fed.set_cluster_gateway(cluster, &self.advertise).await {
@@ -206,20 +215,34 @@ impl Job {
         Ok(removed)
     }
 
-    async fn renew(&self) -> Result<(), ClientError> {
-        let body = LeaseBody {
+    /// Renews the lease, unless it was withdrawn; `Ok(false)` once withdrawn.
+    async fn renew(&self) -> Result<bool, ClientError> {
+        let _in_flight = self.renewing.lock().await;
+        if self.withdrawn.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let mut body = LeaseBody {
             ttl_ms: self.cfg.federation.lease_ttl_ms,
             trust_versions: self
                 .trust
                 .as_ref()
                 .map(|t| t.versions().into_iter().collect())
                 .unwrap_or_default(),
-            gateway: Some(self.advertise.clone()),
+            gateway: self
+                .report_gateway
+                .load(Ordering::Relaxed)
+                .then(|| self.advertise.clone()),
         };
-        self.fed
-            .renew_lease(&self.cfg.cluster.name, &body)
-            .await
-            .map(|_| ())
+        let me = &self.cfg.cluster.name;
+        match self.fed.renew_lease(me, &body).await {
+            // A node from before the field: renew without it from now on.
+            Err(ClientError::BadRequest { field: Some(f), .. }) if f == "gateway" => {
+                self.report_gateway.store(false, Ordering::Relaxed);
+                body.gateway = None;
+                self.fed.renew_lease(me, &body).await.map(|_| true)
+            }
+            r => r.map(|_| true),
+        }
     }
 
     async fn run(self: Arc<Self>) {
@@ -249,7 +272,8 @@ impl Job {
             let now = Instant::now();
             if now >= next_lease {
                 match self.renew().await {
-                    Ok(()) => next_lease = now + renew_every,
+                    Ok(false) => return,
+                    Ok(true) => next_lease = now + renew_every,
                     Err(e) => {
                         tracing::warn!(error = %e, "lease renewal failed");
                         next_lease = now + Duration::from_millis(200);

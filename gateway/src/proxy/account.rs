@@ -25,9 +25,15 @@ pub fn account(
                 .with_label_values(&[e.cause()])
                 .inc();
             tracing::debug!(error = %e, blame = ?e.blame(), "request failed");
+            // The class of the status the caller got (a 403 or 400 is not the upstream's 5xx).
             ctx.metrics
                 .requests
-                .with_label_values(&[service.as_str(), rc.src_cluster.as_str(), "none", "5xx"])
+                .with_label_values(&[
+                    service.as_str(),
+                    rc.src_cluster.as_str(),
+                    "none",
+                    class(e.status()),
+                ])
                 .inc();
         }
         None => {

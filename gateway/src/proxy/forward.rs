@@ -81,6 +81,8 @@ pub async fn forward(
     mut body: RequestBody,
 ) -> Result<Response<BoxBody>, ProxyError> {
     ctx.budget.request();
+    // The deadline runs from the first attempt: reading the client's body is not counted.
+    let deadline = Instant::now() + plan.overall;
     let mut retry = Retry::new(
         &ctx.budget,
         plan.max_retries,
@@ -94,7 +96,7 @@ pub async fn forward(
     let mut kept: Option<Response<BoxBody>> = None;
     while let Some(attempt) = plan.view.choose(&ctx.me, over, &exclude, draws()) {
         if !exclude.is_empty() {
-            if Instant::now() >= plan.deadline || !retry.begin_retry() {
+            if Instant::now() >= deadline || !retry.begin_retry() {
                 break;
             }
             rc.retries = retry.retries;
@@ -106,13 +108,24 @@ pub async fn forward(
         let Some(b) = body.take() else {
             break; // a streamed body cannot be sent twice
         };
-        let req = plan.request_for(&attempt, b)?;
+        let req = match plan.request_for(&attempt, b) {
+            Ok(r) => r,
+            Err(e) => {
+                last_err = Some(e);
+                break;
+            }
+        };
         rc.dst = Some(attempt.cluster.to_string());
         rc.endpoint = Some(attempt.addr.to_string());
         let sent = {
             let _in_flight = attempt.inflight.track();
             ctx.clients
-                .send(ctx.tls.as_deref(), &attempt, req, plan.per_try_now())
+                .send(
+                    ctx.tls.as_deref(),
+                    &attempt,
+                    req,
+                    plan.per_try_until(deadline),
+                )
                 .await
         };
         let local = matches!(attempt.hop, Hop::Local { .. });

@@ -30,8 +30,8 @@ pub struct Plan<'a> {
     pub max_retries: u32,
     /// Bound on each attempt (never past the deadline).
     pub per_try: Duration,
-    /// Bound on the whole request.
-    pub deadline: Instant,
+    /// Bound on sending the request with all its retries, from the first attempt.
+    pub overall: Duration,
     /// The head to send: this hop's `traceparent`, no hop-by-hop headers.
     pub head: Parts,
     /// The calling cluster, named to remote gateways.
@@ -67,16 +67,16 @@ impl<'a> Plan<'a> {
             idempotent,
             max_retries: ctx.cfg.retries.max_retries,
             per_try: Duration::from_millis(t.per_try_ms),
-            deadline: rc.started + Duration::from_millis(t.overall_ms),
+            overall: Duration::from_millis(t.overall_ms),
             head,
             source_cluster: &ctx.me.cluster,
         })
     }
 
-    /// This attempt's time bound: the per-try timeout, cut short by the deadline.
-    pub fn per_try_now(&self) -> Duration {
+    /// This attempt's time bound: the per-try timeout, cut short by `deadline`.
+    pub fn per_try_until(&self, deadline: Instant) -> Duration {
         self.per_try
-            .min(self.deadline.saturating_duration_since(Instant::now()))
+            .min(deadline.saturating_duration_since(Instant::now()))
     }
 
     /// The request one attempt sends to `attempt`'s target.
@@ -170,7 +170,7 @@ mod tests {
             idempotent: false,
             max_retries: 2,
             per_try: Duration::from_secs(1),
-            deadline: Instant::now() + Duration::from_secs(5),
+            overall: Duration::from_secs(5),
             head,
             source_cluster: "east",
         };

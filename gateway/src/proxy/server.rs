@@ -15,10 +15,15 @@ use warden_federation::trust::spiffe::SpiffeId;
 use super::context::{Listener, ProxyCtx};
 use super::request::handle;
 use super::tcp;
+use crate::drain::Draining;
 
-/// Serves one accepted connection until it ends.
+/// Serves one accepted connection until it ends. It counts as open for the drain from here
+/// on, TLS handshake and raw TCP streams included.
 pub async fn serve_connection(ctx: Arc<ProxyCtx>, stream: TcpStream, listener: Listener) {
+    let draining = ctx.drain.watch();
     if let Listener::Tcp(i) = listener {
+        // A raw stream cannot be asked to finish: the drain waits for it, up to its deadline.
+        let _open = draining;
         return tcp::serve(ctx, stream, i).await;
     }
     let _ = stream.set_nodelay(true);
@@ -30,16 +35,21 @@ pub async fn serve_connection(ctx: Arc<ProxyCtx>, stream: TcpStream, listener: L
             return;
         };
         tracing::debug!(peer = ?peer.as_ref().map(|p| p.to_string()), "east-west peer");
-        return serve_http(ctx, TokioIo::new(stream), listener, peer.map(Arc::new)).await;
+        let peer = peer.map(Arc::new);
+        return serve_http(ctx, TokioIo::new(stream), listener, peer, draining).await;
     }
-    serve_http(ctx, TokioIo::new(stream), listener, None).await
+    serve_http(ctx, TokioIo::new(stream), listener, None, draining).await
 }
 
-async fn serve_http<I>(ctx: Arc<ProxyCtx>, io: I, listener: Listener, peer: Option<Arc<SpiffeId>>)
-where
+async fn serve_http<I>(
+    ctx: Arc<ProxyCtx>,
+    io: I,
+    listener: Listener,
+    peer: Option<Arc<SpiffeId>>,
+    mut draining: Draining,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let mut draining = ctx.drain.watch();
     let svc_ctx = ctx.clone();
     let svc = hyper::service::service_fn(move |req: Request| {
         let (ctx, peer) = (svc_ctx.clone(), peer.clone());

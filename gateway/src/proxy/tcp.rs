@@ -44,11 +44,9 @@ pub async fn serve(ctx: Arc<ProxyCtx>, mut client: TcpStream, idx: usize) {
         let Some(a) = view.choose(&ctx.me, over, &exclude, draws()) else {
             break;
         };
-        let opened = {
-            let _in_flight = a.inflight.track();
-            open(&ctx, &a, &key, port, connect).await
-        };
-        match opened {
+        // Counted in flight for the whole stream, as least-request balancing needs.
+        let _in_flight = a.inflight.track();
+        match open(&ctx, &a, &key, port, connect).await {
             Ok(Stream::Tcp(mut upstream)) => {
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
                 return count(&ctx, &key, a.cluster);

@@ -5,7 +5,7 @@
 //! a `410 Gone` or a dropped connection, and the reflector stores swap in the relisted state
 //! whole, so a delete whose event was missed disappears from the stores too. Whenever the
 //! stores change, the full desired set is recomputed from them ([`desired::desired`]) and
-//! handed to the registry, which reconciles pools and exports; the discovery actor then
+//! handed to the registry, which reconciles pools and exports; the publisher then
 //! withdraws from the federation store whatever is no longer exported. Status conditions are
 //! written on each ServiceExport ([`status`]).
 //!
