@@ -40,6 +40,20 @@ fn slow_call(outbound: &str, delay_ms: u64) -> tokio::task::JoinHandle<Result<u1
     })
 }
 
+/// Gateway `east` of the one-node federation `node`, draining for up to `drain_ms`.
+async fn east(root: &std::path::Path, node: &NodeProc, drain_ms: u64) -> ClusterProcs {
+    let extra = format!("[timeouts]\ndrain_ms = {drain_ms}");
+    cluster_with(
+        root,
+        "east",
+        "r1",
+        "z1",
+        std::slice::from_ref(&node.api),
+        &extra,
+    )
+    .await
+}
+
 async fn refused(addr: &str) -> bool {
     matches!(
         tokio::net::TcpStream::connect(addr).await,
@@ -55,15 +69,7 @@ async fn sigterm_lets_the_request_in_flight_finish_and_refuses_new_connections()
     let root = tmp.path();
     let node = one_node(root).await;
     let client = http();
-    let mut east = cluster_with(
-        root,
-        "east",
-        "r1",
-        "z1",
-        std::slice::from_ref(&node.api),
-        "[timeouts]\ndrain_ms = 10000",
-    )
-    .await;
+    let mut east = east(root, &node, 10_000).await;
     let outbound = east.outbound();
     let admin = east.admin();
     eventually(
@@ -131,15 +137,7 @@ async fn the_drain_deadline_bounds_the_wait() {
     let root = tmp.path();
     let node = one_node(root).await;
     let client = http();
-    let mut east = cluster_with(
-        root,
-        "east",
-        "r1",
-        "z1",
-        std::slice::from_ref(&node.api),
-        "[timeouts]\ndrain_ms = 300",
-    )
-    .await;
+    let mut east = east(root, &node, 300).await;
     let (outbound, admin) = (east.outbound(), east.admin());
     eventually(Duration::from_secs(20), "east serves", || async {
         (call(&client, &outbound).await.0 == 200).then_some(())
