@@ -8,91 +8,27 @@ use std::time::Duration;
 use support::*;
 
 fn join(api: &str, token: &str, name: &str, ca_bundle: &std::path::Path) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args([
-            "cluster",
-            "join",
-            "--api",
-            &format!("https://{api}"),
-            "--token",
-            token,
-            "--name",
-            name,
-        ])
-        .args([
-            "--region",
-            "r",
-            "--zone",
-            "z",
-            "--gateway",
-            "127.0.0.1:15008",
-            "--trust-domain",
-            &format!("{name}.test"),
-        ])
-        .arg("--ca-bundle")
-        .arg(ca_bundle)
-        .env_remove("WARDEN_ADMIN_TOKEN")
-        .output()
-        .expect("run warden cluster join")
+    join_cli(api, token, name, &format!("{name}.test"), ca_bundle)
 }
 
 fn token(api: &str, ca: &std::path::Path, ttl: u64) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args([
-            "cluster",
-            "join-token",
-            "--api",
-            &format!("https://{api}"),
-            "--ttl-seconds",
-            &ttl.to_string(),
-            "--api-ca-bundle",
-        ])
-        .arg(ca)
-        .env("WARDEN_ADMIN_TOKEN", TOKEN)
-        .output()
-        .expect("run warden cluster join-token");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    join_token(api, ca, ttl)
 }
 
 /// A join token registers a cluster and its bundle once; reuse, expiry, a wrong secret and a
 /// wrong CA pin are refused with clear errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_tokens() {
-    use warden_federation::trust::ca::{init_ca, issue_leaf, write_public, write_secret};
+    use warden_federation::trust::ca::{init_ca, write_public};
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let day = Duration::from_secs(86_400);
-    let fed_ca = init_ca("federation.test", day).unwrap();
-    let leaf = issue_leaf(
-        &fed_ca,
-        &"spiffe://federation.test/node/1".parse().unwrap(),
-        &[],
-        day,
-    )
-    .unwrap();
-    write_public(&root.join("fed-ca.pem"), &fed_ca.cert_pem).unwrap();
-    write_public(&root.join("n1.pem"), &leaf.cert_pem).unwrap();
-    write_secret(&root.join("n1.key"), &leaf.key_pem).unwrap();
-    let tls = format!(
-        "bootstrap = true\n[tls]\ncert = {:?}\nkey = {:?}\nca_bundle = {:?}\n",
-        root.join("n1.pem").display().to_string(),
-        root.join("n1.key").display().to_string(),
-        root.join("fed-ca.pem").display().to_string()
-    );
-    let node = NodeProc::start(1, root, "127.0.0.1:0", "127.0.0.1:0", &tls, &[]).await;
-    let client = https_client(&fed_ca.cert_pem);
-    eventually(Duration::from_secs(20), "leader", || async {
-        mesh_status(&client, &node)
-            .await
-            .filter(|s| s["state"] == "Leader")
-    })
-    .await;
-    let ca_path = root.join("fed-ca.pem");
+    let TlsNode {
+        node,
+        client,
+        ca_path,
+        ..
+    } = tls_node(root).await;
     // The joining cluster's own CA.
     let east_ca = init_ca("east.test", day).unwrap();
     write_public(&root.join("east-ca.pem"), &east_ca.cert_pem).unwrap();

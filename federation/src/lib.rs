@@ -8,6 +8,7 @@
 //! - [`network`], [`rpc`], [`server`]: Raft RPC over HTTP/2 and forwarding to the leader.
 //! - [`node`]: writes, linearizable reads and membership through the leader.
 //! - [`advertised`]: what renewing gateways said about themselves (in memory only).
+//! - [`ratelimit`]: per-source limits for unauthenticated endpoints.
 //! - [`startup`]: wiring a node from its [`config`], and draining it.
 //! - [`api`]: the REST API and the watch stream.
 //! - [`wire`], [`paths`]: the API's bodies and paths, shared by the server and its clients.
@@ -27,6 +28,7 @@ pub mod model;
 pub mod network;
 pub mod node;
 pub mod paths;
+pub mod ratelimit;
 pub mod rpc;
 pub mod server;
 pub mod startup;

@@ -53,6 +53,11 @@ pub struct FederationNode {
     pub metrics: crate::metrics::NodeMetrics,
     /// What gateways renewing through this node advertised (soft state).
     pub advertised: crate::advertised::Advertised,
+    /// The federation's own trust domain (its members' certificates), with `[tls]`: no
+    /// cluster may claim it.
+    pub own_domain: Option<String>,
+    /// Join attempts per source address (joins carry no admin credential).
+    pub join_attempts: crate::ratelimit::PerSource,
 }
 
 fn not_leader(leader_id: Option<NodeId>, leader_node: Option<NodeInfo>) -> ForwardResponse {

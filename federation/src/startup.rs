@@ -132,6 +132,8 @@ struct NodeTlsParts {
     api_acceptor: tokio_rustls::TlsAcceptor,
     /// The pin join tokens carry: hex SHA-256 of the federation CA certificate.
     ca_pin: String,
+    /// The federation's trust domain (this node's identity's).
+    domain: String,
     /// Reloads both identities when the files are replaced.
     reload: tokio::task::JoinHandle<()>,
 }
@@ -162,6 +164,7 @@ fn tls_parts(t: &NodeTls, stop: watch::Receiver<bool>) -> Result<NodeTlsParts, S
         raft_acceptor: tokio_rustls::TlsAcceptor::from(server),
         api_acceptor: tokio_rustls::TlsAcceptor::from(api),
         ca_pin: crate::trust::digest::sha256_hex(&ca_der),
+        domain: loaded.id.trust_domain.clone(),
         reload: tokio::spawn(reload_certificates(
             t.clone(),
             loaded.identity,
@@ -240,6 +243,9 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         admin_spiffe_ids: cfg.admin_spiffe_ids.clone(),
         metrics: crate::metrics::NodeMetrics::new(),
         advertised: Default::default(),
+        own_domain: tls.as_ref().map(|t| t.domain.clone()),
+        // Ten joins a minute per address, from at most 4096 addresses at a time.
+        join_attempts: crate::ratelimit::PerSource::new(10, 60_000, 4096),
     });
 
     let (raft_tls, api_tls, tasks) = match tls {

@@ -141,12 +141,70 @@ impl FederationState {
         self.record(at, ChangeEvent::TrustBundlePut(bundle))
     }
 
-    fn register_cluster(&mut self, cluster: &Cluster, pem: Option<&str>) -> CommandResult {
+    /// Whether `cluster` may be registered: its name is free, and no other cluster owns its
+    /// trust domain (a trust domain belongs to the cluster that first registered it). A join
+    /// (`by_token`) may only take a domain nobody holds, not even by a bundle an admin set.
+    pub fn may_register(&self, cluster: &Cluster, by_token: bool) -> Result<(), Rejection> {
         if self.clusters.contains_key(&cluster.name) {
-            return CommandResult::Rejected(Rejection::AlreadyExists(format!(
+            return Err(Rejection::AlreadyExists(format!(
                 "cluster {:?}",
                 cluster.name
             )));
+        }
+        if let Some(owner) = self.domain_owner(&cluster.trust_domain) {
+            return Err(Rejection::AlreadyExists(format!(
+                "trust domain {:?} (owned by cluster {owner:?})",
+                cluster.trust_domain
+            )));
+        }
+        if by_token && self.trust_bundles.contains_key(&cluster.trust_domain) {
+            return Err(Rejection::AlreadyExists(format!(
+                "a trust bundle for {:?} (a join may only take a domain nobody holds)",
+                cluster.trust_domain
+            )));
+        }
+        Ok(())
+    }
+
+    /// The cluster that owns `trust_domain`, if any.
+    pub fn domain_owner(&self, trust_domain: &str) -> Option<&str> {
+        self.clusters
+            .values()
+            .find(|c| c.trust_domain == trust_domain)
+            .map(|c| c.name.as_str())
+    }
+
+    /// Whether a join with this token may go ahead at `at`.
+    pub fn check_join_token(
+        &self,
+        token_id: &str,
+        secret_sha256: &str,
+        at: u64,
+    ) -> Result<(), String> {
+        match self.join_tokens.get(token_id) {
+            None => Err("unknown join token".to_string()),
+            Some(t) if t.secret_sha256 != secret_sha256 => {
+                Err("wrong join token secret".to_string())
+            }
+            Some(JoinToken {
+                used_by: Some(by), ..
+            }) => Err(format!("join token already used (by cluster {by:?})")),
+            Some(t) if at > t.expires_at => Err(format!(
+                "join token expired at {} (ms since epoch)",
+                t.expires_at
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn register_cluster(
+        &mut self,
+        cluster: &Cluster,
+        pem: Option<&str>,
+        by_token: bool,
+    ) -> CommandResult {
+        if let Err(r) = self.may_register(cluster, by_token) {
+            return CommandResult::Rejected(r);
         }
         let at = cluster.registered_at;
         self.clusters.insert(cluster.name.clone(), cluster.clone());
@@ -319,7 +377,7 @@ impl StateMachineCore for FederationState {
             Command::RegisterCluster {
                 cluster,
                 ca_bundle_pem,
-            } => self.register_cluster(cluster, ca_bundle_pem.as_deref()),
+            } => self.register_cluster(cluster, ca_bundle_pem.as_deref(), false),
             Command::RemoveCluster { name, at } => self.remove_cluster(name, *at),
             Command::ExportService { export } => self.export_service(export),
             Command::UnexportService {
@@ -347,25 +405,11 @@ impl StateMachineCore for FederationState {
                 cluster,
                 ca_bundle_pem,
             } => {
-                let at = cluster.registered_at;
-                let verdict = match self.join_tokens.get(token_id) {
-                    None => Err("unknown join token".to_string()),
-                    Some(t) if t.secret_sha256 != *secret_sha256 => {
-                        Err("wrong join token secret".to_string())
-                    }
-                    Some(JoinToken {
-                        used_by: Some(by), ..
-                    }) => Err(format!("join token already used (by cluster {by:?})")),
-                    Some(t) if at > t.expires_at => Err(format!(
-                        "join token expired at {} (ms since epoch)",
-                        t.expires_at
-                    )),
-                    Some(_) => Ok(()),
-                };
+                let verdict = self.check_join_token(token_id, secret_sha256, cluster.registered_at);
                 if let Err(why) = verdict {
                     return CommandResult::Rejected(Rejection::JoinTokenRejected(why));
                 }
-                let result = self.register_cluster(cluster, Some(ca_bundle_pem));
+                let result = self.register_cluster(cluster, Some(ca_bundle_pem), true);
                 if let CommandResult::Applied { .. } = result
                     && let Some(t) = self.join_tokens.get_mut(token_id)
                 {
@@ -524,22 +568,45 @@ mod tests {
     }
 
     #[test]
-    fn remove_cluster_takes_its_exports_and_unshared_bundle() {
+    fn a_trust_domain_belongs_to_one_cluster() {
         let mut s = FederationState::default();
-        register(&mut s, "a", "shared.td", true);
-        register(&mut s, "b", "shared.td", false);
+        register(&mut s, "east", "east.td", true);
+        let before = s.trust_bundles["east.td"].clone();
+        assert!(matches!(
+            register(&mut s, "evil", "east.td", true),
+            CommandResult::Rejected(Rejection::AlreadyExists(m)) if m.contains("owned by cluster \"east\"")
+        ));
+        assert_eq!(
+            s.trust_bundles["east.td"], before,
+            "the bundle is untouched"
+        );
+        assert!(!s.clusters.contains_key("evil"));
+        // A join may not take a domain an admin put a bundle for, even with no cluster in it.
         s.apply(
-            3,
-            &Command::ExportService {
-                export: export("a", "cart"),
+            9,
+            &Command::PutTrustBundle {
+                trust_domain: "spare.td".into(),
+                ca_bundle_pem: "P".into(),
+                at: 1,
             },
         );
-        s.apply(
-            4,
-            &Command::ExportService {
-                export: export("b", "cart"),
-            },
-        );
+        assert!(s.may_register(&cluster("x", "spare.td"), false).is_ok());
+        assert!(s.may_register(&cluster("x", "spare.td"), true).is_err());
+    }
+
+    #[test]
+    fn remove_cluster_takes_its_exports_and_its_bundle() {
+        let mut s = FederationState::default();
+        register(&mut s, "a", "a.td", true);
+        register(&mut s, "b", "b.td", true);
+        for (i, c) in ["a", "b"].into_iter().enumerate() {
+            s.apply(
+                3 + i as u64,
+                &Command::ExportService {
+                    export: export(c, "cart"),
+                },
+            );
+        }
         s.apply(
             5,
             &Command::RemoveCluster {
@@ -549,20 +616,20 @@ mod tests {
         );
         assert!(!s.clusters.contains_key("a"));
         assert_eq!(s.exports.len(), 1);
-        assert!(s.trust_bundles.contains_key("shared.td"), "b still uses it");
-        s.apply(
-            6,
-            &Command::RemoveCluster {
-                name: "b".into(),
-                at: 60,
-            },
+        assert!(
+            !s.trust_bundles.contains_key("a.td"),
+            "its CA is no longer trusted"
         );
-        assert!(s.trust_bundles.is_empty());
-        assert!(s.exports.is_empty());
+        assert!(s.trust_bundles.contains_key("b.td"));
+        // The freed domain may be registered again.
+        assert!(matches!(
+            register(&mut s, "c", "a.td", false),
+            CommandResult::Applied { .. }
+        ));
         let r = s.apply(
             7,
             &Command::RemoveCluster {
-                name: "b".into(),
+                name: "a".into(),
                 at: 70,
             },
         );
@@ -573,7 +640,7 @@ mod tests {
     fn apply_is_deterministic_and_history_is_contiguous() {
         let cmds: Vec<Command> = (0..50)
             .map(|i| Command::RegisterCluster {
-                cluster: cluster(&format!("c{i}"), "td"),
+                cluster: cluster(&format!("c{i}"), &format!("td{i}")),
                 ca_bundle_pem: None,
             })
             .chain((0..50).map(|i| Command::RemoveCluster {

@@ -285,7 +285,7 @@ pub struct LeaseView {
 pub struct BundleStatus {
     pub trust_domain: String,
     pub version: u64,
-    /// Every cluster that uses mTLS and has a live lease loaded this version: the next
+    /// Every other cluster that uses mTLS and has a live lease loaded this version: the next
     /// rotation step may proceed.
     pub complete: bool,
     pub clusters: Vec<BundleLoad>,
@@ -300,6 +300,10 @@ pub struct BundleLoad {
     pub lease_live: bool,
     /// The cluster's gateway reports bundles at all (it runs with mTLS).
     pub mtls: bool,
+    /// The cluster owns this trust domain: its gateway takes its own bundle from its files,
+    /// never from the store, so it does not hold a rotation up.
+    #[serde(default)]
+    pub owner: bool,
 }
 
 /// A new join token: shown once.

@@ -227,7 +227,7 @@ pub fn trust(status: &Listing<BundleStatus>) -> Vec<Item> {
         let behind: Vec<String> = b
             .clusters
             .iter()
-            .filter(|c| !c.current && c.lease_live && c.mtls)
+            .filter(|c| !c.current && c.lease_live && c.mtls && !c.owner)
             .map(|c| {
                 format!(
                     "{} (has {})",

@@ -742,3 +742,94 @@ pub fn pki(root: &std::path::Path, td: &str) -> String {
         dir.join("ca.pem").display().to_string()
     )
 }
+
+/// A bootstrapped one-node federation with `[tls]` (the API over HTTPS, join tokens on).
+pub struct TlsNode {
+    pub node: NodeProc,
+    /// The federation CA (trust domain `federation.test`).
+    pub ca: warden_federation::trust::ca::Pems,
+    pub ca_path: PathBuf,
+    /// An admin client that trusts the federation CA.
+    pub client: reqwest::Client,
+}
+
+/// Starts node 1 of `federation.test` with `[tls]` and waits until it leads.
+pub async fn tls_node(root: &Path) -> TlsNode {
+    use warden_federation::trust::ca::{init_ca, issue_leaf, write_public, write_secret};
+    let day = Duration::from_secs(86_400);
+    let ca = init_ca("federation.test", day).unwrap();
+    let leaf = issue_leaf(
+        &ca,
+        &"spiffe://federation.test/node/1".parse().unwrap(),
+        &[],
+        day,
+    )
+    .unwrap();
+    let ca_path = root.join("fed-ca.pem");
+    write_public(&ca_path, &ca.cert_pem).unwrap();
+    write_public(&root.join("n1.pem"), &leaf.cert_pem).unwrap();
+    write_secret(&root.join("n1.key"), &leaf.key_pem).unwrap();
+    let tls = format!(
+        "bootstrap = true\n[tls]\ncert = {:?}\nkey = {:?}\nca_bundle = {:?}\n",
+        root.join("n1.pem").display().to_string(),
+        root.join("n1.key").display().to_string(),
+        ca_path.display().to_string()
+    );
+    let node = NodeProc::start(1, root, "127.0.0.1:0", "127.0.0.1:0", &tls, &[]).await;
+    let client = https_client(&ca.cert_pem);
+    eventually(Duration::from_secs(20), "leader", || async {
+        mesh_status(&client, &node)
+            .await
+            .filter(|s| s["state"] == "Leader")
+    })
+    .await;
+    TlsNode {
+        node,
+        ca,
+        ca_path,
+        client,
+    }
+}
+
+/// `warden cluster join` for cluster `name` under `trust_domain`, with `ca_bundle`.
+pub fn join_cli(
+    api: &str,
+    token: &str,
+    name: &str,
+    trust_domain: &str,
+    ca_bundle: &Path,
+) -> std::process::Output {
+    std::process::Command::new(bin())
+        .args(["cluster", "join", "--api", &format!("https://{api}")])
+        .args([
+            "--token", token, "--name", name, "--region", "r", "--zone", "z",
+        ])
+        .args([
+            "--gateway",
+            "127.0.0.1:15008",
+            "--trust-domain",
+            trust_domain,
+        ])
+        .arg("--ca-bundle")
+        .arg(ca_bundle)
+        .env_remove("WARDEN_ADMIN_TOKEN")
+        .output()
+        .expect("run warden cluster join")
+}
+
+/// A join token from `warden cluster join-token`, valid for `ttl` seconds.
+pub fn join_token(api: &str, ca: &Path, ttl: u64) -> String {
+    let out = std::process::Command::new(bin())
+        .args(["cluster", "join-token", "--api", &format!("https://{api}")])
+        .args(["--ttl-seconds", &ttl.to_string(), "--api-ca-bundle"])
+        .arg(ca)
+        .env("WARDEN_ADMIN_TOKEN", TOKEN)
+        .output()
+        .expect("run warden cluster join-token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::body::JsonBody;
-use super::common::{Node, Params, read_barrier, state, written};
+use super::common::{Node, Params, check_registration, read_barrier, state, written};
 use super::error::ApiError;
 use super::error::responses::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
 use crate::clock::now_ms;
@@ -44,6 +44,7 @@ pub(super) async fn register(
         now_ms(),
         req.ca_bundle_pem.as_deref(),
     )?;
+    check_registration(&node, &cluster, false)?;
     let answer = cluster.clone();
     let cmd = Command::RegisterCluster {
         cluster,

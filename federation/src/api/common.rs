@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use crate::command::CommandResult;
+use crate::model::Cluster;
 use crate::node::FederationNode;
 use crate::state::FederationState;
 
@@ -63,4 +64,29 @@ pub fn written<T: Serialize>(
             "an entry without a command answered a write",
         )),
     }
+}
+
+/// Checks a registration before it is proposed, so a refused one writes nothing to the log
+/// (the state machine checks again when it applies): the federation's own trust domain is
+/// never a cluster's, and a domain belongs to the cluster that first registered it.
+pub fn check_registration(
+    node: &FederationNode,
+    cluster: &Cluster,
+    by_token: bool,
+) -> Result<(), ApiError> {
+    if node.own_domain.as_deref() == Some(cluster.trust_domain.as_str()) {
+        return Err(ApiError {
+            field: Some("trust_domain".into()),
+            ..ApiError::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                format!(
+                    "trust domain {:?} is the federation's own; no cluster may claim it",
+                    cluster.trust_domain
+                ),
+            )
+        });
+    }
+    state(node)?.may_register(cluster, by_token)?;
+    Ok(())
 }

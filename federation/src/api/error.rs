@@ -136,6 +136,11 @@ pub mod responses {
     #[response(status = 409)]
     pub struct Conflict(pub ErrorBody);
 
+    /// Too many attempts from this address: wait and try again
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 429)]
+    pub struct TooManyRequests(pub ErrorBody);
+
     /// No quorum within the write timeout (no_quorum), or outcome unknown
     #[derive(utoipa::IntoResponses)]
     #[response(status = 503)]

@@ -4,15 +4,19 @@
 //! the joining side verify the API's TLS certificate without any prior trust
 //! (`warden cluster join` checks that a certificate in the served chain hashes to it).
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::body::JsonBody;
-use super::common::{Node, written};
+use super::common::{Node, check_registration, state, written};
 use super::error::ApiError;
-use super::error::responses::{BadRequest, Conflict, Forbidden, Unauthorized, Unavailable};
+use super::error::responses::{
+    BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized, Unavailable,
+};
 use crate::clock::now_ms;
 use crate::command::Command;
 use crate::model::{Cluster, JoinToken};
@@ -89,13 +93,21 @@ pub(super) async fn create_token(
     request_body = JoinRequest,
     responses(
         (status = 201, description = "Registered with its trust bundle", body = Cluster),
-        BadRequest, Forbidden, Conflict, Unavailable
+        BadRequest, Forbidden, Conflict, TooManyRequests, Unavailable
     )
 )]
 pub(super) async fn join(
     State(node): State<Node>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(req): JsonBody<JoinRequest>,
 ) -> Result<Response, ApiError> {
+    if !node.join_attempts.allow(peer.ip(), now_ms()) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many join attempts from this address; wait a minute",
+        ));
+    }
     let mut parts = req.token.split('.');
     let (Some(id), Some(secret)) = (parts.next(), parts.next()) else {
         return Err(ApiError::bad_field(
@@ -114,11 +126,17 @@ pub(super) async fn join(
         now_ms(),
         Some(&req.ca_bundle_pem),
     )?;
+    // Checked before anything is proposed: a bad token or a taken domain writes nothing.
+    let secret_sha256 = sha256_hex(secret.as_bytes());
+    state(&node)?
+        .check_join_token(id, &secret_sha256, cluster.registered_at)
+        .map_err(|why| ApiError::new(StatusCode::FORBIDDEN, "join_token_rejected", why))?;
+    check_registration(&node, &cluster, true)?;
     let answer = cluster.clone();
     let result = node
         .write(Command::JoinCluster {
             token_id: id.to_string(),
-            secret_sha256: sha256_hex(secret.as_bytes()),
+            secret_sha256,
             cluster,
             ca_bundle_pem: req.ca_bundle_pem,
         })

@@ -101,6 +101,7 @@ pub(super) async fn status(State(node): State<Node>, params: Params) -> Result<R
                         // A gateway reporting no bundles at all runs without mTLS: it cannot
                         // block a rotation.
                         mtls: lease.is_some_and(|l| !l.trust_versions.is_empty()),
+                        owner: state.domain_owner(&b.trust_domain) == Some(c.as_str()),
                     }
                 })
                 .collect();

@@ -27,6 +27,8 @@ pub const LEASE_EVAL: Duration = Duration::from_millis(250);
 
 pub struct CatalogWatcherActor {
     me: String,
+    /// This cluster's trust domain: its bundle is never taken from the store.
+    own_domain: String,
     fed: FederationClient,
     tables: Tables,
     metrics: Arc<Metrics>,
@@ -39,6 +41,7 @@ pub struct CatalogWatcherActor {
 impl CatalogWatcherActor {
     pub fn new(
         me: String,
+        own_domain: String,
         fed: FederationClient,
         tables: Tables,
         metrics: Arc<Metrics>,
@@ -46,6 +49,7 @@ impl CatalogWatcherActor {
     ) -> Self {
         Self {
             me,
+            own_domain,
             fed,
             tables,
             metrics,
@@ -67,6 +71,7 @@ enum FollowError {
 
 struct Follower {
     me: String,
+    own_domain: String,
     fed: FederationClient,
     tables: Tables,
     metrics: Arc<Metrics>,
@@ -78,11 +83,16 @@ impl Follower {
         self.publish_at(view, connected, now_ms());
     }
 
-    /// Loads federated CA bundles whose version changed into the trust store.
+    /// Loads federated CA bundles whose version changed into the trust store — never this
+    /// gateway's own domain's: that one comes from its own files only, so nobody who can write to
+    /// the store can make this gateway trust a CA for its own identities.
     fn sync_bundles(&self, view: &CatalogView) {
         let Some(store) = &self.trust else { return };
         let loaded = store.versions();
         for (td, b) in &view.bundles {
+            if *td == self.own_domain {
+                continue;
+            }
             if loaded.get(td) != Some(&b.version) {
                 match store.set(td, &b.ca_bundle_pem, b.version) {
                     Ok(()) => {
@@ -97,7 +107,10 @@ impl Follower {
         for td in loaded.keys() {
             // Version 0 is the bootstrap bundle from the config file; keep it until the store
             // has one for that domain.
-            if !view.bundles.contains_key(td) && loaded.get(td) != Some(&0) {
+            if *td != self.own_domain
+                && !view.bundles.contains_key(td)
+                && loaded.get(td) != Some(&0)
+            {
                 store.remove(td);
                 tracing::warn!(trust_domain = %td, "trust bundle removed");
             }
@@ -228,6 +241,7 @@ impl Actor for CatalogWatcherActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let follower = Follower {
             me: self.me.clone(),
+            own_domain: self.own_domain.clone(),
             fed: self.fed.clone(),
             tables: self.tables.clone(),
             metrics: self.metrics.clone(),

@@ -323,7 +323,8 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
             metrics.clone(),
         );
         let trust = tls.as_ref().map(|t| t.store.clone());
-        Supervisor::start(move |_| catalog::CatalogWatcherActor::new(me, f, t, m, trust))
+        let td = cfg.cluster.trust_domain.clone();
+        Supervisor::start(move |_| catalog::CatalogWatcherActor::new(me, td, f, t, m, trust))
     };
     hooks.insert("catalog_watcher".into(), cw.recipient());
     let publisher = {

@@ -1,0 +1,242 @@
+//! The attack suite: what a hostile peer or a careless operator tries, and that each attempt is
+//! refused without changing anything. Real processes on loopback; each attack is bounded in
+//! count and time.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+use warden_federation::trust::ca::{init_ca, issue_leaf};
+
+fn cluster_body(name: &str, trust_domain: &str, ca_pem: &str) -> Value {
+    json!({"name": name, "region": "r", "zone": "z", "gateway": "127.0.0.1:15008",
+        "trust_domain": trust_domain, "ca_bundle_pem": ca_pem})
+}
+
+async fn last_log_index(client: &reqwest::Client, node: &NodeProc) -> u64 {
+    mesh_status(client, node).await.unwrap()["last_log_index"]
+        .as_u64()
+        .unwrap()
+}
+
+async fn bundle(client: &reqwest::Client, node: &NodeProc, td: &str) -> Value {
+    let all = get_json(client, &node.url(paths::BUNDLES)).await.unwrap();
+    all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["trust_domain"] == td)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// A second cluster registering an existing cluster's trust domain is refused with 409, the
+/// domain's bundle stays the owner's, and nothing reaches the Raft log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_cluster_cannot_claim_a_trust_domain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = one_node(tmp.path()).await;
+    let client = http();
+    let day = Duration::from_secs(86_400);
+    let (east_ca, evil_ca) = (
+        init_ca("east.test", day).unwrap(),
+        init_ca("east.test", day).unwrap(),
+    );
+    let r = client
+        .post(node.url(paths::CLUSTERS))
+        .json(&cluster_body("east", "east.test", &east_ca.cert_pem))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let before = last_log_index(&client, &node).await;
+    let r = client
+        .post(node.url(paths::CLUSTERS))
+        .json(&cluster_body("evil", "east.test", &evil_ca.cert_pem))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("owned by cluster \"east\""),
+        "{body}"
+    );
+    let b = bundle(&client, &node, "east.test").await;
+    assert_eq!(b["version"], 1, "{b}");
+    assert_eq!(b["ca_bundle_pem"], east_ca.cert_pem.as_str());
+    assert_eq!(
+        last_log_index(&client, &node).await,
+        before,
+        "nothing written"
+    );
+    assert!(
+        get_json(&client, &node.url(&paths::cluster("evil")))
+            .await
+            .is_none()
+    );
+}
+
+/// With a join token nobody can claim a domain that is held (by a cluster, a bundle, or the
+/// federation itself); a refused join leaves the token usable; bogus joins write nothing to the
+/// Raft log; and one address is limited to a few join attempts a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_cannot_claim_held_domains_and_bad_ones_write_nothing() {
+    use warden_federation::trust::ca::write_public;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let day = Duration::from_secs(86_400);
+    let TlsNode {
+        node,
+        client,
+        ca_path,
+        ..
+    } = tls_node(root).await;
+    let east_ca = init_ca("east.test", day).unwrap();
+    let r = client
+        .post(node.url(paths::CLUSTERS))
+        .json(&cluster_body("east", "east.test", &east_ca.cert_pem))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let evil_ca = init_ca("east.test", day).unwrap();
+    let evil_pem = root.join("evil-ca.pem");
+    write_public(&evil_pem, &evil_ca.cert_pem).unwrap();
+
+    let t = join_token(&node.api, &ca_path, 3600);
+    let claim = join_cli(&node.api, &t, "evil", "east.test", &evil_pem);
+    assert!(!claim.status.success());
+    let err = String::from_utf8_lossy(&claim.stderr);
+    assert!(
+        err.contains("409") && err.contains("owned by cluster"),
+        "{err}"
+    );
+    let fed = join_cli(&node.api, &t, "fed", "federation.test", &evil_pem);
+    let err = String::from_utf8_lossy(&fed.stderr);
+    assert!(err.contains("federation's own"), "{err}");
+    assert_eq!(
+        bundle(&client, &node, "east.test").await["ca_bundle_pem"],
+        east_ca.cert_pem.as_str()
+    );
+    // The admin cannot hand the federation's own domain to a cluster either.
+    let r = client
+        .post(node.url(paths::CLUSTERS))
+        .json(&cluster_body("fed", "federation.test", &evil_ca.cert_pem))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+
+    // Bogus joins (a forged secret) are refused before anything is proposed.
+    let before = last_log_index(&client, &node).await;
+    let id = t.split('.').next().unwrap();
+    let forged = format!("{id}.{}.x", "00".repeat(32));
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let r = client
+            .post(node.url(paths::JOIN))
+            .json(
+                &json!({"token": forged, "name": format!("bogus-{i}"), "region": "r",
+                "zone": "z", "gateway": "127.0.0.1:1", "trust_domain": format!("bogus-{i}.test"),
+                "ca_bundle_pem": evil_ca.cert_pem}),
+            )
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 403 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&429),
+        "one address is limited: {statuses:?}"
+    );
+    assert_eq!(
+        last_log_index(&client, &node).await,
+        before,
+        "nothing written"
+    );
+}
+
+/// A gateway takes its own domain's CA from its own files only: an admin (or anyone who can
+/// write the store) publishing another CA for that domain does not make the gateway accept
+/// identities that CA signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_never_trusts_its_own_domain_from_the_store() {
+    use warden_federation::trust::verify::TrustStore;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let node = one_node(root).await;
+    let client = http();
+    let tls = pki(root, "east.test");
+    let east = cluster_with(
+        root,
+        "east",
+        "r1",
+        "z1",
+        std::slice::from_ref(&node.api),
+        &tls,
+    )
+    .await;
+    let real_ca = std::fs::read_to_string(root.join("pki-east.test/ca.pem")).unwrap();
+    let real_cert = std::fs::read_to_string(root.join("pki-east.test/gateway.pem")).unwrap();
+    let real_key = std::fs::read_to_string(root.join("pki-east.test/gateway.key")).unwrap();
+    eventually(Duration::from_secs(20), "east registered", || async {
+        get_json(&client, &node.url(&paths::cluster("east"))).await
+    })
+    .await;
+    // The attacker's CA for east.test, and an east.test identity it signed.
+    let day = Duration::from_secs(86_400);
+    let evil_ca = init_ca("east.test", day).unwrap();
+    let id = "spiffe://east.test/ns/warden/sa/gateway".parse().unwrap();
+    let evil_leaf = issue_leaf(&evil_ca, &id, &[], day).unwrap();
+    let r = client
+        .put(node.url(&paths::bundle("east.test")))
+        .json(&json!({ "ca_bundle_pem": evil_ca.cert_pem }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let put_revision: u64 = r.headers()["x-warden-revision"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let admin = east.admin();
+    eventually(
+        Duration::from_secs(10),
+        "east saw the new bundle",
+        || async {
+            let dump = get_json(&client, &format!("http://{admin}/config_dump")).await?;
+            (dump["federation"]["revision"].as_u64()? >= put_revision).then_some(())
+        },
+    )
+    .await;
+    // Verify east's server certificate against the real CA; present each client identity.
+    let store = TrustStore::new();
+    store.set("east.test", &real_ca, 0).unwrap();
+    let ew = east.gateway.addr("eastwest");
+    assert!(
+        tls_attempt(&ew, &real_cert, &real_key, store.clone(), "east.test").await,
+        "an identity from east's own CA is accepted (the test can tell)"
+    );
+    assert!(
+        !tls_attempt(
+            &ew,
+            &evil_leaf.cert_pem,
+            &evil_leaf.key_pem,
+            store,
+            "east.test"
+        )
+        .await,
+        "an identity signed by a CA from the store for east's own domain is refused"
+    );
+}
