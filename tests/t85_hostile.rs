@@ -240,3 +240,200 @@ async fn a_gateway_never_trusts_its_own_domain_from_the_store() {
         "an identity signed by a CA from the store for east's own domain is refused"
     );
 }
+
+/// A node without `[tls]` refuses to listen on a non-loopback address unless told
+/// `insecure_plaintext = true` (and then warns).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_node_refuses_a_non_loopback_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |extra: &str| {
+        let cfg = tmp.path().join("n.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "node_id = 1\ndata_dir = {:?}\napi_listen = \"127.0.0.1:0\"\nraft_listen = \"0.0.0.0:0\"\nbootstrap = true\n{extra}\n",
+                tmp.path().join("data").display().to_string()
+            ),
+        )
+        .unwrap();
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(["federation", "--config"])
+            .arg(&cfg)
+            .env("WARDEN_ADMIN_TOKEN", TOKEN)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let refused = tokio::time::timeout(Duration::from_secs(20), run("").wait_with_output())
+        .await
+        .expect("the node exits at once")
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("raft_listen 0.0.0.0:0 is not a loopback address")
+            && err.contains("insecure_plaintext"),
+        "{err}"
+    );
+    // Said explicitly, it starts (and prints where it listens).
+    let mut started = run("insecure_plaintext = true");
+    let stdout = started.stdout.take().unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the node starts")
+        .unwrap()
+        .unwrap_or_default();
+    assert!(line.contains("listening"), "{line}");
+    let _ = started.start_kill();
+    let _ = started.wait().await;
+}
+
+/// A client for a node's Raft port presenting `id` (a certificate from the federation CA).
+fn raft_client(ca: &warden_federation::trust::ca::Pems, id: &str) -> reqwest::Client {
+    use warden_federation::trust::tls::{Identity, client_config};
+    use warden_federation::trust::verify::TrustStore;
+    let day = Duration::from_secs(86_400);
+    let leaf = issue_leaf(ca, &id.parse().unwrap(), &[], day).unwrap();
+    let (identity, _) = Identity::from_pem(&leaf.cert_pem, &leaf.key_pem).unwrap();
+    let store = TrustStore::new();
+    store.set("federation.test", &ca.cert_pem, 0).unwrap();
+    let cfg = client_config(identity, store, "federation.test", &[b"h2"]).unwrap();
+    reqwest::Client::builder()
+        .use_preconfigured_tls((*cfg).clone())
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// With mTLS only members may call Raft RPCs: an admin identity of the federation's own
+/// domain, or a node id that is not a member, gets 403 on `/raft/forward` (which would run
+/// any command without the admin token) and on `/raft/vote`; the member itself gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_rpcs_are_for_members_only() {
+    use warden_federation::command::Command;
+    use warden_federation::model::Cluster;
+    use warden_federation::rpc::ForwardRequest;
+    use warden_raft_store::codec;
+    let tmp = tempfile::tempdir().unwrap();
+    let TlsNode {
+        node, ca, client, ..
+    } = tls_node(tmp.path()).await;
+    let cluster = Cluster {
+        name: "evil".into(),
+        region: "r".into(),
+        zone: "z".into(),
+        network: "default".into(),
+        gateway: "127.0.0.1:1".into(),
+        trust_domain: "evil.test".into(),
+        labels: Default::default(),
+        registered_at: 1,
+    };
+    let write = codec::encode(&ForwardRequest::Write(Command::RegisterCluster {
+        cluster,
+        ca_bundle_pem: None,
+    }))
+    .unwrap();
+    let vote = codec::encode(&openraft::raft::VoteRequest::new(
+        openraft::Vote::new(99, 7),
+        None,
+    ))
+    .unwrap();
+    let call = |c: reqwest::Client, path: &'static str, body: Vec<u8>| {
+        let url = format!("https://{}{path}", node.raft);
+        async move {
+            c.post(url)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for id in [
+        "spiffe://federation.test/admin/ops",
+        "spiffe://federation.test/node/9",
+    ] {
+        let c = raft_client(&ca, id);
+        assert_eq!(
+            call(c.clone(), "/raft/forward", write.clone()).await,
+            403,
+            "{id}"
+        );
+        assert_eq!(call(c, "/raft/vote", vote.clone()).await, 403, "{id}");
+    }
+    assert!(
+        get_json(&client, &node.url(&paths::cluster("evil")))
+            .await
+            .is_none(),
+        "no command ran"
+    );
+    let member = raft_client(&ca, "spiffe://federation.test/node/1");
+    assert_eq!(
+        call(
+            member,
+            "/raft/forward",
+            codec::encode(&ForwardRequest::ReadIndex).unwrap()
+        )
+        .await,
+        200,
+        "a member gets through (the test can tell)"
+    );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// An InstallSnapshot chunk at a huge offset is refused before the node allocates anything for
+/// it; the node stays up and small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_snapshot_offset_is_refused() {
+    use openraft::{SnapshotMeta, StoredMembership, Vote};
+    use warden_federation::types::TypeConfig;
+    use warden_raft_store::codec;
+    let tmp = tempfile::tempdir().unwrap();
+    let node = one_node(tmp.path()).await;
+    let pid = node.pid().unwrap();
+    let req: openraft::raft::InstallSnapshotRequest<TypeConfig> =
+        openraft::raft::InstallSnapshotRequest {
+            vote: Vote::new_committed(99, 2),
+            meta: SnapshotMeta {
+                last_log_id: None,
+                last_membership: StoredMembership::default(),
+                snapshot_id: "attack".into(),
+            },
+            offset: 1 << 40,
+            data: vec![0; 16],
+            done: false,
+        };
+    let r = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+        .post(format!("http://{}/raft/snapshot", node.raft))
+        .body(codec::encode(&req).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    assert!(
+        node.alive() && rss_kib(pid) < 200 * 1024,
+        "rss {} KiB",
+        rss_kib(pid)
+    );
+    assert!(
+        mesh_status(&http(), &node).await.is_some(),
+        "still answering"
+    );
+}

@@ -48,6 +48,10 @@ pub struct NodeConfig {
     /// stops accepting connections, before it closes them and stops Raft.
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
+    /// Accept listening in plaintext on a non-loopback address without `[tls]`: anyone who can
+    /// reach the Raft port could then act as a member. Only for a network nobody else reaches.
+    #[serde(default)]
+    pub insecure_plaintext: bool,
 }
 
 fn default_drain_timeout_ms() -> u64 {
@@ -87,6 +91,9 @@ pub struct RaftTuning {
     pub snapshot_after_logs: u64,
     /// Entries kept in the log behind a snapshot, so a slightly lagging follower needs no snapshot.
     pub keep_logs_after_snapshot: u64,
+    /// Largest Raft RPC body a node accepts (at most the codec's 64 MiB decode limit). A leader
+    /// whose batch is refused as too large sends fewer entries at a time.
+    pub max_rpc_bytes: usize,
 }
 
 impl Default for RaftTuning {
@@ -97,8 +104,17 @@ impl Default for RaftTuning {
             election_timeout_max_ms: 2000,
             snapshot_after_logs: 10_000,
             keep_logs_after_snapshot: 1_000,
+            max_rpc_bytes: warden_raft_store::codec::MAX_DECODE_BYTES,
         }
     }
+}
+
+/// Whether a listen address (`host:port`) is on loopback only; a wildcard is not.
+pub fn is_loopback(addr: &str) -> bool {
+    if let Ok(a) = addr.parse::<std::net::SocketAddr>() {
+        return a.ip().is_loopback();
+    }
+    matches!(addr.rsplit_once(':'), Some(("localhost", _)))
 }
 
 fn default_api_listen() -> String {
@@ -172,7 +188,36 @@ impl NodeConfig {
                 "initial_members must not list this node itself".into(),
             ));
         }
+        if !(64 * 1024..=warden_raft_store::codec::MAX_DECODE_BYTES).contains(&r.max_rpc_bytes) {
+            return Err(ConfigError::Invalid(format!(
+                "raft.max_rpc_bytes must be 65536-{}",
+                warden_raft_store::codec::MAX_DECODE_BYTES
+            )));
+        }
+        if self.tls.is_none() && !self.insecure_plaintext {
+            for (what, addr) in [
+                ("raft_listen", &self.raft_listen),
+                ("api_listen", &self.api_listen),
+            ] {
+                if !is_loopback(addr) {
+                    return Err(ConfigError::Invalid(format!(
+                        "{what} {addr} is not a loopback address and there is no [tls] table: anyone who reaches it could act as a member (Raft) or read the store; add [tls], or set insecure_plaintext = true on a network nobody else reaches"
+                    )));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Plaintext listeners on addresses other than loopback (allowed by `insecure_plaintext`).
+    pub fn plaintext_exposed(&self) -> Vec<&str> {
+        if self.tls.is_some() {
+            return Vec::new();
+        }
+        [self.raft_listen.as_str(), self.api_listen.as_str()]
+            .into_iter()
+            .filter(|a| !is_loopback(a))
+            .collect()
     }
 
     /// The admin token: the environment's `WARDEN_ADMIN_TOKEN`, else the file's.

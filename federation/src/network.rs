@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use openraft::AnyError;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -168,11 +169,14 @@ pub struct PeerClient {
 }
 
 impl PeerClient {
+    /// Sends one RPC; `too_large` is the entries hint for a body the peer refused as too large
+    /// (AppendEntries only: openraft then sends fewer entries at a time).
     async fn send<Req, Resp, E>(
         &self,
         path: &str,
         req: &Req,
         option: &RPCOption,
+        too_large: Option<u64>,
     ) -> Result<Resp, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>>
     where
         Req: Serialize,
@@ -194,6 +198,17 @@ impl PeerClient {
             Err(e @ CallError::Transport { .. }) => {
                 Err(RPCError::Unreachable(Unreachable::new(&AnyError::new(&e))))
             }
+            Err(e @ CallError::Status { status: 413, .. }) if too_large.is_some() => {
+                let hint = too_large.unwrap_or(1).max(1);
+                tracing::warn!(
+                    target = self.target,
+                    entries = hint,
+                    "peer refused a batch as too large; sending fewer entries"
+                );
+                Err(RPCError::PayloadTooLarge(
+                    PayloadTooLarge::new_entries_hint(hint).with_source_error(&e),
+                ))
+            }
             Err(e) => Err(RPCError::Network(NetworkError::new(&AnyError::new(&e)))),
         }
     }
@@ -205,7 +220,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
-        self.send(paths::APPEND, &rpc, &option).await
+        let half = (rpc.entries.len() as u64 / 2).max(1);
+        self.send(paths::APPEND, &rpc, &option, Some(half)).await
     }
 
     async fn install_snapshot(
@@ -216,7 +232,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        self.send(paths::SNAPSHOT, &rpc, &option).await
+        self.send(paths::SNAPSHOT, &rpc, &option, None).await
     }
 
     async fn vote(
@@ -224,6 +240,6 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
-        self.send(paths::VOTE, &rpc, &option).await
+        self.send(paths::VOTE, &rpc, &option, None).await
     }
 }

@@ -58,6 +58,8 @@ pub struct FederationNode {
     pub own_domain: Option<String>,
     /// Join attempts per source address (joins carry no admin credential).
     pub join_attempts: crate::ratelimit::PerSource,
+    /// Largest Raft RPC body this node accepts.
+    pub max_rpc_bytes: usize,
 }
 
 fn not_leader(leader_id: Option<NodeId>, leader_node: Option<NodeInfo>) -> ForwardResponse {

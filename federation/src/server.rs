@@ -65,6 +65,22 @@ async fn snapshot(State(node): State<Node>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return undecodable(e),
     };
+    // A chunk past the largest snapshot a node can read would only make it allocate.
+    let end = req.offset.saturating_add(req.data.len() as u64);
+    if end > codec::MAX_DECODE_BYTES as u64 {
+        tracing::warn!(
+            offset = req.offset,
+            "snapshot chunk beyond the largest readable snapshot refused"
+        );
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a snapshot chunk ending at byte {end} is beyond the largest snapshot ({} bytes)",
+                codec::MAX_DECODE_BYTES
+            ),
+        )
+            .into_response();
+    }
     encode_reply(&node.raft.install_snapshot(req).await)
 }
 
@@ -85,6 +101,51 @@ async fn forward(State(node): State<Node>, body: Bytes) -> Response {
     encode_reply(&resp)
 }
 
+/// Whether `id` is a current member's identity (`spiffe://<federation>/node/<id>`). A node
+/// that has no membership yet (a learner about to be added) accepts any node identity of the
+/// federation: its leader is the first to call it.
+fn is_member(node: &FederationNode, id: &str, domain: &str) -> bool {
+    let Some(n) = id
+        .strip_prefix("spiffe://")
+        .and_then(|r| r.strip_prefix(domain))
+        .and_then(|r| r.strip_prefix("/node/"))
+        .and_then(|n| n.parse::<NodeId>().ok())
+    else {
+        return false;
+    };
+    let metrics = node.raft.metrics().borrow().clone();
+    let membership = metrics.membership_config.membership();
+    let mut known = membership.nodes().map(|(i, _)| *i).peekable();
+    known.peek().is_none() || membership.get_node(&n).is_some()
+}
+
+/// With mTLS, only current members may call Raft RPCs: an admin or gateway identity of the
+/// federation's domain may not.
+async fn members_only(
+    State(node): State<Node>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(domain) = node.own_domain.as_deref() {
+        let caller = req
+            .extensions()
+            .get::<PeerIdentity>()
+            .and_then(|p| p.0.clone());
+        let allowed = caller
+            .as_deref()
+            .is_some_and(|id| is_member(&node, id, domain));
+        if !allowed {
+            tracing::warn!(target: "audit", caller = ?caller, path = %req.uri().path(), "raft rpc from a non-member refused");
+            return (
+                StatusCode::FORBIDDEN,
+                format!("only members (spiffe://{domain}/node/<id>) may call Raft RPCs"),
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
 /// The Raft RPC router.
 pub fn raft_router(node: Node) -> Router {
     Router::new()
@@ -92,7 +153,11 @@ pub fn raft_router(node: Node) -> Router {
         .route(paths::VOTE, post(vote))
         .route(paths::SNAPSHOT, post(snapshot))
         .route(paths::FORWARD, post(forward))
-        .layer(DefaultBodyLimit::max(codec::MAX_DECODE_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            members_only,
+        ))
+        .layer(DefaultBodyLimit::max(node.max_rpc_bytes))
         .with_state(node)
 }
 
@@ -174,12 +239,12 @@ async fn serve_tls(
                             return;
                         }
                     };
-                    // The API's auth reads the peer address (loopback reads need no token) and
-                    // the verified client identity, if one was presented.
+                    // The API's auth reads the peer address (loopback reads need no token); both
+                    // read the verified client identity, if one was presented.
+                    let id = crate::trust::tls::peer_id(tls.get_ref().1.peer_certificates());
+                    let app = app.layer(axum::Extension(PeerIdentity(id.map(|i| i.to_string()))));
                     let app = if connect_info {
-                        let id = crate::trust::tls::peer_id(tls.get_ref().1.peer_certificates());
                         app.layer(axum::Extension(axum::extract::ConnectInfo(peer)))
-                            .layer(axum::Extension(PeerIdentity(id.map(|i| i.to_string()))))
                     } else {
                         app
                     };

@@ -193,6 +193,9 @@ fn raft_config(cfg: &NodeConfig) -> Result<Arc<Config>, StartError> {
 /// Starts a node from its configuration.
 pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
     cfg.validate()?;
+    for addr in cfg.plaintext_exposed() {
+        tracing::warn!(%addr, "insecure_plaintext: listening without TLS on a non-loopback address; anyone who reaches it can act as a federation member");
+    }
     let admin_token = cfg.resolve_admin_token()?;
     let db = warden_raft_store::open(&cfg.data_dir, DATA_FORMAT)?;
     let log = LogStore::new(db.clone());
@@ -246,6 +249,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         own_domain: tls.as_ref().map(|t| t.domain.clone()),
         // Ten joins a minute per address, from at most 4096 addresses at a time.
         join_attempts: crate::ratelimit::PerSource::new(10, 60_000, 4096),
+        max_rpc_bytes: cfg.raft.max_rpc_bytes,
     });
 
     let (raft_tls, api_tls, tasks) = match tls {

@@ -222,6 +222,18 @@ where
             Ok(s) => codec::encode(&*s).map_err(|e| e.to_string()),
             Err(_) => Err("state lock poisoned by a panic in apply".to_string()),
         };
+        // A snapshot no node could decode again must not replace the log behind it.
+        let data = data.and_then(|d| {
+            if d.len() > codec::MAX_DECODE_BYTES {
+                Err(format!(
+                    "the state encodes to {} bytes, beyond the {} a node can read back",
+                    d.len(),
+                    codec::MAX_DECODE_BYTES
+                ))
+            } else {
+                Ok(d)
+            }
+        });
         let snapshot_id = match &self.last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id, l.index, id),
             None => format!("none-{id}"),

@@ -322,12 +322,21 @@ pub async fn three_nodes_with(
     prefixes: &[Vec<String>; 3],
 ) -> Vec<NodeProc> {
     let client = http();
+    // Nodes in the test's own network namespaces listen on their namespace's address, in
+    // plaintext: that needs saying.
+    let extra = |i: usize| {
+        if warden_federation::config::is_loopback(hosts[i]) {
+            ""
+        } else {
+            "insecure_plaintext = true"
+        }
+    };
     let n1 = NodeProc::start(
         1,
         root,
         hosts[0],
         hosts[0],
-        "bootstrap = true",
+        &format!("bootstrap = true\n{}", extra(0)),
         &prefixes[0],
     )
     .await;
@@ -344,7 +353,7 @@ pub async fn three_nodes_with(
             root,
             hosts[id as usize - 1],
             hosts[id as usize - 1],
-            "",
+            extra(id as usize - 1),
             &prefixes[id as usize - 1],
         )
         .await;
