@@ -437,3 +437,42 @@ async fn a_huge_snapshot_offset_is_refused() {
         "still answering"
     );
 }
+
+/// A follower that limits Raft RPC bodies (here 64 KiB) and fell behind by more than that
+/// catches up: its 413 makes the leader send fewer entries at a time instead of the same batch
+/// forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_follower_catches_up_through_oversized_batches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let client = http();
+    let mut nodes = three_nodes_extra(
+        root,
+        &["127.0.0.1:0"; 3],
+        &[vec![], vec![], vec![]],
+        "raft.max_rpc_bytes = 65536",
+    )
+    .await;
+    nodes[2].kill().await;
+    // About 20 KiB per entry: a bundle of 30 copies of one CA certificate.
+    let ca = init_ca("bulk.test", Duration::from_secs(86_400)).unwrap();
+    let pem = ca.cert_pem.repeat(30);
+    for i in 0..24 {
+        let r = client
+            .put(nodes[0].url(&paths::bundle(&format!("bulk-{i}.test"))))
+            .json(&json!({ "ca_bundle_pem": pem }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let leader_applied = mesh_status(&client, &nodes[0]).await.unwrap()["last_applied"]
+        .as_u64()
+        .unwrap();
+    nodes[2].restart().await;
+    eventually(Duration::from_secs(30), "node 3 caught up", || async {
+        let s = mesh_status(&client, &nodes[2]).await?;
+        (s["last_applied"].as_u64()? >= leader_applied).then_some(())
+    })
+    .await;
+}

@@ -184,6 +184,8 @@ fn raft_config(cfg: &NodeConfig) -> Result<Arc<Config>, StartError> {
         snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_after_logs),
         max_in_snapshot_log_to_keep: t.keep_logs_after_snapshot,
         install_snapshot_timeout: 10_000,
+        // A chunk and its envelope must fit in what peers accept.
+        snapshot_max_chunk_size: (t.max_rpc_bytes / 2) as u64,
         ..Default::default()
     }
     .validate()?;

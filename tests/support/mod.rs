@@ -81,9 +81,18 @@ impl NodeProc {
     ) -> NodeProc {
         let dir = root.join(format!("node-{id}"));
         std::fs::create_dir_all(&dir).expect("node dir");
+        // Lines of `extra` written `raft.<key> = ...` go into the [raft] table.
+        let (raft_extra, top_extra): (Vec<&str>, Vec<&str>) =
+            extra.lines().partition(|l| l.starts_with("raft."));
+        let raft_extra: Vec<&str> = raft_extra
+            .iter()
+            .map(|l| l.trim_start_matches("raft."))
+            .collect();
         let cfg = format!(
-            "node_id = {id}\ndata_dir = {data:?}\napi_listen = {api:?}\nraft_listen = {raft:?}\nwrite_timeout_ms = 3000\n{extra}\n[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 400\nelection_timeout_max_ms = 800\nsnapshot_after_logs = 50\nkeep_logs_after_snapshot = 10\n",
+            "node_id = {id}\ndata_dir = {data:?}\napi_listen = {api:?}\nraft_listen = {raft:?}\nwrite_timeout_ms = 3000\n{top}\n[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 400\nelection_timeout_max_ms = 800\nsnapshot_after_logs = 50\nkeep_logs_after_snapshot = 10\n{rafts}\n",
             data = dir.join("data").display().to_string(),
+            top = top_extra.join("\n"),
+            rafts = raft_extra.join("\n"),
         );
         let cfg_path = dir.join("node.toml");
         std::fs::write(&cfg_path, cfg).expect("write config");
@@ -321,15 +330,26 @@ pub async fn three_nodes_with(
     hosts: &[&str; 3],
     prefixes: &[Vec<String>; 3],
 ) -> Vec<NodeProc> {
+    three_nodes_extra(root, hosts, prefixes, "").await
+}
+
+/// [`three_nodes_with`], with `extra` config lines for every node.
+pub async fn three_nodes_extra(
+    root: &Path,
+    hosts: &[&str; 3],
+    prefixes: &[Vec<String>; 3],
+    extra_all: &str,
+) -> Vec<NodeProc> {
     let client = http();
     // Nodes in the test's own network namespaces listen on their namespace's address, in
     // plaintext: that needs saying.
     let extra = |i: usize| {
-        if warden_federation::config::is_loopback(hosts[i]) {
+        let plain = if warden_federation::config::is_loopback(hosts[i]) {
             ""
         } else {
             "insecure_plaintext = true"
-        }
+        };
+        format!("{plain}\n{extra_all}")
     };
     let n1 = NodeProc::start(
         1,
@@ -353,7 +373,7 @@ pub async fn three_nodes_with(
             root,
             hosts[id as usize - 1],
             hosts[id as usize - 1],
-            extra(id as usize - 1),
+            &extra(id as usize - 1),
             &prefixes[id as usize - 1],
         )
         .await;
