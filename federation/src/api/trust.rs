@@ -108,9 +108,11 @@ pub(super) async fn status(State(node): State<Node>, params: Params) -> Result<R
             BundleStatus {
                 trust_domain: b.trust_domain.clone(),
                 version: b.version,
+                // The owner never loads its own domain from the store (its files are the
+                // source): only the other clusters' gateways count.
                 complete: clusters
                     .iter()
-                    .all(|c| c.current || !c.lease_live || !c.mtls),
+                    .all(|c| c.current || c.owner || !c.lease_live || !c.mtls),
                 clusters,
             }
         })
