@@ -78,6 +78,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args.log_format);
     warden_federation::trust::ensure_crypto_provider();
+    // Every connection is a file: take what the hard limit allows before any listener opens.
+    let open_files = warden_federation::limits::raise_open_files();
+    tracing::debug!(?open_files, "open-file limit");
     // The gateway roles run inside an actix System with its own runtime.
     let result = match args.command {
         Command::Gateway(a) => cli::gateway::gateway(a),

@@ -9,6 +9,7 @@
 //! - [`node`]: writes, linearizable reads and membership through the leader.
 //! - [`advertised`]: what renewing gateways said about themselves (in memory only).
 //! - [`ratelimit`]: per-source limits for unauthenticated endpoints.
+//! - [`limits`]: the bounds every HTTP listener applies.
 //! - [`startup`]: wiring a node from its [`config`], and draining it.
 //! - [`api`]: the REST API and the watch stream.
 //! - [`wire`], [`paths`]: the API's bodies and paths, shared by the server and its clients.
@@ -23,6 +24,7 @@ pub mod client;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod network;

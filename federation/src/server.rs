@@ -5,7 +5,6 @@
 //! node shuts down they stop accepting, ask every connection to close once its requests in
 //! flight are answered (HTTP/2 GOAWAY, HTTP/1.1 `connection: close`), and end when all have.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -161,24 +160,9 @@ pub fn raft_router(node: Node) -> Router {
         .with_state(node)
 }
 
-async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>, what: &str) {
-    use axum::serve::ListenerExt;
-    // Small request/response exchanges: Nagle plus delayed ACKs would add tens of ms to each.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "set TCP_NODELAY");
-        }
-    });
-    let svc = app.into_make_service_with_connect_info::<SocketAddr>();
-    let res = axum::serve(listener, svc)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await;
-    if let Err(e) = res {
-        tracing::error!(server = what, error = %e, "server stopped");
-    }
-}
+/// Connections each server accepts at once; more wait in the kernel's backlog.
+const MAX_API_CONNECTIONS: usize = 1024;
+const MAX_RAFT_CONNECTIONS: usize = 256;
 
 /// Serves Raft RPC until shutdown: h2c, or mTLS (client certificate mandatory) with `tls`.
 pub fn spawn_raft_server(
@@ -187,77 +171,16 @@ pub fn spawn_raft_server(
     stop: watch::Receiver<bool>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> tokio::task::JoinHandle<()> {
-    match tls {
-        None => tokio::spawn(serve(listener, raft_router(node), stop, "raft")),
-        Some(acceptor) => tokio::spawn(serve_tls(
-            listener,
-            raft_router(node.clone()),
-            acceptor,
-            stop,
-            false,
-            node,
-            "raft",
-        )),
-    }
-}
-
-/// Accepts TLS connections (ALPN h2) and serves `app` on each, until shutdown; then waits for
-/// the connections to finish their requests. A failed handshake (no or untrusted
-/// certificate, garbage) is logged and dropped.
-async fn serve_tls(
-    listener: TcpListener,
-    app: Router,
-    acceptor: tokio_rustls::TlsAcceptor,
-    mut stop: watch::Receiver<bool>,
-    connect_info: bool,
-    node: Node,
-    listener_name: &'static str,
-) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
-            accepted = listener.accept() => {
-                let Ok((tcp, peer)) = accepted else {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                };
-                let (acceptor, app, node) = (acceptor.clone(), app.clone(), node.clone());
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let _ = tcp.set_nodelay(true);
-                    let tls = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(t)) => t,
-                        Ok(Err(e)) => {
-                            let reason = crate::trust::handshake_reason(&e);
-                            node.metrics.tls_errors.with_label_values(&[listener_name, reason]).inc();
-                            tracing::warn!(%peer, listener = listener_name, reason, error = %e, "tls handshake refused");
-                            return;
-                        }
-                        Err(_) => {
-                            node.metrics.tls_errors.with_label_values(&[listener_name, "timeout"]).inc();
-                            return;
-                        }
-                    };
-                    // The API's auth reads the peer address (loopback reads need no token); both
-                    // read the verified client identity, if one was presented.
-                    let id = crate::trust::tls::peer_id(tls.get_ref().1.peer_certificates());
-                    let app = app.layer(axum::Extension(PeerIdentity(id.map(|i| i.to_string()))));
-                    let app = if connect_info {
-                        app.layer(axum::Extension(axum::extract::ConnectInfo(peer)))
-                    } else {
-                        app
-                    };
-                    let svc = hyper_util::service::TowerToHyperService::new(app);
-                    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-                    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
-                    let _ = watcher.watch(conn).await;
-                });
-            }
-        }
-    }
-    drop(listener);
-    graceful.shutdown().await;
+    let app = raft_router(node.clone());
+    tokio::spawn(serve(
+        listener,
+        app,
+        tls,
+        stop,
+        node,
+        "raft",
+        MAX_RAFT_CONNECTIONS,
+    ))
 }
 
 /// Serves the REST API until shutdown: plain HTTP, or HTTPS with `tls`.
@@ -267,16 +190,98 @@ pub fn spawn_api_server(
     stop: watch::Receiver<bool>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> tokio::task::JoinHandle<()> {
-    match tls {
-        None => tokio::spawn(serve(listener, crate::api::router(node), stop, "api")),
-        Some(acceptor) => tokio::spawn(serve_tls(
-            listener,
-            crate::api::router(node.clone()),
-            acceptor,
-            stop,
-            true,
-            node,
-            "api",
-        )),
+    let app = crate::api::router(node.clone());
+    tokio::spawn(serve(
+        listener,
+        app,
+        tls,
+        stop,
+        node,
+        "api",
+        MAX_API_CONNECTIONS,
+    ))
+}
+
+/// Accepts connections (at most `max_connections` at once), runs the TLS handshake when
+/// configured (a failed one — no or untrusted certificate, garbage — is counted and dropped),
+/// and serves `app` on each with the listener limits, until shutdown; then waits for the
+/// connections to finish their requests. Each request carries the peer's address and verified
+/// identity (the API's auth reads both; Raft RPC admits members only).
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+    node: Node,
+    listener_name: &'static str,
+    max_connections: usize,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = Arc::new(crate::limits::ServerLimits::default().builder());
+    let capacity = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    loop {
+        let permit = tokio::select! {
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            p = capacity.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (tcp, peer) = tokio::select! {
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(listener = listener_name, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (acceptor, app, node, builder) =
+            (acceptor.clone(), app.clone(), node.clone(), builder.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            // Small request/response exchanges: Nagle plus delayed ACKs would add tens of ms.
+            let _ = tcp.set_nodelay(true);
+            let app = app.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+            let Some(acceptor) = acceptor else {
+                let app = app.layer(axum::Extension(PeerIdentity(None)));
+                let svc = hyper_util::service::TowerToHyperService::new(app);
+                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), svc);
+                let _ = watcher.watch(conn).await;
+                return;
+            };
+            let handshake =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
+            let tls = match handshake.await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
+                    let reason = crate::trust::handshake_reason(&e);
+                    node.metrics
+                        .tls_errors
+                        .with_label_values(&[listener_name, reason])
+                        .inc();
+                    tracing::warn!(%peer, listener = listener_name, reason, error = %e, "tls handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    node.metrics
+                        .tls_errors
+                        .with_label_values(&[listener_name, "timeout"])
+                        .inc();
+                    return;
+                }
+            };
+            let id = crate::trust::tls::peer_id(tls.get_ref().1.peer_certificates());
+            let app = app.layer(axum::Extension(PeerIdentity(id.map(|i| i.to_string()))));
+            let svc = hyper_util::service::TowerToHyperService::new(app);
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
+            let _ = watcher.watch(conn).await;
+        });
     }
+    drop(listener);
+    graceful.shutdown().await;
 }

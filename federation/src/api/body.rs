@@ -6,6 +6,9 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
+/// How long a request body may take to arrive.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A JSON body decoded into `T`; errors name the offending field path.
 pub struct JsonBody<T>(pub T);
 
@@ -13,13 +16,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError::new(
-                e.status(),
-                "invalid_body",
-                format!("cannot read the body: {e}"),
-            )
-        })?;
+        // A body trickled in slowly would hold its connection: it must arrive in time.
+        let read = tokio::time::timeout(BODY_READ_TIMEOUT, Bytes::from_request(req, state));
+        let bytes = read
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!("the body did not arrive within {BODY_READ_TIMEOUT:?}"),
+                )
+            })?
+            .map_err(|e| {
+                ApiError::new(
+                    e.status(),
+                    "invalid_body",
+                    format!("cannot read the body: {e}"),
+                )
+            })?;
         parse(&bytes).map(JsonBody)
     }
 }
