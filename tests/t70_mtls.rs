@@ -73,6 +73,36 @@ async fn east_west_over_mtls() {
         let (s, server) = call(&client, &east.outbound()).await;
         assert_eq!((s, server.starts_with("west")), (200, true), "{s} {server}");
     }
+    // West's backend learns the verified caller from west's gateway only: what a client put in
+    // `x-warden-*` headers is gone, and the source-cluster label is the verified one.
+    let seen: Value = client
+        .get(format!("http://{}/who?headers=1", east.outbound()))
+        .header("host", "cart.shop")
+        .header(
+            "x-warden-caller",
+            "spiffe=spiffe://evil.test/x; cluster=evil",
+        )
+        .header("x-warden-source-cluster", "evil")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let h = &seen["headers"];
+    assert_eq!(
+        h["x-warden-caller"], "spiffe=spiffe://east.test/ns/warden/sa/gateway; cluster=east",
+        "{seen}"
+    );
+    assert!(h.get("x-warden-source-cluster").is_none(), "{seen}");
+    assert!(h.get("x-warden-service").is_none(), "{seen}");
+    let text = metrics_text(&client, &west.admin()).await;
+    let verified = metric_sum(
+        &text,
+        "warden_http_requests_total",
+        &["src_cluster=\"east\"", "service=\"shop/cart\""],
+    );
+    assert!(verified > 0.0, "{text}");
     let (s, server, grpc_status) = grpc_call(&east.outbound()).await;
     assert_eq!(
         (s, server.starts_with("west"), grpc_status.as_deref()),

@@ -386,15 +386,6 @@ async fn raft_rpcs_are_for_members_only() {
     );
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// An InstallSnapshot chunk at a huge offset is refused before the node allocates anything for
 /// it; the node stays up and small.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

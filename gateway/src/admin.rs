@@ -9,7 +9,7 @@ use actix::Recipient;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use crate::balance::{self, Mode};
@@ -234,23 +234,32 @@ async fn handle(req: Request<Incoming>, st: AdminState) -> Response<BoxBody> {
 }
 
 /// Serves the admin endpoints on `sock` until the process ends.
+/// Connections the admin listener serves at once.
+const ADMIN_CONNECTIONS: usize = 256;
+
 pub fn spawn(sock: std::net::TcpListener, st: AdminState) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(sock)?;
+    // The admin port has the same bounds as the data path: header time and size, HTTP/2
+    // streams, and at most ADMIN_CONNECTIONS connections (one more waits in the backlog).
+    let builder = Arc::new(warden_federation::limits::ServerLimits::default().builder());
+    let slots = Arc::new(tokio::sync::Semaphore::new(ADMIN_CONNECTIONS));
     tokio::spawn(async move {
         loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             let Ok((stream, _)) = listener.accept().await else {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             };
-            let st = st.clone();
+            let (st, builder) = (st.clone(), builder.clone());
             tokio::spawn(async move {
+                let _slot = slot;
                 let svc = hyper::service::service_fn(move |req| {
                     let st = st.clone();
                     async move { Ok::<_, Infallible>(handle(req, st).await) }
                 });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
             });
         }
     });

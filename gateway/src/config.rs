@@ -40,6 +40,53 @@ pub struct GatewayConfig {
     pub discovery: DiscoverySection,
     #[serde(default)]
     pub telemetry: TelemetrySection,
+    /// Bounds on what the listeners accept (docs/security.md).
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// What every listener bounds, so no peer can hold the gateway's resources: safe defaults,
+/// each documented in `docs/security.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// HTTP/1.1: a request head must arrive within this (also how long an idle keep-alive
+    /// connection may wait for its next request); the connection is closed after it.
+    pub header_read_timeout_ms: u64,
+    /// Largest request head (HTTP/1.1: 431 beyond it; HTTP/2: the header list size), and the
+    /// largest response head accepted from upstreams.
+    pub max_header_bytes: usize,
+    /// Client connections per listener; one more is accepted and closed at once (counted).
+    pub max_connections: usize,
+    /// A request body the gateway buffers (for replay) must arrive within this (408 after).
+    pub body_read_timeout_ms: u64,
+    /// HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 streams a client may reset before they are accepted; beyond it the connection
+    /// is closed with GOAWAY (rapid reset, CVE-2023-44487).
+    pub max_pending_reset_streams: usize,
+    /// HTTP/2 ping interval; a peer that does not answer within the same time is dropped.
+    pub h2_keepalive_ms: u64,
+    /// Raw TCP streams and east-west CONNECT tunnels open at once, per gateway.
+    pub max_tunnels: usize,
+    /// A tunnel with no bytes in either direction for this long is closed.
+    pub tunnel_idle_ms: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            max_header_bytes: 64 * 1024,
+            max_connections: 10_000,
+            body_read_timeout_ms: 30_000,
+            max_concurrent_streams: 256,
+            max_pending_reset_streams: 20,
+            h2_keepalive_ms: 30_000,
+            max_tunnels: 1_024,
+            tunnel_idle_ms: 300_000,
+        }
+    }
 }
 
 /// Logs and traces of the data path.
@@ -217,6 +264,10 @@ pub struct Listeners {
     pub admin: String,
     /// Raw TCP: `listen address -> namespace/service:port`.
     pub tcp: Vec<TcpRoute>,
+    /// Accept an east-west listener on a non-loopback address without `[tls]`: other
+    /// clusters' traffic and identities would be plaintext and unverified. Only for a network
+    /// nobody else reaches.
+    pub insecure_plaintext: bool,
 }
 
 impl Default for Listeners {
@@ -226,6 +277,7 @@ impl Default for Listeners {
             eastwest: "127.0.0.1:15008".into(),
             admin: "127.0.0.1:15000".into(),
             tcp: Vec::new(),
+            insecure_plaintext: false,
         }
     }
 }
@@ -458,6 +510,33 @@ impl GatewayConfig {
                     r.port, r.service, first.port, first.port
                 )));
             }
+        }
+        if self.tls.is_none()
+            && !self.listeners.insecure_plaintext
+            && !warden_federation::config::is_loopback(&self.listeners.eastwest)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "listeners.eastwest {} is not a loopback address and there is no [tls] table: other clusters' requests would be plaintext and unauthenticated; add [tls], or set listeners.insecure_plaintext = true on a network nobody else reaches",
+                self.listeners.eastwest
+            )));
+        }
+        let l = &self.limits;
+        if l.header_read_timeout_ms == 0
+            || l.body_read_timeout_ms == 0
+            || l.max_connections == 0
+            || l.max_tunnels == 0
+            || l.tunnel_idle_ms == 0
+            || l.max_concurrent_streams == 0
+            || l.h2_keepalive_ms == 0
+        {
+            return Err(ConfigError::Invalid(
+                "limits: timeouts and caps must be > 0".into(),
+            ));
+        }
+        if l.max_header_bytes < 8192 {
+            return Err(ConfigError::Invalid(
+                "limits.max_header_bytes must be >= 8192".into(),
+            ));
         }
         if self.federation.lease_ttl_ms < 300 {
             return Err(ConfigError::Invalid(

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub tls_errors: IntCounterVec,
     pub authz_denied: IntCounterVec,
     pub kube_events: IntCounterVec,
+    pub connections_open: IntGaugeVec,
+    pub connections_refused: IntCounterVec,
 }
 
 fn must<T>(r: Result<T, prometheus::Error>) -> T {
@@ -108,6 +110,20 @@ impl Metrics {
             ),
             &["resource", "event"],
         ));
+        let connections_open = must(IntGaugeVec::new(
+            Opts::new(
+                "warden_listener_connections",
+                "Client connections open, per listener.",
+            ),
+            &["listener"],
+        ));
+        let connections_refused = must(IntCounterVec::new(
+            Opts::new(
+                "warden_listener_connections_refused_total",
+                "Client connections closed as soon as accepted, per listener and reason.",
+            ),
+            &["listener", "reason"],
+        ));
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -120,6 +136,8 @@ impl Metrics {
             Box::new(tls_errors.clone()),
             Box::new(authz_denied.clone()),
             Box::new(kube_events.clone()),
+            Box::new(connections_open.clone()),
+            Box::new(connections_refused.clone()),
         ] {
             must(registry.register(c));
         }
@@ -136,6 +154,8 @@ impl Metrics {
             tls_errors,
             authz_denied,
             kube_events,
+            connections_open,
+            connections_refused,
         }
     }
 

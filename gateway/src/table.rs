@@ -70,6 +70,8 @@ pub struct LocalService {
     pub h2: bool,
     /// The service port the endpoints serve (the service's first port).
     pub port: u16,
+    /// Published to the federation: only then may other clusters reach it.
+    pub exported: bool,
 }
 
 impl LocalService {

@@ -21,7 +21,7 @@ use warden_gateway::drain::Drain;
 use warden_gateway::key::ServiceKey;
 use warden_gateway::metrics::Metrics;
 use warden_gateway::proxy::body::BoxBody;
-use warden_gateway::proxy::context::{Listener, PassiveSignal, ProxyCtx};
+use warden_gateway::proxy::context::{Listener, PassiveSignal, ProxyCtx, ProxyParts};
 use warden_gateway::proxy::request::handle;
 use warden_gateway::table::{
     LocalEndpoint, LocalService, LocalTable, RemoteCluster, RemoteTable, Tables,
@@ -137,6 +137,7 @@ fn tables(local: &[&str], clusters: &[(&str, &str)], security: Vec<SecurityPolic
             weight: 100,
             h2: false,
             port: 80,
+            exported: true,
         };
         lt.services.insert(cart(), Arc::new(svc));
         t.local.store(Arc::new(lt));
@@ -177,15 +178,16 @@ fn proxy(cfg: GatewayConfig, tables: Tables) -> (Arc<ProxyCtx>, mpsc::Receiver<P
         region: "r1".into(),
         zone: "z1".into(),
     };
-    let ctx = ProxyCtx::new(
+    let ctx = ProxyCtx::new(&ProxyParts {
         tables,
         me,
-        Arc::new(cfg),
-        Arc::new(Metrics::new()),
-        tx,
-        None,
-        Drain::default(),
-    );
+        cfg: Arc::new(cfg),
+        metrics: Arc::new(Metrics::new()),
+        passive: tx,
+        tls: None,
+        drain: Drain::default(),
+        tunnels: Arc::new(tokio::sync::Semaphore::new(4)),
+    });
     (ctx, rx)
 }
 
@@ -285,8 +287,9 @@ async fn east_west_never_forwards_again() {
             .unwrap()
     };
     let (ctx, _s) = proxy(config(""), tables(&[], &[("west", &west.addr)], vec![]));
+    // Not served here: not exported from here either, so not there for other clusters.
     let r = handle(&ctx, ew("GET"), Listener::EastWest, None).await;
-    assert_eq!((r.status().as_u16(), cause(&r)), (503, "no_local_endpoint"));
+    assert_eq!((r.status().as_u16(), cause(&r)), (404, "unknown_service"));
     let local = refused_addr();
     let (ctx, _s) = proxy(
         config(""),

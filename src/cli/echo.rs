@@ -4,6 +4,9 @@
 //! `content-type: application/grpc` gets the answer as one data frame followed by gRPC-style
 //! trailers (`grpc-status: 0`), so proxies can be checked for trailer pass-through. A query
 //! `delay_ms=N` (at most 60 000) makes it answer N ms late: a slow request, for drain tests.
+//! A query `headers=1` adds the request's headers (`"headers": {name: value}`), so tests can
+//! see what a proxy forwarded. `GET /_echo/count` answers how many other requests reached it
+//! (attack tests count what got past a proxy).
 
 use std::convert::Infallible;
 
@@ -29,11 +32,19 @@ fn full(b: Bytes) -> BoxBody<Bytes, Infallible> {
     Full::new(b).boxed()
 }
 
+/// Requests answered so far, `/_echo/count` itself not included.
+static SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 async fn answer(
     name: String,
     req: Request<hyper::body::Incoming>,
 ) -> Response<BoxBody<Bytes, Infallible>> {
     let path = req.uri().path().to_string();
+    if path == "/_echo/count" {
+        let n = SEEN.load(std::sync::atomic::Ordering::Relaxed);
+        return Response::new(full(Bytes::from(n.to_string())));
+    }
+    SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let method = req.method().to_string();
     let delay_ms = req
         .uri()
@@ -49,6 +60,21 @@ async fn answer(
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let headers = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .any(|kv| kv == "headers=1")
+        .then(|| {
+            req.headers()
+                .iter()
+                .map(|(k, v)| {
+                    let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                    (k.as_str().to_string(), serde_json::Value::String(v))
+                })
+                .collect::<serde_json::Map<_, _>>()
+        });
     let grpc = req
         .headers()
         .get("content-type")
@@ -66,9 +92,11 @@ async fn answer(
     if let Some(d) = delay_ms {
         tokio::time::sleep(std::time::Duration::from_millis(d)).await;
     }
-    let text =
-        serde_json::json!({"server": name, "method": method, "path": path, "request_bytes": len, "traceparent": traceparent})
-            .to_string();
+    let mut answer = serde_json::json!({"server": name, "method": method, "path": path, "request_bytes": len, "traceparent": traceparent});
+    if let Some(h) = headers {
+        answer["headers"] = serde_json::Value::Object(h);
+    }
+    let text = answer.to_string();
     let body = if grpc {
         let mut trailers = http::HeaderMap::new();
         trailers.insert("grpc-status", http::HeaderValue::from_static("0"));

@@ -456,6 +456,15 @@ impl Proc {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().and_then(|c| c.id()).expect("running")
+    }
+
+    /// Whether the process is still running (not exited, not killed).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
     pub fn addr(&self, key: &str) -> String {
         self.info[key]
             .as_str()
@@ -651,19 +660,33 @@ pub async fn call(client: &reqwest::Client, outbound: &str) -> (u16, String) {
 /// shop/grpc-echo through a gateway; returns (status, serving backend, grpc-status trailer).
 pub async fn grpc_call(outbound: &str) -> (u16, String, Option<String>) {
     use http_body_util::BodyExt;
-    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .http2_only(true)
-            .build_http();
-    let req = http::Request::post(format!("http://{outbound}/echo.Echo/Say"))
-        .header("host", "grpc-echo.shop")
+    // As a gRPC client with an authority override: dial the gateway, name the service in
+    // `:authority` (a Host header that differs from it would be refused).
+    let Ok(Ok(tcp)) = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(outbound),
+    )
+    .await
+    else {
+        return (0, String::new(), None);
+    };
+    let Ok((mut send, conn)) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    else {
+        return (0, String::new(), None);
+    };
+    tokio::spawn(conn);
+    let req = http::Request::post("http://grpc-echo.shop/echo.Echo/Say")
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .body(http_body_util::Full::new(bytes::Bytes::from_static(
             b"\0\0\0\0\x02hi",
         )))
         .expect("request");
-    let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(10), client.request(req)).await
+    let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(10), send.send_request(req)).await
     else {
         return (0, String::new(), None);
     };
@@ -861,4 +884,46 @@ pub fn join_token(api: &str, ca: &Path, ttl: u64) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Resident set size of a process, in KiB (0 if it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A gateway's Prometheus text from its admin listener.
+pub async fn metrics_text(client: &reqwest::Client, admin: &str) -> String {
+    client
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The sum of the samples of `family` whose labels contain every one of `labels`
+/// (`name="value"` each).
+pub fn metric_sum(text: &str, family: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// How many series of `family` a scrape holds.
+pub fn series_count(text: &str, family: &str) -> usize {
+    text.lines()
+        .filter(|l| l.strip_prefix(family).is_some_and(|r| r.starts_with('{')))
+        .count()
 }

@@ -349,6 +349,7 @@ mod tests {
             weight: 100,
             h2: false,
             port: 80,
+            exported: true,
         }
     }
 

@@ -7,12 +7,17 @@
 //! restarts it, which starts new loops on the same socket. One listener restarting does not
 //! disturb another. [`StopAccepting`] (on drain) ends the loops and closes the socket, so new
 //! connections are refused while accepted ones finish.
+//!
+//! Each listener holds at most `limits.max_connections` client connections, shared by its
+//! loops and kept across restarts: one more is accepted and closed at once (counted in
+//! `warden_listener_connections_refused_total{reason="connection_limit"}`), so a client sees
+//! the refusal instead of waiting in the kernel's backlog.
 
 use std::sync::Arc;
 
 use actix::ArbiterHandle;
 use actix::prelude::*;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::guard::{InjectPanic, backoff, guarded};
 use crate::metrics::Metrics;
@@ -34,6 +39,8 @@ pub struct ListenerActor {
     /// Per-core mode: accept loops run on these arbiters, each with its own proxy context.
     workers: Vec<(ArbiterHandle, Arc<ProxyCtx>)>,
     restarts: u32,
+    /// Connection slots of this listener, across its loops and restarts.
+    slots: Arc<Semaphore>,
     /// Stops the accept loops of the current incarnation.
     stop: Option<watch::Sender<bool>>,
 }
@@ -46,10 +53,12 @@ impl ListenerActor {
         proxy: Arc<ProxyCtx>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let slots = Arc::new(Semaphore::new(proxy.cfg.limits.max_connections));
         Self {
             name,
             socket: Some(socket),
             kind,
+            slots,
             proxy,
             metrics,
             workers: Vec::new(),
@@ -91,9 +100,12 @@ impl ListenerActor {
             let run = accept_loop(
                 sock,
                 proxy,
-                self.kind,
-                self.name.clone(),
-                i,
+                Loop {
+                    kind: self.kind,
+                    name: self.name.clone(),
+                    slots: self.slots.clone(),
+                    worker: i,
+                },
                 stop_tx.subscribe(),
                 died_tx.clone(),
             );
@@ -145,13 +157,45 @@ impl Drop for DeathNotice {
     }
 }
 
+/// Which listener an accept loop serves, and the slots it takes connections from.
+struct Loop {
+    kind: Listener,
+    name: String,
+    slots: Arc<Semaphore>,
+    worker: usize,
+}
+
+/// One connection's slot and its place in the open-connections gauge, given back when the
+/// connection's task ends — or unwinds.
+struct Held {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    open: prometheus::IntGauge,
+}
+
+impl Held {
+    fn new(slot: tokio::sync::OwnedSemaphorePermit, metrics: &Metrics, listener: &str) -> Self {
+        let open = metrics.connections_open.with_label_values(&[listener]);
+        open.inc();
+        Self { _slot: slot, open }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
 /// Accepts connections and serves each in its own task, until `stop` flips.
 async fn accept_loop(
     sock: std::net::TcpListener,
     proxy: Arc<ProxyCtx>,
-    kind: Listener,
-    name: String,
-    worker: usize,
+    Loop {
+        kind,
+        name,
+        slots,
+        worker,
+    }: Loop,
     mut stop: watch::Receiver<bool>,
     died: mpsc::Sender<String>,
 ) {
@@ -174,7 +218,21 @@ async fn accept_loop(
             }
             r = listener.accept() => match r {
                 Ok((stream, _)) => {
-                    tokio::spawn(serve_connection(proxy.clone(), stream, kind));
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        proxy
+                            .metrics
+                            .connections_refused
+                            .with_label_values(&[name.as_str(), "connection_limit"])
+                            .inc();
+                        drop(stream);
+                        continue;
+                    };
+                    let held = Held::new(slot, &proxy.metrics, &name);
+                    let serve = serve_connection(proxy.clone(), stream, kind);
+                    tokio::spawn(async move {
+                        serve.await;
+                        drop(held);
+                    });
                 }
                 Err(e) => {
                     // EMFILE and friends: back off briefly instead of spinning.

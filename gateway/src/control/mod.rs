@@ -215,15 +215,19 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         }
     };
     let drain = Drain::default();
-    let proxy = ProxyCtx::new(
-        tables.clone(),
-        me.clone(),
-        cfg.clone(),
-        metrics.clone(),
-        passive_tx.clone(),
-        tls.clone(),
-        drain.clone(),
-    );
+    // One tunnel budget for the whole gateway, shared by every worker's context.
+    let tunnels = Arc::new(tokio::sync::Semaphore::new(cfg.limits.max_tunnels));
+    let parts = crate::proxy::context::ProxyParts {
+        tables: tables.clone(),
+        me: me.clone(),
+        cfg: cfg.clone(),
+        metrics: metrics.clone(),
+        passive: passive_tx.clone(),
+        tls: tls.clone(),
+        drain: drain.clone(),
+        tunnels,
+    };
+    let proxy = ProxyCtx::new(&parts);
     // Per-core mode: one arbiter per core, each with its own proxy context (connection pools).
     let workers: Vec<(actix::ArbiterHandle, Arc<ProxyCtx>)> = match cfg.runtime.data_path {
         crate::config::DataPathThreads::Shared => Vec::new(),
@@ -240,16 +244,7 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
             (0..n)
                 .map(|_| {
                     let arbiter = actix::Arbiter::new().handle();
-                    let ctx = ProxyCtx::new(
-                        tables.clone(),
-                        me.clone(),
-                        cfg.clone(),
-                        metrics.clone(),
-                        passive_tx.clone(),
-                        tls.clone(),
-                        drain.clone(),
-                    );
-                    (arbiter, ctx)
+                    (arbiter, ProxyCtx::new(&parts))
                 })
                 .collect()
         }
@@ -295,6 +290,16 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         let sock = bind("tcp", &r.listen)?;
         tcp.push(local_addr("tcp", &sock)?);
         listeners.push((format!("listener_tcp_{i}"), sock, Listener::Tcp(i)));
+    }
+    // A connection cap above the open-file limit never binds: accepts fail first (EMFILE).
+    if let Some(files) = warden_federation::limits::raise_open_files()
+        && cfg.limits.max_connections as u64 >= files
+    {
+        tracing::warn!(
+            max_connections = cfg.limits.max_connections,
+            open_files = files,
+            "limits.max_connections is not below the process's open-file limit; raise the limit (ulimit -n) or lower max_connections"
+        );
     }
     let mut listener_addrs = Vec::new();
     for (name, sock, kind) in listeners {

@@ -46,6 +46,7 @@ pub struct Update {
     pub weight: u32,
     pub h2: bool,
     pub port: u16,
+    pub exported: bool,
 }
 
 /// The service is gone: remove it from the routing table and stop. A retired pool never
@@ -93,6 +94,8 @@ pub struct Membership {
     pub h2: bool,
     /// The service port the endpoints serve.
     pub port: u16,
+    /// Other clusters may reach it.
+    pub exported: bool,
 }
 
 pub struct PoolActor {
@@ -105,6 +108,7 @@ pub struct PoolActor {
     weight: u32,
     h2: bool,
     port: u16,
+    exported: bool,
     had_available: bool,
     /// The snapshot last published: an unchanged one is not published again.
     published: Option<LocalService>,
@@ -135,6 +139,7 @@ impl PoolActor {
             weight: m.weight,
             h2: m.h2,
             port: m.port,
+            exported: m.exported,
             had_available: true,
             published: None,
             restarts: 0,
@@ -205,6 +210,7 @@ impl PoolActor {
             weight: self.weight,
             h2: self.h2,
             port: self.port,
+            exported: self.exported,
         };
         if self.published.as_ref() == Some(&snapshot) {
             return;
@@ -337,6 +343,7 @@ impl Handler<Update> for PoolActor {
             self.weight = m.weight;
             self.h2 = m.h2;
             self.port = m.port;
+            self.exported = m.exported;
             self.publish();
         });
     }
@@ -393,6 +400,7 @@ mod tests {
             weight: 100,
             h2: false,
             port: 80,
+            exported: true,
         };
         PoolActor::new(
             ServiceKey::new("shop", "cart"),

@@ -52,6 +52,7 @@ fn membership(s: &StaticService) -> Membership {
         weight: s.weight,
         h2: speaks_h2(s),
         port: s.ports.first().map(|p| p.port).unwrap_or(0),
+        exported: s.export,
     }
 }
 
@@ -163,6 +164,7 @@ impl RegistryActor {
                     if old.endpoints != s.endpoints
                         || old.weight != s.weight
                         || old.ports != s.ports
+                        || old.export != s.export
                     {
                         let m = membership(&s);
                         addr.do_send(Update {
@@ -170,6 +172,7 @@ impl RegistryActor {
                             weight: m.weight,
                             h2: m.h2,
                             port: m.port,
+                            exported: m.exported,
                         });
                     }
                     if old.endpoints != s.endpoints || old.probe != s.probe {

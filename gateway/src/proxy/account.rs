@@ -28,24 +28,14 @@ pub fn account(
             // The class of the status the caller got (a 403 or 400 is not the upstream's 5xx).
             ctx.metrics
                 .requests
-                .with_label_values(&[
-                    service.as_str(),
-                    rc.src_cluster.as_str(),
-                    "none",
-                    class(e.status()),
-                ])
+                .with_label_values(&[service.as_str(), rc.src_label(), "none", class(e.status())])
                 .inc();
         }
         None => {
             let dst = rc.dst.as_deref().unwrap_or("none");
             ctx.metrics
                 .requests
-                .with_label_values(&[
-                    service.as_str(),
-                    rc.src_cluster.as_str(),
-                    dst,
-                    class(status),
-                ])
+                .with_label_values(&[service.as_str(), rc.src_label(), dst, class(status)])
                 .inc();
             ctx.metrics
                 .duration
@@ -61,7 +51,7 @@ pub fn account(
             method = %method,
             path = %path,
             service = %service,
-            src_cluster = %rc.src_cluster,
+            src_cluster = %rc.src_label(),
             dst_cluster = %rc.dst.as_deref().unwrap_or("-"),
             endpoint = %rc.endpoint.as_deref().unwrap_or("-"),
             status = status.as_u16(),

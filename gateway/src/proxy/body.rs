@@ -42,9 +42,10 @@ pub enum RequestBody {
 }
 
 impl RequestBody {
-    /// Buffers `body` when its exact length is known and at most [`MAX_REPLAY_BYTES`]. A
-    /// failure while reading it is the client's (its connection broke or it sent garbage).
-    pub async fn read<B>(body: B) -> Result<Self, ProxyError>
+    /// Buffers `body` when its exact length is known and at most [`MAX_REPLAY_BYTES`], within
+    /// `deadline`. A failure while reading it is the client's (its connection broke, it sent
+    /// garbage, or it was too slow).
+    pub async fn read<B>(body: B, deadline: std::time::Duration) -> Result<Self, ProxyError>
     where
         B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
@@ -53,9 +54,14 @@ impl RequestBody {
             Some(0) => Ok(Self::Buffered(Bytes::new())),
             // Includes unary gRPC with a known length; streaming calls have no known length.
             Some(n) if n <= MAX_REPLAY_BYTES => {
-                let collected = body.collect().await.map_err(|e| ProxyError::ClientBody {
-                    message: e.into().to_string(),
-                })?;
+                let collected = tokio::time::timeout(deadline, body.collect())
+                    .await
+                    .map_err(|_| ProxyError::BodyTimeout {
+                        ms: deadline.as_millis() as u64,
+                    })?
+                    .map_err(|e| ProxyError::ClientBody {
+                        message: e.into().to_string(),
+                    })?;
                 Ok(Self::Buffered(collected.to_bytes()))
             }
             _ => Ok(Self::Once(Some(boxed(body)))),
@@ -82,7 +88,8 @@ mod tests {
 
     #[tokio::test]
     async fn small_bodies_replay_and_streams_go_once() {
-        let mut small = RequestBody::read(Full::new(Bytes::from_static(b"abc")))
+        let t = std::time::Duration::from_secs(5);
+        let mut small = RequestBody::read(Full::new(Bytes::from_static(b"abc")), t)
             .await
             .unwrap();
         assert!(small.replayable());
@@ -94,7 +101,7 @@ mod tests {
         let chunks = futures::stream::iter(vec![Ok::<_, Infallible>(hyper::body::Frame::data(
             Bytes::from_static(b"x"),
         ))]);
-        let mut once = RequestBody::read(http_body_util::StreamBody::new(chunks))
+        let mut once = RequestBody::read(http_body_util::StreamBody::new(chunks), t)
             .await
             .unwrap();
         assert!(!once.replayable());
@@ -102,6 +109,6 @@ mod tests {
         assert!(once.take().is_none());
         // Too large to buffer.
         let big = Full::new(Bytes::from(vec![0u8; MAX_REPLAY_BYTES as usize + 1]));
-        assert!(!RequestBody::read(big).await.unwrap().replayable());
+        assert!(!RequestBody::read(big, t).await.unwrap().replayable());
     }
 }

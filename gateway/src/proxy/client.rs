@@ -26,16 +26,21 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub fn new(connect_timeout: Duration) -> Self {
+    /// Clients that connect within `connect_timeout` and accept response heads of at most
+    /// `max_header_bytes`.
+    pub fn new(connect_timeout: Duration, max_header_bytes: usize) -> Self {
         let mut conn = HttpConnector::new();
         conn.set_nodelay(true);
         conn.set_connect_timeout(Some(connect_timeout));
+        let list = u32::try_from(max_header_bytes).unwrap_or(u32::MAX);
         Self {
             local: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
+                .http1_max_buf_size(max_header_bytes.max(8192))
                 .build(conn.clone()),
             h2: Client::builder(TokioExecutor::new())
                 .http2_only(true)
+                .http2_max_header_list_size(list)
                 .pool_idle_timeout(Duration::from_secs(60))
                 .build(conn),
         }

@@ -66,19 +66,52 @@ pub struct ProxyCtx {
     pub tls: Option<Arc<TlsCtx>>,
     /// Tells open connections to finish and close on shutdown.
     pub drain: Drain,
+    /// The HTTP server with the listener limits (header time and size, h2 streams, resets).
+    pub server: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    /// Tunnels (raw TCP, east-west CONNECT) open at once, shared by every worker.
+    pub tunnels: Arc<tokio::sync::Semaphore>,
+}
+
+/// What every worker's [`ProxyCtx`] shares; each worker builds its own clients, budget and
+/// server from it.
+#[derive(Clone)]
+pub struct ProxyParts {
+    pub tables: Tables,
+    pub me: Locality,
+    pub cfg: Arc<GatewayConfig>,
+    pub metrics: Arc<Metrics>,
+    pub passive: mpsc::Sender<PassiveSignal>,
+    pub tls: Option<Arc<TlsCtx>>,
+    pub drain: Drain,
+    /// Tunnels (raw TCP, east-west CONNECT) open at once, across every worker.
+    pub tunnels: Arc<tokio::sync::Semaphore>,
 }
 
 impl ProxyCtx {
-    pub fn new(
-        tables: Tables,
-        me: Locality,
-        cfg: Arc<GatewayConfig>,
-        metrics: Arc<Metrics>,
-        passive: mpsc::Sender<PassiveSignal>,
-        tls: Option<Arc<TlsCtx>>,
-        drain: Drain,
-    ) -> Arc<Self> {
-        let clients = Clients::new(Duration::from_millis(cfg.timeouts.connect_ms));
+    pub fn new(parts: &ProxyParts) -> Arc<Self> {
+        let ProxyParts {
+            tables,
+            me,
+            cfg,
+            metrics,
+            passive,
+            tls,
+            drain,
+            tunnels,
+        } = parts.clone();
+        let l = &cfg.limits;
+        let clients = Clients::new(
+            Duration::from_millis(cfg.timeouts.connect_ms),
+            l.max_header_bytes,
+        );
+        let server = warden_federation::limits::ServerLimits {
+            header_read_timeout: Duration::from_millis(l.header_read_timeout_ms),
+            max_header_bytes: l.max_header_bytes,
+            max_concurrent_streams: l.max_concurrent_streams,
+            max_pending_reset_streams: l.max_pending_reset_streams,
+            h2_keepalive: Duration::from_millis(l.h2_keepalive_ms),
+        }
+        .builder();
         let budget = RetryBudget::new(
             cfg.retries.budget_percent,
             cfg.retries.min_retries_per_second,
@@ -93,6 +126,8 @@ impl ProxyCtx {
             budget,
             tls,
             drain,
+            server,
+            tunnels,
         })
     }
 
@@ -115,9 +150,9 @@ pub struct RequestCtx {
     pub started: Instant,
     /// The verified mTLS identity of the peer gateway (east-west with mTLS).
     pub peer: Option<Arc<SpiffeId>>,
-    /// The calling cluster: this one for local callers; the east-west header's claim
-    /// otherwise (bounded, for labels).
-    pub src_cluster: String,
+    /// The calling cluster: this one for local callers; on the east-west hop the claimed
+    /// one once verified (registered with the peer's trust domain), else `None`.
+    pub src_cluster: Option<String>,
     /// The caller speaks gRPC: errors are answered as gRPC statuses.
     pub grpc: bool,
     pub trace: TraceContext,
@@ -131,6 +166,9 @@ pub struct RequestCtx {
     pub endpoint: Option<String>,
     pub retries: u32,
 }
+
+/// The label value of a service or cluster that is not known (or not verified).
+pub const UNKNOWN: &str = "unknown";
 
 /// Header carrying the calling cluster on the east-west hop.
 pub const SOURCE_HEADER: &str = "x-warden-source-cluster";
@@ -146,14 +184,10 @@ impl RequestCtx {
         path: &str,
         headers: &HeaderMap,
     ) -> Self {
+        // East-west: set by authorization, from the verified peer.
         let src_cluster = match listener {
-            Listener::Outbound | Listener::Tcp(_) => ctx.me.cluster.clone(),
-            Listener::EastWest => headers
-                .get(SOURCE_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| v.len() <= 63)
-                .unwrap_or("unknown")
-                .to_string(),
+            Listener::Outbound | Listener::Tcp(_) => Some(ctx.me.cluster.clone()),
+            Listener::EastWest => None,
         };
         let access = (ctx.cfg.telemetry.access_log
             && tracing::enabled!(target: "warden::access", tracing::Level::INFO))
@@ -173,11 +207,17 @@ impl RequestCtx {
         }
     }
 
-    /// The service label (`ns/svc`, or `-` before the service is named).
+    /// The service label: `ns/svc` of a known service, else `unknown` (bounded: a label never
+    /// comes from an unknown name a client made up).
     pub fn service_label(&self) -> String {
         self.service
             .as_ref()
             .map(|k| k.to_string())
-            .unwrap_or_else(|| "-".into())
+            .unwrap_or_else(|| UNKNOWN.into())
+    }
+
+    /// The source-cluster label: a verified cluster, else `unknown`.
+    pub fn src_label(&self) -> &str {
+        self.src_cluster.as_deref().unwrap_or(UNKNOWN)
     }
 }

@@ -49,6 +49,16 @@ pub enum ProxyError {
     },
     #[error("reading the request body failed: {message}")]
     ClientBody { message: String },
+    #[error("the request body did not arrive within {ms} ms")]
+    BodyTimeout { ms: u64 },
+    #[error("this gateway has {max} tunnels open, its limit")]
+    TunnelLimit { max: usize },
+    /// A malformed request head; `field` names the offending header.
+    #[error("{field}: {message}")]
+    BadRequest {
+        field: &'static str,
+        message: String,
+    },
 }
 
 impl ProxyError {
@@ -65,6 +75,9 @@ impl ProxyError {
             Self::Upstream { .. } => "upstream_reset",
             Self::Forbidden { .. } => "forbidden",
             Self::ClientBody { .. } => "client_body",
+            Self::BodyTimeout { .. } => "body_timeout",
+            Self::TunnelLimit { .. } => "tunnel_limit",
+            Self::BadRequest { .. } => "bad_request",
         }
     }
 
@@ -73,10 +86,13 @@ impl ProxyError {
             Self::NoService
             | Self::UnknownService(_)
             | Self::Forbidden { .. }
-            | Self::ClientBody { .. } => Blame::Downstream,
-            Self::NoHealthyUpstream(_) | Self::NoLocalEndpoint(_) | Self::PortNotRouted { .. } => {
-                Blame::Internal
-            }
+            | Self::ClientBody { .. }
+            | Self::BodyTimeout { .. }
+            | Self::BadRequest { .. } => Blame::Downstream,
+            Self::NoHealthyUpstream(_)
+            | Self::NoLocalEndpoint(_)
+            | Self::PortNotRouted { .. }
+            | Self::TunnelLimit { .. } => Blame::Internal,
             Self::Connect { .. } | Self::Timeout { .. } | Self::Upstream { .. } => Blame::Upstream,
         }
     }
@@ -89,7 +105,9 @@ impl ProxyError {
     /// The HTTP status a client sees.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::NoService | Self::ClientBody { .. } => StatusCode::BAD_REQUEST,
+            Self::NoService | Self::ClientBody { .. } | Self::BadRequest { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Self::UnknownService(_) | Self::PortNotRouted { .. } => StatusCode::NOT_FOUND,
             Self::NoHealthyUpstream(_) | Self::NoLocalEndpoint(_) | Self::Connect { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -97,20 +115,23 @@ impl ProxyError {
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::TunnelLimit { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// The gRPC status code a gRPC client sees (`grpc-status`).
     pub fn grpc_status(&self) -> u8 {
         match self {
-            Self::NoService | Self::ClientBody { .. } => 3, // INVALID_ARGUMENT
+            Self::NoService | Self::ClientBody { .. } | Self::BadRequest { .. } => 3, // INVALID_ARGUMENT
             Self::UnknownService(_) | Self::PortNotRouted { .. } => 12, // UNIMPLEMENTED
-            Self::Timeout { .. } => 4,                      // DEADLINE_EXCEEDED
-            Self::Forbidden { .. } => 7,                    // PERMISSION_DENIED
+            Self::Timeout { .. } | Self::BodyTimeout { .. } => 4,       // DEADLINE_EXCEEDED
+            Self::Forbidden { .. } => 7,                                // PERMISSION_DENIED
             Self::NoHealthyUpstream(_)
             | Self::NoLocalEndpoint(_)
             | Self::Connect { .. }
-            | Self::Upstream { .. } => 14, // UNAVAILABLE
+            | Self::Upstream { .. }
+            | Self::TunnelLimit { .. } => 14, // UNAVAILABLE
         }
     }
 }

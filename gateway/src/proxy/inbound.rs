@@ -24,17 +24,42 @@ use crate::key::ServiceKey;
 /// Header naming the service port on a CONNECT over the east-west hop.
 pub const PORT_HEADER: &str = "x-warden-port";
 
-/// Checks an east-west caller against the service's authorization policies. Without mTLS
-/// (no verified peer) there is no identity to check: the listener is then plaintext by
-/// configuration and belongs on a private network.
+/// Checks an east-west caller, and returns its verified cluster: the service must be exported (a local-only service is not
+/// reachable from other clusters), and the caller must pass the service's authorization
+/// policies. Without mTLS there is no verified identity: any policy, or `authz.default =
+/// "deny"`, then denies (fails closed); only a plaintext listener with no policy at all lets a
+/// caller in, which the configuration allows only on loopback or by `insecure_plaintext`.
 pub fn authorize(
     ctx: &ProxyCtx,
     key: &ServiceKey,
     headers: &HeaderMap,
     peer: Option<&SpiffeId>,
-) -> Result<(), ProxyError> {
-    let Some(peer) = peer else { return Ok(()) };
+) -> Result<Option<String>, ProxyError> {
+    let exported = ctx
+        .tables
+        .local
+        .load()
+        .services
+        .get(key)
+        .is_some_and(|s| s.exported);
+    if !exported {
+        // Not exported looks the same as not there: nothing about it is told to other clusters.
+        return Err(ProxyError::UnknownService(key.to_string()));
+    }
     let remote = ctx.tables.remote.load();
+    let Some(peer) = peer else {
+        let policies = remote.security.get(key).map(Vec::len).unwrap_or(0);
+        if policies == 0 && ctx.cfg.authz.default == AuthzDefault::Allow {
+            return Ok(None);
+        }
+        return Err(deny(
+            ctx,
+            key,
+            "unauthenticated".into(),
+            None,
+            "no_verified_peer",
+        ));
+    };
     let claimed = headers.get(SOURCE_HEADER).and_then(|v| v.to_str().ok());
     // The claimed source cluster counts only if it is registered with the peer's domain.
     let cluster = claimed
@@ -57,20 +82,32 @@ pub fn authorize(
         &caller,
     );
     if d.allowed {
-        return Ok(());
+        return Ok(caller.cluster);
     }
-    let service = key.to_string();
     let policy = d.policy.unwrap_or_else(|| "default".into());
+    Err(deny(ctx, key, caller.spiffe_id, caller.cluster, &policy))
+}
+
+/// Counts and logs a denial; the error the caller gets.
+fn deny(
+    ctx: &ProxyCtx,
+    key: &ServiceKey,
+    caller: String,
+    cluster: Option<String>,
+    policy: &str,
+) -> ProxyError {
+    let service = key.to_string();
+    // Bounded labels: the service is a known local one; the policy is an id or a fixed word.
     ctx.metrics
         .authz_denied
-        .with_label_values(&[service.as_str(), policy.as_str()])
+        .with_label_values(&[service.as_str(), policy])
         .inc();
-    tracing::warn!(target: "audit", caller = %caller.spiffe_id, source_cluster = ?caller.cluster, service = %service, policy = %policy, "east-west request denied");
-    Err(ProxyError::Forbidden {
-        caller: caller.spiffe_id,
+    tracing::warn!(target: "audit", caller = %caller, source_cluster = ?cluster, service = %service, policy = %policy, "east-west request denied");
+    ProxyError::Forbidden {
+        caller,
         service,
-        policy,
-    })
+        policy: policy.to_string(),
+    }
 }
 
 /// The service and port a CONNECT asks for. A CONNECT without a port header asks for the
@@ -144,9 +181,16 @@ where
     let opened = async {
         let (key, port) = connect_target(req.headers())?;
         authorize(ctx, &key, req.headers(), peer)?;
-        connect_local(ctx, &key, port).await
+        // The permit is taken before connecting and held by the splice until it ends.
+        let max = ctx.cfg.limits.max_tunnels;
+        let permit = ctx
+            .tunnels
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ProxyError::TunnelLimit { max })?;
+        Ok::<_, ProxyError>((permit, connect_local(ctx, &key, port).await?))
     };
-    let mut upstream = match opened.await {
+    let (permit, mut upstream) = match opened.await {
         Ok(s) => s,
         Err(e) => {
             ctx.metrics
@@ -156,11 +200,13 @@ where
             return error_response(&e, false);
         }
     };
+    let idle = Duration::from_millis(ctx.cfg.limits.tunnel_idle_ms);
     tokio::spawn(async move {
+        let _permit = permit;
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let mut io = TokioIo::new(upgraded);
-                let _ = tokio::io::copy_bidirectional(&mut io, &mut upstream).await;
+                super::splice::splice(&mut io, &mut upstream, idle).await;
             }
             Err(e) => tracing::debug!(error = %e, "east-west CONNECT upgrade failed"),
         }

@@ -5,6 +5,9 @@
 //! 1. [`server`] — accept: TCP options, mTLS on the east-west listener, HTTP/1.1 or HTTP/2,
 //!    the drain signal. Raw TCP listeners go to [`tcp`].
 //! 2. [`request`] — the stage list itself, in order:
+//!    - [`headers`] — refuse a repeated or conflicting Host (400); later, in the plan, drop
+//!      hop-by-hop, `Connection`-named and caller-sent `x-warden-*` headers and give the
+//!      backend the verified caller;
 //!    - [`naming`] — name the service (authority, Host, or `x-warden-service`);
 //!    - [`inbound`] — east-west only: the caller's identity and authorization (and CONNECT);
 //!    - [`view`], [`plan`] — the routing snapshot read once, as plain data: targets, retry
@@ -17,7 +20,8 @@
 //!
 //! Shared pieces: [`context`] (the per-worker and per-request contexts), [`attempt`] (a
 //! target as plain data), [`error`], [`mtls`]
-//! (the east-west TLS listener side and connector), [`trace`] (W3C trace context).
+//! (the east-west TLS listener side and connector), [`trace`] (W3C trace context),
+//! [`splice`] (raw TCP and CONNECT tunnels, with their idle timeout).
 
 pub mod account;
 pub mod attempt;
@@ -27,6 +31,7 @@ pub mod client;
 pub mod context;
 pub mod error;
 pub mod forward;
+pub mod headers;
 pub mod inbound;
 pub mod mtls;
 pub mod naming;
@@ -34,6 +39,7 @@ pub mod plan;
 pub mod request;
 pub mod respond;
 pub mod server;
+pub mod splice;
 pub mod tcp;
 pub mod trace;
 pub mod view;

@@ -13,6 +13,7 @@ use super::attempt::{Attempt, Hop};
 use super::body::BoxBody;
 use super::context::{ProxyCtx, RequestCtx, SOURCE_HEADER};
 use super::error::ProxyError;
+use super::headers::{CALLER_HEADER, caller_value, clean};
 use super::naming::SERVICE_HEADER;
 use super::trace::TRACEPARENT;
 use super::view::ServiceView;
@@ -50,8 +51,16 @@ impl<'a> Plan<'a> {
         if let Some(e) = view.missing(key, rc.listener) {
             return Err(e);
         }
+        clean(&mut head.headers);
         head.headers.insert(TRACEPARENT, rc.trace.header());
-        strip_hop_headers(&mut head.headers);
+        // A backend learns the east-west caller only from this gateway.
+        if let Some(v) = rc
+            .peer
+            .as_deref()
+            .and_then(|p| caller_value(p, rc.src_cluster.as_deref()))
+        {
+            head.headers.insert(CALLER_HEADER, v);
+        }
         let idempotent = matches!(
             head.method,
             http::Method::GET
@@ -126,23 +135,6 @@ fn retarget<B>(req: &mut Request<B>, addr: &str) -> Result<(), ProxyError> {
     Ok(())
 }
 
-/// Removes hop-by-hop headers (RFC 9110 §7.6.1) before forwarding.
-pub fn strip_hop_headers(h: &mut http::HeaderMap) {
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "upgrade",
-    ] {
-        h.remove(name);
-    }
-    // `te: trailers` must pass for gRPC; anything else is hop-by-hop.
-    if h.get("te").is_some_and(|v| v != "trailers") {
-        h.remove("te");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::view::fixtures::{me, remote, tables};
@@ -163,7 +155,7 @@ mod tests {
             .body(())
             .unwrap();
         let (mut head, ()) = req.into_parts();
-        strip_hop_headers(&mut head.headers);
+        clean(&mut head.headers);
         let plan = Plan {
             key: &key,
             view,

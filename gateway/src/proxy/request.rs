@@ -14,6 +14,7 @@ use super::body::{BoxBody, BoxError, RequestBody};
 use super::context::{Listener, ProxyCtx, RequestCtx};
 use super::error::ProxyError;
 use super::forward::forward;
+use super::headers::check_host;
 use super::inbound;
 use super::naming::service_of;
 use super::plan::Plan;
@@ -61,7 +62,7 @@ where
     resp
 }
 
-/// name, then route; the named service stays in `rc` for the account.
+/// check the head, name, then route; a known service stays in `rc` for the account.
 async fn stages<B>(
     ctx: &Arc<ProxyCtx>,
     rc: &mut RequestCtx,
@@ -72,9 +73,13 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
+    check_host(&head.uri, &head.headers)?;
     let key = service_of(&head.uri, &head.headers, rc.listener)?;
     let routed = route(ctx, rc, &key, head, body).await;
-    rc.service = Some(key);
+    // A name nobody serves is not a label (a client could make up any number of them).
+    if !matches!(routed, Err(ProxyError::UnknownService(_))) {
+        rc.service = Some(key);
+    }
     routed
 }
 
@@ -91,9 +96,10 @@ where
     B::Error: Into<BoxError>,
 {
     if rc.listener == Listener::EastWest {
-        inbound::authorize(ctx, key, &head.headers, rc.peer.as_deref())?;
+        rc.src_cluster = inbound::authorize(ctx, key, &head.headers, rc.peer.as_deref())?;
     }
     let plan = Plan::new(ctx, rc, key, head)?;
-    let body = RequestBody::read(body).await?;
+    let deadline = std::time::Duration::from_millis(ctx.cfg.limits.body_read_timeout_ms);
+    let body = RequestBody::read(body, deadline).await?;
     forward(ctx, rc, &plan, body).await
 }

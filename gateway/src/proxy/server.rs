@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use warden_federation::trust::spiffe::SpiffeId;
 
@@ -55,8 +55,7 @@ async fn serve_http<I>(
         let (ctx, peer) = (svc_ctx.clone(), peer.clone());
         async move { Ok::<_, Infallible>(handle(&ctx, req, listener, peer).await) }
     });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection_with_upgrades(io, svc);
+    let conn = ctx.server.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
     let result = tokio::select! {
         // The connection first: no random draw per poll; the drain signal is an atomic check.

@@ -16,6 +16,7 @@ use super::attempt::{Attempt, Hop};
 use super::context::{Listener, ProxyCtx, SOURCE_HEADER};
 use super::inbound::PORT_HEADER;
 use super::naming::SERVICE_HEADER;
+use super::splice::splice;
 use super::view::{ServiceView, draws};
 use crate::key::ServiceKey;
 
@@ -29,6 +30,17 @@ pub async fn serve(ctx: Arc<ProxyCtx>, mut client: TcpStream, idx: usize) {
         tracing::warn!(service = %route.service, "tcp route names no namespace/service");
         return;
     };
+    // Each stream holds one of the gateway's tunnel permits until it ends; none left, the
+    // connection is closed at once rather than queued.
+    let Ok(_permit) = ctx.tunnels.clone().try_acquire_owned() else {
+        ctx.metrics
+            .proxy_errors
+            .with_label_values(&["tunnel_limit"])
+            .inc();
+        tracing::debug!(service = %key, "tcp connection dropped: the tunnel limit is reached");
+        return;
+    };
+    let idle = Duration::from_millis(ctx.cfg.limits.tunnel_idle_ms);
     let port = route.port;
     let view = ServiceView::load(&ctx.tables, &key, Listener::Tcp(idx));
     let over = ctx.cfg.routing.overprovisioning_percent;
@@ -48,12 +60,12 @@ pub async fn serve(ctx: Arc<ProxyCtx>, mut client: TcpStream, idx: usize) {
         let _in_flight = a.inflight.track();
         match open(&ctx, &a, &key, port, connect).await {
             Ok(Stream::Tcp(mut upstream)) => {
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                splice(&mut client, &mut upstream, idle).await;
                 return count(&ctx, &key, a.cluster);
             }
             Ok(Stream::Tunnel(upgraded)) => {
                 let mut io = TokioIo::new(upgraded);
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut io).await;
+                splice(&mut client, &mut io, idle).await;
                 return count(&ctx, &key, a.cluster);
             }
             Err(e) => {

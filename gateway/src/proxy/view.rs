@@ -170,6 +170,7 @@ pub(super) mod fixtures {
                 weight: 100,
                 h2: false,
                 port: 80,
+                exported: true,
             }),
         );
         t.local.store(Arc::new(lt));
