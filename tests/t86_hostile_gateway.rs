@@ -787,3 +787,37 @@ async fn connections_and_tunnels_are_capped() {
         "permits given back"
     );
 }
+
+/// Static endpoints on loopback are refused unless `discovery.allow_loopback_endpoints` says
+/// otherwise: with it off, the same backends get no traffic and the log says why. (The
+/// Kubernetes path, link-local and the gateway's own listeners: `tests/t95_kube.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_endpoints_need_saying() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (_node, mut east) = serving(root, "").await;
+    let cfg = std::fs::read_to_string(&east.config).unwrap();
+    let strict = cfg.replace(
+        "allow_loopback_endpoints = true",
+        "allow_loopback_endpoints = false",
+    );
+    assert_ne!(strict, cfg);
+    std::fs::write(&east.config, strict).unwrap();
+    east.gateway.restart_with(None).await;
+    let client = http();
+    let r = client
+        .get(format!("http://{}/x", east.outbound()))
+        .header("host", "cart.shop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("x-echo-server").is_none());
+    let log = std::fs::read_to_string(root.join("gateway-east.log")).unwrap();
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("endpoints refused"))
+        .unwrap_or_default();
+    assert!(line.contains("a loopback address"), "{log}");
+}

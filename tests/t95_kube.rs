@@ -95,6 +95,7 @@ healthy_threshold = 1
 unhealthy_threshold = 1
 [discovery]
 source = "kubernetes"
+allow_loopback_endpoints = true
 [discovery.kubernetes]
 probe = "/healthz"
 "#,
@@ -187,6 +188,58 @@ async fn kube_discovery_follows_the_cluster_and_reconciles_the_store() {
         (condition(&o, "Valid") == Some(("False".into(), "ServiceNotFound".into()))).then_some(())
     })
     .await;
+
+    // EndpointSlices pointing pay at a cloud metadata address and at the gateway's own admin
+    // port: refused, named in the status, and never sent traffic.
+    assert_eq!(
+        condition(&kube.object(EXPORTS, "shop", "pay"), "EndpointsAccepted"),
+        Some(("True".into(), "Accepted".into()))
+    );
+    kube.apply(
+        SLICES,
+        slice("shop", "pay", "pay-meta", "169.254.169.254:80", true),
+    );
+    kube.apply(
+        SLICES,
+        slice("shop", "pay", "pay-self", &gw.addr("admin"), true),
+    );
+    eventually(PATIENCE, "pay status EndpointsAccepted=False", || async {
+        let o = kube.object(EXPORTS, "shop", "pay");
+        (condition(&o, "EndpointsAccepted") == Some(("False".into(), "AddressRefused".into())))
+            .then_some(o)
+    })
+    .await;
+    let o = kube.object(EXPORTS, "shop", "pay").unwrap();
+    let msg = o["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "EndpointsAccepted")
+        .unwrap()["message"]
+        .to_string();
+    assert!(
+        msg.contains("169.254.169.254:80: a link-local address")
+            && msg.contains(&format!(
+                "{}: one of this gateway's own listeners",
+                gw.addr("admin")
+            )),
+        "{msg}"
+    );
+    for _ in 0..10 {
+        let r = client
+            .get(format!("http://{outbound}/x"))
+            .header("host", "pay.shop")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["x-echo-server"],
+            "cart-1",
+            "only the real endpoint"
+        );
+    }
+    assert_eq!(exported(&client, &node, "shop", "pay").await, Some(1));
 
     // Another cluster exports pay with a different port: Conflict.
     register(&client, &node, "other").await;

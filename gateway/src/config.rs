@@ -112,6 +112,14 @@ pub struct DiscoverySection {
     pub source: DiscoverySource,
     #[serde(default)]
     pub kubernetes: KubernetesSection,
+    /// Endpoints on loopback addresses (127/8, ::1) are refused unless this is true (a
+    /// single-machine setup). The gateway's own listeners are refused either way.
+    #[serde(default)]
+    pub allow_loopback_endpoints: bool,
+    /// Endpoints on link-local addresses (169.254/16 — cloud metadata — and fe80::/10) are
+    /// refused unless this is true.
+    #[serde(default)]
+    pub allow_link_local_endpoints: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

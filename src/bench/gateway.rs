@@ -50,7 +50,8 @@ fn gateway_config(
     let mut cfg = format!(
         "{extra}\n[cluster]\nname = \"{name}\"\nregion = \"{region}\"\nzone = \"{zone}\"\ntrust_domain = \"{name}.bench\"\n\
          [federation]\nendpoints = [\"http://{fed}\"]\n\
-         [listeners]\noutbound = \"127.0.0.1:0\"\neastwest = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n"
+         [listeners]\noutbound = \"127.0.0.1:0\"\neastwest = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\
+         [discovery]\nallow_loopback_endpoints = true\n"
     );
     for (svc, ep) in services {
         cfg.push_str(&format!(

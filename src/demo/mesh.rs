@@ -247,7 +247,8 @@ impl Mesh {
              [federation]\nendpoints = [{feds}]\nlease_ttl_ms = 1500\npublish_interval_ms = 200\n\
              [listeners]\noutbound = {out:?}\neastwest = {ew:?}\nadmin = {admin:?}\n\
              [health]\ninterval_ms = 200\ntimeout_ms = 200\nhealthy_threshold = 2\nunhealthy_threshold = 2\n\
-             [routing]\nfailback_ramp_ms = 1000\n{tls}reload_interval_ms = 200\n",
+             [routing]\nfailback_ramp_ms = 1000\n\
+             [discovery]\nallow_loopback_endpoints = true\n{tls}reload_interval_ms = 200\n",
             name = c.name,
             region = c.region,
             zone = c.zone,

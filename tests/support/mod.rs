@@ -602,6 +602,8 @@ healthy_threshold = 2
 unhealthy_threshold = 2
 [routing]
 failback_ramp_ms = 1000
+[discovery]
+allow_loopback_endpoints = true
 [[services]]
 namespace = "shop"
 name = "cart"

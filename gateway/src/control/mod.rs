@@ -9,6 +9,7 @@
 //! actix `Supervisor` — plus the admin server. It must run inside an actix `System`.
 //! [`GatewayHandle::drain`] stops it gracefully.
 
+pub mod addresses;
 pub mod catalog;
 pub mod catalog_view;
 pub mod certificate;
@@ -152,6 +153,22 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         local_addr("east-west", &eastwest_sock)?,
         local_addr("admin", &admin_sock)?,
     );
+    let mut tcp_socks = Vec::new();
+    let mut tcp = Vec::new();
+    for r in &cfg.listeners.tcp {
+        let sock = bind("tcp", &r.listen)?;
+        tcp.push(local_addr("tcp", &sock)?);
+        tcp_socks.push(sock);
+    }
+    // Endpoints never point at this gateway's own listeners (nor, unless allowed, at
+    // loopback or link-local addresses).
+    let guard = Arc::new(addresses::EndpointGuard::new(
+        &cfg.discovery,
+        [outbound, eastwest, admin]
+            .into_iter()
+            .chain(tcp.iter().copied())
+            .collect(),
+    ));
     let advertise = cfg
         .cluster
         .advertise
@@ -168,6 +185,11 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
     let mut initial = Vec::new();
     let mut probes: HashMap<ServiceKey, Vec<health_checker::ProbeTarget>> = HashMap::new();
     for s in &cfg.services {
+        let (s, refused) = guard.filter(s.clone());
+        if !refused.is_empty() {
+            tracing::warn!(service = %registry::key_of(&s), refused = %addresses::describe(&refused), "endpoints refused");
+        }
+        let s = &s;
         let addr = registry::spawn_pool(s, &cfg, &tables, &metrics);
         hooks.insert(
             format!("pool:{}/{}", s.namespace, s.name),
@@ -285,10 +307,7 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
             Listener::EastWest,
         ),
     ];
-    let mut tcp = Vec::new();
-    for (i, r) in cfg.listeners.tcp.iter().enumerate() {
-        let sock = bind("tcp", &r.listen)?;
-        tcp.push(local_addr("tcp", &sock)?);
+    for (i, sock) in tcp_socks.into_iter().enumerate() {
         listeners.push((format!("listener_tcp_{i}"), sock, Listener::Tcp(i)));
     }
     // A connection cap above the open-file limit never binds: accepts fail first (EMFILE).
@@ -341,8 +360,8 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
     };
     hooks.insert("publisher".into(), publisher.clone().recipient());
     if kube {
-        let (c, f, m) = (cfg.clone(), fed.clone(), metrics.clone());
-        let kd = Supervisor::start(move |_| k8s::KubeDiscoveryActor::new(c, f, registry, m));
+        let (c, f, m, g) = (cfg.clone(), fed.clone(), metrics.clone(), guard.clone());
+        let kd = Supervisor::start(move |_| k8s::KubeDiscoveryActor::new(c, f, registry, m, g));
         hooks.insert("kube_discovery".into(), kd.recipient());
     }
     if let (Some(t), Some(ctx)) = (cfg.tls.clone(), tls.as_ref()) {

@@ -9,6 +9,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use warden_federation::model::{Protocol, ServicePort};
 
 use crate::config::{KubernetesSection, StaticService};
+use crate::control::addresses::Refused;
 
 /// `warden.io/export: "true"` exports a Service without a ServiceExport.
 pub const EXPORT_ANNOTATION: &str = "warden.io/export";
@@ -29,6 +30,8 @@ pub struct Outcome {
     pub service: Option<StaticService>,
     /// Why not, for the ServiceExport's `Valid` condition: (reason, message).
     pub invalid: Option<(&'static str, String)>,
+    /// Endpoint addresses refused (see [`crate::control::addresses`]), with why.
+    pub refused: Vec<(String, Refused)>,
 }
 
 fn in_scope(cfg: &KubernetesSection, ns: &str) -> bool {
@@ -141,6 +144,7 @@ pub fn desired<'a>(
                         "ServiceNotFound",
                         format!("no Service {key} in this cluster"),
                     )),
+                    refused: Vec::new(),
                 },
             );
         }
@@ -157,6 +161,7 @@ fn outcome(
     let invalid = |reason, message: String| Outcome {
         service: None,
         invalid: Some((reason, message)),
+        refused: Vec::new(),
     };
     let (ns, name) = key_of(&svc.metadata)
         .map(|k| (k.namespace, k.name))
@@ -233,6 +238,7 @@ fn outcome(
             probe,
         }),
         invalid: None,
+        refused: Vec::new(),
     }
 }
 

@@ -28,6 +28,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
+use super::addresses::{EndpointGuard, describe};
 use super::guard::{InjectPanic, guarded, on_restart, spawn_supervised};
 use super::registry::{RegistryActor, SetServices};
 use crate::config::{GatewayConfig, StaticService};
@@ -141,15 +142,25 @@ impl Stores {
             .collect()
     }
 
-    fn desired(&self, cfg: &GatewayConfig) -> BTreeMap<Key, Outcome> {
+    /// What to export, with the endpoints `guard` refuses taken out (and kept in the
+    /// outcome, for the log and the ServiceExport status).
+    fn desired(&self, cfg: &GatewayConfig, guard: &EndpointGuard) -> BTreeMap<Key, Outcome> {
         let services = self.services.state();
         let slices = self.slices.state();
-        desired::desired(
+        let mut out = desired::desired(
             &cfg.discovery.kubernetes,
             services.iter().map(|s| s.as_ref()),
             slices.iter().map(|s| s.as_ref()),
             &self.export_keys(),
-        )
+        );
+        for o in out.values_mut() {
+            if let Some(s) = o.service.take() {
+                let (s, refused) = guard.filter(s);
+                o.service = Some(s);
+                o.refused = refused;
+            }
+        }
+        out
     }
 }
 
@@ -158,6 +169,7 @@ async fn run(
     fed: FederationClient,
     registry: Addr<RegistryActor>,
     metrics: Arc<Metrics>,
+    guard: Arc<EndpointGuard>,
 ) -> Result<(), KubeError> {
     let client = kube::Client::try_default()
         .await
@@ -233,7 +245,14 @@ async fn run(
                 }
                 if dirty_since.is_some_and(|t| now.duration_since(t) >= DEBOUNCE) {
                     dirty_since = None;
-                    outcomes = stores.desired(&cfg);
+                    let next = stores.desired(&cfg, &guard);
+                    for (key, o) in &next {
+                        let before = outcomes.get(key).map(|o: &Outcome| &o.refused);
+                        if !o.refused.is_empty() && before != Some(&o.refused) {
+                            tracing::warn!(service = %format!("{}/{}", key.namespace, key.name), refused = %describe(&o.refused), "endpoints refused");
+                        }
+                    }
+                    outcomes = next;
                     let services: Vec<StaticService> =
                         outcomes.values().filter_map(|o| o.service.clone()).collect();
                     if last_sent.as_ref() != Some(&services) {
@@ -307,6 +326,7 @@ pub struct KubeDiscoveryActor {
     fed: FederationClient,
     registry: Addr<RegistryActor>,
     metrics: Arc<Metrics>,
+    guard: Arc<EndpointGuard>,
     restarts: u32,
     task: Option<tokio::task::AbortHandle>,
 }
@@ -317,12 +337,14 @@ impl KubeDiscoveryActor {
         fed: FederationClient,
         registry: Addr<RegistryActor>,
         metrics: Arc<Metrics>,
+        guard: Arc<EndpointGuard>,
     ) -> Self {
         Self {
             cfg,
             fed,
             registry,
             metrics,
+            guard,
             restarts: 0,
             task: None,
         }
@@ -333,14 +355,15 @@ impl Actor for KubeDiscoveryActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let (cfg, fed, reg, m) = (
+        let (cfg, fed, reg, m, g) = (
             self.cfg.clone(),
             self.fed.clone(),
             self.registry.clone(),
             self.metrics.clone(),
+            self.guard.clone(),
         );
         let work = async move {
-            if let Err(e) = run(cfg, fed, reg, m).await {
+            if let Err(e) = run(cfg, fed, reg, m, g).await {
                 tracing::error!(error = %e, "kubernetes discovery stopped; restarting");
             }
         };

@@ -1,4 +1,5 @@
-//! ServiceExport status: the `Valid`, `Exported` and `Conflict` conditions that tell a user
+//! ServiceExport status: the `Valid`, `Exported`, `Conflict` and `EndpointsAccepted`
+//! conditions that tell a user
 //! what happened to an export (`kubectl get serviceexport -o yaml`). Pure: computes the
 //! conditions and decides whether they changed; the caller patches the status subresource.
 
@@ -8,6 +9,7 @@ use warden_federation::model::ServicePort;
 use warden_federation::wire::CatalogService;
 
 use super::desired::Outcome;
+use crate::control::addresses::describe;
 
 /// What the federation store says about one of this cluster's exports.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -105,6 +107,28 @@ pub fn conditions(outcome: Option<&Outcome>, view: &StoreView, now: &Time) -> Ve
             });
         }
     }
+    let refused = outcome.map(|o| o.refused.as_slice()).unwrap_or(&[]);
+    out.push(if refused.is_empty() {
+        cond(
+            "EndpointsAccepted",
+            true,
+            "Accepted",
+            "every ready endpoint address may receive traffic".into(),
+            now,
+        )
+    } else {
+        cond(
+            "EndpointsAccepted",
+            false,
+            "AddressRefused",
+            format!(
+                "{} endpoint address(es) refused: {}",
+                refused.len(),
+                describe(refused)
+            ),
+            now,
+        )
+    });
     out.push(if view.conflicting.is_empty() {
         cond(
             "Conflict",
@@ -182,6 +206,7 @@ mod tests {
         let ok = Outcome {
             service: None,
             invalid: None,
+            refused: Vec::new(),
         };
         let view = StoreView {
             exported: true,
