@@ -390,3 +390,74 @@ async fn east_west_over_mtls() {
     })
     .await;
 }
+
+/// A peer whose CA is rotated out of its domain's bundle loses its open connection: east keeps
+/// a pooled HTTP/2 connection to west; once the store's east.test bundle holds only a new CA,
+/// west closes that connection (GOAWAY) and east, still holding a leaf of the old CA, cannot
+/// get a new one — rather than going on over the connection verified before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_rotated_out_is_disconnected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let fed = one_node(root).await;
+    let client = http();
+    let apis = vec![fed.api.clone()];
+    let (tls_east, tls_west) = (pki(root, "east.test"), pki(root, "west.test"));
+    let mut east = cluster_with(root, "east", "r1", "z1", &apis, &tls_east).await;
+    let west = cluster_with(root, "west", "r2", "z2", &apis, &tls_west).await;
+    for b in east.backends.iter_mut() {
+        b.kill().await;
+    }
+    eventually(Duration::from_secs(20), "east → west over mTLS", || async {
+        let (s, server) = call(&client, &east.outbound()).await;
+        (s == 200 && server.starts_with("west")).then_some(())
+    })
+    .await;
+    // The pooled connection carries requests.
+    for _ in 0..5 {
+        assert_eq!(call(&client, &east.outbound()).await.0, 200);
+    }
+    let new_ca = root.join("pki-east-new");
+    warden(&[
+        "trust",
+        "init",
+        "--trust-domain",
+        "east.test",
+        "--dir",
+        &new_ca.display().to_string(),
+    ]);
+    let r = client
+        .put(fed.url(&paths::bundle("east.test")))
+        .json(&serde_json::json!({
+            "ca_bundle_pem": std::fs::read_to_string(new_ca.join("ca.pem")).unwrap()
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = eventually(
+        Duration::from_secs(20),
+        "west closed east's connection",
+        || async {
+            let text = metrics_text(&client, &west.admin()).await;
+            let revoked = metric_sum(
+                &text,
+                "warden_tls_handshake_errors_total",
+                &["listener=\"eastwest\"", "reason=\"revoked\""],
+            );
+            (revoked >= 1.0).then_some(text)
+        },
+    )
+    .await;
+    println!("{text}");
+    // From now on east cannot reach west: its old-CA leaf is refused at the handshake.
+    eventually(
+        Duration::from_secs(10),
+        "east's calls to west fail",
+        || async { (call(&client, &east.outbound()).await.0 != 200).then_some(()) },
+    )
+    .await;
+    for _ in 0..5 {
+        assert_ne!(call(&client, &east.outbound()).await.0, 200);
+    }
+}

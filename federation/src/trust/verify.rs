@@ -24,10 +24,22 @@ pub struct Bundle {
     anchors: Vec<TrustAnchor<'static>>,
 }
 
-/// CA bundles by trust domain. Readers load a snapshot; updates swap it whole.
-#[derive(Debug, Default)]
+/// CA bundles by trust domain. Readers load a snapshot; updates swap it whole, and tell
+/// [`TrustStore::subscribe`]rs (so connections verified earlier can be checked again).
+#[derive(Debug)]
 pub struct TrustStore {
     bundles: ArcSwap<HashMap<String, Arc<Bundle>>>,
+    /// Bumped on every change.
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for TrustStore {
+    fn default() -> Self {
+        Self {
+            bundles: ArcSwap::default(),
+            changes: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 /// Parses every certificate of a PEM bundle into trust anchors.
@@ -60,6 +72,7 @@ impl TrustStore {
             m.insert(trust_domain.to_string(), bundle.clone());
             m
         });
+        self.changes.send_modify(|g| *g += 1);
         Ok(())
     }
 
@@ -70,6 +83,30 @@ impl TrustStore {
             m.remove(trust_domain);
             m
         });
+        self.changes.send_modify(|g| *g += 1);
+    }
+
+    /// Wakes on every later change of any bundle.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Checks again, against the bundles loaded now, a client chain verified at its handshake:
+    /// `false` once its domain's bundle is gone or no longer has the CA that issued it (or the
+    /// certificate expired).
+    pub fn still_trusts_client(&self, chain: &[CertificateDer<'static>]) -> bool {
+        let Some((end_entity, intermediates)) = chain.split_first() else {
+            return false;
+        };
+        let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        self.verify(
+            end_entity,
+            intermediates,
+            UnixTime::now(),
+            webpki::KeyUsage::client_auth(),
+            &algs,
+        )
+        .is_ok()
     }
 
     /// Loaded bundle versions by trust domain.
@@ -252,4 +289,43 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         Ok(ServerCertVerified::assertion())
     }
     delegate_signature_checks!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::ca::{init_ca, issue_leaf};
+    use rustls::pki_types::pem::PemObject;
+    use std::time::Duration;
+
+    #[test]
+    fn a_verified_chain_is_checked_again_after_a_rotation_or_removal() {
+        let day = Duration::from_secs(86_400);
+        let (old, new) = (
+            init_ca("east.test", day).unwrap(),
+            init_ca("east.test", day).unwrap(),
+        );
+        let id = "spiffe://east.test/ns/warden/sa/gateway".parse().unwrap();
+        let leaf = issue_leaf(&old, &id, &[], day).unwrap();
+        let chain = vec![CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap()];
+        let store = TrustStore::new();
+        let mut changes = store.subscribe();
+        store.set("east.test", &old.cert_pem, 1).unwrap();
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        assert!(store.still_trusts_client(&chain));
+        // Old + new: still trusted (the staged rotation's first step).
+        store
+            .set("east.test", &format!("{}{}", old.cert_pem, new.cert_pem), 2)
+            .unwrap();
+        assert!(store.still_trusts_client(&chain));
+        // The old CA rotated out, then the domain removed: no longer.
+        store.set("east.test", &new.cert_pem, 3).unwrap();
+        assert!(!store.still_trusts_client(&chain));
+        store.set("east.test", &old.cert_pem, 4).unwrap();
+        store.remove("east.test");
+        assert!(changes.has_changed().unwrap());
+        assert!(!store.still_trusts_client(&chain));
+        assert!(!store.still_trusts_client(&[]));
+    }
 }

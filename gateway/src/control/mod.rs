@@ -236,6 +236,9 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
             (Some(ctx), Some(loaded.bundle_pem))
         }
     };
+    if let Some(t) = &tls {
+        tokio::spawn(t.clone().follow_trust());
+    }
     let drain = Drain::default();
     // One tunnel budget for the whole gateway, shared by every worker's context.
     let tunnels = Arc::new(tokio::sync::Semaphore::new(cfg.limits.max_tunnels));

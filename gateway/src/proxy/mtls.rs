@@ -34,6 +34,13 @@ pub struct TlsCtx {
     connect_timeout: Duration,
 }
 
+/// A verified client of the east-west listener: its identity, and the chain it presented (to
+/// check again when the trust bundles change).
+pub struct Peer {
+    pub id: Option<SpiffeId>,
+    pub chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+}
+
 /// Bounded reason label for a failed handshake.
 pub use warden_federation::trust::handshake_reason as reason;
 
@@ -66,7 +73,7 @@ impl TlsCtx {
         tcp: TcpStream,
         listener: &str,
         metrics: &Metrics,
-    ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, Option<SpiffeId>)> {
+    ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, Peer)> {
         match tokio::time::timeout(Duration::from_secs(10), self.server.accept(tcp)).await {
             Err(_) => {
                 metrics
@@ -90,9 +97,36 @@ impl TlsCtx {
                         .inc();
                     return None;
                 }
-                let peer = peer_id(conn.peer_certificates());
+                let peer = Peer {
+                    id: peer_id(conn.peer_certificates()),
+                    chain: conn
+                        .peer_certificates()
+                        .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
+                        .unwrap_or_default(),
+                };
+                // A resumed session skips the certificate check: the chain it carries over from
+                // the first handshake must still verify against the bundles loaded now.
+                if conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+                    && !self.store.still_trusts_client(&peer.chain)
+                {
+                    metrics
+                        .tls_errors
+                        .with_label_values(&[listener, "revoked_session"])
+                        .inc();
+                    return None;
+                }
                 Some((tls, peer))
             }
+        }
+    }
+
+    /// Drops the pooled clients whenever a trust bundle changes, so connections to remote
+    /// gateways are made — and their server certificates verified — again against the bundles
+    /// loaded now (requests already sent finish on the old connections).
+    pub async fn follow_trust(self: Arc<Self>) {
+        let mut changes = self.store.subscribe();
+        while changes.changed().await.is_ok() {
+            self.clients.store(Default::default());
         }
     }
 

@@ -2,7 +2,10 @@
 //! east-west listener (the peer's SPIFFE identity is kept for authorization), then HTTP/1.1
 //! or HTTP/2 with upgrades (CONNECT), each request handed to [`super::request::handle`]. Raw
 //! TCP listeners go to [`super::tcp`]. Every connection watches the drain signal: once the
-//! gateway drains, it finishes the requests in flight and closes.
+//! gateway drains, it finishes the requests in flight and closes. An mTLS connection also
+//! watches the trust bundles: when its peer's chain no longer verifies (the CA rotated out, the
+//! domain removed) it gets GOAWAY at once, and is dropped after `timeouts.overall_ms` if
+//! requests are still in flight.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,6 +14,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use warden_federation::trust::spiffe::SpiffeId;
+use warden_federation::trust::verify::TrustStore;
 
 use super::context::{Listener, ProxyCtx};
 use super::request::handle;
@@ -34,11 +38,31 @@ pub async fn serve_connection(ctx: Arc<ProxyCtx>, stream: TcpStream, listener: L
         let Some((stream, peer)) = tls.accept(stream, "eastwest", &ctx.metrics).await else {
             return;
         };
-        tracing::debug!(peer = ?peer.as_ref().map(|p| p.to_string()), "east-west peer");
-        let peer = peer.map(Arc::new);
-        return serve_http(ctx, TokioIo::new(stream), listener, peer, draining).await;
+        tracing::debug!(peer = ?peer.id.as_ref().map(|p| p.to_string()), "east-west peer");
+        let trust = Trust {
+            changes: tls.store.subscribe(),
+            store: tls.store.clone(),
+            chain: peer.chain,
+        };
+        let id = peer.id.map(Arc::new);
+        return serve_http(
+            ctx,
+            TokioIo::new(stream),
+            listener,
+            id,
+            draining,
+            Some(trust),
+        )
+        .await;
     }
-    serve_http(ctx, TokioIo::new(stream), listener, None, draining).await
+    serve_http(ctx, TokioIo::new(stream), listener, None, draining, None).await
+}
+
+/// What an mTLS connection re-checks its peer with when the trust bundles change.
+struct Trust {
+    changes: tokio::sync::watch::Receiver<u64>,
+    store: Arc<TrustStore>,
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 async fn serve_http<I>(
@@ -47,27 +71,67 @@ async fn serve_http<I>(
     listener: Listener,
     peer: Option<Arc<SpiffeId>>,
     mut draining: Draining,
+    mut trust: Option<Trust>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let svc_ctx = ctx.clone();
+    let who = peer.as_ref().map(|p| p.to_string());
     let svc = hyper::service::service_fn(move |req: Request| {
         let (ctx, peer) = (svc_ctx.clone(), peer.clone());
         async move { Ok::<_, Infallible>(handle(&ctx, req, listener, peer).await) }
     });
     let conn = ctx.server.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
-    let result = tokio::select! {
-        // The connection first: no random draw per poll; the drain signal is an atomic check.
-        biased;
-        r = conn.as_mut() => r,
-        _ = draining.started() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let (mut closing, mut revoked) = (false, false);
+    // After a revocation the requests in flight get this long, then the connection is dropped.
+    let grace = tokio::time::sleep(std::time::Duration::from_secs(3600));
+    tokio::pin!(grace);
+    let result = loop {
+        tokio::select! {
+            // The connection first: no random draw per poll; the drain signal is an atomic check.
+            biased;
+            r = conn.as_mut() => break r,
+            _ = draining.started(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            changed = changes(&mut trust), if !revoked => {
+                let Some(t) = trust.as_ref().filter(|_| changed) else {
+                    trust = None;
+                    continue;
+                };
+                if t.store.still_trusts_client(&t.chain) {
+                    continue;
+                }
+                // The peer's CA was rotated out or its domain removed: GOAWAY now.
+                revoked = true;
+                ctx.metrics
+                    .tls_errors
+                    .with_label_values(&["eastwest", "revoked"])
+                    .inc();
+                tracing::warn!(peer = ?who, "peer no longer trusted: closing its connection");
+                if !closing {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                let overall = std::time::Duration::from_millis(ctx.cfg.timeouts.overall_ms);
+                grace.as_mut().reset(tokio::time::Instant::now() + overall);
+            }
+            _ = &mut grace, if revoked => break Ok(()),
         }
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, ?listener, "connection ended with an error");
+    }
+}
+
+/// Waits for the next trust change: `true` on a change, `false` when there is nothing to watch
+/// (no mTLS, or the store is gone).
+async fn changes(trust: &mut Option<Trust>) -> bool {
+    match trust {
+        Some(t) => t.changes.changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 
