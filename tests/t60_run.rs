@@ -31,6 +31,8 @@ endpoints = []
 outbound = "127.0.0.1:0"
 eastwest = "127.0.0.1:0"
 admin = "127.0.0.1:0"
+[gateway.discovery]
+allow_loopback_endpoints = true
 [[gateway.services]]
 namespace = "shop"
 name = "cart"
