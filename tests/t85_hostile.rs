@@ -288,6 +288,26 @@ async fn a_plaintext_node_refuses_a_non_loopback_address() {
         .unwrap()
         .unwrap_or_default();
     assert!(line.contains("listening"), "{line}");
+    // `warden check` names the plaintext port.
+    let info: Value = serde_json::from_str(&line).unwrap();
+    let api = info["api"].as_str().unwrap().to_string();
+    let out = eventually(Duration::from_secs(20), "check sees the leader", || async {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(["check", "--timeout-ms", "1000", "--api"])
+            .arg(format!("http://{api}"))
+            .env("WARDEN_ADMIN_TOKEN", TOKEN)
+            .output()
+            .await
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.contains("leader").then_some(text)
+    })
+    .await;
+    assert!(
+        out.contains("[ warn ] node 1: its Raft port")
+            && out.contains("is plaintext on a non-loopback address"),
+        "{out}"
+    );
     let _ = started.start_kill();
     let _ = started.wait().await;
 }
@@ -333,10 +353,10 @@ async fn raft_rpcs_are_for_members_only() {
         labels: Default::default(),
         registered_at: 1,
     };
-    let write = codec::encode(&ForwardRequest::Write(Command::RegisterCluster {
+    let write = codec::encode(&ForwardRequest::Write(Box::new(Command::RegisterCluster {
         cluster,
         ca_bundle_pem: None,
-    }))
+    })))
     .unwrap();
     let vote = codec::encode(&openraft::raft::VoteRequest::new(
         openraft::Vote::new(99, 7),
@@ -466,4 +486,255 @@ async fn a_lagging_follower_catches_up_through_oversized_batches() {
         (s["last_applied"].as_u64()? >= leader_applied).then_some(())
     })
     .await;
+}
+
+/// A bearer-authenticated client for a node's API.
+fn bearer(token: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(h)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Each cluster gets its own credential at registration; it writes that cluster's lease,
+/// exports, gateway address and bundle — and nothing of another cluster's, nor anything an
+/// admin does. A gateway holding only its cluster's credential runs normally. A reissued
+/// credential replaces the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_credential_touches_only_its_own_cluster() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let node = one_node(root).await;
+    let admin = http();
+    let day = Duration::from_secs(86_400);
+    let mut creds = std::collections::BTreeMap::new();
+    for (name, td) in [("east", "east.test"), ("west", "west.test")] {
+        let ca = init_ca(td, day).unwrap();
+        let r = admin
+            .post(node.url(paths::CLUSTERS))
+            .json(&cluster_body(name, td, &ca.cert_pem))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["name"], name);
+        let cred = v["credential"].as_str().unwrap().to_string();
+        assert!(cred.starts_with(&format!("{name}.")), "{cred}");
+        creds.insert(name, cred);
+    }
+    // The store keeps only hashes: no credential appears in any read.
+    let dump = admin
+        .get(node.url(paths::CLUSTERS))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!dump.contains(creds["east"].split_once('.').unwrap().1));
+
+    let east = bearer(&creds["east"]);
+    let url = |p: &str| node.url(p);
+    let lease = json!({"ttl_ms": 5000});
+    let export = json!({"ports": [{"name": "http", "port": 80, "protocol": "http"}], "healthy_endpoints": 1, "weight": 100});
+    let new_ca = init_ca("east.test", day).unwrap();
+    let own: Vec<(reqwest::Method, String, Value)> = vec![
+        (reqwest::Method::PUT, paths::lease("east"), lease.clone()),
+        (
+            reqwest::Method::PUT,
+            paths::export("east", "shop", "cart"),
+            export.clone(),
+        ),
+        (
+            reqwest::Method::PUT,
+            paths::cluster_gateway("east"),
+            json!({"gateway": "127.0.0.1:15009"}),
+        ),
+        (
+            reqwest::Method::PUT,
+            paths::bundle("east.test"),
+            json!({"ca_bundle_pem": new_ca.cert_pem}),
+        ),
+        (
+            reqwest::Method::DELETE,
+            paths::export("east", "shop", "cart"),
+            Value::Null,
+        ),
+    ];
+    for (m, p, body) in own {
+        let mut req = east.request(m.clone(), url(&p));
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let r = req.send().await.unwrap();
+        assert!(r.status().is_success(), "{m} {p}: {}", r.status());
+    }
+    let before = last_log_index(&admin, &node).await;
+    let theirs: Vec<(reqwest::Method, String, Value)> = vec![
+        (reqwest::Method::PUT, paths::lease("west"), lease.clone()),
+        (reqwest::Method::DELETE, paths::lease("west"), Value::Null),
+        (
+            reqwest::Method::PUT,
+            paths::export("west", "shop", "cart"),
+            export.clone(),
+        ),
+        (
+            reqwest::Method::PUT,
+            paths::cluster_gateway("west"),
+            json!({"gateway": "10.9.9.9:15008"}),
+        ),
+        (
+            reqwest::Method::PUT,
+            paths::bundle("west.test"),
+            json!({"ca_bundle_pem": new_ca.cert_pem}),
+        ),
+        (
+            reqwest::Method::PUT,
+            paths::bundle("unclaimed.test"),
+            json!({"ca_bundle_pem": new_ca.cert_pem}),
+        ),
+        (
+            reqwest::Method::POST,
+            paths::cluster_credential("west"),
+            Value::Null,
+        ),
+        (
+            reqwest::Method::POST,
+            paths::CLUSTERS.to_string(),
+            cluster_body("evil", "evil.test", &new_ca.cert_pem),
+        ),
+        (reqwest::Method::DELETE, paths::cluster("west"), Value::Null),
+        (
+            reqwest::Method::POST,
+            paths::SECURITY_POLICIES.to_string(),
+            json!({"service": "shop/cart", "action": "allow", "sources": {"clusters": ["east"]}}),
+        ),
+        (
+            reqwest::Method::POST,
+            paths::JOIN_TOKENS.to_string(),
+            json!({"ttl_s": 60}),
+        ),
+        (
+            reqwest::Method::POST,
+            paths::MEMBERS.to_string(),
+            json!({"id": 9, "raft_addr": "127.0.0.1:1", "api_addr": "127.0.0.1:2"}),
+        ),
+    ];
+    for (m, p, body) in theirs {
+        let mut req = east.request(m.clone(), url(&p));
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{m} {p}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "forbidden", "{e}");
+    }
+    assert_eq!(
+        last_log_index(&admin, &node).await,
+        before,
+        "nothing refused was written"
+    );
+    // A forged credential for east, and east's secret under west's name: 401.
+    for forged in [
+        format!("east.{}", "0".repeat(64)),
+        format!("west.{}", creds["east"].split_once('.').unwrap().1),
+    ] {
+        let r = bearer(&forged)
+            .put(url(&paths::lease("east")))
+            .json(&lease)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{forged}");
+    }
+    // East reissues its own credential: the new one works, the old one no longer.
+    let r = east
+        .post(url(&paths::cluster_credential("east")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let fresh = r.json::<Value>().await.unwrap()["credential"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let old = east
+        .put(url(&paths::lease("east")))
+        .json(&lease)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status().as_u16(), 401);
+    let new = bearer(&fresh)
+        .put(url(&paths::lease("east")))
+        .json(&lease)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(new.status().as_u16(), 200);
+
+    // A gateway with only west's credential (no admin token) registers nothing, and publishes
+    // west's exports and lease.
+    let west_cred = creds["west"].clone();
+    let gw = cluster_env(
+        root,
+        "west",
+        "r2",
+        "z2",
+        std::slice::from_ref(&node.api),
+        "register = false",
+        "",
+        &[
+            ("WARDEN_ADMIN_TOKEN", ""),
+            ("WARDEN_CLUSTER_TOKEN", &west_cred),
+        ],
+    )
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "west's exports published",
+        || async {
+            let v = get_json(&admin, &node.url(paths::SERVICES)).await?;
+            v["items"]
+                .as_array()?
+                .iter()
+                .any(|i| {
+                    i["service"] == "cart"
+                        && i["clusters"]
+                            .as_array()
+                            .is_some_and(|c| c.iter().any(|c| c["cluster"] == "west"))
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    let leases = eventually(
+        Duration::from_secs(20),
+        "west renewed with its credential",
+        || async {
+            let v = get_json(&admin, &node.url(paths::LEASES)).await?;
+            let w = v["items"]
+                .as_array()?
+                .iter()
+                .find(|l| l["cluster"] == "west")?
+                .clone();
+            (w["renewed_with"] == "cluster").then_some(w)
+        },
+    )
+    .await;
+    assert_eq!(leases["has_credential"], true);
+    let log = std::fs::read_to_string(root.join("gateway-west.log")).unwrap();
+    assert!(
+        !log.contains("admin token"),
+        "no admin-token warning: {log}"
+    );
+    drop(gw);
 }

@@ -58,6 +58,15 @@ async fn check_passes_on_a_healthy_mesh_and_names_what_broke() {
     assert!(out.contains("cluster east: lease renewed"), "{out}");
     assert!(out.contains("cluster west: gateway"), "{out}");
     assert!(!out.contains("FAIL"), "{out}");
+    // These gateways self-register with the admin token: said, with what to do.
+    assert!(
+        out.contains("[ warn ] cluster east: its gateway writes with the admin token"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warden cluster credential --name east"),
+        "{out}"
+    );
 
     // A gateway stops: its lease expires and its address refuses connections.
     west.gateway.kill().await;

@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Cluster, JoinToken, Lease, SecurityPolicy, ServiceExport, TrafficPolicy};
+use crate::model::{
+    Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, TrafficPolicy,
+};
 
 /// A change to the federation state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +62,25 @@ pub enum Command {
         name: String,
         gateway: String,
         at: u64,
+    },
+    /// [`Command::RegisterCluster`], and the cluster's own API credential with it.
+    RegisterClusterWithCredential {
+        cluster: Cluster,
+        ca_bundle_pem: Option<String>,
+        credential: ClusterCredential,
+    },
+    /// [`Command::JoinCluster`], and the cluster's own API credential with it.
+    JoinClusterWithCredential {
+        token_id: String,
+        secret_sha256: String,
+        cluster: Cluster,
+        ca_bundle_pem: String,
+        credential: ClusterCredential,
+    },
+    /// Replaces a cluster's API credential (the old one stops working).
+    SetClusterCredential {
+        cluster: String,
+        credential: ClusterCredential,
     },
 }
 

@@ -151,6 +151,15 @@ pub struct JoinToken {
     pub used_by: Option<String>,
 }
 
+/// A cluster's own API credential: only the hash of its secret is stored (and replicated);
+/// the token is shown once, to whoever registered the cluster or issued it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterCredential {
+    /// Hex SHA-256 of the secret.
+    pub secret_sha256: String,
+    pub issued_at: u64,
+}
+
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

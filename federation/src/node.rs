@@ -79,7 +79,7 @@ impl FederationNode {
     /// Runs a leader operation on this node only; answers `NotLeader` if it is not the leader.
     pub async fn run_local(&self, req: &ForwardRequest) -> ForwardResponse {
         match req {
-            ForwardRequest::Write(cmd) => match self.raft.client_write(cmd.clone()).await {
+            ForwardRequest::Write(cmd) => match self.raft.client_write((**cmd).clone()).await {
                 Ok(resp) => ForwardResponse::Written(resp.data, resp.log_id.index),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     not_leader(f.leader_id, f.leader_node)
@@ -230,7 +230,7 @@ impl FederationNode {
     pub async fn write(&self, cmd: Command) -> Result<CommandResult, NodeError> {
         let deadline = Instant::now() + self.write_timeout;
         match self
-            .leader_op(ForwardRequest::Write(cmd), self.write_timeout)
+            .leader_op(ForwardRequest::Write(Box::new(cmd)), self.write_timeout)
             .await?
         {
             ForwardResponse::Written(result, index) => {

@@ -55,6 +55,11 @@ pub fn lease(cluster: &str) -> String {
     format!("{CLUSTERS}/{cluster}/lease")
 }
 
+/// `/api/v1/clusters/{name}/credential`: issue the cluster a new API credential (POST).
+pub fn cluster_credential(cluster: &str) -> String {
+    format!("{CLUSTERS}/{cluster}/credential")
+}
+
 /// `/api/v1/clusters/{name}/gateway`: correct the registered gateway address (PUT).
 pub fn cluster_gateway(cluster: &str) -> String {
     format!("{CLUSTERS}/{cluster}/gateway")

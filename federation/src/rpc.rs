@@ -12,7 +12,8 @@ use crate::types::{NodeId, NodeInfo};
 /// What a follower asks the leader to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ForwardRequest {
-    Write(Command),
+    /// Boxed: a command is much larger than the other requests (serialized the same).
+    Write(Box<Command>),
     /// Confirm leadership and return the log index a linearizable read must wait for.
     ReadIndex,
     AddMember {

@@ -12,7 +12,8 @@ use warden_raft_store::StateMachineCore;
 
 use crate::command::{Command, CommandResult, Rejection};
 use crate::model::{
-    Cluster, JoinToken, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle,
+    Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, TrafficPolicy,
+    TrustBundle,
 };
 
 /// How many changes the history keeps; a watcher further behind must re-list.
@@ -84,9 +85,17 @@ pub struct FederationState {
     pub join_tokens: BTreeMap<String, JoinToken>,
     /// The last [`HISTORY_LEN`] changes, oldest first.
     pub history: VecDeque<Change>,
+    /// Each cluster's own API credential (hashes only). Last, so that the state of an older
+    /// build — the same fields without this one — still decodes (see [`crate::state_legacy`]).
+    pub credentials: BTreeMap<String, ClusterCredential>,
 }
 
 impl FederationState {
+    /// Records a change for handlers outside this module.
+    pub(crate) fn record_change(&mut self, at: u64, event: ChangeEvent) -> u64 {
+        self.record(at, event)
+    }
+
     fn record(&mut self, at: u64, event: ChangeEvent) -> u64 {
         self.revision += 1;
         self.history.push_back(Change {
@@ -238,6 +247,7 @@ impl FederationState {
             );
         }
         self.leases.remove(name);
+        self.credentials.remove(name);
         let mut revision = self.record(
             at,
             ChangeEvent::ClusterDeleted {
@@ -450,7 +460,43 @@ impl StateMachineCore for FederationState {
             Command::SetClusterGateway { name, gateway, at } => {
                 self.set_cluster_gateway(name, gateway, *at)
             }
+            Command::RegisterClusterWithCredential {
+                cluster,
+                ca_bundle_pem,
+                credential,
+            } => {
+                let result = self.register_cluster(cluster, ca_bundle_pem.as_deref(), false);
+                self.keep_credential(&result, &cluster.name, credential);
+                result
+            }
+            Command::JoinClusterWithCredential {
+                token_id,
+                secret_sha256,
+                cluster,
+                ca_bundle_pem,
+                credential,
+            } => {
+                let result = self.apply(
+                    _log_index,
+                    &Command::JoinCluster {
+                        token_id: token_id.clone(),
+                        secret_sha256: secret_sha256.clone(),
+                        cluster: cluster.clone(),
+                        ca_bundle_pem: ca_bundle_pem.clone(),
+                    },
+                );
+                self.keep_credential(&result, &cluster.name, credential);
+                result
+            }
+            Command::SetClusterCredential {
+                cluster,
+                credential,
+            } => self.set_credential(cluster, credential),
         }
+    }
+
+    fn decode_state(bytes: &[u8]) -> Result<Self, warden_raft_store::codec::CodecError> {
+        crate::state_legacy::decode(bytes)
     }
 
     fn empty_response(&self) -> CommandResult {

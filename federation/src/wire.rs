@@ -278,6 +278,16 @@ pub struct LeaseView {
     /// When this node heard `gateway` (ms since the epoch).
     #[serde(default)]
     pub gateway_seen_at: Option<u64>,
+    /// The cluster has its own API credential (from its registration, join, or reissue).
+    #[serde(default)]
+    pub has_credential: bool,
+    /// The credential the last renewal through this node came with: `admin` or `cluster`
+    /// (soft state, like `gateway`).
+    #[serde(default)]
+    pub renewed_with: Option<String>,
+    /// When this node saw that renewal (ms since the epoch).
+    #[serde(default)]
+    pub renewed_with_at: Option<u64>,
 }
 
 /// Per trust bundle: which clusters' gateways have loaded its current version.
@@ -304,6 +314,25 @@ pub struct BundleLoad {
     /// never from the store, so it does not hold a rotation up.
     #[serde(default)]
     pub owner: bool,
+}
+
+/// A registered cluster and its own API credential, shown once: give it to the cluster's
+/// gateway (`WARDEN_CLUSTER_TOKEN`), which then needs no admin token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClusterRegistered {
+    #[serde(flatten)]
+    pub cluster: Cluster,
+    /// `<cluster>.<secret>`
+    pub credential: String,
+}
+
+/// A cluster's new API credential, shown once; the one before it no longer works.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CredentialIssued {
+    pub cluster: String,
+    /// `<cluster>.<secret>`
+    pub credential: String,
+    pub issued_at: u64,
 }
 
 /// A new join token: shown once.
@@ -348,6 +377,9 @@ pub struct MeshStatus {
     pub revision: u64,
     /// This node's wall clock (ms since the epoch), for clock-skew checks.
     pub now_ms: u64,
+    /// The node serves its API and Raft port over TLS (a `[tls]` table).
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// The answer to adding a member.

@@ -89,6 +89,23 @@ impl Default for LimitsSection {
     }
 }
 
+/// What a gateway authenticates to the federation with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// Its cluster's own credential: it may write only what is that cluster's.
+    Cluster(String),
+    /// The admin token: it may write anything (kept for gateways that register themselves).
+    Admin(String),
+}
+
+impl Credential {
+    pub fn token(&self) -> &str {
+        match self {
+            Credential::Cluster(t) | Credential::Admin(t) => t,
+        }
+    }
+}
+
 /// Logs and traces of the data path.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -244,7 +261,12 @@ pub struct ClusterSection {
 pub struct FederationSection {
     /// Base URLs of federation nodes' APIs; the gateway uses the first that answers.
     pub endpoints: Vec<String>,
-    /// Admin token for writes (exports, leases); `WARDEN_ADMIN_TOKEN` takes precedence.
+    /// This cluster's own API credential (`<cluster>.<secret>`, from its registration, join or
+    /// `warden cluster credential`): all the gateway needs to write its lease, exports and
+    /// bundle. `WARDEN_CLUSTER_TOKEN` takes precedence; either wins over an admin token.
+    pub cluster_token: Option<String>,
+    /// Admin token for writes, for a gateway that registers its cluster itself
+    /// (`cluster.register`); `WARDEN_ADMIN_TOKEN` takes precedence. Prefer `cluster_token`.
     pub admin_token: Option<String>,
     /// Lease TTL: once it expires without renewal, other gateways stop sending here.
     #[serde(default = "default_lease_ttl")]
@@ -560,6 +582,17 @@ impl GatewayConfig {
             .ok()
             .filter(|t| !t.is_empty())
             .or_else(|| self.federation.admin_token.clone())
+    }
+
+    /// The credential this gateway writes with: its cluster's own if it has one, else the
+    /// admin token, else none (reads from loopback only).
+    pub fn credential(&self) -> Option<Credential> {
+        std::env::var("WARDEN_CLUSTER_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .or_else(|| self.federation.cluster_token.clone())
+            .map(Credential::Cluster)
+            .or_else(|| self.admin_token().map(Credential::Admin))
     }
 }
 

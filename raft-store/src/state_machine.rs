@@ -32,6 +32,11 @@ pub trait StateMachineCore: Default + Serialize + DeserializeOwned + Send + Sync
     fn apply(&mut self, log_index: u64, request: &Self::Request) -> Self::Response;
     /// The response recorded for entries that carry no request (blank and membership entries).
     fn empty_response(&self) -> Self::Response;
+    /// Decodes a snapshot of the state. The default is the codec's; a state that grew a
+    /// field may also read the shape an older build wrote.
+    fn decode_state(bytes: &[u8]) -> Result<Self, codec::CodecError> {
+        codec::decode(bytes)
+    }
 }
 
 /// The in-memory application state, shared with readers.
@@ -125,7 +130,7 @@ where
             _c: PhantomData,
         };
         if let Some((meta, data)) = load_snapshot::<C>(&sm.db)? {
-            let state: S = codec::decode(&data).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+            let state: S = S::decode_state(&data).map_err(|e| sm_err(ErrorVerb::Read, e))?;
             *sm.state.write().map_err(|_| lock_err())? = state;
             sm.last_applied = meta.last_log_id;
             sm.membership = meta.last_membership.clone();
@@ -261,7 +266,7 @@ where
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<C::NodeId>> {
         let data = snapshot.into_inner();
-        let new_state: S = codec::decode(&data).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        let new_state: S = S::decode_state(&data).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         // Durable first: if we crash after this, restart restores the installed snapshot.
         save_snapshot::<C>(&self.db, meta, &data)?;
         *self.state.write().map_err(|_| lock_err())? = new_state;

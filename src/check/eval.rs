@@ -208,7 +208,88 @@ pub fn merge_adverts(into: &mut LeaseList, seen: &LeaseList) {
             l.gateway = other.gateway.clone();
             l.gateway_seen_at = other.gateway_seen_at;
         }
+        if other.renewed_with_at > l.renewed_with_at {
+            l.renewed_with = other.renewed_with.clone();
+            l.renewed_with_at = other.renewed_with_at;
+        }
     }
+}
+
+/// Which credential each cluster's gateway writes with: its own, or — a warning — the admin
+/// token, which could rewrite every other cluster's records too.
+pub fn credentials(leases: &LeaseList) -> Vec<Item> {
+    let fix = |name: &str| {
+        format!(
+            "issue it its own: `warden cluster credential --name {name}`, give that to its gateway (WARDEN_CLUSTER_TOKEN or federation.cluster_token) and take the admin token away from it"
+        )
+    };
+    let mut out = Vec::new();
+    for l in &leases.items {
+        let name = l.cluster.as_str();
+        let (level, what) = match (l.renewed_with.as_deref(), l.has_credential) {
+            (Some("admin"), _) => (
+                Level::Warn,
+                format!(
+                    "cluster {name}: its gateway writes with the admin token (it could rewrite any cluster's records)"
+                ),
+            ),
+            (_, false) => (
+                Level::Warn,
+                format!(
+                    "cluster {name}: has no credential of its own (registered before cluster credentials), so its gateway holds the admin token"
+                ),
+            ),
+            (Some("cluster"), true) => (
+                Level::Ok,
+                format!("cluster {name}: its gateway writes with its own credential"),
+            ),
+            _ => continue,
+        };
+        let fix = (level != Level::Ok).then(|| fix(name));
+        out.push(Item { level, what, fix });
+    }
+    out
+}
+
+/// Listeners that speak plaintext on an address other machines reach: a federation node
+/// without `[tls]` on a non-loopback API or Raft address (it runs only with
+/// `insecure_plaintext = true`), and a cluster whose registered east-west gateway is not on
+/// loopback but has no trust bundle (no mTLS).
+pub fn plaintext(
+    members: &[MemberView],
+    clusters: &Listing<Cluster>,
+    bundled: &[String],
+) -> Vec<Item> {
+    let exposed = |addr: &str| !warden_federation::config::is_loopback(addr);
+    let mut out = Vec::new();
+    for m in members {
+        let Ok(s) = &m.status else { continue };
+        if s.tls {
+            continue;
+        }
+        let Some(me) = s.members.iter().find(|x| x.id == s.node_id) else {
+            continue;
+        };
+        for (what, addr) in [("API", &me.api_addr), ("Raft port", &me.raft_addr)] {
+            if exposed(addr) {
+                out.push(item(
+                    Level::Warn,
+                    format!("node {}: its {what} {addr} is plaintext on a non-loopback address", m.id),
+                    Some("give the node a [tls] table (docs/trust.md); until then anyone who reaches that address can read, and over Raft write, the store"),
+                ));
+            }
+        }
+    }
+    for c in &clusters.items {
+        if exposed(&c.gateway) && !bundled.contains(&c.trust_domain) {
+            out.push(item(
+                Level::Warn,
+                format!("cluster {}: its east-west gateway {} has no trust bundle: plaintext on a non-loopback address", c.name, c.gateway),
+                Some("give that gateway a [tls] table (its own CA, docs/trust.md): without mTLS no caller is verified"),
+            ));
+        }
+    }
+    out
 }
 
 /// Whether every cluster with a live lease loaded the current bundle of each trust domain.
@@ -382,5 +463,66 @@ mod tests {
             f,
             vec!["trust bundle west.test v3: not loaded by east (has v2)"]
         );
+    }
+
+    #[test]
+    fn gateways_on_the_admin_token_warn_and_the_newest_renewal_counts() {
+        let mut ls: LeaseList = serde_json::from_value(json!({"revision": 1, "now": 10_000, "items": [
+            {"cluster": "a", "renewed_at": 9_500, "ttl_ms": 1_500, "expired_by_this_node_clock": false,
+             "has_credential": true, "renewed_with": "admin", "renewed_with_at": 9_000},
+            {"cluster": "b", "renewed_at": 9_500, "ttl_ms": 1_500, "expired_by_this_node_clock": false,
+             "has_credential": false},
+            {"cluster": "c", "renewed_at": 9_500, "ttl_ms": 1_500, "expired_by_this_node_clock": false,
+             "has_credential": true, "renewed_with": "cluster", "renewed_with_at": 9_400}
+        ]}))
+        .unwrap();
+        let items = credentials(&ls);
+        let levels: Vec<Level> = items.iter().map(|i| i.level).collect();
+        assert_eq!(levels, [Level::Warn, Level::Warn, Level::Ok]);
+        assert!(items[0].what.contains("admin token"), "{:?}", items[0]);
+        assert!(
+            items[0]
+                .fix
+                .as_ref()
+                .unwrap()
+                .contains("warden cluster credential --name a")
+        );
+        assert!(items[1].what.contains("no credential of its own"));
+        // Another node saw a's gateway renew with its own credential later: that counts.
+        let seen: LeaseList = serde_json::from_value(json!({"revision": 1, "now": 10_000, "items": [
+            {"cluster": "a", "renewed_at": 9_500, "ttl_ms": 1_500, "expired_by_this_node_clock": false,
+             "has_credential": true, "renewed_with": "cluster", "renewed_with_at": 9_600}
+        ]}))
+        .unwrap();
+        merge_adverts(&mut ls, &seen);
+        assert_eq!(credentials(&ls)[0].level, Level::Ok);
+    }
+
+    #[test]
+    fn plaintext_on_non_loopback_addresses_warns() {
+        let node = |id: u64, api: &str, raft: &str, tls: bool| {
+            let status = json!({"node_id": id, "state": "Leader", "leader": id, "leader_api": null,
+                "term": 1, "last_log_index": 1, "last_applied": 1, "snapshot": null,
+                "members": [{"id": id, "api_addr": api, "raft_addr": raft, "role": "voter"}],
+                "revision": 1, "now_ms": 1, "tls": tls});
+            MemberView {
+                id,
+                api: api.into(),
+                status: Ok(serde_json::from_value(status).unwrap()),
+                skew_ms: None,
+            }
+        };
+        let members = [
+            node(1, "127.0.0.1:7700", "127.0.0.1:7701", false),
+            node(2, "10.0.0.2:7700", "127.0.0.1:7701", false),
+            node(3, "10.0.0.3:7700", "10.0.0.3:7701", true),
+        ];
+        let cs = clusters(&[("a", "127.0.0.1:15008"), ("b", "10.0.0.9:15008")]);
+        let items = plaintext(&members, &cs, &[]);
+        let whats: Vec<&str> = items.iter().map(|i| i.what.as_str()).collect();
+        assert_eq!(items.len(), 2, "{whats:?}");
+        assert!(whats[0].starts_with("node 2: its API 10.0.0.2:7700"));
+        assert!(whats[1].starts_with("cluster b: its east-west gateway 10.0.0.9:15008"));
+        assert!(plaintext(&members[..1], &cs, &["t".into()]).is_empty());
     }
 }

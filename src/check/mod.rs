@@ -2,7 +2,8 @@
 //! member for their view, then reports quorum and leader, each node's reachability, lag and
 //! clock skew, each cluster's lease, whether every cluster loaded the current trust bundles,
 //! and whether each cluster's east-west gateway accepts connections from where the check runs and
-//! presents a certificate its registered trust bundle verifies.
+//! presents a certificate its registered trust bundle verifies. It warns about listeners that
+//! are plaintext on non-loopback addresses and about gateways that write with the admin token.
 //! Every failing item says what to do; the exit code is non-zero when any item fails.
 
 pub mod eval;
@@ -214,6 +215,13 @@ pub async fn run(args: CheckArgs) -> Result<bool> {
                 }
             }
             items.extend(eval::leases(&clusters, &leases));
+            items.extend(eval::credentials(&leases));
+            let bundled: Vec<String> = bundles
+                .iter()
+                .flat_map(|b| &b.items)
+                .map(|b| b.trust_domain.clone())
+                .collect();
+            items.extend(eval::plaintext(&members, &clusters, &bundled));
             items.extend(gateways(&clusters, bundles.as_ref(), timeout).await);
         }
         _ => items.push(Item {

@@ -21,7 +21,8 @@ pub struct Conn {
         global = true
     )]
     pub api: String,
-    /// Admin bearer token (needed for writes).
+    /// Bearer token for writes: the admin token, or a cluster credential (that cluster's own
+    /// records only).
     #[arg(
         long,
         env = "WARDEN_ADMIN_TOKEN",
@@ -106,6 +107,14 @@ pub enum ClusterCmd {
         /// key=value, repeatable.
         #[arg(long = "label")]
         labels: Vec<String>,
+    },
+    /// Issue a cluster a new API credential (admin, or the cluster's current credential); the
+    /// previous one stops working. Give it to the cluster's gateway as WARDEN_CLUSTER_TOKEN.
+    Credential {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        name: String,
     },
     /// Make a single-use, expiring join token (the API must be served over TLS).
     JoinToken {
@@ -258,6 +267,14 @@ pub async fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
             let pem = ca_bundle.as_deref().map(read_pem).transpose()?;
             let req = cluster.registration(pem, label_map);
             print(&conn.client()?.register_cluster(&req).await?);
+        }
+        ClusterCmd::Credential { conn, name } => {
+            let c = conn.client()?.new_credential(&name).await?;
+            println!("{}", c.credential);
+            eprintln!(
+                "the credential of cluster {} (shown once; the previous one no longer works): give it to its gateway as WARDEN_CLUSTER_TOKEN or federation.cluster_token",
+                c.cluster
+            );
         }
         ClusterCmd::JoinToken { conn, ttl_seconds } => {
             let t = conn.client()?.create_join_token(ttl_seconds).await?;

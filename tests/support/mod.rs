@@ -563,6 +563,31 @@ pub async fn cluster_opts(
     cluster_extra: &str,
     extra: &str,
 ) -> ClusterProcs {
+    cluster_env(
+        root,
+        name,
+        region,
+        zone,
+        federation,
+        cluster_extra,
+        extra,
+        &[],
+    )
+    .await
+}
+
+/// [`cluster_opts`] with extra environment variables for the gateway (e.g. its credential).
+#[allow(clippy::too_many_arguments)]
+pub async fn cluster_env(
+    root: &Path,
+    name: &str,
+    region: &str,
+    zone: &str,
+    federation: &[String],
+    cluster_extra: &str,
+    extra: &str,
+    env: &[(&str, &str)],
+) -> ClusterProcs {
     let mut backends = Vec::new();
     for i in 1..=2 {
         backends.push(echo(root, &format!("{name}-{i}"), "127.0.0.1:0").await);
@@ -627,7 +652,8 @@ probe = "tcp"
         "--config".into(),
         path.display().to_string(),
     ];
-    let gateway = Proc::start(&args, &root.join(format!("gateway-{name}.log"))).await;
+    let log = root.join(format!("gateway-{name}.log"));
+    let gateway = Proc::start_env(&args, &log, env).await;
     ClusterProcs {
         name: name.to_string(),
         gateway,

@@ -1,6 +1,9 @@
-//! Who may call the API: writes need the admin bearer token or an admin SPIFFE identity's
-//! client certificate; reads are open to loopback callers and need the token from elsewhere;
-//! a joining cluster authenticates with its join token (checked by the handler).
+//! Who may call the API. Writes need the admin bearer token, an admin SPIFFE identity's
+//! client certificate, or — for what is a cluster's own — that cluster's credential
+//! (`<cluster>.<secret>`, see [`crate::credential`] and [`super::scope`]). Reads are open to
+//! loopback callers and need a credential from elsewhere; a joining cluster authenticates with
+//! its join token (checked by the handler). The caller is left in the request's extensions as
+//! a [`Caller`].
 
 use std::net::SocketAddr;
 
@@ -9,25 +12,45 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::common::Node;
+use super::common::{Node, state};
 use super::error::ApiError;
+use crate::credential;
 use crate::paths;
 use crate::trust::spiffe::PeerIdentity;
 
-/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
-fn token_matches(given: &[u8], expected: &[u8]) -> bool {
-    if given.len() != expected.len() {
-        return false;
-    }
-    given
-        .iter()
-        .zip(expected)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The admin token or an admin identity.
+    Admin,
+    /// A cluster's own credential.
+    Cluster(String),
+    /// No credential (a loopback read, or a join with its join token).
+    Anonymous,
 }
 
 /// The middleware in front of every route.
-pub async fn auth(State(node): State<Node>, req: Request, next: Next) -> Response {
+pub async fn auth(State(node): State<Node>, mut req: Request, next: Next) -> Response {
+    let caller = match identify(&node, &req) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    if let Caller::Cluster(cluster) = &caller {
+        let allowed = match state(&node) {
+            Ok(s) => super::scope::cluster_may(req.method(), req.uri().path(), cluster, |td| {
+                s.domain_owner(td).map(str::to_string)
+            }),
+            Err(e) => return e.into_response(),
+        };
+        if let Err(why) = allowed {
+            return ApiError::new(StatusCode::FORBIDDEN, "forbidden", why).into_response();
+        }
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+fn identify(node: &Node, req: &Request) -> Result<Caller, ApiError> {
     let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
     let loopback = req
         .extensions()
@@ -37,7 +60,7 @@ pub async fn auth(State(node): State<Node>, req: Request, next: Next) -> Respons
     // A joining cluster authenticates with its join token, not the admin token.
     let is_join = *req.method() == Method::POST && req.uri().path() == paths::JOIN;
     if (is_read && loopback) || is_join {
-        return next.run(req).await;
+        return Ok(Caller::Anonymous);
     }
     // An admin identity proven by a client certificate (API over TLS).
     let admin_cert = req
@@ -46,26 +69,31 @@ pub async fn auth(State(node): State<Node>, req: Request, next: Next) -> Respons
         .and_then(|p| p.0.as_ref())
         .is_some_and(|id| node.admin_spiffe_ids.iter().any(|a| a == id));
     if admin_cert {
-        return next.run(req).await;
+        return Ok(Caller::Admin);
     }
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(t) if token_matches(t.as_bytes(), node.admin_token.as_bytes()) => next.run(req).await,
-        Some(_) => ApiError::new(
+    let Some(token) = given else {
+        return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "the bearer token is not valid",
-        )
-        .into_response(),
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "this request needs an Authorization: Bearer <admin token> header",
-        )
-        .into_response(),
+            "this request needs an Authorization: Bearer <admin token or cluster credential> header",
+        ));
+    };
+    if credential::same(token.as_bytes(), node.admin_token.as_bytes()) {
+        return Ok(Caller::Admin);
     }
+    if let Some((cluster, secret)) = credential::parse(token)
+        && state(node)?.credential_matches(cluster, secret)
+    {
+        return Ok(Caller::Cluster(cluster.to_string()));
+    }
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "the bearer token is not valid",
+    ))
 }

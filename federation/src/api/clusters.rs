@@ -11,12 +11,16 @@ use axum::response::{IntoResponse, Response};
 use super::body::JsonBody;
 use super::common::{Node, Params, check_registration, read_barrier, state, written};
 use super::error::ApiError;
-use super::error::responses::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
+use super::error::responses::{
+    BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable,
+};
 use crate::clock::now_ms;
 use crate::command::Command;
+use crate::credential;
 use crate::model::{Cluster, validate_dns_label, validate_host_port};
 use crate::wire::{
-    ClusterStatus, ExportedService, GatewayBody, GatewayProbe, LeaseState, Listing, RegisterCluster,
+    ClusterRegistered, ClusterStatus, CredentialIssued, ExportedService, GatewayBody, GatewayProbe,
+    LeaseState, Listing, RegisterCluster,
 };
 
 #[utoipa::path(
@@ -25,7 +29,7 @@ use crate::wire::{
     tag = "clusters",
     request_body = RegisterCluster,
     responses(
-        (status = 201, description = "Registered", body = Cluster),
+        (status = 201, description = "Registered, with the cluster's own API credential (shown once)", body = ClusterRegistered),
         BadRequest, Unauthorized, Conflict, Unavailable
     )
 )]
@@ -45,10 +49,54 @@ pub(super) async fn register(
         req.ca_bundle_pem.as_deref(),
     )?;
     check_registration(&node, &cluster, false)?;
-    let answer = cluster.clone();
-    let cmd = Command::RegisterCluster {
+    let issued = issue(&cluster.name)?;
+    let answer = ClusterRegistered {
+        cluster: cluster.clone(),
+        credential: issued.token,
+    };
+    let cmd = Command::RegisterClusterWithCredential {
         cluster,
         ca_bundle_pem: req.ca_bundle_pem,
+        credential: issued.stored,
+    };
+    written(node.write(cmd).await?, StatusCode::CREATED, Some(answer))
+}
+
+/// A new credential for `cluster`, or why there is none.
+pub(super) fn issue(cluster: &str) -> Result<credential::Issued, ApiError> {
+    credential::issue(cluster, now_ms()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "no randomness for a credential",
+        )
+    })
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/clusters/{name}/credential",
+    tag = "clusters",
+    params(("name" = String, Path, description = "Cluster name")),
+    responses(
+        (status = 201, description = "The cluster's new API credential (shown once); the previous one stops working", body = CredentialIssued),
+        BadRequest, Unauthorized, Forbidden, NotFound, Unavailable
+    )
+)]
+pub(super) async fn new_credential(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    validate_dns_label("name", &name)?;
+    let issued = issue(&name)?;
+    let answer = CredentialIssued {
+        cluster: name.clone(),
+        credential: issued.token,
+        issued_at: issued.stored.issued_at,
+    };
+    let cmd = Command::SetClusterCredential {
+        cluster: name,
+        credential: issued.stored,
     };
     written(node.write(cmd).await?, StatusCode::CREATED, Some(answer))
 }

@@ -21,21 +21,16 @@ use crate::clock::now_ms;
 use crate::command::Command;
 use crate::model::{Cluster, JoinToken};
 use crate::trust::digest::sha256_hex;
-use crate::wire::{JoinRequest, JoinTokenIssued, TokenRequest};
+use crate::wire::{ClusterRegistered, JoinRequest, JoinTokenIssued, TokenRequest};
 
 fn random_hex(n: usize) -> Result<String, ApiError> {
-    use ring::rand::SecureRandom;
-    let mut buf = vec![0u8; n];
-    ring::rand::SystemRandom::new()
-        .fill(&mut buf)
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "no randomness",
-            )
-        })?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    crate::credential::random_hex(n).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "no randomness",
+        )
+    })
 }
 
 #[utoipa::path(
@@ -92,7 +87,7 @@ pub(super) async fn create_token(
     tag = "trust",
     request_body = JoinRequest,
     responses(
-        (status = 201, description = "Registered with its trust bundle", body = Cluster),
+        (status = 201, description = "Registered with its trust bundle, with the cluster's own API credential (shown once)", body = ClusterRegistered),
         BadRequest, Forbidden, Conflict, TooManyRequests, Unavailable
     )
 )]
@@ -132,13 +127,18 @@ pub(super) async fn join(
         .check_join_token(id, &secret_sha256, cluster.registered_at)
         .map_err(|why| ApiError::new(StatusCode::FORBIDDEN, "join_token_rejected", why))?;
     check_registration(&node, &cluster, true)?;
-    let answer = cluster.clone();
+    let issued = super::clusters::issue(&cluster.name)?;
+    let answer = ClusterRegistered {
+        cluster: cluster.clone(),
+        credential: issued.token,
+    };
     let result = node
-        .write(Command::JoinCluster {
+        .write(Command::JoinClusterWithCredential {
             token_id: id.to_string(),
             secret_sha256,
             cluster,
             ca_bundle_pem: req.ca_bundle_pem,
+            credential: issued.stored,
         })
         .await?;
     written(result, StatusCode::CREATED, Some(answer))

@@ -2,15 +2,18 @@
 //! `DELETE` the same (a draining gateway withdraws it, so peers stop sending at once), and
 //! `GET /api/v1/leases`.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::auth::Caller;
 use super::body::JsonBody;
 use super::common::{Node, Params, read_barrier, state, written};
 use super::error::ApiError;
 use super::error::responses::{BadRequest, NotFound, Unauthorized, Unavailable};
+use crate::advertised::CredentialKind;
 use crate::clock::now_ms;
 use crate::command::{Command, CommandResult};
 use crate::model::{Lease, validate_dns_label, validate_host_port};
@@ -30,6 +33,7 @@ use crate::wire::{LeaseBody, LeaseList, LeaseView};
 pub(super) async fn renew(
     State(node): State<Node>,
     Path(name): Path<String>,
+    caller: Option<Extension<Caller>>,
     JsonBody(body): JsonBody<LeaseBody>,
 ) -> Result<Response, ApiError> {
     validate_dns_label("name", &name)?;
@@ -54,6 +58,15 @@ pub(super) async fn renew(
         CommandResult::Applied { .. } => {
             if let Some(gw) = &body.gateway {
                 node.advertised.record(&lease.cluster, gw, lease.renewed_at);
+            }
+            let kind = match caller.map(|Extension(c)| c) {
+                Some(Caller::Cluster(_)) => Some(CredentialKind::Cluster),
+                Some(Caller::Admin) => Some(CredentialKind::Admin),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                node.advertised
+                    .renewed_with(&lease.cluster, kind, lease.renewed_at);
             }
             Ok(Json(lease).into_response())
         }
@@ -103,7 +116,11 @@ pub(super) async fn list(State(node): State<Node>, params: Params) -> Result<Res
         .values()
         .map(|l| {
             let advert = node.advertised.get(&l.cluster);
+            let renewal = node.advertised.renewal(&l.cluster);
             LeaseView {
+                has_credential: state.credentials.contains_key(&l.cluster),
+                renewed_with: renewal.map(|r| r.credential.as_str().to_string()),
+                renewed_with_at: renewal.map(|r| r.seen_at),
                 cluster: l.cluster.clone(),
                 renewed_at: l.renewed_at,
                 ttl_ms: l.ttl_ms,

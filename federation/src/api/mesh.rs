@@ -57,6 +57,7 @@ pub(super) async fn status(State(node): State<Node>) -> Result<Response, ApiErro
         members,
         revision,
         now_ms: now_ms(),
+        tls: node.ca_pin.is_some(),
     })
     .into_response())
 }

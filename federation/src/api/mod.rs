@@ -14,6 +14,7 @@ mod leases;
 mod mesh;
 mod policies;
 mod policy_crud;
+pub mod scope;
 mod services;
 mod trust;
 mod watch;
@@ -90,6 +91,7 @@ fn routes() -> OpenApiRouter<Node> {
         .routes(routes!(clusters::get_one, clusters::remove))
         .routes(routes!(clusters::status))
         .routes(routes!(clusters::set_gateway))
+        .routes(routes!(clusters::new_credential))
         .routes(routes!(leases::renew, leases::withdraw))
         .routes(routes!(leases::list))
         .routes(routes!(trust::status))

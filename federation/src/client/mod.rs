@@ -24,9 +24,10 @@ use serde::de::DeserializeOwned;
 use crate::model::{Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle};
 use crate::paths;
 use crate::wire::{
-    AddMember, BundleBody, BundleStatus, CatalogService, ClusterStatus, ErrorBody, ExportBody,
-    GatewayBody, JoinRequest, JoinTokenIssued, LeaseBody, LeaseList, Listing, MemberAdded,
-    MeshStatus, PolicyBody, Ready, RegisterCluster, RoutingCatalog, SecurityBody, TokenRequest,
+    AddMember, BundleBody, BundleStatus, CatalogService, ClusterRegistered, ClusterStatus,
+    CredentialIssued, ErrorBody, ExportBody, GatewayBody, JoinRequest, JoinTokenIssued, LeaseBody,
+    LeaseList, Listing, MemberAdded, MeshStatus, PolicyBody, Ready, RegisterCluster,
+    RoutingCatalog, SecurityBody, TokenRequest,
 };
 
 /// How long one request may take (watch streams excepted).
@@ -249,13 +250,22 @@ impl FederationClient {
     // ---- clusters ----
 
     /// Registers a cluster (409 [`ClientError::Conflict`] if the name is taken).
-    pub async fn register_cluster(&self, req: &RegisterCluster) -> Result<Cluster, ClientError> {
+    pub async fn register_cluster(
+        &self,
+        req: &RegisterCluster,
+    ) -> Result<ClusterRegistered, ClientError> {
         self.send(Method::POST, paths::CLUSTERS, req).await
     }
 
     /// Registers a cluster with a join token.
-    pub async fn join(&self, req: &JoinRequest) -> Result<Cluster, ClientError> {
+    pub async fn join(&self, req: &JoinRequest) -> Result<ClusterRegistered, ClientError> {
         self.send(Method::POST, paths::JOIN, req).await
+    }
+
+    /// Issues `cluster` a new API credential (the previous one stops working).
+    pub async fn new_credential(&self, cluster: &str) -> Result<CredentialIssued, ClientError> {
+        self.send(Method::POST, &paths::cluster_credential(cluster), &())
+            .await
     }
 
     /// Makes a single-use join token valid for `ttl_s` seconds.

@@ -333,7 +333,14 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         listener_addrs.push(addr);
     }
 
-    let token = cfg.admin_token();
+    let credential = cfg.credential();
+    if let Some(crate::config::Credential::Admin(_)) = &credential {
+        tracing::warn!(
+            "this gateway writes to the federation with the admin token; give it its cluster's own credential (federation.cluster_token or WARDEN_CLUSTER_TOKEN; `warden cluster credential --name {}`) and take the admin token away",
+            cfg.cluster.name
+        );
+    }
+    let token = credential.as_ref().map(|c| c.token().to_string());
     let fed_ca = match &cfg.federation.ca_bundle {
         Some(p) => Some(
             std::fs::read_to_string(p)

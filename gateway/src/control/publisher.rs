@@ -30,6 +30,7 @@ use warden_federation::wire::{ExportBody, LeaseBody, RegisterCluster};
 use super::exports::ExportSet;
 use super::guard::{InjectPanic, guarded, on_restart, spawn_supervised};
 use super::pool::GetCounts;
+use crate::config::Credential;
 use crate::config::GatewayConfig;
 use crate::key::ServiceKey;
 use crate::metrics::Metrics;
@@ -122,7 +123,15 @@ impl Job {
     /// is published (rotation goes through the trust API).
     async fn register(&self) -> Result<(), ClientError> {
         let c = &self.cfg.cluster;
-        match self.fed.register_cluster(&self.registration()).await {
+        // A cluster credential exists only for a registered cluster (and cannot register one).
+        let registered = match self.cfg.credential() {
+            Some(Credential::Cluster(_)) => Err(ClientError::Conflict {
+                code: "already_exists".into(),
+                message: "registered already (this gateway holds its credential)".into(),
+            }),
+            _ => self.fed.register_cluster(&self.registration()).await,
+        };
+        match registered {
             Ok(_) => {
                 tracing::info!(cluster = %c.name, gateway = %self.advertise, "cluster registered");
                 Ok(())
@@ -173,7 +182,7 @@ impl Job {
         // listener (a pod IP, a wildcard) may be the wrong one to give other clusters.
         if !self.cfg.cluster.register
             || self.cfg.cluster.advertise.is_none()
-            || self.cfg.admin_token().is_none()
+            || self.cfg.credential().is_none()
         {
             return;
         }
