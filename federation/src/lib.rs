@@ -20,6 +20,7 @@
 
 pub mod advertised;
 pub mod api;
+pub mod change;
 pub mod client;
 pub mod clock;
 pub mod command;

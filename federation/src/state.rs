@@ -10,11 +10,13 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 use warden_raft_store::StateMachineCore;
 
+pub use crate::change::{Change, ChangeEvent, ExportKey};
 use crate::command::{Command, CommandResult, Rejection};
 use crate::model::{
     Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, TrafficPolicy,
     TrustBundle,
 };
+use crate::state_legacy::WithoutCredentials;
 
 /// How many changes the history keeps; a watcher further behind must re-list.
 pub const HISTORY_LEN: usize = 10_000;
@@ -23,49 +25,6 @@ pub const HISTORY_LEN: usize = 10_000;
 /// another version). Bump it when a persisted type changes shape; appending an enum variant
 /// does not change it.
 pub const DATA_FORMAT: u32 = 1;
-
-/// One change as a watcher sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ChangeEvent {
-    ClusterPut(Cluster),
-    ClusterDeleted {
-        name: String,
-    },
-    ServicePut(ServiceExport),
-    ServiceDeleted {
-        cluster: String,
-        namespace: String,
-        service: String,
-    },
-    TrustBundlePut(TrustBundle),
-    TrustBundleDeleted {
-        trust_domain: String,
-    },
-    LeaseRenewed(Lease),
-    PolicyPut(TrafficPolicy),
-    PolicyDeleted {
-        id: String,
-    },
-    SecurityPolicyPut(SecurityPolicy),
-    SecurityPolicyDeleted {
-        id: String,
-    },
-    // New variants go last: snapshots name variants by their index.
-    LeaseWithdrawn {
-        cluster: String,
-    },
-}
-
-/// A numbered change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change {
-    pub revision: u64,
-    pub at: u64,
-    pub event: ChangeEvent,
-}
-
-/// Key of an export: (cluster, namespace, service).
-pub type ExportKey = (String, String, String);
 
 /// Everything the federation agrees on.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -378,6 +337,23 @@ impl FederationState {
     }
 }
 
+impl From<WithoutCredentials> for FederationState {
+    fn from(old: WithoutCredentials) -> Self {
+        FederationState {
+            revision: old.revision,
+            clusters: old.clusters,
+            exports: old.exports,
+            trust_bundles: old.trust_bundles,
+            leases: old.leases,
+            policies: old.policies,
+            security_policies: old.security_policies,
+            join_tokens: old.join_tokens,
+            history: old.history,
+            credentials: BTreeMap::new(),
+        }
+    }
+}
+
 impl StateMachineCore for FederationState {
     type Request = Command;
     type Response = CommandResult;
@@ -496,7 +472,12 @@ impl StateMachineCore for FederationState {
     }
 
     fn decode_state(bytes: &[u8]) -> Result<Self, warden_raft_store::codec::CodecError> {
-        crate::state_legacy::decode(bytes)
+        match warden_raft_store::codec::decode::<FederationState>(bytes) {
+            Ok(s) => Ok(s),
+            Err(current) => crate::state_legacy::decode(bytes)
+                .map(FederationState::from)
+                .map_err(|_| current),
+        }
     }
 
     fn empty_response(&self) -> CommandResult {
@@ -507,6 +488,35 @@ impl StateMachineCore for FederationState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_from_before_credentials_still_decodes() {
+        use warden_raft_store::codec;
+        // The older shape, as an older build encodes it.
+        let old = WithoutCredentials {
+            revision: 42,
+            ..Default::default()
+        };
+        let bytes = codec::encode(&old).unwrap();
+        let s = FederationState::decode_state(&bytes).unwrap();
+        assert_eq!(s.revision, 42);
+        assert!(s.credentials.is_empty());
+        // The current shape round-trips; garbage is still an error.
+        let mut now = FederationState {
+            revision: 7,
+            ..Default::default()
+        };
+        now.credentials.insert(
+            "east".into(),
+            ClusterCredential {
+                secret_sha256: "ab".into(),
+                issued_at: 1,
+            },
+        );
+        let back = FederationState::decode_state(&codec::encode(&now).unwrap()).unwrap();
+        assert_eq!(back.credentials.len(), 1);
+        assert!(FederationState::decode_state(&[1, 2, 3]).is_err());
+    }
     use crate::model::{Lease, TrafficPolicy};
     use crate::model::{Protocol, ServicePort};
 

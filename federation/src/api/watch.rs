@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use super::common::{Node, Params, state};
 use super::error::ApiError;
 use super::error::responses::{BadRequest, Unauthorized};
-use crate::state::{Change, ChangeEvent};
+use crate::change::{Change, ChangeEvent};
 use crate::wire::{REVISION_COMPACTED, WatchEvent, WatchLine};
 
 const HEARTBEAT: Duration = Duration::from_secs(10);

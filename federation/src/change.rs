@@ -1,0 +1,49 @@
+//! The change history's types: what a watcher sees and how exports are keyed. Shared by the
+//! replicated state, the older-state reader and the watch stream.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle};
+
+/// One change as a watcher sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeEvent {
+    ClusterPut(Cluster),
+    ClusterDeleted {
+        name: String,
+    },
+    ServicePut(ServiceExport),
+    ServiceDeleted {
+        cluster: String,
+        namespace: String,
+        service: String,
+    },
+    TrustBundlePut(TrustBundle),
+    TrustBundleDeleted {
+        trust_domain: String,
+    },
+    LeaseRenewed(Lease),
+    PolicyPut(TrafficPolicy),
+    PolicyDeleted {
+        id: String,
+    },
+    SecurityPolicyPut(SecurityPolicy),
+    SecurityPolicyDeleted {
+        id: String,
+    },
+    // New variants go last: snapshots name variants by their index.
+    LeaseWithdrawn {
+        cluster: String,
+    },
+}
+
+/// A numbered change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub revision: u64,
+    pub at: u64,
+    pub event: ChangeEvent,
+}
+
+/// Key of an export: (cluster, namespace, service).
+pub type ExportKey = (String, String, String);
