@@ -200,3 +200,56 @@ async fn watch_resumes_across_leader_change() {
     let names: BTreeSet<&str> = seen.iter().map(|(_, n)| n.as_str()).collect();
     assert_eq!(names.len(), 40);
 }
+
+/// A watch without `from_revision` starts now: a heartbeat at the current revision, then only
+/// the changes after it (it used to replay from revision 0, and once the history had been
+/// trimmed, answer 410 to every such watcher).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_without_a_revision_starts_now() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = three_nodes(tmp.path()).await;
+    let client = http();
+    for i in 0..5 {
+        assert_eq!(
+            register(&client, &nodes[0], &format!("old{i}")).await,
+            Some(201)
+        );
+    }
+    let now = cluster_names(&client, &nodes[0]).await.unwrap().0;
+    let resp = client
+        .get(nodes[0].url(paths::WATCH))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut body = resp.bytes_stream();
+    let mut buf = Vec::new();
+    let mut lines: Vec<Value> = Vec::new();
+    let mut wrote = false;
+    while lines.iter().filter(|v| v["type"] == "cluster.put").count() < 1 {
+        let chunk = tokio::time::timeout(Duration::from_secs(20), body.next())
+            .await
+            .expect("a line within 20 s")
+            .expect("the stream goes on")
+            .unwrap();
+        buf.extend_from_slice(&chunk);
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            lines.push(serde_json::from_slice(&line).expect("each line is JSON"));
+        }
+        if !wrote && !lines.is_empty() {
+            wrote = true;
+            assert_eq!(register(&client, &nodes[0], "new").await, Some(201));
+        }
+    }
+    assert_eq!(lines[0]["type"], "heartbeat", "{lines:?}");
+    assert_eq!(lines[0]["revision"], now, "{lines:?}");
+    let puts: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v["type"] == "cluster.put")
+        .collect();
+    assert_eq!(puts.len(), 1, "no older change is replayed: {lines:?}");
+    assert_eq!(puts[0]["cluster"]["name"], "new");
+    assert!(puts[0]["revision"].as_u64().unwrap() > now);
+}

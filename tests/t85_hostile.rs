@@ -738,3 +738,68 @@ async fn a_cluster_credential_touches_only_its_own_cluster() {
     );
     drop(gw);
 }
+
+/// The federation API's listener bounds, each with its status: a head over
+/// `limits.max_header_bytes` gets 431, a head not finished in time 408, a JSON body not
+/// finished in time 408 `body_timeout` (nothing written); 300 clients trickling one header
+/// byte a second are all closed at the header timeout while a normal client is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_bounds_heads_bodies_and_trickling_clients() {
+    const TRICKLERS: usize = 300;
+    let tmp = tempfile::tempdir().unwrap();
+    let node = one_node_with(
+        tmp.path(),
+        "limits.max_header_bytes = 8192\nlimits.header_read_timeout_ms = 1500\nlimits.body_read_timeout_ms = 1000",
+    )
+    .await;
+    let client = http();
+    let api = node.api.clone();
+    let within = Duration::from_secs(20);
+    let before = last_log_index(&client, &node).await;
+
+    let big = format!(
+        "GET /api/v1/clusters HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(12 * 1024)
+    );
+    let got = raw_http(&api, big.as_bytes(), within).await;
+    assert!(got.starts_with("HTTP/1.1 431 "), "oversized head: {got:?}");
+    let got = raw_http(&api, b"GET /api/v1/clusters HTTP/1.1\r\nHo", within).await;
+    assert!(got.starts_with("HTTP/1.1 408 "), "late head: {got:?}");
+    let post = format!(
+        "POST /api/v1/clusters HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"name\": \"slow"
+    );
+    let got = raw_http(&api, post.as_bytes(), within).await;
+    assert!(got.starts_with("HTTP/1.1 408 "), "late body: {got:?}");
+    assert!(got.contains("body_timeout"), "{got:?}");
+
+    // Trickling clients: one byte a second each, until the node closes them.
+    use tokio::io::AsyncWriteExt;
+    let mut conns = Vec::with_capacity(TRICKLERS);
+    for _ in 0..TRICKLERS {
+        let mut s = tokio::net::TcpStream::connect(&api).await.unwrap();
+        s.write_all(b"G").await.unwrap();
+        conns.push(s);
+    }
+    let head = b"ET /api/v1/clusters HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaa";
+    let mut closed = vec![false; TRICKLERS];
+    let mut served_meanwhile = 0;
+    for round in 0..15 {
+        trickle(&mut conns, &mut closed, head, round);
+        if round < 2 && cluster_names(&client, &node).await.is_some() {
+            served_meanwhile += 1;
+        }
+        if closed.iter().all(|c| *c) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let gone = closed.iter().filter(|c| **c).count();
+    println!("api: {gone} of {TRICKLERS} trickling connections closed by the node");
+    assert_eq!(served_meanwhile, 2, "a normal client is served meanwhile");
+    assert_eq!(gone, TRICKLERS, "every trickling connection is closed");
+    assert_eq!(
+        last_log_index(&client, &node).await,
+        before,
+        "nothing was written"
+    );
+}

@@ -312,19 +312,7 @@ async fn slowloris_connections_are_closed_at_the_header_timeout() {
     let mut rss_peak = 0;
     let mut served_meanwhile = 0;
     for round in 0..20 {
-        for (i, s) in conns.iter_mut().enumerate() {
-            if closed[i] {
-                continue;
-            }
-            let mut buf = [0u8; 512];
-            closed[i] = match s.try_read(&mut buf) {
-                Ok(_) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    s.try_write(&head[round % head.len()..][..1]).is_err()
-                }
-                Err(_) => true,
-            };
-        }
+        trickle(&mut conns, &mut closed, head, round);
         rss_peak = rss_peak.max(rss_kib(pid));
         if round < 2 && call(&client, &out).await.0 == 200 {
             served_meanwhile += 1;
@@ -820,4 +808,59 @@ async fn loopback_endpoints_need_saying() {
         .find(|l| l.contains("endpoints refused"))
         .unwrap_or_default();
     assert!(line.contains("a loopback address"), "{log}");
+}
+
+/// The outbound listener's head and body bounds, each answered with its status: a head over
+/// `max_header_bytes` gets 431, a head not finished in time 408, a buffered body not
+/// finished in time 408 `body_timeout` (the backend never sees it); a normal client is
+/// served throughout. The admin listener answers a late head 408 too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_and_bodies_get_their_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_node, east) = serving(
+        tmp.path(),
+        "[limits]\nmax_header_bytes = 8192\nheader_read_timeout_ms = 1500\nbody_read_timeout_ms = 1000\n",
+    )
+    .await;
+    let (client, out, admin) = (http(), east.outbound(), east.admin());
+    let within = Duration::from_secs(20);
+
+    let big = format!(
+        "GET /hello HTTP/1.1\r\nHost: cart.shop\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(12 * 1024)
+    );
+    let got = raw_http(&out, big.as_bytes(), within).await;
+    assert!(got.starts_with("HTTP/1.1 431 "), "oversized head: {got:?}");
+    // Just under the limit is served.
+    let fits = format!(
+        "GET /hello HTTP/1.1\r\nHost: cart.shop\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(6 * 1024)
+    );
+    let got = raw_http(&out, fits.as_bytes(), within).await;
+    assert!(
+        got.starts_with("HTTP/1.1 200 "),
+        "head under the limit: {got:?}"
+    );
+
+    let got = raw_http(&out, b"GET /hello HTTP/1.1\r\nHost: cart.sh", within).await;
+    assert!(got.starts_with("HTTP/1.1 408 "), "late head: {got:?}");
+    let got = raw_http(&admin, b"GET /metrics HTTP/1.1\r\nHo", within).await;
+    assert!(
+        got.starts_with("HTTP/1.1 408 "),
+        "late head on admin: {got:?}"
+    );
+
+    let got = raw_http(
+        &out,
+        b"POST /hello HTTP/1.1\r\nHost: cart.shop\r\nContent-Length: 100\r\n\r\nonly ten b",
+        within,
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 408 "), "late body: {got:?}");
+    assert!(
+        got.to_ascii_lowercase()
+            .contains("x-warden-error: body_timeout"),
+        "{got:?}"
+    );
+    assert_eq!(call(&client, &out).await.0, 200);
 }

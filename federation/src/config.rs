@@ -52,6 +52,9 @@ pub struct NodeConfig {
     /// reach the Raft port could then act as a member. Only for a network nobody else reaches.
     #[serde(default)]
     pub insecure_plaintext: bool,
+    /// Bounds on what a peer may send to the API and Raft listeners.
+    #[serde(default)]
+    pub limits: NodeLimits,
 }
 
 fn default_drain_timeout_ms() -> u64 {
@@ -105,6 +108,84 @@ impl Default for RaftTuning {
             snapshot_after_logs: 10_000,
             keep_logs_after_snapshot: 1_000,
             max_rpc_bytes: warden_raft_store::codec::MAX_DECODE_BYTES,
+        }
+    }
+}
+
+/// The bounds of the API and Raft listeners (`[limits]`); see `docs/security.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeLimits {
+    /// HTTP/1.1: a request head must arrive within this (408 after it); an idle keep-alive
+    /// connection waits at most this long for its next request.
+    pub header_read_timeout_ms: u64,
+    /// Largest request head: 431 beyond it (HTTP/1.1); HTTP/2's header list size.
+    pub max_header_bytes: usize,
+    /// API connections served at once; more wait in the kernel's backlog.
+    pub max_api_connections: usize,
+    /// Raft connections served at once; more wait in the kernel's backlog.
+    pub max_raft_connections: usize,
+    /// A JSON request body must arrive within this (408 `body_timeout` after it).
+    pub body_read_timeout_ms: u64,
+    /// HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 streams a client may reset before they were accepted; beyond it GOAWAY.
+    pub max_pending_reset_streams: usize,
+    /// HTTP/2 ping interval, and how long a ping may wait for its answer.
+    pub h2_keepalive_ms: u64,
+}
+
+impl Default for NodeLimits {
+    fn default() -> Self {
+        let http = crate::limits::ServerLimits::default();
+        Self {
+            header_read_timeout_ms: http.header_read_timeout.as_millis() as u64,
+            max_header_bytes: http.max_header_bytes,
+            max_api_connections: 1024,
+            max_raft_connections: 256,
+            body_read_timeout_ms: 30_000,
+            max_concurrent_streams: http.max_concurrent_streams,
+            max_pending_reset_streams: http.max_pending_reset_streams,
+            h2_keepalive_ms: http.h2_keepalive.as_millis() as u64,
+        }
+    }
+}
+
+impl NodeLimits {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let zero = [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("h2_keepalive_ms", self.h2_keepalive_ms),
+            ("max_api_connections", self.max_api_connections as u64),
+            ("max_raft_connections", self.max_raft_connections as u64),
+            (
+                "max_concurrent_streams",
+                u64::from(self.max_concurrent_streams),
+            ),
+        ]
+        .into_iter()
+        .find(|(_, v)| *v == 0);
+        if let Some((name, _)) = zero {
+            return Err(ConfigError::Invalid(format!("limits.{name} must be > 0")));
+        }
+        if self.max_header_bytes < 8192 {
+            return Err(ConfigError::Invalid(
+                "limits.max_header_bytes must be >= 8192".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The HTTP server bounds these say.
+    pub fn server(&self) -> crate::limits::ServerLimits {
+        use std::time::Duration;
+        crate::limits::ServerLimits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            max_header_bytes: self.max_header_bytes,
+            max_concurrent_streams: self.max_concurrent_streams,
+            max_pending_reset_streams: self.max_pending_reset_streams,
+            h2_keepalive: Duration::from_millis(self.h2_keepalive_ms),
         }
     }
 }
@@ -194,6 +275,7 @@ impl NodeConfig {
                 warden_raft_store::codec::MAX_DECODE_BYTES
             )));
         }
+        self.limits.validate()?;
         if self.tls.is_none() && !self.insecure_plaintext {
             for (what, addr) in [
                 ("raft_listen", &self.raft_listen),
@@ -237,5 +319,49 @@ impl NodeConfig {
             ));
         }
         Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_parses_and_states_the_default_limits() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/federation-1.toml");
+        let cfg = NodeConfig::load(&path).unwrap();
+        let (l, d) = (&cfg.limits, NodeLimits::default());
+        assert_eq!(
+            (
+                l.header_read_timeout_ms,
+                l.max_header_bytes,
+                l.body_read_timeout_ms
+            ),
+            (
+                d.header_read_timeout_ms,
+                d.max_header_bytes,
+                d.body_read_timeout_ms
+            )
+        );
+        assert_eq!(
+            (
+                l.max_api_connections,
+                l.max_raft_connections,
+                l.max_concurrent_streams
+            ),
+            (
+                d.max_api_connections,
+                d.max_raft_connections,
+                d.max_concurrent_streams
+            )
+        );
+        assert_eq!(
+            (l.max_pending_reset_streams, l.h2_keepalive_ms),
+            (d.max_pending_reset_streams, d.h2_keepalive_ms)
+        );
+        let mut bad = cfg.clone();
+        bad.limits.max_api_connections = 0;
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("limits.max_api_connections"), "{e}");
     }
 }

@@ -26,6 +26,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod credential;
+pub mod head_timeout;
 pub mod limits;
 pub mod metrics;
 pub mod model;

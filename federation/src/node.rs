@@ -60,6 +60,8 @@ pub struct FederationNode {
     pub join_attempts: crate::ratelimit::PerSource,
     /// Largest Raft RPC body this node accepts.
     pub max_rpc_bytes: usize,
+    /// Bounds of the API and Raft listeners.
+    pub limits: crate::config::NodeLimits,
 }
 
 fn not_leader(leader_id: Option<NodeId>, leader_node: Option<NodeInfo>) -> ForwardResponse {

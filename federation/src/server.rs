@@ -160,10 +160,6 @@ pub fn raft_router(node: Node) -> Router {
         .with_state(node)
 }
 
-/// Connections each server accepts at once; more wait in the kernel's backlog.
-const MAX_API_CONNECTIONS: usize = 1024;
-const MAX_RAFT_CONNECTIONS: usize = 256;
-
 /// Serves Raft RPC until shutdown: h2c, or mTLS (client certificate mandatory) with `tls`.
 pub fn spawn_raft_server(
     listener: TcpListener,
@@ -172,15 +168,8 @@ pub fn spawn_raft_server(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> tokio::task::JoinHandle<()> {
     let app = raft_router(node.clone());
-    tokio::spawn(serve(
-        listener,
-        app,
-        tls,
-        stop,
-        node,
-        "raft",
-        MAX_RAFT_CONNECTIONS,
-    ))
+    let max = node.limits.max_raft_connections;
+    tokio::spawn(serve(listener, app, tls, stop, node, "raft", max))
 }
 
 /// Serves the REST API until shutdown: plain HTTP, or HTTPS with `tls`.
@@ -191,15 +180,8 @@ pub fn spawn_api_server(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> tokio::task::JoinHandle<()> {
     let app = crate::api::router(node.clone());
-    tokio::spawn(serve(
-        listener,
-        app,
-        tls,
-        stop,
-        node,
-        "api",
-        MAX_API_CONNECTIONS,
-    ))
+    let max = node.limits.max_api_connections;
+    tokio::spawn(serve(listener, app, tls, stop, node, "api", max))
 }
 
 /// Accepts connections (at most `max_connections` at once), runs the TLS handshake when
@@ -217,7 +199,10 @@ async fn serve(
     max_connections: usize,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = Arc::new(crate::limits::ServerLimits::default().builder());
+    let builder = Arc::new(node.limits.server().builder());
+    let body_deadline = crate::api::body::BodyDeadline(std::time::Duration::from_millis(
+        node.limits.body_read_timeout_ms,
+    ));
     let capacity = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
         let permit = tokio::select! {
@@ -246,12 +231,20 @@ async fn serve(
             let _permit = permit;
             // Small request/response exchanges: Nagle plus delayed ACKs would add tens of ms.
             let _ = tcp.set_nodelay(true);
-            let app = app.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+            let app = app
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
+                .layer(axum::Extension(body_deadline));
             let Some(acceptor) = acceptor else {
                 let app = app.layer(axum::Extension(PeerIdentity(None)));
                 let svc = hyper_util::service::TowerToHyperService::new(app);
+                let (tcp, head) = crate::head_timeout::HeadWatch::new(tcp);
                 let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), svc);
-                let _ = watcher.watch(conn).await;
+                // Kept until the end is known, so a timed-out head is answered 408 on close.
+                let conn = watcher.watch(conn);
+                tokio::pin!(conn);
+                if let Err(e) = conn.as_mut().await {
+                    head.ended_with(&*e);
+                }
                 return;
             };
             let handshake =

@@ -252,6 +252,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         // Ten joins a minute per address, from at most 4096 addresses at a time.
         join_attempts: crate::ratelimit::PerSource::new(10, 60_000, 4096),
         max_rpc_bytes: cfg.raft.max_rpc_bytes,
+        limits: cfg.limits.clone(),
     });
 
     let (raft_tls, api_tls, tasks) = match tls {

@@ -11,6 +11,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use warden_federation::head_timeout::HeadWatch;
 
 use crate::balance::{self, Mode};
 use crate::control::guard::InjectPanic;
@@ -259,7 +260,12 @@ pub fn spawn(sock: std::net::TcpListener, st: AdminState) -> std::io::Result<()>
                     let st = st.clone();
                     async move { Ok::<_, Infallible>(handle(req, st).await) }
                 });
-                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                let (stream, head) = HeadWatch::new(stream);
+                let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                tokio::pin!(conn);
+                if let Err(e) = conn.as_mut().await {
+                    head.ended_with(&*e);
+                }
             });
         }
     });

@@ -57,6 +57,7 @@ fn node_config(id: u64, dir: &Path, bootstrap: bool, tuning: RaftTuning) -> Node
         admin_spiffe_ids: Vec::new(),
         drain_timeout_ms: 1_000,
         insecure_plaintext: false,
+        limits: Default::default(),
     }
 }
 

@@ -300,15 +300,13 @@ pub async fn leader(client: &reqwest::Client, nodes: &[NodeProc]) -> Option<u64>
 
 /// Starts a one-node federation (node 1 bootstraps) and waits until it leads.
 pub async fn one_node(root: &Path) -> NodeProc {
-    let node = NodeProc::start(
-        1,
-        root,
-        "127.0.0.1:0",
-        "127.0.0.1:0",
-        "bootstrap = true",
-        &[],
-    )
-    .await;
+    one_node_with(root, "").await
+}
+
+/// [`one_node`] with `extra` config lines.
+pub async fn one_node_with(root: &Path, extra: &str) -> NodeProc {
+    let extra = format!("bootstrap = true\n{extra}");
+    let node = NodeProc::start(1, root, "127.0.0.1:0", "127.0.0.1:0", &extra, &[]).await;
     let client = http();
     eventually(Duration::from_secs(20), "node 1 leads", || async {
         mesh_status(&client, &node)
@@ -659,6 +657,53 @@ probe = "tcp"
         gateway,
         backends,
         config: path,
+    }
+}
+
+/// Sends `bytes` on a new TCP connection to `addr` and reads until the server closes it (at
+/// most `within`); returns what was read. For heads and bodies no HTTP client would send.
+pub async fn raw_http(addr: &str, bytes: &[u8], within: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    // The server may answer (431) before it has read everything: a failed write is fine.
+    let _ = s.write_all(bytes).await;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(within, async {
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    });
+    assert!(
+        read.await.is_ok(),
+        "{addr} did not close the connection within {within:?}"
+    );
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One round of a slowloris attack: each connection not yet `closed` sends the next byte of
+/// `head` (round `round`), or is marked closed when the server closed it or answered.
+pub fn trickle(
+    conns: &mut [tokio::net::TcpStream],
+    closed: &mut [bool],
+    head: &[u8],
+    round: usize,
+) {
+    for (s, closed) in conns.iter_mut().zip(closed.iter_mut()) {
+        if *closed {
+            continue;
+        }
+        let mut buf = [0u8; 512];
+        *closed = match s.try_read(&mut buf) {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                s.try_write(&head[round % head.len()..][..1]).is_err()
+            }
+            Err(_) => true,
+        };
     }
 }
 

@@ -6,8 +6,16 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
-/// How long a request body may take to arrive.
-const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a request body may take to arrive (`limits.body_read_timeout_ms`; set on each
+/// connection by the server, 30 s where it is not).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub std::time::Duration);
+
+impl Default for BodyDeadline {
+    fn default() -> Self {
+        Self(std::time::Duration::from_secs(30))
+    }
+}
 
 /// A JSON body decoded into `T`; errors name the offending field path.
 pub struct JsonBody<T>(pub T);
@@ -17,14 +25,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         // A body trickled in slowly would hold its connection: it must arrive in time.
-        let read = tokio::time::timeout(BODY_READ_TIMEOUT, Bytes::from_request(req, state));
+        let BodyDeadline(deadline) = req
+            .extensions()
+            .get::<BodyDeadline>()
+            .copied()
+            .unwrap_or_default();
+        let read = tokio::time::timeout(deadline, Bytes::from_request(req, state));
         let bytes = read
             .await
             .map_err(|_| {
                 ApiError::new(
                     axum::http::StatusCode::REQUEST_TIMEOUT,
                     "body_timeout",
-                    format!("the body did not arrive within {BODY_READ_TIMEOUT:?}"),
+                    format!("the body did not arrive within {deadline:?}"),
                 )
             })?
             .map_err(|e| {

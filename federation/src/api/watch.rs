@@ -156,17 +156,19 @@ async fn step(mut st: WatchState) -> Option<(Result<Bytes, Infallible>, WatchSta
     )
 )]
 pub(super) async fn watch(State(node): State<Node>, params: Params) -> Result<Response, ApiError> {
-    let after: u64 = match params.get("from_revision") {
-        None => 0,
-        Some(v) => v.parse().map_err(|_| {
+    let from: Option<u64> = match params.get("from_revision") {
+        None => None,
+        Some(v) => Some(v.parse().map_err(|_| {
             ApiError::bad_field(
                 "from_revision",
                 format!("from_revision must be a non-negative integer, not {v:?}"),
             )
-        })?,
+        })?),
     };
-    let current = {
+    let (after, current) = {
         let state = state(&node)?;
+        // Without a revision the stream starts now: only changes after the current one.
+        let after = from.unwrap_or(state.revision);
         if after < state.oldest_resumable() {
             return Err(ApiError::new(
                 StatusCode::GONE,
@@ -178,7 +180,7 @@ pub(super) async fn watch(State(node): State<Node>, params: Params) -> Result<Re
                 ),
             ));
         }
-        state.revision
+        (after, state.revision)
     };
     let st = WatchState {
         metrics: node.raft.metrics(),

@@ -130,9 +130,15 @@ mod tests {
         write_secret(&k, "not a key").unwrap();
         assert!(matches!(files.reload_into(&loaded.identity), Some(Err(_))));
         assert!(matches!(files.reload_into(&loaded.identity), Some(Err(_))));
+        // The new key is in place but the certificate is still the old one: refused (it
+        // would fail every handshake), tried again once the certificate follows.
         let next = issue_leaf(&ca, &id, &[], Duration::from_secs(600)).unwrap();
-        write_public(&c, &next.cert_pem).unwrap();
         write_secret(&k, &next.key_pem).unwrap();
+        match files.reload_into(&loaded.identity) {
+            Some(Err(e)) => assert!(e.to_string().contains("does not belong"), "{e}"),
+            other => panic!("a mismatched pair loaded: {:?}", other.map(|r| r.is_ok())),
+        }
+        write_public(&c, &next.cert_pem).unwrap();
         assert!(matches!(files.reload_into(&loaded.identity), Some(Ok(_))));
         assert!(files.reload_into(&loaded.identity).is_none());
         assert!(load(&c, &dir.path().join("missing"), &b).is_err());

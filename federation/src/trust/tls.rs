@@ -33,7 +33,20 @@ fn certified_key(cert_pem: &str, key_pem: &str) -> Result<(CertifiedKey, SpiffeI
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
         .map_err(|e| TrustError::Pem(e.to_string()))?;
     let signing = rustls::crypto::ring::sign::any_supported_type(&key)?;
-    Ok((CertifiedKey::new(chain, signing), id))
+    let ck = CertifiedKey::new(chain, signing);
+    // A key that is not the certificate's (a rotation caught between the two files, or the
+    // wrong file) would load and then fail every handshake; refuse it here instead. `Unknown`
+    // means the key type cannot say its public key: nothing to compare, not a mismatch.
+    match ck.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+        Err(rustls::Error::InconsistentKeys(_)) => {
+            return Err(TrustError::Certificate(
+                "the private key does not belong to the certificate".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok((ck, id))
 }
 
 impl Identity {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use warden_federation::head_timeout::{HeadState, HeadWatch};
 use warden_federation::trust::spiffe::SpiffeId;
 use warden_federation::trust::verify::TrustStore;
 
@@ -52,10 +53,21 @@ pub async fn serve_connection(ctx: Arc<ProxyCtx>, stream: TcpStream, listener: L
             id,
             draining,
             Some(trust),
+            None,
         )
         .await;
     }
-    serve_http(ctx, TokioIo::new(stream), listener, None, draining, None).await
+    let (stream, head) = HeadWatch::new(stream);
+    serve_http(
+        ctx,
+        TokioIo::new(stream),
+        listener,
+        None,
+        draining,
+        None,
+        Some(head),
+    )
+    .await
 }
 
 /// What an mTLS connection re-checks its peer with when the trust bundles change.
@@ -72,6 +84,7 @@ async fn serve_http<I>(
     peer: Option<Arc<SpiffeId>>,
     mut draining: Draining,
     mut trust: Option<Trust>,
+    head: Option<Arc<HeadState>>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -122,7 +135,9 @@ async fn serve_http<I>(
         }
     };
     if let Err(e) = result {
-        tracing::debug!(error = %e, ?listener, "connection ended with an error");
+        // A plaintext head that timed out is answered 408 as `conn` (holding the socket) drops.
+        let answered = head.is_some_and(|h| h.ended_with(&*e));
+        tracing::debug!(error = %e, ?listener, answered_408 = answered, "connection ended with an error");
     }
 }
 
