@@ -74,9 +74,14 @@ pub fn clean(h: &mut HeaderMap) {
     ] {
         h.remove(name);
     }
-    // `te: trailers` must pass for gRPC; anything else is hop-by-hop.
-    if h.get("te").is_some_and(|v| v != "trailers") {
-        h.remove("te");
+    // `te: trailers` must pass for gRPC; anything else is hop-by-hop. Every TE header is
+    // looked at (a second one could carry more than `trailers`), and one clean value is left.
+    let trailers = h.get_all(http::header::TE).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")))
+    });
+    if h.remove(http::header::TE).is_some() && trailers {
+        h.insert(http::header::TE, HeaderValue::from_static("trailers"));
     }
     let own: Vec<HeaderName> = h
         .keys()
@@ -140,6 +145,14 @@ mod tests {
         let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         left.sort_unstable();
         assert_eq!(left, ["accept", "te"], "{h:?}");
+        // A second TE header cannot carry more than `trailers` past the hop.
+        let mut h = map(&[("te", "trailers"), ("te", "gzip")]);
+        clean(&mut h);
+        let te: Vec<_> = h.get_all("te").iter().collect();
+        assert_eq!(te, ["trailers"], "{h:?}");
+        let mut h = map(&[("te", "gzip, deflate")]);
+        clean(&mut h);
+        assert!(h.get("te").is_none(), "{h:?}");
     }
 
     #[test]
