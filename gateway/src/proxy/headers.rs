@@ -77,8 +77,10 @@ pub fn clean(h: &mut HeaderMap) {
     // `te: trailers` must pass for gRPC; anything else is hop-by-hop. Every TE header is
     // looked at (a second one could carry more than `trailers`), and one clean value is left.
     let trailers = h.get_all(http::header::TE).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")))
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        })
     });
     if h.remove(http::header::TE).is_some() && trailers {
         h.insert(http::header::TE, HeaderValue::from_static("trailers"));
