@@ -34,6 +34,7 @@ pub mod network;
 pub mod node;
 pub mod paths;
 pub mod ratelimit;
+pub mod route;
 pub mod rpc;
 pub mod server;
 pub mod startup;

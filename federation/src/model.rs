@@ -318,7 +318,37 @@ pub fn validate_ca_bundle(field: &str, pem: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
-fn validate_label_value(field: &str, v: &str) -> Result<(), FieldError> {
+/// Label keys (1-253 of `[A-Za-z0-9-_./]`) and values (at most 63 characters), at most `max`
+/// of them; errors name `<field>.<key>`.
+pub fn validate_labels(
+    field: &str,
+    labels: &BTreeMap<String, String>,
+    max: usize,
+) -> Result<(), FieldError> {
+    if labels.len() > max {
+        return Err(FieldError::new(field, format!("at most {max} labels")));
+    }
+    for (k, v) in labels {
+        let f = format!("{field}.{k}");
+        let key_ok = !k.is_empty()
+            && k.len() <= 253
+            && k.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' || b == b'/'
+            });
+        if !key_ok {
+            return Err(FieldError::new(
+                f,
+                "label keys are 1-253 characters of [A-Za-z0-9-_./]",
+            ));
+        }
+        if v.len() > 63 {
+            return Err(FieldError::new(f, "label values are at most 63 characters"));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_label_value(field: &str, v: &str) -> Result<(), FieldError> {
     let ok = !v.is_empty()
         && v.len() <= 63
         && v.bytes()
@@ -373,29 +403,7 @@ impl Cluster {
         validate_label_value("network", &self.network)?;
         validate_host_port("gateway", &self.gateway)?;
         validate_dns_name("trust_domain", &self.trust_domain)?;
-        if self.labels.len() > 64 {
-            return Err(FieldError::new("labels", "at most 64 labels"));
-        }
-        for (k, v) in &self.labels {
-            let field = format!("labels.{k}");
-            let key_ok = !k.is_empty()
-                && k.len() <= 253
-                && k.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' || b == b'/'
-                });
-            if !key_ok {
-                return Err(FieldError::new(
-                    field,
-                    "label keys are 1-253 characters of [A-Za-z0-9-_./]",
-                ));
-            }
-            if v.len() > 63 {
-                return Err(FieldError::new(
-                    field,
-                    "label values are at most 63 characters",
-                ));
-            }
-        }
+        validate_labels("labels", &self.labels, 64)?;
         Ok(())
     }
 }
