@@ -26,4 +26,5 @@ pub mod health;
 pub mod key;
 pub mod metrics;
 pub mod proxy;
+pub mod route;
 pub mod table;
