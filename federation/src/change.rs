@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle};
+use crate::route::Route;
 
 /// One change as a watcher sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +35,10 @@ pub enum ChangeEvent {
     // New variants go last: snapshots name variants by their index.
     LeaseWithdrawn {
         cluster: String,
+    },
+    RoutePut(Route),
+    RouteDeleted {
+        id: String,
     },
 }
 

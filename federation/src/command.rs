@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{
     Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, TrafficPolicy,
 };
+use crate::route::Route;
 
 /// A change to the federation state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +83,10 @@ pub enum Command {
         cluster: String,
         credential: ClusterCredential,
     },
+    /// Creates or replaces a route (one per service).
+    PutRoute { route: Route },
+    /// Removes a route.
+    DeleteRoute { id: String, at: u64 },
 }
 
 /// Why a command was refused by the state machine.

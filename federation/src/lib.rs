@@ -40,6 +40,7 @@ pub mod server;
 pub mod startup;
 pub mod state;
 pub mod state_legacy;
+pub mod state_routes;
 pub mod trust;
 pub mod types;
 pub mod wire;

@@ -16,7 +16,8 @@ use crate::model::{
     Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, TrafficPolicy,
     TrustBundle,
 };
-use crate::state_legacy::WithoutCredentials;
+use crate::route::Route;
+use crate::state_legacy::{WithoutCredentials, WithoutRoutes};
 
 /// How many changes the history keeps; a watcher further behind must re-list.
 pub const HISTORY_LEN: usize = 10_000;
@@ -47,6 +48,8 @@ pub struct FederationState {
     /// Each cluster's own API credential (hashes only). Last, so that the state of an older
     /// build — the same fields without this one — still decodes (see [`crate::state_legacy`]).
     pub credentials: BTreeMap<String, ClusterCredential>,
+    /// L7 routes by id (one per service). Last, for the same reason as `credentials`.
+    pub routes: BTreeMap<String, Route>,
 }
 
 impl FederationState {
@@ -55,7 +58,7 @@ impl FederationState {
         self.record(at, event)
     }
 
-    fn record(&mut self, at: u64, event: ChangeEvent) -> u64 {
+    pub(crate) fn record(&mut self, at: u64, event: ChangeEvent) -> u64 {
         self.revision += 1;
         self.history.push_back(Change {
             revision: self.revision,
@@ -313,15 +316,9 @@ impl FederationState {
     }
 
     fn put_policy(&mut self, policy: &TrafficPolicy) -> CommandResult {
-        if let Some(other) = self
-            .policies
-            .values()
-            .find(|p| p.service == policy.service && p.id != policy.id)
-        {
-            return CommandResult::Rejected(Rejection::AlreadyExists(format!(
-                "a traffic policy for {} ({:?})",
-                policy.service, other.id
-            )));
+        let others = self.policies.values().map(|p| (&p.id, &p.service));
+        if let Some(taken) = service_taken(others, &policy.id, &policy.service, "traffic policy") {
+            return taken;
         }
         self.policies.insert(policy.id.clone(), policy.clone());
         let revision = self.record(policy.updated_at, ChangeEvent::PolicyPut(policy.clone()));
@@ -337,6 +334,20 @@ impl FederationState {
     }
 }
 
+/// The rejection when another object (`id`, `service`) than `id` is already attached to
+/// `service`: traffic policies and routes are one per service.
+pub(crate) fn service_taken<'a>(
+    mut others: impl Iterator<Item = (&'a String, &'a String)>,
+    id: &str,
+    service: &str,
+    what: &str,
+) -> Option<CommandResult> {
+    let (other, _) = others.find(|(i, s)| *s == service && *i != id)?;
+    Some(CommandResult::Rejected(Rejection::AlreadyExists(format!(
+        "a {what} for {service} ({other:?})"
+    ))))
+}
+
 impl From<WithoutCredentials> for FederationState {
     fn from(old: WithoutCredentials) -> Self {
         FederationState {
@@ -350,6 +361,16 @@ impl From<WithoutCredentials> for FederationState {
             join_tokens: old.join_tokens,
             history: old.history,
             credentials: BTreeMap::new(),
+            routes: BTreeMap::new(),
+        }
+    }
+}
+
+impl From<WithoutRoutes> for FederationState {
+    fn from(old: WithoutRoutes) -> Self {
+        FederationState {
+            credentials: old.credentials,
+            ..FederationState::from(old.before)
         }
     }
 }
@@ -468,16 +489,19 @@ impl StateMachineCore for FederationState {
                 cluster,
                 credential,
             } => self.set_credential(cluster, credential),
+            Command::PutRoute { route } => self.put_route(route),
+            Command::DeleteRoute { id, at } => self.delete_route(id, *at),
         }
     }
 
     fn decode_state(bytes: &[u8]) -> Result<Self, warden_raft_store::codec::CodecError> {
-        match warden_raft_store::codec::decode::<FederationState>(bytes) {
-            Ok(s) => Ok(s),
-            Err(current) => crate::state_legacy::decode(bytes)
+        use crate::state_legacy as legacy;
+        warden_raft_store::codec::decode::<FederationState>(bytes).or_else(|current| {
+            legacy::decode::<WithoutRoutes>(bytes)
                 .map(FederationState::from)
-                .map_err(|_| current),
-        }
+                .or_else(|_| legacy::decode::<WithoutCredentials>(bytes).map(FederationState::from))
+                .map_err(|_| current)
+        })
     }
 
     fn empty_response(&self) -> CommandResult {

@@ -1,9 +1,10 @@
 //! Reading the federation state an older build wrote. Snapshots are bincode, which is
 //! positional: a field added at the end of [`crate::state::FederationState`] makes an older
-//! snapshot end early. When the current shape does not decode, the state reads the one before
-//! it with [`decode`] — the same fields without `credentials` — so a node upgraded in place
-//! keeps its data (the data format stays 1). An older build refuses a newer snapshot (its bytes do not end where that
-//! build expects), so upgrade every federation node before any cluster credential is issued.
+//! snapshot end early. When the current shape does not decode, the state reads the earlier
+//! ones with [`decode`] — [`WithoutRoutes`], then [`WithoutCredentials`] — so a node upgraded
+//! in place keeps its data (the data format stays 1). An older build refuses a newer snapshot
+//! (its bytes do not end where that build expects), so upgrade every federation node before
+//! any cluster credential is issued or any route is applied.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -12,7 +13,8 @@ use warden_raft_store::codec::{self, CodecError};
 
 use crate::change::{Change, ExportKey};
 use crate::model::{
-    Cluster, JoinToken, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle,
+    Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, TrafficPolicy,
+    TrustBundle,
 };
 
 /// The state before cluster credentials.
@@ -30,8 +32,17 @@ pub struct WithoutCredentials {
     pub history: VecDeque<Change>,
 }
 
-/// Decodes a snapshot of the shape before cluster credentials; the state module turns it
-/// into the current shape (with no credentials) when the current shape does not decode.
-pub fn decode(bytes: &[u8]) -> Result<WithoutCredentials, CodecError> {
-    codec::decode::<WithoutCredentials>(bytes)
+/// The state before routes: the shape above, then the credentials (bincode writes a nested
+/// struct as its fields in order, so this reads the same bytes as the flat struct did).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize, Default))]
+pub struct WithoutRoutes {
+    pub before: WithoutCredentials,
+    pub credentials: BTreeMap<String, ClusterCredential>,
+}
+
+/// Decodes a snapshot of an earlier shape; the state module turns it into the current shape
+/// when the current shape does not decode.
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    codec::decode::<T>(bytes)
 }

@@ -13,6 +13,7 @@ use crate::model::{
     AuthzAction, AuthzSources, Cluster, Lease, SecurityPolicy, ServiceExport, ServicePort,
     TrafficPolicy, TrustBundle,
 };
+use crate::route::Route;
 
 /// The network a cluster is on when a registration names none.
 pub fn default_network() -> String {
@@ -213,6 +214,9 @@ pub struct RoutingCatalog {
     pub policies: Vec<TrafficPolicy>,
     pub bundles: Vec<TrustBundle>,
     pub security_policies: Vec<SecurityPolicy>,
+    /// L7 routes (absent from an older server).
+    #[serde(default)]
+    pub routes: Vec<Route>,
 }
 
 /// A cluster's health as one federation node observes it.
@@ -465,6 +469,10 @@ pub enum WatchEvent {
     SecurityPolicyPut { policy: SecurityPolicy },
     #[serde(rename = "security_policy.deleted")]
     SecurityPolicyDeleted { id: String },
+    #[serde(rename = "route.put")]
+    RoutePut { route: Route },
+    #[serde(rename = "route.deleted")]
+    RouteDeleted { id: String },
     /// A kind this build does not know (a newer server): not routing state for it.
     #[serde(other)]
     Unknown,

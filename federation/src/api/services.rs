@@ -147,6 +147,7 @@ pub(super) async fn routing_catalog(
         policies: state.policies.values().cloned().collect(),
         bundles: state.trust_bundles.values().cloned().collect(),
         security_policies: state.security_policies.values().cloned().collect(),
+        routes: state.routes.values().cloned().collect(),
     })
     .into_response())
 }

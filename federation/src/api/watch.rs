@@ -57,6 +57,8 @@ fn watch_line(c: &Change) -> WatchLine {
         ChangeEvent::PolicyDeleted { id } => WatchEvent::PolicyDeleted { id },
         ChangeEvent::SecurityPolicyPut(policy) => WatchEvent::SecurityPolicyPut { policy },
         ChangeEvent::SecurityPolicyDeleted { id } => WatchEvent::SecurityPolicyDeleted { id },
+        ChangeEvent::RoutePut(route) => WatchEvent::RoutePut { route },
+        ChangeEvent::RouteDeleted { id } => WatchEvent::RouteDeleted { id },
     };
     WatchLine {
         revision: c.revision,

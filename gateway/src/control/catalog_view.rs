@@ -7,6 +7,7 @@ use std::sync::Arc;
 use warden_federation::model::{
     Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle,
 };
+use warden_federation::route::Route;
 use warden_federation::wire::{RoutingCatalog, WatchEvent, WatchLine};
 
 use crate::key::ServiceKey;
@@ -24,6 +25,8 @@ pub struct CatalogView {
     pub bundles: BTreeMap<String, TrustBundle>,
     /// Authorization policies by id.
     pub security: BTreeMap<String, SecurityPolicy>,
+    /// L7 routes by id.
+    pub routes: BTreeMap<String, Route>,
 }
 
 fn export_key(e: &ServiceExport) -> (String, String, String) {
@@ -57,6 +60,7 @@ impl CatalogView {
                 .into_iter()
                 .map(|p| (p.id.clone(), p))
                 .collect(),
+            routes: c.routes.into_iter().map(|r| (r.id.clone(), r)).collect(),
         }
     }
 
@@ -104,6 +108,12 @@ impl CatalogView {
             }
             WatchEvent::SecurityPolicyDeleted { id } => {
                 self.security.remove(&id);
+            }
+            WatchEvent::RoutePut { route } => {
+                self.routes.insert(route.id.clone(), route);
+            }
+            WatchEvent::RouteDeleted { id } => {
+                self.routes.remove(&id);
             }
             WatchEvent::Unknown => {} // a newer server's kinds: not routing state here
         }
@@ -251,7 +261,7 @@ mod tests {
         ));
         assert!(!view.live("b", 5100), "a withdrawn lease is not live");
         assert!(view.apply(line(
-            serde_json::json!({"type": "route.put", "revision": 12})
+            serde_json::json!({"type": "mirror.put", "revision": 12})
         )));
         assert_eq!(view.revision, 12, "unknown kinds still move the revision");
     }
