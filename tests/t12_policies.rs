@@ -164,3 +164,98 @@ async fn both_policy_kinds_share_create_put_get_list_delete() {
         assert_eq!(s, 200, "{what}: p1 survived");
     }
 }
+
+/// Routes through the same CRUD: a bad one is refused naming the field, one route per service
+/// (409), `?dry_run=true` answers create / replace / unchanged and writes nothing, changes
+/// reach the watch, and only an admin may write them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_are_validated_dry_run_and_one_per_service() {
+    use reqwest::Method;
+    let tmp = tempfile::tempdir().unwrap();
+    let node = one_node(tmp.path()).await;
+    let client = http();
+    let index = |s: Value| s["last_log_index"].as_u64().unwrap();
+    let route = |version: &str| {
+        json!({"service": "shop/cart", "rules": [
+            {"name": "canary", "matches": [{"headers": [{"name": "x-canary", "value": "on"}]}],
+             "backends": [{"subset": {"version": version}}]},
+            {"backends": [{"subset": {"version": "v1"}, "weight": 90},
+                          {"subset": {"version": version}, "weight": 10}]}
+        ]})
+    };
+    let url = node.url(&paths::route("cart"));
+    let dry = node.url(&paths::route_dry_run("cart"));
+
+    let mut bad = route("v2");
+    bad["rules"][0]["matches"][0]["headers"][0]["type"] = json!("RegularExpression");
+    bad["rules"][0]["matches"][0]["headers"][0]["value"] = json!("(on");
+    let (s, e) = send(&client, Method::PUT, url.clone(), Some(bad)).await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("rules[0].matches[0].headers[0].value")),
+        "{e}"
+    );
+    let mut typo = route("v2");
+    typo["rules"][1]["backend"] = json!([]);
+    let (s, e) = send(&client, Method::PUT, url.clone(), Some(typo)).await;
+    assert_eq!(s, 400, "an unknown field is refused: {e}");
+
+    let before = index(mesh_status(&client, &node).await.unwrap());
+    let (s, d) = send(&client, Method::PUT, dry.clone(), Some(route("v2"))).await;
+    assert_eq!((s, d["change"].as_str()), (200, Some("create")), "{d}");
+    assert_eq!(d["current"], Value::Null);
+    assert_eq!(index(mesh_status(&client, &node).await.unwrap()), before);
+
+    let (s, r) = send(&client, Method::PUT, url.clone(), Some(route("v2"))).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["rules"][1]["backends"][1]["weight"], 10);
+    let (_, d) = send(&client, Method::PUT, dry.clone(), Some(route("v2"))).await;
+    assert_eq!(d["change"], "unchanged", "{d}");
+    let (_, d) = send(&client, Method::PUT, dry.clone(), Some(route("v3"))).await;
+    assert_eq!(d["change"], "replace", "{d}");
+    assert_eq!(
+        d["current"]["rules"][0]["backends"][0]["subset"]["version"],
+        "v2"
+    );
+
+    // A second route for the same service: 409, as a write and as a dry run.
+    let other = node.url(&paths::route("cart-2"));
+    let (s, _) = send(&client, Method::PUT, other.clone(), Some(route("v2"))).await;
+    assert_eq!(s, 409);
+    let (s, _) = send(
+        &client,
+        Method::PUT,
+        node.url(&paths::route_dry_run("cart-2")),
+        Some(route("v2")),
+    )
+    .await;
+    assert_eq!(s, 409);
+
+    // The route is on the watch and in the listing.
+    let (s, list) = send(&client, Method::GET, node.url(paths::ROUTES), None).await;
+    assert_eq!((s, list["items"].as_array().map(Vec::len)), (200, Some(1)));
+    let mut watch = client
+        .get(node.url(&paths::watch(0)))
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while !text.contains("\"type\":\"route.put\"") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), watch.chunk())
+            .await
+            .expect("the watch shows the route within 10 s")
+            .unwrap()
+            .expect("the stream goes on");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+
+    // Without the admin token: 401; the route is the admin's to change.
+    let anon = reqwest::Client::new();
+    let r = anon.put(&url).json(&route("v9")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    let (s, _) = send(&client, Method::DELETE, url.clone(), None).await;
+    assert_eq!(s, 204);
+    let (s, _) = send(&client, Method::GET, url, None).await;
+    assert_eq!(s, 404);
+}

@@ -21,6 +21,7 @@ pub const TRUST_STATUS: &str = "/api/v1/trust/status";
 pub const TRAFFIC_POLICIES: &str = "/api/v1/traffic/policies";
 /// `/api/v1/security/policies`.
 pub const SECURITY_POLICIES: &str = "/api/v1/security/policies";
+pub const ROUTES: &str = "/api/v1/routes";
 /// `/api/v1/mesh/status`: one node's Raft view.
 pub const MESH_STATUS: &str = "/api/v1/mesh/status";
 /// `/api/v1/federation/members`: add a member (POST).
@@ -83,6 +84,15 @@ pub fn traffic_policy(id: &str) -> String {
 /// `/api/v1/security/policies/{id}`.
 pub fn security_policy(id: &str) -> String {
     format!("{SECURITY_POLICIES}/{id}")
+}
+
+pub fn route(id: &str) -> String {
+    format!("{ROUTES}/{id}")
+}
+
+/// A write to [`route`] that only answers what it would change.
+pub fn route_dry_run(id: &str) -> String {
+    format!("{ROUTES}/{id}?dry_run=true")
 }
 
 /// `/api/v1/federation/members/{id}`.

@@ -12,7 +12,14 @@ impl FederationState {
         if let Some(taken) = service_taken(others, &route.id, &route.service, "route") {
             return taken;
         }
-        if self.routes.get(&route.id) == Some(route) {
+        let unchanged = self.routes.get(&route.id).is_some_and(|r| {
+            let same_time = Route {
+                updated_at: r.updated_at,
+                ..route.clone()
+            };
+            same_time == *r
+        });
+        if unchanged {
             return CommandResult::Applied {
                 revision: self.revision,
             };

@@ -13,7 +13,7 @@ use crate::model::{
     AuthzAction, AuthzSources, Cluster, Lease, SecurityPolicy, ServiceExport, ServicePort,
     TrafficPolicy, TrustBundle,
 };
-use crate::route::Route;
+use crate::route::{Route, RouteRule};
 
 /// The network a cluster is on when a registration names none.
 pub fn default_network() -> String {
@@ -174,7 +174,35 @@ pub struct SecurityBody {
     pub sources: AuthzSources,
 }
 
+/// The body of a route (the id comes from the path for PUT).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteBody {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub service: String,
+    pub rules: Vec<RouteRule>,
+}
+
 // ---- responses ----
+
+/// What a write with `?dry_run=true` would do; nothing is written.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DryRun<T> {
+    pub change: DryRunChange,
+    /// The object as it is now, if there is one.
+    pub current: Option<T>,
+    /// The object the write would store.
+    pub proposed: T,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DryRunChange {
+    Create,
+    Replace,
+    Unchanged,
+}
 
 /// A list read at one revision.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

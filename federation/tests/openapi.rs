@@ -93,6 +93,9 @@ fn every_client_path_is_a_documented_route() {
         paths::bundle("east.test"),
         paths::traffic_policy("p"),
         paths::security_policy("p"),
+        paths::ROUTES.into(),
+        paths::route("r"),
+        paths::route_dry_run("r"),
         paths::member(2),
         paths::watch(7),
     ];

@@ -22,6 +22,18 @@ pub type Node = Arc<FederationNode>;
 /// Query parameters of a read.
 pub type Params = Query<HashMap<String, String>>;
 
+/// `?dry_run=true|false` (default false).
+pub fn dry_run(params: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match params.get("dry_run").map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(ApiError::bad_field(
+            "dry_run",
+            format!("dry_run must be true or false, not {v:?}"),
+        )),
+    }
+}
+
 /// This node's applied state, for a read.
 pub fn state(node: &FederationNode) -> Result<RwLockReadGuard<'_, FederationState>, ApiError> {
     node.state.read().map_err(|_| ApiError::state_unreadable())

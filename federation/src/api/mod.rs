@@ -14,6 +14,8 @@ mod leases;
 mod mesh;
 mod policies;
 mod policy_crud;
+mod policy_kinds;
+mod routes;
 pub mod scope;
 mod services;
 mod trust;
@@ -103,6 +105,8 @@ fn routes() -> OpenApiRouter<Node> {
             policies::security_put,
             policies::security_delete
         ))
+        .routes(routes!(routes::list, routes::create))
+        .routes(routes!(routes::get_one, routes::put, routes::delete))
         .routes(routes!(policies::list, policies::create))
         .routes(routes!(policies::get_one, policies::put, policies::delete))
         .routes(routes!(services::export, services::unexport))

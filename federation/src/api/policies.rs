@@ -5,10 +5,11 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::body::JsonBody;
-use super::common::{Node, Params};
+use super::common::{Node, Params, dry_run};
 use super::error::ApiError;
 use super::error::responses::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
-use super::policy_crud::{self as crud, Security, Traffic};
+use super::policy_crud as crud;
+use super::policy_kinds::{Security, Traffic};
 use crate::model::{SecurityPolicy, TrafficPolicy};
 use crate::wire::{Listing, PolicyBody, SecurityBody};
 
@@ -16,6 +17,7 @@ use crate::wire::{Listing, PolicyBody, SecurityBody};
     post,
     path = "/api/v1/traffic/policies",
     tag = "traffic",
+    params(("dry_run" = Option<bool>, Query, description = "Answer what the write would change; write nothing")),
     request_body = PolicyBody,
     responses(
         (status = 201, description = "Created", body = TrafficPolicy),
@@ -24,16 +26,17 @@ use crate::wire::{Listing, PolicyBody, SecurityBody};
 )]
 pub(super) async fn create(
     State(node): State<Node>,
+    params: Params,
     JsonBody(body): JsonBody<PolicyBody>,
 ) -> Result<Response, ApiError> {
-    crud::create::<Traffic>(&node, body).await
+    crud::create::<Traffic>(&node, body, dry_run(&params)?).await
 }
 
 #[utoipa::path(
     put,
     path = "/api/v1/traffic/policies/{id}",
     tag = "traffic",
-    params(("id" = String, Path, description = "Policy id")),
+    params(("id" = String, Path, description = "Policy id"), ("dry_run" = Option<bool>, Query, description = "Answer what the write would change; write nothing")),
     request_body = PolicyBody,
     responses(
         (status = 200, description = "Created or replaced", body = TrafficPolicy),
@@ -43,9 +46,10 @@ pub(super) async fn create(
 pub(super) async fn put(
     State(node): State<Node>,
     Path(id): Path<String>,
+    params: Params,
     JsonBody(body): JsonBody<PolicyBody>,
 ) -> Result<Response, ApiError> {
-    crud::put::<Traffic>(&node, id, body).await
+    crud::put::<Traffic>(&node, id, body, dry_run(&params)?).await
 }
 
 #[utoipa::path(
@@ -101,6 +105,7 @@ pub(super) async fn delete(
     post,
     path = "/api/v1/security/policies",
     tag = "security",
+    params(("dry_run" = Option<bool>, Query, description = "Answer what the write would change; write nothing")),
     request_body = SecurityBody,
     responses(
         (status = 201, description = "Created", body = SecurityPolicy),
@@ -109,16 +114,17 @@ pub(super) async fn delete(
 )]
 pub(super) async fn security_create(
     State(node): State<Node>,
+    params: Params,
     JsonBody(body): JsonBody<SecurityBody>,
 ) -> Result<Response, ApiError> {
-    crud::create::<Security>(&node, body).await
+    crud::create::<Security>(&node, body, dry_run(&params)?).await
 }
 
 #[utoipa::path(
     put,
     path = "/api/v1/security/policies/{id}",
     tag = "security",
-    params(("id" = String, Path, description = "Policy id")),
+    params(("id" = String, Path, description = "Policy id"), ("dry_run" = Option<bool>, Query, description = "Answer what the write would change; write nothing")),
     request_body = SecurityBody,
     responses(
         (status = 200, description = "Created or replaced", body = SecurityPolicy),
@@ -128,9 +134,10 @@ pub(super) async fn security_create(
 pub(super) async fn security_put(
     State(node): State<Node>,
     Path(id): Path<String>,
+    params: Params,
     JsonBody(body): JsonBody<SecurityBody>,
 ) -> Result<Response, ApiError> {
-    crud::put::<Security>(&node, id, body).await
+    crud::put::<Security>(&node, id, body, dry_run(&params)?).await
 }
 
 #[utoipa::path(

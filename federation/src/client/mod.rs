@@ -23,11 +23,12 @@ use serde::de::DeserializeOwned;
 
 use crate::model::{Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle};
 use crate::paths;
+use crate::route::Route;
 use crate::wire::{
     AddMember, BundleBody, BundleStatus, CatalogService, ClusterRegistered, ClusterStatus,
-    CredentialIssued, ErrorBody, ExportBody, GatewayBody, JoinRequest, JoinTokenIssued, LeaseBody,
-    LeaseList, Listing, MemberAdded, MeshStatus, PolicyBody, Ready, RegisterCluster,
-    RoutingCatalog, SecurityBody, TokenRequest,
+    CredentialIssued, DryRun, ErrorBody, ExportBody, GatewayBody, JoinRequest, JoinTokenIssued,
+    LeaseBody, LeaseList, Listing, MemberAdded, MeshStatus, PolicyBody, Ready, RegisterCluster,
+    RouteBody, RoutingCatalog, SecurityBody, TokenRequest,
 };
 
 /// How long one request may take (watch streams excepted).
@@ -415,6 +416,35 @@ impl FederationClient {
 
     pub async fn delete_security_policy(&self, id: &str) -> Result<(), ClientError> {
         self.delete(&paths::security_policy(id)).await
+    }
+
+    // ---- routes ----
+
+    pub async fn routes(&self) -> Result<Listing<Route>, ClientError> {
+        self.get(paths::ROUTES).await
+    }
+
+    pub async fn route(&self, id: &str) -> Result<Route, ClientError> {
+        self.get(&paths::route(id)).await
+    }
+
+    /// Creates or replaces the route `id`.
+    pub async fn put_route(&self, id: &str, body: &RouteBody) -> Result<Route, ClientError> {
+        self.send(Method::PUT, &paths::route(id), body).await
+    }
+
+    /// What putting the route `id` would change; nothing is written.
+    pub async fn dry_run_route(
+        &self,
+        id: &str,
+        body: &RouteBody,
+    ) -> Result<DryRun<Route>, ClientError> {
+        self.send(Method::PUT, &paths::route_dry_run(id), body)
+            .await
+    }
+
+    pub async fn delete_route(&self, id: &str) -> Result<(), ClientError> {
+        self.delete(&paths::route(id)).await
     }
 
     // ---- the Raft group ----

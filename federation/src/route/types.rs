@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// A route for one service: ordered rules; the first rule with a matching `matches` entry
 /// decides where a request goes. A service has at most one route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Route {
     /// DNS label, unique.
     pub id: String,
@@ -20,6 +21,7 @@ pub struct Route {
 
 /// One rule: when any of `matches` holds, `filters` apply and a backend is drawn by weight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RouteRule {
     /// DNS label naming the rule in `/explain`, metrics and errors; `rules[i]` when absent.
     #[serde(default)]
@@ -43,6 +45,7 @@ pub struct RouteRule {
 
 /// Conditions that must all hold (an absent one holds).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RouteMatch {
     #[serde(default)]
     pub path: Option<PathMatch>,
@@ -62,6 +65,7 @@ pub struct RouteMatch {
 
 /// How a request path is matched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PathMatch {
     #[serde(rename = "type")]
     pub kind: PathMatchKind,
@@ -82,6 +86,7 @@ pub enum PathMatchKind {
 
 /// A header or query parameter that must be present with a matching value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ValueMatch {
     #[serde(rename = "type", default = "ValueMatchKind::exact")]
     pub kind: ValueMatchKind,
@@ -104,6 +109,7 @@ impl ValueMatchKind {
 
 /// A gRPC call's service (`package.Service`) and method.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GrpcMatch {
     #[serde(default)]
     pub service: Option<String>,
@@ -125,6 +131,7 @@ pub enum RouteFilter {
 
 /// Headers to set (replacing), add (appending) and remove, in that order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HeaderModifier {
     #[serde(default)]
     pub set: Vec<HeaderPair>,
@@ -135,18 +142,21 @@ pub struct HeaderModifier {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HeaderPair {
     pub name: String,
     pub value: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UrlRewrite {
     /// Replaces the prefix the rule matched, e.g. `/api/v2` → `/v2`.
     pub path_prefix: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RequestRedirect {
     /// `http` or `https`; the request's when absent.
     #[serde(default)]
@@ -172,6 +182,7 @@ impl RequestRedirect {
 
 /// A weighted share of a rule's traffic for a subset of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RouteBackend {
     /// `namespace/service`; the route's own service when absent.
     #[serde(default)]
@@ -192,6 +203,7 @@ impl RouteBackend {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RouteTimeouts {
     /// The whole request, retries included (504 after it).
     #[serde(default)]
@@ -203,6 +215,7 @@ pub struct RouteTimeouts {
 
 /// Retries of a rule, taken from the gateway's retry budget like every other retry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RouteRetry {
     /// Retries after the first attempt (1–10).
     pub attempts: u32,

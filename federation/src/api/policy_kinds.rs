@@ -1,0 +1,135 @@
+//! The kinds the shared CRUD serves ([`super::policy_crud`]): how each is built from its body,
+//! validated, found in the state and written.
+
+use std::collections::BTreeMap;
+
+use super::policy_crud::PolicyKind;
+use crate::clock::now_ms;
+use crate::command::Command;
+use crate::model::{FieldError, SecurityPolicy, TrafficPolicy};
+use crate::route::Route;
+use crate::state::FederationState;
+use crate::wire::{PolicyBody, RouteBody, SecurityBody};
+
+pub(super) struct Traffic;
+pub(super) struct Security;
+
+impl PolicyKind for Traffic {
+    const WHAT: &'static str = "traffic policy";
+    type Body = PolicyBody;
+    type Policy = TrafficPolicy;
+    fn body_id(b: &Self::Body) -> Option<&String> {
+        b.id.as_ref()
+    }
+    fn id(p: &TrafficPolicy) -> &String {
+        &p.id
+    }
+    fn build(id: String, b: Self::Body) -> TrafficPolicy {
+        TrafficPolicy {
+            id,
+            service: b.service,
+            failover_order: b.failover_order,
+            weights: b.weights,
+            overprovisioning_percent: b.overprovisioning_percent,
+            max_egress_percent: b.max_egress_percent,
+            updated_at: now_ms(),
+        }
+    }
+    fn validate(p: &TrafficPolicy) -> Result<(), FieldError> {
+        p.validate()
+    }
+    fn all(state: &FederationState) -> &BTreeMap<String, TrafficPolicy> {
+        &state.policies
+    }
+    fn put_command(policy: TrafficPolicy) -> Command {
+        Command::PutTrafficPolicy { policy }
+    }
+    fn delete_command(id: String) -> Command {
+        Command::DeleteTrafficPolicy { id, at: now_ms() }
+    }
+    fn one_per_service(p: &TrafficPolicy) -> Option<(&String, &String)> {
+        Some((&p.id, &p.service))
+    }
+    fn updated_at(p: &mut TrafficPolicy) -> &mut u64 {
+        &mut p.updated_at
+    }
+}
+
+impl PolicyKind for Security {
+    const WHAT: &'static str = "security policy";
+    type Body = SecurityBody;
+    type Policy = SecurityPolicy;
+    fn body_id(b: &Self::Body) -> Option<&String> {
+        b.id.as_ref()
+    }
+    fn id(p: &SecurityPolicy) -> &String {
+        &p.id
+    }
+    fn build(id: String, b: Self::Body) -> SecurityPolicy {
+        SecurityPolicy {
+            id,
+            service: b.service,
+            action: b.action,
+            sources: b.sources,
+            updated_at: now_ms(),
+        }
+    }
+    fn validate(p: &SecurityPolicy) -> Result<(), FieldError> {
+        p.validate()
+    }
+    fn all(state: &FederationState) -> &BTreeMap<String, SecurityPolicy> {
+        &state.security_policies
+    }
+    fn put_command(policy: SecurityPolicy) -> Command {
+        Command::PutSecurityPolicy { policy }
+    }
+    fn delete_command(id: String) -> Command {
+        Command::DeleteSecurityPolicy { id, at: now_ms() }
+    }
+    fn one_per_service(_: &SecurityPolicy) -> Option<(&String, &String)> {
+        None
+    }
+    fn updated_at(p: &mut SecurityPolicy) -> &mut u64 {
+        &mut p.updated_at
+    }
+}
+
+pub(super) struct Routes;
+
+impl PolicyKind for Routes {
+    const WHAT: &'static str = "route";
+    type Body = RouteBody;
+    type Policy = Route;
+    fn body_id(b: &Self::Body) -> Option<&String> {
+        b.id.as_ref()
+    }
+    fn id(p: &Route) -> &String {
+        &p.id
+    }
+    fn build(id: String, b: Self::Body) -> Route {
+        Route {
+            id,
+            service: b.service,
+            rules: b.rules,
+            updated_at: now_ms(),
+        }
+    }
+    fn validate(p: &Route) -> Result<(), FieldError> {
+        crate::route::validate(p)
+    }
+    fn all(state: &FederationState) -> &BTreeMap<String, Route> {
+        &state.routes
+    }
+    fn put_command(route: Route) -> Command {
+        Command::PutRoute { route }
+    }
+    fn delete_command(id: String) -> Command {
+        Command::DeleteRoute { id, at: now_ms() }
+    }
+    fn one_per_service(p: &Route) -> Option<(&String, &String)> {
+        Some((&p.id, &p.service))
+    }
+    fn updated_at(p: &mut Route) -> &mut u64 {
+        &mut p.updated_at
+    }
+}
