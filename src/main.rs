@@ -43,6 +43,9 @@ enum Command {
     /// Export, unexport and list services.
     #[command(subcommand)]
     Service(cli::client::ServiceCmd),
+    /// Apply, read and delete L7 routes (`warden route apply -f route.yaml`).
+    #[command(subcommand)]
+    Route(cli::route::RouteCmd),
     /// Add or remove federation members.
     #[command(subcommand)]
     Member(cli::client::MemberCmd),
@@ -108,6 +111,7 @@ fn run_tokio(command: Command) -> anyhow::Result<()> {
             Command::Cluster(c) => cli::client::cluster(c).await,
             Command::Service(c) => cli::client::service(c).await,
             Command::Member(c) => cli::client::member(c).await,
+            Command::Route(c) => cli::route::run(c).await,
             Command::Status(conn) => cli::client::status(conn).await,
             Command::Bench(b) => cli::bench::run(b).await,
             Command::Echo(a) => cli::echo::run(a).await,

@@ -5,5 +5,6 @@ pub mod client;
 pub mod echo;
 pub mod federation;
 pub mod gateway;
+pub mod route;
 pub mod signals;
 pub mod trust;

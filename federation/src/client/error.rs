@@ -27,7 +27,7 @@ pub enum ClientError {
         source: serde_json::Error,
     },
     /// 400: the request was refused; `field` names the part at fault.
-    #[error("HTTP 400 {code}: {message}")]
+    #[error("HTTP 400 {code}: {}{message}", .field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default())]
     BadRequest {
         code: String,
         field: Option<String>,
