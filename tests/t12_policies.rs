@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use support::*;
 
@@ -323,4 +325,91 @@ async fn warden_route_applies_yaml_files() {
     let (_, out, _) = route_cli(&node, &["get"]).await;
     let all: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(all.as_array().map(Vec::len), Some(1));
+}
+
+/// A route put through the API reaches a gateway through the watch, compiled: its `/explain`
+/// names the rule a described request matches and the backends' shares, and a change shows
+/// without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_explains_the_rule_a_request_matches() {
+    use reqwest::Method;
+    let tmp = tempfile::tempdir().unwrap();
+    let node = one_node(tmp.path()).await;
+    let east = cluster_with(
+        tmp.path(),
+        "east",
+        "r1",
+        "z1",
+        std::slice::from_ref(&node.api),
+        "",
+    )
+    .await;
+    let client = http();
+    let route = |v2: u32| {
+        json!({"service": "shop/cart", "rules": [
+            {"name": "opted-in", "matches": [{"headers": [{"name": "x-canary", "value": "on"}]}],
+             "backends": [{"subset": {"version": "v2"}}]},
+            {"name": "split", "backends": [{"subset": {"version": "v1"}, "weight": 100 - v2},
+                                           {"subset": {"version": "v2"}, "weight": v2}]}
+        ]})
+    };
+    let (s, _) = send(
+        &client,
+        Method::PUT,
+        node.url(&paths::route("cart")),
+        Some(route(10)),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let explain = |q: &'static str| {
+        let (client, admin) = (client.clone(), east.admin());
+        async move {
+            get_json(
+                &client,
+                &format!("http://{admin}/explain?authority=cart.shop&{q}"),
+            )
+            .await
+        }
+    };
+    let v = eventually(
+        Duration::from_secs(20),
+        "the route reaches the gateway",
+        || async {
+            explain("header=x-canary:on")
+                .await
+                .filter(|v| v["route"]["matched"] == true)
+        },
+    )
+    .await;
+    assert_eq!(v["route"]["rule"], "opted-in");
+    let v = explain("path=/x").await.unwrap();
+    assert_eq!(v["route"]["rule"], "split");
+    assert_eq!(v["route"]["backends"][1]["share"], 0.1);
+    // Shifted to 50/50 live.
+    send(
+        &client,
+        Method::PUT,
+        node.url(&paths::route("cart")),
+        Some(route(50)),
+    )
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "the change reaches the gateway",
+        || async {
+            explain("path=/x")
+                .await
+                .filter(|v| v["route"]["backends"][1]["share"] == 0.5)
+        },
+    )
+    .await;
+    let r = client
+        .get(format!(
+            "http://{}/explain?authority=cart.shop&header=nocolon",
+            east.admin()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
 }

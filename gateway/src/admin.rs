@@ -205,7 +205,19 @@ async fn handle(req: Request<Incoming>, st: AdminState) -> Response<BoxBody> {
                 .split('&')
                 .find_map(|kv| kv.strip_prefix("authority="))
                 .unwrap_or("");
-            let (status, v) = explain(ctx, authority);
+            let (status, mut v) = explain(ctx, authority);
+            if let Some(key) = ServiceKey::from_authority(authority)
+                && let Some(route) = ctx.tables.remote.load().routes.get(&key).cloned()
+            {
+                v["route"] = match crate::route::explain::describe(&query) {
+                    Ok(req) => crate::route::explain::explain(&route, &req),
+                    Err(e) => {
+                        let error =
+                            json!({"code": "bad_query", "field": e.param, "message": e.message});
+                        return json_reply(StatusCode::BAD_REQUEST, json!({"error": error}));
+                    }
+                };
+            }
             json_reply(status, v)
         }
         (Method::POST, p) if p.starts_with("/debug/panic/") => match hooks {

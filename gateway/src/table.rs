@@ -139,6 +139,8 @@ pub struct RemoteTable {
     pub cluster_domains: HashMap<String, String>,
     /// The east-west address the federation has for this gateway's own cluster.
     pub registered_gateway: Option<String>,
+    /// L7 routes by the service they decide, compiled once per change.
+    pub routes: HashMap<ServiceKey, Arc<crate::route::CompiledRoute>>,
 }
 
 /// Shared handles to both tables.

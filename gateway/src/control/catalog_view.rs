@@ -11,6 +11,7 @@ use warden_federation::route::Route;
 use warden_federation::wire::{RoutingCatalog, WatchEvent, WatchLine};
 
 use crate::key::ServiceKey;
+use crate::route::CompiledRoute;
 use crate::table::{RemoteCluster, RemoteTable, RoutePolicy, Tables};
 
 /// Clusters, exports, leases and policies at one revision.
@@ -177,6 +178,22 @@ impl CatalogView {
             .values()
             .map(|c| (c.name.clone(), c.trust_domain.clone()))
             .collect();
+        let mut routes = HashMap::new();
+        for r in self.routes.values() {
+            let Some(key) = ServiceKey::parse(&r.service) else {
+                continue;
+            };
+            // Validated by the federation before it was stored; a newer server's route this
+            // build cannot compile is left out, said once per change.
+            match CompiledRoute::compile(r) {
+                Ok(c) => {
+                    routes.insert(key, Arc::new(c));
+                }
+                Err(e) => {
+                    tracing::warn!(route = %r.id, field = %e.field, error = %e.message, "route not applied")
+                }
+            }
+        }
         RemoteTable {
             revision: self.revision,
             connected,
@@ -188,6 +205,7 @@ impl CatalogView {
             security,
             cluster_domains,
             registered_gateway: self.clusters.get(me).map(|c| c.gateway.clone()),
+            routes,
         }
     }
 

@@ -241,5 +241,7 @@ fn grpc_holds(g: &GrpcMatch, path: &str, headers: &HeaderMap) -> bool {
         && g.method.as_deref().is_none_or(|m| m == method)
 }
 
+pub mod explain;
+
 #[cfg(test)]
 mod tests;
