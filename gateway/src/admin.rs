@@ -53,7 +53,7 @@ pub fn config_dump(ctx: &ProxyCtx) -> Value {
         let eps: Vec<Value> = s
             .endpoints
             .iter()
-            .map(|e| json!({"addr": e.addr, "available": e.available, "ramp": e.ramp, "in_flight": e.inflight.get()}))
+            .map(|e| json!({"addr": e.addr, "labels": e.labels.as_deref(), "available": e.available, "ramp": e.ramp, "in_flight": e.inflight.get()}))
             .collect();
         local_json.insert(
             key.to_string(),
@@ -136,7 +136,7 @@ pub fn explain(ctx: &ProxyCtx, authority: &str) -> (StatusCode, Value) {
         json!({
             "available": l.available_count(),
             "total": l.endpoints.len(),
-            "endpoints": l.endpoints.iter().map(|e| json!({"addr": e.addr, "available": e.available, "ramp": e.ramp})).collect::<Vec<_>>(),
+            "endpoints": l.endpoints.iter().map(|e| json!({"addr": e.addr, "labels": e.labels.as_deref(), "available": e.available, "ramp": e.ramp})).collect::<Vec<_>>(),
         })
     });
     (

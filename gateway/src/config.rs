@@ -1,5 +1,6 @@
 //! The gateway's configuration file (TOML). See `docs/examples/gateway-east.toml`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -321,25 +322,91 @@ pub struct TcpRoute {
     pub port: u16,
 }
 
+/// A local service and its endpoints. In a file, labelled endpoints are written in
+/// `[[services.subsets]]` tables; here every address is in `endpoints` (so every check of an
+/// address sees them all) and `labels` holds those of the labelled ones.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "ServiceInFile")]
 pub struct StaticService {
     pub namespace: String,
     pub name: String,
     /// Port name, number and protocol of the service.
-    #[serde(default = "default_ports")]
     pub ports: Vec<warden_federation::model::ServicePort>,
-    /// `host:port` of each endpoint.
+    /// `host:port` of each endpoint, labelled or not.
     pub endpoints: Vec<String>,
+    /// Labels of the labelled endpoints, by address (a route's subsets select on them).
+    pub labels: BTreeMap<String, BTreeMap<String, String>>,
     /// Relative weight of this cluster's copy in cross-cluster splits.
-    #[serde(default = "default_weight")]
     pub weight: u32,
     /// Export to the federation (default true).
-    #[serde(default = "yes")]
     pub export: bool,
     /// Active probe: `tcp` (connect) or an HTTP path like `/healthz`.
-    #[serde(default = "default_probe")]
     pub probe: String,
+}
+
+/// `[[services]]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceInFile {
+    namespace: String,
+    name: String,
+    #[serde(default = "default_ports")]
+    ports: Vec<warden_federation::model::ServicePort>,
+    /// Endpoints without labels.
+    #[serde(default)]
+    endpoints: Vec<String>,
+    /// Endpoints with labels, e.g. `[[services.subsets]]` `labels = { version = "v2" }`,
+    /// `endpoints = ["10.0.0.7:8080"]`.
+    #[serde(default)]
+    subsets: Vec<SubsetInFile>,
+    #[serde(default = "default_weight")]
+    weight: u32,
+    #[serde(default = "yes")]
+    export: bool,
+    #[serde(default = "default_probe")]
+    probe: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubsetInFile {
+    labels: BTreeMap<String, String>,
+    endpoints: Vec<String>,
+}
+
+impl TryFrom<ServiceInFile> for StaticService {
+    type Error = String;
+    fn try_from(f: ServiceInFile) -> Result<Self, String> {
+        let mut endpoints = f.endpoints;
+        let mut labels = BTreeMap::new();
+        for (i, s) in f.subsets.into_iter().enumerate() {
+            let field = format!("subsets[{i}].labels");
+            warden_federation::model::validate_labels(&field, &s.labels, 16)
+                .map_err(|e| e.to_string())?;
+            if s.labels.is_empty() {
+                return Err(format!("{field}: a subset needs at least one label"));
+            }
+            for addr in s.endpoints {
+                if endpoints.contains(&addr) {
+                    return Err(format!(
+                        "endpoint {addr} is listed twice (in endpoints or in two subsets)"
+                    ));
+                }
+                labels.insert(addr.clone(), s.labels.clone());
+                endpoints.push(addr);
+            }
+        }
+        Ok(StaticService {
+            namespace: f.namespace,
+            name: f.name,
+            ports: f.ports,
+            endpoints,
+            labels,
+            weight: f.weight,
+            export: f.export,
+            probe: f.probe,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -609,6 +676,37 @@ mod tests {
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Labelled endpoints join the service's endpoints (every address check sees them) with
+    /// their labels beside; an address listed twice and a subset without labels are refused.
+    #[test]
+    fn subsets_are_endpoints_with_labels() {
+        let svc = |subsets: &str| {
+            format!(
+                "[[services]]\nnamespace = \"shop\"\nname = \"cart\"\nendpoints = [\"10.0.0.1:80\"]\n{subsets}"
+            )
+        };
+        let cfg = parse(&svc(
+            "[[services.subsets]]\nlabels = { version = \"v2\" }\nendpoints = [\"10.0.0.2:80\", \"10.0.0.3:80\"]\n",
+        ))
+        .unwrap();
+        let s = &cfg.services[0];
+        assert_eq!(s.endpoints, ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]);
+        assert_eq!(s.labels.len(), 2);
+        assert_eq!(s.labels["10.0.0.3:80"]["version"], "v2");
+        let twice = parse(&svc(
+            "[[services.subsets]]\nlabels = { version = \"v2\" }\nendpoints = [\"10.0.0.1:80\"]\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(twice.contains("listed twice"), "{twice}");
+        let bare = parse(&svc(
+            "[[services.subsets]]\nlabels = {}\nendpoints = [\"10.0.0.2:80\"]\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(bare.contains("at least one label"), "{bare}");
     }
 
     /// A TCP route to a port the service's endpoints do not serve is refused at start, naming

@@ -44,6 +44,8 @@ impl Drop for InFlightGuard {
 #[derive(Debug, Clone)]
 pub struct LocalEndpoint {
     pub addr: String,
+    /// Its labels, for route subsets (`None`: unlabelled).
+    pub labels: Option<Labels>,
     /// Healthy by active probes and not ejected by outlier detection.
     pub available: bool,
     /// 0.0–1.0: grows from 0 to 1 over the failback ramp after the endpoint recovers.
@@ -55,11 +57,15 @@ pub struct LocalEndpoint {
 impl PartialEq for LocalEndpoint {
     fn eq(&self, o: &Self) -> bool {
         self.addr == o.addr
+            && self.labels == o.labels
             && self.available == o.available
             && self.ramp == o.ramp
             && Arc::ptr_eq(&self.inflight, &o.inflight)
     }
 }
+
+/// An endpoint's labels, shared between snapshots.
+pub type Labels = Arc<std::collections::BTreeMap<String, String>>;
 
 /// A local service.
 #[derive(Debug, Clone, PartialEq)]

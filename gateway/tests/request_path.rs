@@ -127,6 +127,7 @@ fn tables(local: &[&str], clusters: &[(&str, &str)], security: Vec<SecurityPolic
             .iter()
             .map(|a| LocalEndpoint {
                 addr: a.to_string(),
+                labels: None,
                 available: true,
                 ramp: 1.0,
                 inflight: t.inflight_for(a),

@@ -341,6 +341,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, a)| LocalEndpoint {
                     addr: format!("127.0.0.1:{}", 1000 + i),
+                    labels: None,
                     available: *a,
                     ramp: 1.0,
                     inflight: Arc::new(InFlight::default()),

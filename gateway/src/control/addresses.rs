@@ -95,6 +95,8 @@ impl EndpointGuard {
                 false
             }
         });
+        let kept = &svc.endpoints;
+        svc.labels.retain(|addr, _| kept.contains(addr));
         (svc, refused)
     }
 }
@@ -180,6 +182,7 @@ mod tests {
             name: "cart".into(),
             ports: Vec::new(),
             endpoints: vec!["10.0.0.1:80".into(), "169.254.169.254:80".into()],
+            labels: Default::default(),
             weight: 1,
             export: true,
             probe: "tcp".into(),

@@ -5,6 +5,7 @@
 //! the failover is counted and logged; when endpoints recover they ramp back in over the
 //! failback window (the hysteresis is the healthy threshold plus the ramp).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::config::GatewayConfig;
 use crate::health::{Flip, Outlier, ProbeState};
 use crate::key::ServiceKey;
 use crate::metrics::Metrics;
-use crate::table::{InFlight, LocalEndpoint, LocalService, Tables};
+use crate::table::{InFlight, Labels, LocalEndpoint, LocalService, Tables};
 
 /// An active probe result.
 #[derive(Message)]
@@ -43,6 +44,8 @@ pub struct RequestCompleted {
 #[rtype(result = "()")]
 pub struct Update {
     pub endpoints: Vec<String>,
+    /// Labels of the labelled endpoints, by address.
+    pub labels: HashMap<String, Labels>,
     pub weight: u32,
     pub h2: bool,
     pub port: u16,
@@ -62,6 +65,7 @@ pub struct GetCounts;
 
 struct Endpoint {
     addr: String,
+    labels: Option<Labels>,
     probe: ProbeState,
     outlier: Outlier,
     inflight: Arc<InFlight>,
@@ -70,9 +74,10 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn new(addr: &str, tables: &Tables) -> Self {
+    fn new(addr: &str, labels: Option<Labels>, tables: &Tables) -> Self {
         Self {
             addr: addr.to_string(),
+            labels,
             probe: ProbeState::new(),
             outlier: Outlier::default(),
             inflight: tables.inflight_for(addr),
@@ -89,6 +94,8 @@ impl Endpoint {
 /// What a pool serves: the service's endpoints and how to reach them.
 pub struct Membership {
     pub endpoints: Vec<String>,
+    /// Labels of the labelled endpoints, by address.
+    pub labels: HashMap<String, Labels>,
     pub weight: u32,
     /// Endpoints speak HTTP/2 (h2c prior knowledge).
     pub h2: bool,
@@ -127,7 +134,7 @@ impl PoolActor {
         let endpoints = m
             .endpoints
             .iter()
-            .map(|a| Endpoint::new(a, &tables))
+            .map(|a| Endpoint::new(a, m.labels.get(a).cloned(), &tables))
             .collect();
         Self {
             label: key.to_string(),
@@ -178,6 +185,7 @@ impl PoolActor {
             }
             eps.push(LocalEndpoint {
                 addr: e.addr.clone(),
+                labels: e.labels.clone(),
                 available,
                 ramp: e.probe.ramp(now, ramp_ms),
                 inflight: e.inflight.clone(),
@@ -331,9 +339,13 @@ impl Handler<Update> for PoolActor {
         guarded("upstream_pool", ctx, || {
             let mut old: Vec<Endpoint> = std::mem::take(&mut self.endpoints);
             for addr in &m.endpoints {
+                let labels = m.labels.get(addr).cloned();
                 let e = match old.iter().position(|e| &e.addr == addr) {
-                    Some(i) => old.swap_remove(i),
-                    None => Endpoint::new(addr, &self.tables),
+                    Some(i) => Endpoint {
+                        labels,
+                        ..old.swap_remove(i)
+                    },
+                    None => Endpoint::new(addr, labels, &self.tables),
                 };
                 self.endpoints.push(e);
             }
@@ -395,8 +407,10 @@ mod tests {
              [listeners]\noutbound = \"127.0.0.1:0\"\neastwest = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n",
         )
         .unwrap();
+        let v2: Labels = Arc::new([("version".to_string(), "v2".to_string())].into());
         let m = Membership {
             endpoints: vec!["10.0.0.1:80".into(), "10.0.0.2:80".into()],
+            labels: [("10.0.0.2:80".to_string(), v2)].into(),
             weight: 100,
             h2: false,
             port: 80,
@@ -420,6 +434,13 @@ mod tests {
         p.publish();
         let first = tables.local.load_full();
         assert_eq!(first.services.len(), 1);
+        // Labelled endpoints carry their labels into the snapshot; the others none.
+        let eps = &first.services[&ServiceKey::new("shop", "cart")].endpoints;
+        assert!(eps[0].labels.is_none());
+        assert_eq!(
+            eps[1].labels.as_deref().map(|l| l["version"].as_str()),
+            Some("v2")
+        );
         p.publish();
         p.publish();
         assert!(

@@ -18,7 +18,7 @@ use super::pool::{Membership, PoolActor, Retire, Update};
 use crate::config::{GatewayConfig, StaticService};
 use crate::key::ServiceKey;
 use crate::metrics::Metrics;
-use crate::table::Tables;
+use crate::table::{Labels, Tables};
 
 /// Views shared with the data path and the publisher.
 #[derive(Clone, Default)]
@@ -45,10 +45,19 @@ pub fn key_of(s: &StaticService) -> ServiceKey {
     ServiceKey::new(&s.namespace, &s.name)
 }
 
+/// The labels of `s`'s labelled endpoints, shared by every snapshot that carries them.
+fn shared_labels(s: &StaticService) -> HashMap<String, Labels> {
+    s.labels
+        .iter()
+        .map(|(addr, l)| (addr.clone(), Arc::new(l.clone())))
+        .collect()
+}
+
 /// What a pool of `s` serves.
 fn membership(s: &StaticService) -> Membership {
     Membership {
         endpoints: s.endpoints.clone(),
+        labels: shared_labels(s),
         weight: s.weight,
         h2: speaks_h2(s),
         port: s.ports.first().map(|p| p.port).unwrap_or(0),
@@ -162,6 +171,7 @@ impl RegistryActor {
             let addr = match self.services.remove(&key) {
                 Some((old, addr)) => {
                     if old.endpoints != s.endpoints
+                        || old.labels != s.labels
                         || old.weight != s.weight
                         || old.ports != s.ports
                         || old.export != s.export
@@ -169,6 +179,7 @@ impl RegistryActor {
                         let m = membership(&s);
                         addr.do_send(Update {
                             endpoints: m.endpoints,
+                            labels: m.labels,
                             weight: m.weight,
                             h2: m.h2,
                             port: m.port,

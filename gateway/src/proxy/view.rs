@@ -157,6 +157,7 @@ pub(super) mod fixtures {
             .enumerate()
             .map(|(i, up)| LocalEndpoint {
                 addr: format!("10.0.0.{i}:8080"),
+                labels: None,
                 available: *up,
                 ramp: 1.0,
                 inflight: Default::default(),

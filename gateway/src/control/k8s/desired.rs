@@ -233,6 +233,7 @@ fn outcome(
             name,
             ports,
             endpoints,
+            labels: Default::default(),
             weight,
             export: true,
             probe,
