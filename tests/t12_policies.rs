@@ -335,15 +335,7 @@ async fn a_gateway_explains_the_rule_a_request_matches() {
     use reqwest::Method;
     let tmp = tempfile::tempdir().unwrap();
     let node = one_node(tmp.path()).await;
-    let east = cluster_with(
-        tmp.path(),
-        "east",
-        "r1",
-        "z1",
-        std::slice::from_ref(&node.api),
-        "",
-    )
-    .await;
+    let east = east_of(tmp.path(), &node, "").await;
     let client = http();
     let route = |v2: u32| {
         json!({"service": "shop/cart", "rules": [

@@ -43,15 +43,7 @@ fn slow_call(outbound: &str, delay_ms: u64) -> tokio::task::JoinHandle<Result<u1
 /// Gateway `east` of the one-node federation `node`, draining for up to `drain_ms`.
 async fn east(root: &std::path::Path, node: &NodeProc, drain_ms: u64) -> ClusterProcs {
     let extra = format!("[timeouts]\ndrain_ms = {drain_ms}");
-    cluster_with(
-        root,
-        "east",
-        "r1",
-        "z1",
-        std::slice::from_ref(&node.api),
-        &extra,
-    )
-    .await
+    east_of(root, node, &extra).await
 }
 
 async fn refused(addr: &str) -> bool {

@@ -177,15 +177,7 @@ async fn a_gateway_never_trusts_its_own_domain_from_the_store() {
     let node = one_node(root).await;
     let client = http();
     let tls = pki(root, "east.test");
-    let east = cluster_with(
-        root,
-        "east",
-        "r1",
-        "z1",
-        std::slice::from_ref(&node.api),
-        &tls,
-    )
-    .await;
+    let east = east_of(root, &node, &tls).await;
     let real_ca = std::fs::read_to_string(root.join("pki-east.test/ca.pem")).unwrap();
     let real_cert = std::fs::read_to_string(root.join("pki-east.test/gateway.pem")).unwrap();
     let real_key = std::fs::read_to_string(root.join("pki-east.test/gateway.key")).unwrap();

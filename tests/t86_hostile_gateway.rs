@@ -84,15 +84,7 @@ async fn connect_status(ew: &str, service: &str, port: u16) -> u16 {
 /// A federation node and cluster `east` (with `extra` config), once it serves shop/cart.
 async fn serving(root: &std::path::Path, extra: &str) -> (NodeProc, ClusterProcs) {
     let node = one_node(root).await;
-    let east = cluster_with(
-        root,
-        "east",
-        "r1",
-        "z1",
-        std::slice::from_ref(&node.api),
-        extra,
-    )
-    .await;
+    let east = east_of(root, &node, extra).await;
     let (client, out) = (http(), east.outbound());
     eventually(Duration::from_secs(20), "cart served", || async {
         (call(&client, &out).await.0 == 200).then_some(())
@@ -118,15 +110,7 @@ async fn east_west_without_tls_fails_closed() {
     let node = one_node(root).await;
     let hidden = echo(root, "hidden", "127.0.0.1:0").await;
     let extra = hidden_service(&hidden.addr("addr"));
-    let mut east = cluster_with(
-        root,
-        "east",
-        "r1",
-        "z1",
-        std::slice::from_ref(&node.api),
-        &extra,
-    )
-    .await;
+    let mut east = east_of(root, &node, &extra).await;
     let ew = east.gateway.addr("eastwest");
     eventually(Duration::from_secs(20), "cart served east-west", || async {
         (east_west_get(&ew, "shop/cart").await.0 == 200).then_some(())

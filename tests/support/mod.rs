@@ -539,6 +539,19 @@ pub async fn cluster(
 }
 
 /// [`cluster`] with extra config appended (e.g. a `[tls]` table).
+/// Cluster `east` (region r1, zone z1) of the federation `node`, with `extra` config.
+pub async fn east_of(root: &Path, node: &NodeProc, extra: &str) -> ClusterProcs {
+    cluster_with(
+        root,
+        "east",
+        "r1",
+        "z1",
+        std::slice::from_ref(&node.api),
+        extra,
+    )
+    .await
+}
+
 pub async fn cluster_with(
     root: &Path,
     name: &str,

@@ -20,6 +20,9 @@ pub enum ProxyError {
     NoService,
     #[error("unknown service {0}")]
     UnknownService(String),
+    /// The service has a route and no rule of it matches the request.
+    #[error("no rule of the route of {0} matches the request")]
+    NoRoute(String),
     #[error("no healthy endpoint for {0} in any cluster")]
     NoHealthyUpstream(String),
     #[error("no local endpoint for {0} can serve (east-west requests are never forwarded again)")]
@@ -67,6 +70,7 @@ impl ProxyError {
         match self {
             Self::NoService => "no_service",
             Self::UnknownService(_) => "unknown_service",
+            Self::NoRoute(_) => "no_route",
             Self::NoHealthyUpstream(_) => "no_healthy_upstream",
             Self::NoLocalEndpoint(_) => "no_local_endpoint",
             Self::PortNotRouted { .. } => "port_not_routed",
@@ -85,6 +89,7 @@ impl ProxyError {
         match self {
             Self::NoService
             | Self::UnknownService(_)
+            | Self::NoRoute(_)
             | Self::Forbidden { .. }
             | Self::ClientBody { .. }
             | Self::BodyTimeout { .. }
@@ -108,7 +113,9 @@ impl ProxyError {
             Self::NoService | Self::ClientBody { .. } | Self::BadRequest { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            Self::UnknownService(_) | Self::PortNotRouted { .. } => StatusCode::NOT_FOUND,
+            Self::UnknownService(_) | Self::NoRoute(_) | Self::PortNotRouted { .. } => {
+                StatusCode::NOT_FOUND
+            }
             Self::NoHealthyUpstream(_) | Self::NoLocalEndpoint(_) | Self::Connect { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -124,9 +131,9 @@ impl ProxyError {
     pub fn grpc_status(&self) -> u8 {
         match self {
             Self::NoService | Self::ClientBody { .. } | Self::BadRequest { .. } => 3, // INVALID_ARGUMENT
-            Self::UnknownService(_) | Self::PortNotRouted { .. } => 12, // UNIMPLEMENTED
-            Self::Timeout { .. } | Self::BodyTimeout { .. } => 4,       // DEADLINE_EXCEEDED
-            Self::Forbidden { .. } => 7,                                // PERMISSION_DENIED
+            Self::UnknownService(_) | Self::NoRoute(_) | Self::PortNotRouted { .. } => 12, // UNIMPLEMENTED
+            Self::Timeout { .. } | Self::BodyTimeout { .. } => 4, // DEADLINE_EXCEEDED
+            Self::Forbidden { .. } => 7,                          // PERMISSION_DENIED
             Self::NoHealthyUpstream(_)
             | Self::NoLocalEndpoint(_)
             | Self::Connect { .. }

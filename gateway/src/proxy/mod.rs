@@ -38,6 +38,7 @@ pub mod naming;
 pub mod plan;
 pub mod request;
 pub mod respond;
+pub mod rules;
 pub mod server;
 pub mod splice;
 pub mod tcp;

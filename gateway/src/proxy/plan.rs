@@ -11,10 +11,12 @@ use tokio::time::Instant;
 
 use super::attempt::{Attempt, Hop};
 use super::body::BoxBody;
+use super::context::Listener;
 use super::context::{ProxyCtx, RequestCtx, SOURCE_HEADER};
 use super::error::ProxyError;
 use super::headers::{CALLER_HEADER, caller_value, clean};
 use super::naming::SERVICE_HEADER;
+use super::rules::{Routed, SUBSET_HEADER, subset_from, subset_value};
 use super::trace::TRACEPARENT;
 use super::view::ServiceView;
 use crate::key::ServiceKey;
@@ -37,21 +39,39 @@ pub struct Plan<'a> {
     pub head: Parts,
     /// The calling cluster, named to remote gateways.
     pub source_cluster: &'a str,
+    /// The subset a route chose, named to remote gateways (`None`: the whole service).
+    pub subset: Option<HeaderValue>,
 }
 
 impl<'a> Plan<'a> {
-    /// Plans a request for `key` whose head is `head`.
+    /// Plans a request for `key` whose head is `head`; `routed` is what the service's route
+    /// chose (another service, a subset, filters, timeouts, retries).
     pub fn new(
         ctx: &'a ProxyCtx,
         rc: &RequestCtx,
         key: &'a ServiceKey,
         mut head: Parts,
+        routed: Option<&'a Routed>,
     ) -> Result<Self, ProxyError> {
-        let view = ServiceView::load(&ctx.tables, key, rc.listener);
+        let key = routed.map(|r| &r.service).unwrap_or(key);
+        // The subset: the route's on the outbound listener, the calling gateway's on the
+        // east-west hop (read before `clean` drops every `x-warden-*` header).
+        let named = match rc.listener {
+            Listener::EastWest => subset_from(&head.headers),
+            _ => None,
+        };
+        let subset = routed.map(|r| &r.subset).or(named.as_ref());
+        let mut view = ServiceView::load(&ctx.tables, key, rc.listener);
+        if let Some(s) = subset {
+            view = view.restrict(s);
+        }
         if let Some(e) = view.missing(key, rc.listener) {
             return Err(e);
         }
         clean(&mut head.headers);
+        if let Some(r) = routed {
+            r.apply_to_request(&mut head)?;
+        }
         head.headers.insert(TRACEPARENT, rc.trace.header());
         // A backend learns the east-west caller only from this gateway.
         if let Some(v) = rc
@@ -70,15 +90,24 @@ impl<'a> Plan<'a> {
                 | http::Method::DELETE
         );
         let t = &ctx.cfg.timeouts;
+        let rule = routed.map(|r| &r.rule().rule);
+        let timeouts = rule.and_then(|r| r.timeouts.as_ref());
+        let per_try = timeouts.and_then(|t| t.per_try_ms).unwrap_or(t.per_try_ms);
+        let overall = timeouts.and_then(|t| t.request_ms).unwrap_or(t.overall_ms);
+        let max_retries = rule
+            .and_then(|r| r.retry.as_ref())
+            .map(|r| r.attempts)
+            .unwrap_or(ctx.cfg.retries.max_retries);
         Ok(Self {
             key,
             view,
             idempotent,
-            max_retries: ctx.cfg.retries.max_retries,
-            per_try: Duration::from_millis(t.per_try_ms),
-            overall: Duration::from_millis(t.overall_ms),
+            max_retries,
+            per_try: Duration::from_millis(per_try.min(overall)),
+            overall: Duration::from_millis(overall),
             head,
             source_cluster: &ctx.me.cluster,
+            subset: subset.and_then(subset_value),
         })
     }
 
@@ -113,6 +142,9 @@ impl<'a> Plan<'a> {
                 }
                 if let Ok(v) = HeaderValue::from_str(self.source_cluster) {
                     h.insert(SOURCE_HEADER, v);
+                }
+                if let Some(v) = &self.subset {
+                    h.insert(SUBSET_HEADER, v.clone());
                 }
             }
         }
@@ -165,6 +197,7 @@ mod tests {
             overall: Duration::from_secs(5),
             head,
             source_cluster: "east",
+            subset: HeaderValue::from_str("version=v2").ok(),
         };
         let me = me();
         let a = plan.view.choose(&me, 140, &[], [0.1, 0.1, 0.1]).unwrap();
@@ -175,6 +208,7 @@ mod tests {
         let h = out.headers();
         assert_eq!(h[SERVICE_HEADER], "shop/cart");
         assert_eq!(h[SOURCE_HEADER], "east");
+        assert_eq!(h[SUBSET_HEADER], "version=v2");
         assert!(h.get("host").is_none());
         assert!(h.get("connection").is_none() && h.get("upgrade").is_none());
         assert_eq!(h["te"], "trailers", "gRPC needs te: trailers");

@@ -19,6 +19,7 @@ use super::inbound;
 use super::naming::service_of;
 use super::plan::Plan;
 use super::respond::error_response;
+use super::rules::{self, Decision};
 use crate::key::ServiceKey;
 
 /// Handles one request; `peer` is the verified mTLS identity on the east-west hop.
@@ -83,7 +84,7 @@ where
     routed
 }
 
-/// authorize (east-west) → plan → read the body → forward with retry.
+/// authorize (east-west) → match a route → plan → read the body → forward with retry.
 async fn route<B>(
     ctx: &Arc<ProxyCtx>,
     rc: &mut RequestCtx,
@@ -98,8 +99,17 @@ where
     if rc.listener == Listener::EastWest {
         rc.src_cluster = inbound::authorize(ctx, key, &head.headers, rc.peer.as_deref())?;
     }
-    let plan = Plan::new(ctx, rc, key, head)?;
+    let routed = match rules::decide(&ctx.tables, rc.listener, key, &head, fastrand::u32(..))? {
+        Decision::Whole => None,
+        Decision::Routed(r) => Some(r),
+        Decision::Respond(resp) => return Ok(resp),
+    };
+    let plan = Plan::new(ctx, rc, key, head, routed.as_ref())?;
     let deadline = std::time::Duration::from_millis(ctx.cfg.limits.body_read_timeout_ms);
     let body = RequestBody::read(body, deadline).await?;
-    forward(ctx, rc, &plan, body).await
+    let mut resp = forward(ctx, rc, &plan, body).await?;
+    if let Some(r) = &routed {
+        r.apply_to_response(resp.headers_mut());
+    }
+    Ok(resp)
 }

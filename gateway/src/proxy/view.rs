@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::attempt::{Attempt, Hop};
 use super::context::Listener;
 use super::error::ProxyError;
+use super::rules::{Subset, in_subset};
 use crate::balance::{self, Inputs, Locality, Target};
 use crate::key::ServiceKey;
 use crate::table::{LocalService, RemoteCluster, RoutePolicy, Tables};
@@ -40,6 +41,28 @@ impl ServiceView {
             revision: remote.revision,
             connected: remote.connected,
         }
+    }
+
+    /// Keeps only the local endpoints in `subset` (an empty subset keeps every one). Other
+    /// clusters stay candidates: the subset travels with the request on the east-west hop and
+    /// their gateways keep to it.
+    pub fn restrict(mut self, subset: &Subset) -> Self {
+        if subset.is_empty() {
+            return self;
+        }
+        if let Some(l) = &self.local {
+            let endpoints = l
+                .endpoints
+                .iter()
+                .filter(|e| in_subset(e, subset))
+                .cloned()
+                .collect();
+            self.local = Some(Arc::new(LocalService {
+                endpoints,
+                ..(**l).clone()
+            }));
+        }
+        self
     }
 
     /// Other clusters' copies of the service.

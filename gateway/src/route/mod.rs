@@ -18,6 +18,14 @@ pub struct CompiledRoute {
     pub rules: Vec<CompiledRule>,
 }
 
+/// The rule a request matched.
+#[derive(Debug, Clone, Copy)]
+pub struct Selected<'a> {
+    pub index: usize,
+    /// The `PathPrefix` of the matching entry (without a trailing `/`), for `url_rewrite`.
+    pub prefix: Option<&'a str>,
+}
+
 /// One rule: its conditions, and the route rule it came from (filters, timeouts, retry).
 #[derive(Debug)]
 pub struct CompiledRule {
@@ -92,10 +100,31 @@ impl CompiledRoute {
         uri: &Uri,
         headers: &HeaderMap,
     ) -> Option<(usize, &CompiledRule)> {
-        self.rules
-            .iter()
-            .enumerate()
-            .find(|(_, r)| r.matches_request(method, uri, headers))
+        let s = self.select_match(method, uri, headers)?;
+        Some((s.index, &self.rules[s.index]))
+    }
+
+    /// The first rule a request matches, and the path prefix its matching entry named.
+    pub fn select_match(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Option<Selected<'_>> {
+        self.rules.iter().enumerate().find_map(|(index, r)| {
+            if r.matches.is_empty() {
+                return Some(Selected {
+                    index,
+                    prefix: None,
+                });
+            }
+            let c = r.matches.iter().find(|c| c.hold(method, uri, headers))?;
+            let prefix = match &c.path {
+                Some(PathCond::Prefix(p)) => Some(p.as_str()),
+                _ => None,
+            };
+            Some(Selected { index, prefix })
+        })
     }
 }
 
@@ -162,10 +191,6 @@ impl CompiledRule {
             total_weight: rule.backends.iter().map(|b| b.weight).sum(),
             rule: rule.clone(),
         })
-    }
-
-    fn matches_request(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
-        self.matches.is_empty() || self.matches.iter().any(|c| c.hold(method, uri, headers))
     }
 
     /// The backend for a draw in `0..u32::MAX` (uniform): by weight, zero weights never.

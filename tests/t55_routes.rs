@@ -1,0 +1,141 @@
+//! L7 routes on the request path, real processes on loopback: a 90/10 canary between two
+//! labelled subsets, a header that sends only to v2, a redirect, a per-rule timeout that
+//! answers 504 at the rule's limit, and 404 `no_route` for a request no rule matches.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+
+/// A client that shows redirects instead of following them.
+fn plain() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// GET `path` on `web.shop` through the outbound listener: (status, serving backend).
+async fn web(client: &reqwest::Client, out: &str, path: &str, canary: bool) -> (u16, String) {
+    let mut r = client
+        .get(format!("http://{out}{path}"))
+        .header("host", "web.shop");
+    if canary {
+        r = r.header("x-canary", "on");
+    }
+    let resp = r.send().await.unwrap();
+    let server = resp
+        .headers()
+        .get("x-echo-server")
+        .or_else(|| resp.headers().get("x-warden-error"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (resp.status().as_u16(), server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_split_match_redirect_and_time_out_per_rule() {
+    const N: usize = 2_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let node = one_node(root).await;
+    let (v1, v2) = (
+        echo(root, "web-v1", "127.0.0.1:0").await,
+        echo(root, "web-v2", "127.0.0.1:0").await,
+    );
+    let web_service = format!(
+        "[[services]]\nnamespace = \"shop\"\nname = \"web\"\nprobe = \"/healthz\"\n\
+         [[services.subsets]]\nlabels = {{ version = \"v1\" }}\nendpoints = [{:?}]\n\
+         [[services.subsets]]\nlabels = {{ version = \"v2\" }}\nendpoints = [{:?}]\n",
+        v1.addr("addr"),
+        v2.addr("addr")
+    );
+    let east = east_of(root, &node, &web_service).await;
+    let admin = http();
+    let route = json!({"service": "shop/web", "rules": [
+        {"name": "opted-in", "matches": [{"headers": [{"name": "x-canary", "value": "on"}]}],
+         "backends": [{"subset": {"version": "v2"}}]},
+        {"name": "moved", "matches": [{"path": {"type": "Exact", "value": "/old"}}],
+         "filters": [{"request_redirect": {"path": "/new", "status_code": 301}}]},
+        {"name": "slow", "matches": [{"path": {"type": "PathPrefix", "value": "/slow"}}],
+         "backends": [{"subset": {"version": "v1"}}],
+         "timeouts": {"request_ms": 300}},
+        {"name": "split", "matches": [{"method": "GET"}],
+         "backends": [{"subset": {"version": "v1"}, "weight": 90},
+                      {"subset": {"version": "v2"}, "weight": 10}]}
+    ]});
+    let r = admin
+        .put(node.url(&paths::route("web")))
+        .json(&route)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let client = plain();
+    let out = east.outbound();
+    // Once the gateway has the route and both subsets are up, canary requests reach v2.
+    eventually(Duration::from_secs(30), "the route is applied", || async {
+        let ok = web(&client, &out, "/x", true).await == (200, "web-v2".to_string())
+            && web(&client, &out, "/old", false).await.0 == 301;
+        ok.then_some(())
+    })
+    .await;
+
+    let mut v2_share = 0;
+    for _ in 0..N {
+        let (status, server) = web(&client, &out, "/x", false).await;
+        assert_eq!(status, 200);
+        if server == "web-v2" {
+            v2_share += 1;
+        }
+    }
+    let share = v2_share as f64 / N as f64;
+    println!(
+        "canary: {v2_share} of {N} requests to v2 ({:.1} %)",
+        share * 100.0
+    );
+    assert!((0.07..=0.13).contains(&share), "v2 share {share}");
+
+    for _ in 0..50 {
+        assert_eq!(
+            web(&client, &out, "/x", true).await,
+            (200, "web-v2".to_string())
+        );
+    }
+    let moved = client
+        .get(format!("http://{out}/old?a=1"))
+        .header("host", "web.shop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status().as_u16(), 301);
+    assert_eq!(moved.headers()["location"], "http://web.shop/new?a=1");
+
+    // The rule's 300 ms, not the gateway's 30 s: 504.
+    let (status, code) = web(&client, &out, "/slow?delay_ms=5000", false).await;
+    assert_eq!((status, code.as_str()), (504, "upstream_timeout"));
+
+    // A request no rule matches: 404 no_route.
+    let r = client
+        .delete(format!("http://{out}/x"))
+        .header("host", "web.shop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(r.headers()["x-warden-error"], "no_route");
+    let v: Value = get_json(
+        &admin,
+        &format!(
+            "http://{}/explain?authority=web.shop&method=DELETE",
+            east.admin()
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(v["route"]["matched"], false);
+}
