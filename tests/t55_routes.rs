@@ -138,4 +138,38 @@ async fn routes_split_match_redirect_and_time_out_per_rule() {
     .await
     .unwrap();
     assert_eq!(v["route"]["matched"], false);
+
+    // Shifted to 50/50 under continuous load: every request answered, the new split taken up.
+    let (load_client, load_out) = (client.clone(), out.clone());
+    let load = tokio::spawn(async move {
+        let mut seen = Vec::with_capacity(3_000);
+        while seen.len() < 3_000 {
+            seen.push(web(&load_client, &load_out, "/x", false).await);
+        }
+        seen
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut half = route.clone();
+    half["rules"][3]["backends"][0]["weight"] = json!(50);
+    half["rules"][3]["backends"][1]["weight"] = json!(50);
+    let r = admin
+        .put(node.url(&paths::route("web")))
+        .json(&half)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let seen = load.await.unwrap();
+    let failed = seen.iter().filter(|(s, _)| *s != 200).count();
+    let tail = &seen[seen.len() - 1_000..];
+    let v2_tail = tail.iter().filter(|(_, b)| b == "web-v2").count();
+    println!(
+        "shift: {} requests during the change, {failed} failed; v2 in the last 1,000: {v2_tail}",
+        seen.len()
+    );
+    assert_eq!(failed, 0, "no request failed while the route changed");
+    assert!(
+        (400..=600).contains(&v2_tail),
+        "v2 in the last 1,000: {v2_tail}"
+    );
 }
