@@ -53,14 +53,14 @@ impl<'a> Plan<'a> {
         mut head: Parts,
         routed: Option<&'a Routed>,
     ) -> Result<Self, ProxyError> {
-        let key = routed.map(|r| &r.service).unwrap_or(key);
+        let key = routed.map(|r| r.service(key)).unwrap_or(key);
         // The subset: the route's on the outbound listener, the calling gateway's on the
         // east-west hop (read before `clean` drops every `x-warden-*` header).
         let named = match rc.listener {
             Listener::EastWest => subset_from(&head.headers),
             _ => None,
         };
-        let subset = routed.map(|r| &r.subset).or(named.as_ref());
+        let subset = routed.map(|r| r.subset()).or(named.as_ref());
         let mut view = ServiceView::load(&ctx.tables, key, rc.listener);
         if let Some(s) = subset {
             view = view.restrict(s);

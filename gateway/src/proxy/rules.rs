@@ -31,15 +31,25 @@ pub type Subset = BTreeMap<String, String>;
 pub struct Routed {
     route: Arc<CompiledRoute>,
     index: usize,
-    /// The path prefix the rule matched (for `url_rewrite`).
-    prefix: Option<String>,
-    pub service: ServiceKey,
-    pub subset: Subset,
+    /// The entry of the rule's `matches` that held (its prefix is what `url_rewrite` replaces).
+    matched: Option<usize>,
+    /// The backend drawn.
+    backend: usize,
 }
 
 impl Routed {
     pub fn rule(&self) -> &CompiledRule {
         &self.route.rules[self.index]
+    }
+
+    /// The service the request goes to: the backend's, else `asked` (the route's own).
+    pub fn service<'a>(&'a self, asked: &'a ServiceKey) -> &'a ServiceKey {
+        self.rule().service_of(self.backend).unwrap_or(asked)
+    }
+
+    /// The subset of that service's endpoints.
+    pub fn subset(&self) -> &Subset {
+        &self.rule().rule.backends[self.backend].subset
     }
 
     fn modifier(&self, response: bool) -> Option<&HeaderModifier> {
@@ -63,7 +73,8 @@ impl Routed {
             RouteFilter::UrlRewrite(w) => Some(w.path_prefix.as_str()),
             _ => None,
         });
-        if let (Some(to), Some(from)) = (rewrite, self.prefix.as_deref()) {
+        let from = self.matched.and_then(|m| self.rule().prefix(m));
+        if let (Some(to), Some(from)) = (rewrite, from) {
             let pq = head.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
             let rest = pq.strip_prefix(from).unwrap_or(pq);
             let joined = match (to.ends_with('/'), rest.starts_with('/')) {
@@ -95,7 +106,7 @@ impl Routed {
 
     /// The subset as the east-west header carries it (`None` for the whole service).
     pub fn subset_header(&self) -> Option<HeaderValue> {
-        subset_value(&self.subset)
+        subset_value(self.subset())
     }
 }
 
@@ -127,7 +138,7 @@ pub fn decide(
     let Some(selected) = route.select_match(&head.method, &head.uri, &head.headers) else {
         return Err(ProxyError::NoRoute(key.to_string()));
     };
-    let (index, prefix) = (selected.index, selected.prefix.map(str::to_string));
+    let (index, matched) = (selected.index, selected.matched);
     let rule = &route.rules[index];
     if let Some(r) = rule.rule.filters.iter().find_map(|f| match f {
         RouteFilter::RequestRedirect(r) => Some(r),
@@ -135,20 +146,14 @@ pub fn decide(
     }) {
         return Ok(Decision::Respond(redirect(r, head)));
     }
-    let Some(backend) = rule.backend(draw) else {
+    let Some(backend) = rule.backend_index(draw) else {
         return Err(ProxyError::NoRoute(key.to_string()));
     };
-    let service = match &backend.service {
-        Some(s) => ServiceKey::parse(s).ok_or_else(|| ProxyError::NoRoute(s.clone()))?,
-        None => key.clone(),
-    };
-    let subset = backend.subset.clone();
     Ok(Decision::Routed(Routed {
         route,
         index,
-        prefix,
-        service,
-        subset,
+        matched,
+        backend,
     }))
 }
 

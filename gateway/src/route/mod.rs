@@ -3,6 +3,7 @@
 //! weighted subset backend it goes to. Pure: no sockets, no clock; the balancing draw is
 //! passed in.
 
+use crate::key::ServiceKey;
 use http::{HeaderMap, HeaderName, Method, Uri};
 use regex::Regex;
 use warden_federation::model::FieldError;
@@ -22,6 +23,8 @@ pub struct CompiledRoute {
 #[derive(Debug, Clone, Copy)]
 pub struct Selected<'a> {
     pub index: usize,
+    /// Which entry of the rule's `matches` held (`None`: the rule matches everything).
+    pub matched: Option<usize>,
     /// The `PathPrefix` of the matching entry (without a trailing `/`), for `url_rewrite`.
     pub prefix: Option<&'a str>,
 }
@@ -33,6 +36,8 @@ pub struct CompiledRule {
     pub name: String,
     matches: Vec<Conditions>,
     pub rule: RouteRule,
+    /// Each backend's service when it names another than the route's (parsed once).
+    services: Vec<Option<ServiceKey>>,
     /// Sum of the backends' weights (> 0 unless the rule redirects).
     total_weight: u32,
 }
@@ -115,15 +120,19 @@ impl CompiledRoute {
             if r.matches.is_empty() {
                 return Some(Selected {
                     index,
+                    matched: None,
                     prefix: None,
                 });
             }
-            let c = r.matches.iter().find(|c| c.hold(method, uri, headers))?;
-            let prefix = match &c.path {
-                Some(PathCond::Prefix(p)) => Some(p.as_str()),
-                _ => None,
-            };
-            Some(Selected { index, prefix })
+            let m = r
+                .matches
+                .iter()
+                .position(|c| c.hold(method, uri, headers))?;
+            Some(Selected {
+                index,
+                matched: Some(m),
+                prefix: r.prefix(m),
+            })
         })
     }
 }
@@ -185,9 +194,24 @@ impl CompiledRule {
                 })
             })
             .collect::<Result<_, FieldError>>()?;
+        let services = rule
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(k, b)| match &b.service {
+                None => Ok(None),
+                Some(s) => ServiceKey::parse(s).map(Some).ok_or_else(|| {
+                    FieldError::new(
+                        format!("{f}.backends[{k}].service"),
+                        "not namespace/service",
+                    )
+                }),
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             name: rule.name.clone().unwrap_or(f),
             matches,
+            services,
             total_weight: rule.backends.iter().map(|b| b.weight).sum(),
             rule: rule.clone(),
         })
@@ -196,18 +220,36 @@ impl CompiledRule {
     /// The backend for a draw in `0..u32::MAX` (uniform): by weight, zero weights never.
     /// `None` for a redirecting rule.
     pub fn backend(&self, draw: u32) -> Option<&RouteBackend> {
+        self.backend_index(draw).map(|k| &self.rule.backends[k])
+    }
+
+    /// [`Self::backend`]'s index in the rule's backends.
+    pub fn backend_index(&self, draw: u32) -> Option<usize> {
         if self.total_weight == 0 {
             return None;
         }
         let mut point = ((u64::from(draw) * u64::from(self.total_weight)) >> 32) as u32;
-        for b in &self.rule.backends {
+        for (k, b) in self.rule.backends.iter().enumerate() {
             if point < b.weight {
-                return Some(b);
+                return Some(k);
             }
             point -= b.weight;
         }
         // Unreachable: point < total_weight, the sum of the weights walked above.
-        self.rule.backends.iter().rev().find(|b| b.weight > 0)
+        self.rule.backends.iter().rposition(|b| b.weight > 0)
+    }
+
+    /// The service backend `k` names, when another than the route's.
+    pub fn service_of(&self, k: usize) -> Option<&ServiceKey> {
+        self.services.get(k).and_then(Option::as_ref)
+    }
+
+    /// The `PathPrefix` of match entry `m` (without a trailing `/`), if it has one.
+    pub fn prefix(&self, m: usize) -> Option<&str> {
+        match self.matches.get(m)?.path.as_ref()? {
+            PathCond::Prefix(p) => Some(p.as_str()),
+            _ => None,
+        }
     }
 }
 

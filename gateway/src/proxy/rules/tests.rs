@@ -53,8 +53,8 @@ fn the_rule_picks_service_subset_and_filters() {
     let (t, cart) = (canary(), ServiceKey::new("shop", "cart"));
     let h = head("GET", "/x", &[("host", "cart.shop"), ("x-canary", "on")]);
     let r = routed(decide(&t, Listener::Outbound, &cart, &h, 0).unwrap());
-    assert_eq!(r.service, cart);
-    assert_eq!(r.subset["version"], "v2");
+    assert_eq!(r.service(&cart), &cart);
+    assert_eq!(r.subset()["version"], "v2");
     assert_eq!(r.subset_header().unwrap(), "version=v2");
     let mut h2 = h;
     r.apply_to_request(&mut h2).unwrap();
@@ -66,8 +66,8 @@ fn the_rule_picks_service_subset_and_filters() {
     // Another service, with the matched prefix rewritten.
     let mut h = head("POST", "/api/items?id=3", &[]);
     let r = routed(decide(&t, Listener::Outbound, &cart, &h, 0).unwrap());
-    assert_eq!(r.service, ServiceKey::new("shop", "api"));
-    assert!(r.subset.is_empty() && r.subset_header().is_none());
+    assert_eq!(r.service(&cart), &ServiceKey::new("shop", "api"));
+    assert!(r.subset().is_empty() && r.subset_header().is_none());
     r.apply_to_request(&mut h).unwrap();
     assert_eq!(h.uri, "/v1/items?id=3");
     let mut h = head("POST", "/api", &[]);
@@ -79,7 +79,7 @@ fn the_rule_picks_service_subset_and_filters() {
         .map(|i| ((2 * u64::from(i) + 1) * (1 << 32) / 20) as u32)
         .filter(|draw| {
             let h = head("GET", "/y", &[]);
-            routed(decide(&t, Listener::Outbound, &cart, &h, *draw).unwrap()).subset["version"]
+            routed(decide(&t, Listener::Outbound, &cart, &h, *draw).unwrap()).subset()["version"]
                 == "v2"
         })
         .count();
