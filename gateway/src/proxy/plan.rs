@@ -20,6 +20,7 @@ use super::rules::{Routed, SUBSET_HEADER, subset_from, subset_value};
 use super::trace::TRACEPARENT;
 use super::view::ServiceView;
 use crate::key::ServiceKey;
+use warden_federation::route::RetryOn;
 
 /// An HTTP request's plan: where it may go, how it may be retried, what it sends.
 #[derive(Debug)]
@@ -41,6 +42,10 @@ pub struct Plan<'a> {
     pub source_cluster: &'a str,
     /// The subset a route chose, named to remote gateways (`None`: the whole service).
     pub subset: Option<HeaderValue>,
+    /// A route rule's retry conditions (`None`: the gateway's).
+    pub retry_on: Option<&'a [RetryOn]>,
+    /// A route rule's backoff between retries, (base, max) ms (`None`: retry at once).
+    pub backoff: Option<(u64, u64)>,
 }
 
 impl<'a> Plan<'a> {
@@ -94,8 +99,8 @@ impl<'a> Plan<'a> {
         let timeouts = rule.and_then(|r| r.timeouts.as_ref());
         let per_try = timeouts.and_then(|t| t.per_try_ms).unwrap_or(t.per_try_ms);
         let overall = timeouts.and_then(|t| t.request_ms).unwrap_or(t.overall_ms);
-        let max_retries = rule
-            .and_then(|r| r.retry.as_ref())
+        let retry = rule.and_then(|r| r.retry.as_ref());
+        let max_retries = retry
             .map(|r| r.attempts)
             .unwrap_or(ctx.cfg.retries.max_retries);
         Ok(Self {
@@ -108,6 +113,8 @@ impl<'a> Plan<'a> {
             head,
             source_cluster: &ctx.me.cluster,
             subset: subset.and_then(subset_value),
+            retry_on: retry.map(|r| r.on.as_slice()),
+            backoff: retry.map(|r| (r.backoff_base_ms, r.backoff_max_ms)),
         })
     }
 
@@ -198,6 +205,8 @@ mod tests {
             head,
             source_cluster: "east",
             subset: HeaderValue::from_str("version=v2").ok(),
+            retry_on: None,
+            backoff: None,
         };
         let me = me();
         let a = plan.view.choose(&me, 140, &[], [0.1, 0.1, 0.1]).unwrap();
