@@ -173,3 +173,78 @@ async fn routes_split_match_redirect_and_time_out_per_rule() {
         "v2 in the last 1,000: {v2_tail}"
     );
 }
+
+/// A rule retries what its `retry.on` names, on another endpoint: with one endpoint that
+/// answers 500, `5xx` turns every answer into a 200 (retried), `gateway-error` does not
+/// retry a 500, so some requests see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_retries_what_it_names() {
+    const N: usize = 40;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let node = one_node(root).await;
+    let good = echo(root, "good", "127.0.0.1:0").await;
+    let bad = echo_failing(root, "bad", 500).await;
+    // No ejection and a generous budget: what is measured is the rule.
+    let extra = format!(
+        "[outlier]\nconsecutive_failures = 1000000\n[retries]\nbudget_percent = 100\nmin_retries_per_second = 1000\n\
+         [[services]]\nnamespace = \"shop\"\nname = \"flaky\"\nprobe = \"/healthz\"\nendpoints = [{:?}, {:?}]\n",
+        good.addr("addr"),
+        bad.addr("addr")
+    );
+    let east = east_of(root, &node, &extra).await;
+    let route = json!({"service": "shop/flaky", "rules": [
+        {"name": "any", "matches": [{"path": {"type": "PathPrefix", "value": "/any"}}],
+         "backends": [{}], "retry": {"attempts": 1, "on": ["5xx"], "backoff_base_ms": 1, "backoff_max_ms": 5}},
+        {"name": "gw", "matches": [{"path": {"type": "PathPrefix", "value": "/gw"}}],
+         "backends": [{}], "retry": {"attempts": 1, "on": ["gateway-error"]}}
+    ]});
+    let admin = http();
+    let r = admin
+        .put(node.url(&paths::route("flaky")))
+        .json(&route)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let client = plain();
+    let out = east.outbound();
+    let get = |path: &'static str| {
+        let (client, out) = (client.clone(), out.clone());
+        async move {
+            client
+                .get(format!("http://{out}{path}"))
+                .header("host", "flaky.shop")
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    eventually(Duration::from_secs(30), "the route is applied", || async {
+        let v = get_json(
+            &admin,
+            &format!(
+                "http://{}/explain?authority=flaky.shop&path=/any",
+                east.admin()
+            ),
+        )
+        .await?;
+        (v["route"]["rule"] == "any" && v["local"]["available"] == 2).then_some(())
+    })
+    .await;
+    let mut any = Vec::new();
+    let mut gw = Vec::new();
+    for _ in 0..N {
+        any.push(get("/any").await);
+        gw.push(get("/gw").await);
+    }
+    println!(
+        "retry.on 5xx: {} of {N} answered 200; retry.on gateway-error: {} of {N} answered 500",
+        any.iter().filter(|s| **s == 200).count(),
+        gw.iter().filter(|s| **s == 500).count()
+    );
+    assert!(any.iter().all(|s| *s == 200), "5xx is retried: {any:?}");
+    assert!(gw.contains(&500), "a 500 is not a gateway error: {gw:?}");
+    assert!(gw.contains(&200), "{gw:?}");
+}

@@ -6,7 +6,9 @@
 //! `delay_ms=N` (at most 60 000) makes it answer N ms late: a slow request, for drain tests.
 //! A query `headers=1` adds the request's headers (`"headers": {name: value}`), so tests can
 //! see what a proxy forwarded. `GET /_echo/count` answers how many other requests reached it
-//! (attack tests count what got past a proxy).
+//! (attack tests count what got past a proxy). With `--fail-status S` every answer but
+//! `/healthz`'s has status S: an endpoint that passes its probes and fails its requests, for
+//! retry tests.
 
 use std::convert::Infallible;
 
@@ -26,6 +28,9 @@ pub struct EchoArgs {
     /// Name to answer with (e.g. the cluster).
     #[arg(long)]
     name: String,
+    /// Answer every request but `/healthz` with this status.
+    #[arg(long)]
+    fail_status: Option<u16>,
 }
 
 fn full(b: Bytes) -> BoxBody<Bytes, Infallible> {
@@ -135,10 +140,20 @@ pub async fn run(args: EchoArgs) -> Result<()> {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         let name = args.name.clone();
+        let fail = args
+            .fail_status
+            .and_then(|s| http::StatusCode::from_u16(s).ok());
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let name = name.clone();
-                async move { Ok::<_, Infallible>(answer(name, req).await) }
+                async move {
+                    let healthz = req.uri().path() == "/healthz";
+                    let mut resp = answer(name, req).await;
+                    if let (Some(s), false) = (fail, healthz) {
+                        *resp.status_mut() = s;
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)

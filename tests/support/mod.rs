@@ -503,6 +503,18 @@ impl Drop for Proc {
 }
 
 /// An echo backend answering with `name`.
+/// An echo backend that passes its probes and answers every request with `status`.
+pub async fn echo_failing(root: &Path, name: &str, status: u16) -> Proc {
+    let args: Vec<String> = vec![
+        "echo".into(),
+        "--name".into(),
+        name.into(),
+        "--fail-status".into(),
+        status.to_string(),
+    ];
+    Proc::start(&args, &root.join(format!("echo-{name}.log"))).await
+}
+
 pub async fn echo(root: &Path, name: &str, listen: &str) -> Proc {
     let args: Vec<String> = ["echo", "--name", name, "--listen", listen]
         .map(String::from)
