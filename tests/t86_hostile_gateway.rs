@@ -532,15 +532,16 @@ async fn made_up_names_do_not_grow_the_metrics() {
     assert!(text.len() < 64 * 1024, "{} bytes", text.len());
 }
 
-/// Valid requests, each one mutated a little or a lot, and plain garbage, on every listener:
-/// 10,000 cases from a fixed seed. The gateway never crashes and still serves.
+/// Valid requests, each one mutated a little or a lot, and plain garbage, on every listener —
+/// the gateway's four and the federation node's API and Raft ports: 10,000 cases from a fixed
+/// seed. Neither process crashes, both still serve, and nothing reaches the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_every_listener_crashes_nothing() {
     let _turn = HEAVY.lock().await;
     const CASES: usize = 10_000;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let (_node, mut east) = serving(root, "").await;
+    let (node, mut east) = serving(root, "").await;
     let client = http();
     let out = east.outbound();
     let listeners = [
@@ -548,7 +549,11 @@ async fn garbage_on_every_listener_crashes_nothing() {
         east.gateway.addr("eastwest"),
         east.admin(),
         east.gateway.info["tcp"][0].as_str().unwrap().to_string(),
+        node.api.clone(),
+        node.raft.clone(),
     ];
+    let index = |s: Value| s["last_log_index"].as_u64().unwrap_or(0);
+    let clusters_before = cluster_names(&client, &node).await.unwrap().1;
     let mut h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     h2.extend(frame(4, 0, 0, &[]));
     let mut block = vec![0x82, 0x86, 0x84, 0x01, 9];
@@ -560,6 +565,10 @@ async fn garbage_on_every_listener_crashes_nothing() {
         b"POST /x HTTP/1.1\r\nHost: cart.shop\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
         b"POST /x HTTP/1.1\r\nHost: cart.shop\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".to_vec(),
         b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\n\r\n".to_vec(),
+        // The federation's: a registration and a route without the token, a Raft RPC body.
+        b"POST /api/v1/clusters HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 80\r\n\r\n{\"name\":\"evil\",\"region\":\"r\",\"zone\":\"z\",\"gateway\":\"1.2.3.4:1\",\"trust_domain\":\"e\"}".to_vec(),
+        b"PUT /api/v1/routes/r HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nContent-Type: application/json\r\nContent-Length: 51\r\n\r\n{\"service\":\"shop/cart\",\"rules\":[{\"backends\":[{}]}]}".to_vec(),
+        b"POST /raft/vote HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n0123456789abcdef".to_vec(),
         h2,
     ];
     let mut rng = Rng(0x5EED_0000_0000_0011);
@@ -628,12 +637,30 @@ async fn garbage_on_every_listener_crashes_nothing() {
         answered += w.await.unwrap();
     }
     println!(
-        "fuzz: {CASES} cases over 4 listeners in {:?}; {answered} got bytes back",
+        "fuzz: {CASES} cases over 6 listeners in {:?}; {answered} got bytes back",
         started.elapsed()
     );
     assert!(east.gateway.running(), "the gateway is still running");
+    assert!(node.alive(), "the federation node is still running");
     let log = std::fs::read_to_string(root.join("gateway-east.log")).unwrap();
     assert!(!log.contains("panicked"), "a task panicked");
+    let node_log = std::fs::read_to_string(root.join("node-1/node.log")).unwrap();
+    assert!(!node_log.contains("panicked"), "a node task panicked");
+    // The node still answers, and nothing unauthenticated was registered.
+    let status = mesh_status(&client, &node)
+        .await
+        .expect("the node still answers");
+    assert!(index(status) > 0);
+    assert_eq!(
+        cluster_names(&client, &node).await.unwrap().1,
+        clusters_before
+    );
+    let routes = get_json(&client, &node.url(paths::ROUTES)).await.unwrap();
+    assert_eq!(
+        routes["items"].as_array().map(Vec::len),
+        Some(0),
+        "{routes}"
+    );
     assert!(answered > 0, "the test can tell: some cases were answered");
     assert_eq!(call(&client, &out).await.0, 200, "still serving");
 }
