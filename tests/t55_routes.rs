@@ -18,6 +18,22 @@ fn plain() -> reqwest::Client {
         .unwrap()
 }
 
+/// Puts route `id` through the API (admin token).
+async fn put_route(admin: &reqwest::Client, node: &NodeProc, id: &str, route: &Value) {
+    let r = admin
+        .put(node.url(&paths::route(id)))
+        .json(route)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+}
+
 /// GET `path` on `web.shop` through the outbound listener: (status, serving backend).
 async fn web(client: &reqwest::Client, out: &str, path: &str, canary: bool) -> (u16, String) {
     let mut r = client
@@ -68,13 +84,7 @@ async fn routes_split_match_redirect_and_time_out_per_rule() {
          "backends": [{"subset": {"version": "v1"}, "weight": 90},
                       {"subset": {"version": "v2"}, "weight": 10}]}
     ]});
-    let r = admin
-        .put(node.url(&paths::route("web")))
-        .json(&route)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    put_route(&admin, &node, "web", &route).await;
     let client = plain();
     let out = east.outbound();
     // Once the gateway has the route and both subsets are up, canary requests reach v2.
@@ -152,13 +162,7 @@ async fn routes_split_match_redirect_and_time_out_per_rule() {
     let mut half = route.clone();
     half["rules"][3]["backends"][0]["weight"] = json!(50);
     half["rules"][3]["backends"][1]["weight"] = json!(50);
-    let r = admin
-        .put(node.url(&paths::route("web")))
-        .json(&half)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    put_route(&admin, &node, "web", &half).await;
     let seen = load.await.unwrap();
     let failed = seen.iter().filter(|(s, _)| *s != 200).count();
     let tail = &seen[seen.len() - 1_000..];
@@ -200,13 +204,7 @@ async fn a_rule_retries_what_it_names() {
          "backends": [{}], "retry": {"attempts": 1, "on": ["gateway-error"]}}
     ]});
     let admin = http();
-    let r = admin
-        .put(node.url(&paths::route("flaky")))
-        .json(&route)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    put_route(&admin, &node, "flaky", &route).await;
     let client = plain();
     let out = east.outbound();
     let get = |path: &'static str| {
