@@ -97,3 +97,24 @@ fn a_poisoned_state_gives_no_snapshot() {
         assert!(err.to_string().contains("poisoned"), "{err}");
     });
 }
+
+/// A state that encodes past what a node can decode again is not made a snapshot: building
+/// fails and nothing replaces the log behind it (a follower could never install it).
+#[test]
+fn a_state_too_large_to_read_back_gives_no_snapshot() {
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = warden_raft_store::open(dir.path(), 1).unwrap();
+        let mut sm: StateMachineStore<TestConfig, Kv> = StateMachineStore::new(db).unwrap();
+        let big = "x".repeat(warden_raft_store::codec::MAX_DECODE_BYTES + 1);
+        sm.state().write().unwrap().0.insert("k".into(), big);
+        let mut builder = sm.get_snapshot_builder().await;
+        let err = builder.build_snapshot().await.unwrap_err();
+        assert!(err.to_string().contains("read back"), "{err}");
+        assert!(sm.get_current_snapshot().await.unwrap().is_none());
+    });
+}
