@@ -202,6 +202,18 @@ async fn routes_are_validated_dry_run_and_one_per_service() {
     let (s, e) = send(&client, Method::PUT, url.clone(), Some(typo)).await;
     assert_eq!(s, 400, "an unknown field is refused: {e}");
 
+    let (s, e) = send(
+        &client,
+        Method::PUT,
+        format!("{url}?dry_run=maybe"),
+        Some(route("v2")),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("dry_run")),
+        "{e}"
+    );
     let before = index(mesh_status(&client, &node).await.unwrap());
     let (s, d) = send(&client, Method::PUT, dry.clone(), Some(route("v2"))).await;
     assert_eq!((s, d["change"].as_str()), (200, Some("create")), "{d}");
@@ -318,6 +330,19 @@ async fn warden_route_applies_yaml_files() {
     let (ok, _, err) = route_cli(&node, &["apply", "-f", bad.to_str().unwrap()]).await;
     assert!(!ok);
     assert!(err.contains("rules[0].matches[0].path.value"), "{err}");
+    // Not routes at all, and a document without an id: refused before anything is sent.
+    let at = index(mesh_status(&client, &node).await.unwrap());
+    for (name, text) in [
+        ("junk.yaml", "{{{ not yaml"),
+        ("noid.yaml", "service: shop/x\nrules: []\n"),
+    ] {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let (ok, _, err) = route_cli(&node, &["apply", "-f", p.to_str().unwrap()]).await;
+        assert!(!ok, "{name}");
+        assert!(err.contains(name), "{name}: {err}");
+    }
+    assert_eq!(index(mesh_status(&client, &node).await.unwrap()), at);
 
     let (ok, out, _) = route_cli(&node, &["delete", "web"]).await;
     assert!(ok);
