@@ -193,6 +193,29 @@ async fn bad_input_gets_clear_errors() {
         (status, err["field"].as_str()),
         (400, Some("ports[0].protocol"))
     );
+    // Label sets that count more than the export, too many of them, or a bad label.
+    let port = json!([{"name": "http", "port": 80, "protocol": "http"}]);
+    let set = |v: &str, n: u32| json!({"labels": {"version": v}, "healthy_endpoints": n});
+    let many: Vec<Value> = (0..33).map(|i| set(&format!("v{i}"), 0)).collect();
+    for (subsets, field) in [
+        (json!([set("v1", 2), set("v2", 1)]), "subsets"),
+        (json!(many), "subsets"),
+        (
+            json!([{"labels": {"bad key!": "x"}, "healthy_endpoints": 0}]),
+            "subsets[0].labels.bad key!",
+        ),
+        (json!([{"labels": {}, "healthy": 1}]), "subsets[0].healthy"),
+    ] {
+        let r = client
+            .put(node.url(&paths::export("west", "shop", "cart")))
+            .bearer_auth(TOKEN)
+            .json(&json!({"ports": port, "healthy_endpoints": 2, "subsets": subsets}))
+            .send()
+            .await
+            .unwrap();
+        let (status, err) = error_of(r).await;
+        assert_eq!((status, err["field"].as_str()), (400, Some(field)), "{err}");
+    }
     let r = client
         .put(node.url(&paths::export("west", "Shop", "cart")))
         .bearer_auth(TOKEN)

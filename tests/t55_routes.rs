@@ -18,22 +18,6 @@ fn plain() -> reqwest::Client {
         .unwrap()
 }
 
-/// Puts route `id` through the API (admin token).
-async fn put_route(admin: &reqwest::Client, node: &NodeProc, id: &str, route: &Value) {
-    let r = admin
-        .put(node.url(&paths::route(id)))
-        .json(route)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status().as_u16(),
-        200,
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
-}
-
 /// GET `path` on `web.shop` through the outbound listener: (status, serving backend).
 async fn web(client: &reqwest::Client, out: &str, path: &str, canary: bool) -> (u16, String) {
     let mut r = client
@@ -43,14 +27,7 @@ async fn web(client: &reqwest::Client, out: &str, path: &str, canary: bool) -> (
         r = r.header("x-canary", "on");
     }
     let resp = r.send().await.unwrap();
-    let server = resp
-        .headers()
-        .get("x-echo-server")
-        .or_else(|| resp.headers().get("x-warden-error"))
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    (resp.status().as_u16(), server)
+    (resp.status().as_u16(), served_by(&resp))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle};
+use crate::model::{
+    Cluster, Lease, SecurityPolicy, ServiceExport, SubsetHealth, TrafficPolicy, TrustBundle,
+};
 use crate::route::Route;
 
 /// One change as a watcher sees it.
@@ -39,6 +41,10 @@ pub enum ChangeEvent {
     RoutePut(Route),
     RouteDeleted {
         id: String,
+    },
+    ServicePutWithSubsets {
+        export: ServiceExport,
+        subsets: Vec<SubsetHealth>,
     },
 }
 

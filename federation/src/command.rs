@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, TrafficPolicy,
+    Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, SubsetHealth,
+    TrafficPolicy,
 };
 use crate::route::Route;
 
@@ -87,6 +88,11 @@ pub enum Command {
     PutRoute { route: Route },
     /// Removes a route.
     DeleteRoute { id: String, at: u64 },
+    /// [`Command::ExportService`], and the healthy endpoints per label set with it.
+    ExportServiceWithSubsets {
+        export: ServiceExport,
+        subsets: Vec<SubsetHealth>,
+    },
 }
 
 /// Why a command was refused by the state machine.

@@ -58,6 +58,50 @@ pub struct ServiceExport {
     pub updated_at: u64,
 }
 
+/// How many of an export's endpoints carry one set of labels and are healthy: what lets
+/// another cluster's gateway send a route's subset (e.g. `version=v2`) only where that subset
+/// can serve. Published by the exporting gateway with every export update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubsetHealth {
+    /// The endpoints' labels (empty for endpoints without labels).
+    pub labels: BTreeMap<String, String>,
+    pub healthy_endpoints: u32,
+}
+
+/// At most this many label sets per export; at most [`MAX_SUBSET_LABELS`] labels in each.
+pub const MAX_SUBSETS: usize = 32;
+/// Labels in one published label set.
+pub const MAX_SUBSET_LABELS: usize = 16;
+
+/// Checks the label sets published with an export.
+pub fn validate_subsets(field: &str, subsets: &[SubsetHealth]) -> Result<(), FieldError> {
+    if subsets.len() > MAX_SUBSETS {
+        return Err(FieldError::new(
+            field,
+            format!("at most {MAX_SUBSETS} label sets"),
+        ));
+    }
+    for (i, s) in subsets.iter().enumerate() {
+        let f = format!("{field}[{i}].labels");
+        validate_labels(&f, &s.labels, MAX_SUBSET_LABELS)?;
+        for (k, v) in &s.labels {
+            validate_label_value(&format!("{f}.{k}"), v)?;
+        }
+    }
+    Ok(())
+}
+
+/// Healthy endpoints of `subsets` whose labels hold every pair of `selector`; with an empty
+/// selector, all of them.
+pub fn healthy_in(subsets: &[SubsetHealth], selector: &BTreeMap<String, String>) -> u32 {
+    subsets
+        .iter()
+        .filter(|s| selector.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
+        .map(|s| s.healthy_endpoints)
+        .fold(0u32, u32::saturating_add)
+}
+
 /// The CA certificates accepted for one trust domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TrustBundle {

@@ -13,11 +13,11 @@ use warden_raft_store::StateMachineCore;
 pub use crate::change::{Change, ChangeEvent, ExportKey};
 use crate::command::{Command, CommandResult, Rejection};
 use crate::model::{
-    Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, TrafficPolicy,
-    TrustBundle,
+    Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, SubsetHealth,
+    TrafficPolicy, TrustBundle,
 };
 use crate::route::Route;
-use crate::state_legacy::{WithoutCredentials, WithoutRoutes};
+use crate::state_legacy::{WithoutCredentials, WithoutRoutes, WithoutSubsets};
 
 /// How many changes the history keeps; a watcher further behind must re-list.
 pub const HISTORY_LEN: usize = 10_000;
@@ -50,6 +50,9 @@ pub struct FederationState {
     pub credentials: BTreeMap<String, ClusterCredential>,
     /// L7 routes by id (one per service). Last, for the same reason as `credentials`.
     pub routes: BTreeMap<String, Route>,
+    /// Healthy endpoints per label set of each export that published them. Last, for the same
+    /// reason as `credentials`.
+    pub export_subsets: BTreeMap<ExportKey, Vec<SubsetHealth>>,
 }
 
 impl FederationState {
@@ -198,6 +201,7 @@ impl FederationState {
             .collect();
         for key in keys {
             self.exports.remove(&key);
+            self.export_subsets.remove(&key);
             let (cluster, namespace, service) = key;
             self.record(
                 at,
@@ -231,7 +235,11 @@ impl FederationState {
         CommandResult::Applied { revision }
     }
 
-    fn export_service(&mut self, export: &ServiceExport) -> CommandResult {
+    fn export_service(
+        &mut self,
+        export: &ServiceExport,
+        subsets: Option<&[SubsetHealth]>,
+    ) -> CommandResult {
         if !self.clusters.contains_key(&export.cluster) {
             return CommandResult::Rejected(Rejection::NotFound(format!(
                 "cluster {:?}",
@@ -243,12 +251,26 @@ impl FederationState {
             export.namespace.clone(),
             export.service.clone(),
         );
-        self.exports.insert(key, export.clone());
-        let revision = self.record(export.updated_at, ChangeEvent::ServicePut(export.clone()));
+        self.exports.insert(key.clone(), export.clone());
+        let event = match subsets {
+            Some(subsets) => {
+                self.export_subsets.insert(key, subsets.to_vec());
+                ChangeEvent::ServicePutWithSubsets {
+                    export: export.clone(),
+                    subsets: subsets.to_vec(),
+                }
+            }
+            None => {
+                self.export_subsets.remove(&key);
+                ChangeEvent::ServicePut(export.clone())
+            }
+        };
+        let revision = self.record(export.updated_at, event);
         CommandResult::Applied { revision }
     }
 
     fn unexport_service(&mut self, key: ExportKey, at: u64) -> CommandResult {
+        self.export_subsets.remove(&key);
         if self.exports.remove(&key).is_none() {
             return CommandResult::Rejected(Rejection::NotFound(format!(
                 "service {}/{} in cluster {:?}",
@@ -362,6 +384,7 @@ impl From<WithoutCredentials> for FederationState {
             history: old.history,
             credentials: BTreeMap::new(),
             routes: BTreeMap::new(),
+            export_subsets: BTreeMap::new(),
         }
     }
 }
@@ -370,6 +393,15 @@ impl From<WithoutRoutes> for FederationState {
     fn from(old: WithoutRoutes) -> Self {
         FederationState {
             credentials: old.credentials,
+            ..FederationState::from(old.before)
+        }
+    }
+}
+
+impl From<WithoutSubsets> for FederationState {
+    fn from(old: WithoutSubsets) -> Self {
+        FederationState {
+            routes: old.routes,
             ..FederationState::from(old.before)
         }
     }
@@ -386,7 +418,7 @@ impl StateMachineCore for FederationState {
                 ca_bundle_pem,
             } => self.register_cluster(cluster, ca_bundle_pem.as_deref(), false),
             Command::RemoveCluster { name, at } => self.remove_cluster(name, *at),
-            Command::ExportService { export } => self.export_service(export),
+            Command::ExportService { export } => self.export_service(export, None),
             Command::UnexportService {
                 cluster,
                 namespace,
@@ -491,14 +523,18 @@ impl StateMachineCore for FederationState {
             } => self.set_credential(cluster, credential),
             Command::PutRoute { route } => self.put_route(route),
             Command::DeleteRoute { id, at } => self.delete_route(id, *at),
+            Command::ExportServiceWithSubsets { export, subsets } => {
+                self.export_service(export, Some(subsets))
+            }
         }
     }
 
     fn decode_state(bytes: &[u8]) -> Result<Self, warden_raft_store::codec::CodecError> {
         use crate::state_legacy as legacy;
         warden_raft_store::codec::decode::<FederationState>(bytes).or_else(|current| {
-            legacy::decode::<WithoutRoutes>(bytes)
+            legacy::decode::<WithoutSubsets>(bytes)
                 .map(FederationState::from)
+                .or_else(|_| legacy::decode::<WithoutRoutes>(bytes).map(FederationState::from))
                 .or_else(|_| legacy::decode::<WithoutCredentials>(bytes).map(FederationState::from))
                 .map_err(|_| current)
         })
@@ -645,6 +681,93 @@ mod tests {
             s.apply(4, &un),
             CommandResult::Rejected(Rejection::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn subsets_travel_with_their_export_and_leave_with_it() {
+        let mut s = FederationState::default();
+        register(&mut s, "a", "a.td", false);
+        let v2 = SubsetHealth {
+            labels: [("version".to_string(), "v2".to_string())].into(),
+            healthy_endpoints: 1,
+        };
+        let with = Command::ExportServiceWithSubsets {
+            export: export("a", "cart"),
+            subsets: vec![v2.clone()],
+        };
+        assert_eq!(s.apply(2, &with), CommandResult::Applied { revision: 2 });
+        let key = ("a".to_string(), "ns".to_string(), "cart".to_string());
+        assert_eq!(s.export_subsets[&key], vec![v2.clone()]);
+        assert!(matches!(
+            &s.history.back().unwrap().event,
+            ChangeEvent::ServicePutWithSubsets { subsets, .. } if subsets == &vec![v2.clone()]
+        ));
+        // An update without them (an older gateway) says nothing about subsets any more.
+        let without = Command::ExportService {
+            export: export("a", "cart"),
+        };
+        s.apply(3, &without);
+        assert!(!s.export_subsets.contains_key(&key));
+        s.apply(4, &with);
+        let un = Command::UnexportService {
+            cluster: "a".into(),
+            namespace: "ns".into(),
+            service: "cart".into(),
+            at: 5,
+        };
+        s.apply(5, &un);
+        assert!(s.export_subsets.is_empty(), "unexport takes the subsets");
+        s.apply(6, &with);
+        s.apply(
+            7,
+            &Command::RemoveCluster {
+                name: "a".into(),
+                at: 6,
+            },
+        );
+        assert!(
+            s.export_subsets.is_empty(),
+            "removing the cluster takes them"
+        );
+        // Without a cluster, nothing is stored.
+        assert!(matches!(
+            s.apply(8, &with),
+            CommandResult::Rejected(Rejection::NotFound(_))
+        ));
+        assert!(s.export_subsets.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_from_before_subsets_keeps_its_routes() {
+        use warden_raft_store::codec;
+        let mut old = crate::state_legacy::WithoutSubsets {
+            before: WithoutRoutes {
+                before: WithoutCredentials {
+                    revision: 9,
+                    ..Default::default()
+                },
+                credentials: Default::default(),
+            },
+            routes: Default::default(),
+        };
+        old.before.credentials.insert(
+            "east".into(),
+            ClusterCredential {
+                secret_sha256: "ab".into(),
+                issued_at: 1,
+            },
+        );
+        let route: crate::route::Route = serde_json::from_value(serde_json::json!({
+            "id": "cart", "service": "shop/cart",
+            "rules": [{"backends": [{"subset": {"version": "v2"}}]}]
+        }))
+        .unwrap();
+        old.routes.insert(route.id.clone(), route);
+        let s = FederationState::decode_state(&codec::encode(&old).unwrap()).unwrap();
+        assert_eq!(s.revision, 9);
+        assert_eq!(s.credentials.len(), 1);
+        assert_eq!(s.routes.len(), 1);
+        assert!(s.export_subsets.is_empty());
     }
 
     #[test]

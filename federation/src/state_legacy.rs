@@ -1,10 +1,11 @@
 //! Reading the federation state an older build wrote. Snapshots are bincode, which is
 //! positional: a field added at the end of [`crate::state::FederationState`] makes an older
 //! snapshot end early. When the current shape does not decode, the state reads the earlier
-//! ones with [`decode`] — [`WithoutRoutes`], then [`WithoutCredentials`] — so a node upgraded
+//! ones with [`decode`] — [`WithoutSubsets`], [`WithoutRoutes`], then [`WithoutCredentials`] — so a node upgraded
 //! in place keeps its data (the data format stays 1). An older build refuses a newer snapshot
 //! (its bytes do not end where that build expects), so upgrade every federation node before
-//! any cluster credential is issued or any route is applied.
+//! any cluster credential is issued, any route is applied or any gateway of this build
+//! publishes its exports.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -16,6 +17,7 @@ use crate::model::{
     Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, TrafficPolicy,
     TrustBundle,
 };
+use crate::route::Route;
 
 /// The state before cluster credentials.
 #[derive(Deserialize)]
@@ -39,6 +41,14 @@ pub struct WithoutCredentials {
 pub struct WithoutRoutes {
     pub before: WithoutCredentials,
     pub credentials: BTreeMap<String, ClusterCredential>,
+}
+
+/// The state before per-subset export health: the shape above, then the routes.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize, Default))]
+pub struct WithoutSubsets {
+    pub before: WithoutRoutes,
+    pub routes: BTreeMap<String, Route>,
 }
 
 /// Decodes a snapshot of an earlier shape; the state module turns it into the current shape

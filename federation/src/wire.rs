@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::model::{
     AuthzAction, AuthzSources, Cluster, Lease, SecurityPolicy, ServiceExport, ServicePort,
-    TrafficPolicy, TrustBundle,
+    SubsetHealth, TrafficPolicy, TrustBundle,
 };
 use crate::route::{Route, RouteRule};
 
@@ -104,6 +104,10 @@ pub struct ExportBody {
     pub healthy_endpoints: u32,
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// Healthy endpoints per label set, so that other clusters send a route's subset only
+    /// where it can serve (at most 32 sets of at most 16 labels).
+    #[serde(default)]
+    pub subsets: Vec<SubsetHealth>,
 }
 
 /// The body of a lease renewal, `PUT /api/v1/clusters/{name}/lease`.
@@ -227,6 +231,9 @@ pub struct CatalogEntry {
     pub healthy_endpoints: u32,
     pub weight: u32,
     pub updated_at: u64,
+    /// Healthy endpoints per label set, when the exporting gateway published them.
+    #[serde(default)]
+    pub subsets: Vec<SubsetHealth>,
 }
 
 /// Everything a gateway routes by, at one revision: it lists this, then watches from
@@ -245,6 +252,19 @@ pub struct RoutingCatalog {
     /// L7 routes (absent from an older server).
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// Healthy endpoints per label set of the exports that published them (absent from an
+    /// older server).
+    #[serde(default)]
+    pub export_subsets: Vec<ExportSubsets>,
+}
+
+/// One export's healthy endpoints per label set.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExportSubsets {
+    pub cluster: String,
+    pub namespace: String,
+    pub service: String,
+    pub subsets: Vec<SubsetHealth>,
 }
 
 /// A cluster's health as one federation node observes it.
@@ -473,7 +493,12 @@ pub enum WatchEvent {
     #[serde(rename = "cluster.deleted")]
     ClusterDeleted { name: String },
     #[serde(rename = "service.put")]
-    ServicePut { service: ServiceExport },
+    ServicePut {
+        service: ServiceExport,
+        /// Healthy endpoints per label set (absent from an older server or gateway).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subsets: Option<Vec<SubsetHealth>>,
+    },
     #[serde(rename = "service.deleted")]
     ServiceDeleted {
         cluster: String,

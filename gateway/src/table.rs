@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
+use warden_federation::model::SubsetHealth;
 
 use crate::key::ServiceKey;
 
@@ -102,6 +103,9 @@ pub struct RemoteCluster {
     /// The remote gateway must present an identity of this trust domain.
     pub trust_domain: String,
     pub healthy_endpoints: u32,
+    /// Healthy endpoints per label set, as the cluster's gateway published them (empty when it
+    /// published none: then no subset of a route is sent there).
+    pub subsets: Arc<[SubsetHealth]>,
     pub weight: u32,
     /// The cluster's lease is fresh (or leases are not in use for it).
     pub live: bool,

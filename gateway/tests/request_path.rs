@@ -157,6 +157,7 @@ fn tables(local: &[&str], clusters: &[(&str, &str)], security: Vec<SecurityPolic
             gateway: gw.to_string(),
             trust_domain: format!("{name}.test"),
             healthy_endpoints: 2,
+            subsets: Arc::from([]),
             weight: 100,
             live: true,
             inflight: t.inflight_for(&format!("cluster:{name}")),

@@ -352,6 +352,7 @@ pub async fn service(cmd: ServiceCmd) -> anyhow::Result<()> {
                     .collect::<anyhow::Result<Vec<_>>>()?,
                 healthy_endpoints,
                 weight,
+                subsets: Vec::new(),
             };
             print(&conn.client()?.export(&cluster, ns, svc, &body).await?);
         }

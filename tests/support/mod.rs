@@ -732,6 +732,32 @@ pub fn trickle(
     }
 }
 
+/// Who answered: the echo backend's `x-echo-server`, else the gateway's `x-warden-error` code.
+pub fn served_by(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("x-echo-server")
+        .or_else(|| resp.headers().get("x-warden-error"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Puts route `id` through the API (admin token) and expects 200.
+pub async fn put_route(admin: &reqwest::Client, node: &NodeProc, id: &str, route: &Value) {
+    let r = admin
+        .put(node.url(&paths::route(id)))
+        .json(route)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+}
+
 /// GET through a gateway's outbound listener for shop/cart; returns (status, serving backend).
 pub async fn call(client: &reqwest::Client, outbound: &str) -> (u16, String) {
     match client

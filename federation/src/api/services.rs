@@ -14,8 +14,10 @@ use super::error::ApiError;
 use super::error::responses::{BadRequest, NotFound, Unauthorized, Unavailable};
 use crate::clock::now_ms;
 use crate::command::Command;
-use crate::model::{ServiceExport, validate_dns_label};
-use crate::wire::{CatalogEntry, CatalogService, ExportBody, Listing, RoutingCatalog};
+use crate::model::{FieldError, ServiceExport, validate_dns_label, validate_subsets};
+use crate::wire::{
+    CatalogEntry, CatalogService, ExportBody, ExportSubsets, Listing, RoutingCatalog,
+};
 
 #[utoipa::path(
     put,
@@ -43,8 +45,25 @@ pub(super) async fn export(
         updated_at: now_ms(),
     };
     export.validate()?;
+    validate_subsets("subsets", &body.subsets)?;
+    let in_subsets = body
+        .subsets
+        .iter()
+        .map(|s| u64::from(s.healthy_endpoints))
+        .sum::<u64>();
+    if in_subsets > u64::from(export.healthy_endpoints) {
+        return Err(FieldError::new(
+            "subsets",
+            "the label sets count more healthy endpoints than healthy_endpoints",
+        )
+        .into());
+    }
     let answer = export.clone();
-    let result = node.write(Command::ExportService { export }).await?;
+    let command = Command::ExportServiceWithSubsets {
+        export,
+        subsets: body.subsets,
+    };
+    let result = node.write(command).await?;
     written(result, StatusCode::OK, Some(answer))
 }
 
@@ -103,6 +122,11 @@ pub(super) async fn catalog(
                 healthy_endpoints: e.healthy_endpoints,
                 weight: e.weight,
                 updated_at: e.updated_at,
+                subsets: state
+                    .export_subsets
+                    .get(&(e.cluster.clone(), e.namespace.clone(), e.service.clone()))
+                    .cloned()
+                    .unwrap_or_default(),
             });
     }
     let items = by_service
@@ -148,6 +172,16 @@ pub(super) async fn routing_catalog(
         bundles: state.trust_bundles.values().cloned().collect(),
         security_policies: state.security_policies.values().cloned().collect(),
         routes: state.routes.values().cloned().collect(),
+        export_subsets: state
+            .export_subsets
+            .iter()
+            .map(|((cluster, namespace, service), subsets)| ExportSubsets {
+                cluster: cluster.clone(),
+                namespace: namespace.clone(),
+                service: service.clone(),
+                subsets: subsets.clone(),
+            })
+            .collect(),
     })
     .into_response())
 }

@@ -37,7 +37,14 @@ fn watch_line(c: &Change) -> WatchLine {
     let event = match c.event.clone() {
         ChangeEvent::ClusterPut(cluster) => WatchEvent::ClusterPut { cluster },
         ChangeEvent::ClusterDeleted { name } => WatchEvent::ClusterDeleted { name },
-        ChangeEvent::ServicePut(service) => WatchEvent::ServicePut { service },
+        ChangeEvent::ServicePut(service) => WatchEvent::ServicePut {
+            service,
+            subsets: None,
+        },
+        ChangeEvent::ServicePutWithSubsets { export, subsets } => WatchEvent::ServicePut {
+            service: export,
+            subsets: Some(subsets),
+        },
         ChangeEvent::ServiceDeleted {
             cluster,
             namespace,

@@ -362,6 +362,7 @@ mod tests {
             gateway: format!("{name}:15008"),
             trust_domain: format!("{name}.td"),
             healthy_endpoints: healthy,
+            subsets: Arc::from([]),
             weight: 100,
             live: true,
             inflight: Arc::new(InFlight::default()),

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use warden_federation::model::{
-    Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle,
+    Cluster, Lease, SecurityPolicy, ServiceExport, SubsetHealth, TrafficPolicy, TrustBundle,
 };
 use warden_federation::route::Route;
 use warden_federation::wire::{RoutingCatalog, WatchEvent, WatchLine};
@@ -28,6 +28,8 @@ pub struct CatalogView {
     pub security: BTreeMap<String, SecurityPolicy>,
     /// L7 routes by id.
     pub routes: BTreeMap<String, Route>,
+    /// Healthy endpoints per label set, by export.
+    pub subsets: BTreeMap<(String, String, String), Arc<[SubsetHealth]>>,
 }
 
 fn export_key(e: &ServiceExport) -> (String, String, String) {
@@ -62,6 +64,11 @@ impl CatalogView {
                 .map(|p| (p.id.clone(), p))
                 .collect(),
             routes: c.routes.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            subsets: c
+                .export_subsets
+                .into_iter()
+                .map(|s| ((s.cluster, s.namespace, s.service), Arc::from(s.subsets)))
+                .collect(),
         }
     }
 
@@ -76,15 +83,22 @@ impl CatalogView {
                 self.clusters.remove(&name);
                 self.leases.remove(&name);
             }
-            WatchEvent::ServicePut { service } => {
-                self.exports.insert(export_key(&service), service);
+            WatchEvent::ServicePut { service, subsets } => {
+                let key = export_key(&service);
+                match subsets {
+                    Some(s) => self.subsets.insert(key.clone(), Arc::from(s)),
+                    None => self.subsets.remove(&key),
+                };
+                self.exports.insert(key, service);
             }
             WatchEvent::ServiceDeleted {
                 cluster,
                 namespace,
                 service,
             } => {
-                self.exports.remove(&(cluster, namespace, service));
+                let key = (cluster, namespace, service);
+                self.subsets.remove(&key);
+                self.exports.remove(&key);
             }
             WatchEvent::LeaseRenewed { lease } => {
                 self.leases.insert(lease.cluster.clone(), lease);
@@ -139,6 +153,7 @@ impl CatalogView {
             let Some(c) = self.clusters.get(cluster) else {
                 continue;
             };
+            let key = (cluster.clone(), ns.clone(), svc.clone());
             services
                 .entry(ServiceKey::new(ns, svc))
                 .or_default()
@@ -149,6 +164,11 @@ impl CatalogView {
                     gateway: c.gateway.clone(),
                     trust_domain: c.trust_domain.clone(),
                     healthy_endpoints: e.healthy_endpoints,
+                    subsets: self
+                        .subsets
+                        .get(&key)
+                        .cloned()
+                        .unwrap_or_else(|| Arc::from([])),
                     weight: e.weight,
                     live: self.live(cluster, now_ms),
                     inflight: tables.inflight_for(&format!("cluster:{cluster}")),
@@ -282,5 +302,33 @@ mod tests {
             serde_json::json!({"type": "mirror.put", "revision": 12})
         )));
         assert_eq!(view.revision, 12, "unknown kinds still move the revision");
+    }
+
+    #[test]
+    fn subsets_published_with_an_export_reach_the_remote_table() {
+        let mut view = CatalogView::from_listing(listing());
+        let put = |rev: u64, subsets: serde_json::Value| {
+            let mut l = serde_json::json!({"type": "service.put", "revision": rev, "service":
+                {"cluster": "b", "namespace": "shop", "service": "cart", "ports": [], "healthy_endpoints": 3, "weight": 100, "updated_at": 2}});
+            if !subsets.is_null() {
+                l["subsets"] = subsets;
+            }
+            line(l)
+        };
+        view.apply(put(8, serde_json::json!([{"labels": {"version": "v2"}, "healthy_endpoints": 1}, {"labels": {}, "healthy_endpoints": 2}])));
+        let t = view.build("a", 0, true, &Tables::default());
+        let b = &t.services[&cart()][0];
+        assert_eq!(b.cluster, "b");
+        let v2 = [("version".to_string(), "v2".to_string())].into();
+        assert_eq!(warden_federation::model::healthy_in(&b.subsets, &v2), 1);
+        // An update from a gateway that sends none clears them; so does the export's removal.
+        view.apply(put(9, serde_json::Value::Null));
+        assert!(view.subsets.is_empty());
+        view.apply(put(
+            10,
+            serde_json::json!([{"labels": {"version": "v2"}, "healthy_endpoints": 1}]),
+        ));
+        view.apply(line(serde_json::json!({"type": "service.deleted", "revision": 11, "cluster": "b", "namespace": "shop", "service": "cart"})));
+        assert!(view.subsets.is_empty());
     }
 }

@@ -5,7 +5,7 @@
 //! the failover is counted and logged; when endpoints recover they ramp back in over the
 //! failback window (the hysteresis is the healthy threshold plus the ramp).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use crate::health::{Flip, Outlier, ProbeState};
 use crate::key::ServiceKey;
 use crate::metrics::Metrics;
 use crate::table::{InFlight, Labels, LocalEndpoint, LocalService, Tables};
+use warden_federation::model::{MAX_SUBSETS, SubsetHealth};
 
 /// An active probe result.
 #[derive(Message)]
@@ -58,10 +59,20 @@ pub struct Update {
 #[rtype(result = "()")]
 pub struct Retire;
 
-/// (available, total) endpoints, for export publication.
+/// Endpoint counts, for export publication.
 #[derive(Message)]
-#[rtype(result = "(u32, u32)")]
+#[rtype(result = "Counts")]
 pub struct GetCounts;
+
+/// What [`GetCounts`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counts {
+    pub available: u32,
+    pub total: u32,
+    /// Available endpoints per label set, the largest sets first, at most [`MAX_SUBSETS`]
+    /// (endpoints without labels count under the empty set).
+    pub subsets: Vec<SubsetHealth>,
+}
 
 struct Endpoint {
     addr: String,
@@ -382,8 +393,31 @@ impl Handler<GetCounts> for PoolActor {
     type Result = MessageResult<GetCounts>;
     fn handle(&mut self, _: GetCounts, _: &mut Context<Self>) -> Self::Result {
         let now = self.now_ms();
-        let avail = self.endpoints.iter().filter(|e| e.available(now)).count();
-        MessageResult((avail as u32, self.endpoints.len() as u32))
+        let mut by_labels: BTreeMap<BTreeMap<String, String>, u32> = BTreeMap::new();
+        let mut available = 0u32;
+        for e in self.endpoints.iter().filter(|e| e.available(now)) {
+            available += 1;
+            let labels = e.labels.as_deref().cloned().unwrap_or_default();
+            *by_labels.entry(labels).or_default() += 1;
+        }
+        let mut subsets: Vec<SubsetHealth> = by_labels
+            .into_iter()
+            .map(|(labels, healthy_endpoints)| SubsetHealth {
+                labels,
+                healthy_endpoints,
+            })
+            .collect();
+        // Stable order (by count, then by labels), so an unchanged pool publishes nothing new.
+        subsets.sort_by_key(|s| std::cmp::Reverse(s.healthy_endpoints));
+        if subsets.len() > MAX_SUBSETS {
+            tracing::warn!(service = %self.label, sets = subsets.len(), "more label sets than an export carries; the smallest are not published");
+            subsets.truncate(MAX_SUBSETS);
+        }
+        MessageResult(Counts {
+            available,
+            total: self.endpoints.len() as u32,
+            subsets,
+        })
     }
 }
 
@@ -423,6 +457,40 @@ mod tests {
             tables.clone(),
             Arc::new(Metrics::new()),
         )
+    }
+
+    /// The counts for export publication group the available endpoints by their labels.
+    #[test]
+    fn counts_group_available_endpoints_by_label_set() {
+        let tables = Tables::default();
+        let p = pool(&tables);
+        let sys = actix::System::new();
+        sys.block_on(async move {
+            let addr = p.start();
+            let c = addr.send(GetCounts).await.unwrap();
+            assert_eq!((c.available, c.total), (2, 2));
+            let sets: Vec<(Option<&str>, u32)> = c
+                .subsets
+                .iter()
+                .map(|s| {
+                    (
+                        s.labels.get("version").map(String::as_str),
+                        s.healthy_endpoints,
+                    )
+                })
+                .collect();
+            assert_eq!(sets, [(None, 1), (Some("v2"), 1)]);
+        });
+        // A down endpoint is in no set.
+        let mut p = pool(&tables);
+        p.endpoints[1].probe.healthy = false;
+        let sys = actix::System::new();
+        sys.block_on(async move {
+            let c = p.start().send(GetCounts).await.unwrap();
+            assert_eq!((c.available, c.total), (1, 2));
+            assert_eq!(c.subsets.len(), 1);
+            assert!(c.subsets[0].labels.is_empty());
+        });
     }
 
     /// The periodic publish replaces the table only when the snapshot changed: readers keep

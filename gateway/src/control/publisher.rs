@@ -29,7 +29,7 @@ use warden_federation::wire::{ExportBody, LeaseBody, RegisterCluster};
 
 use super::exports::ExportSet;
 use super::guard::{InjectPanic, guarded, on_restart, spawn_supervised};
-use super::pool::GetCounts;
+use super::pool::{Counts, GetCounts};
 use crate::config::Credential;
 use crate::config::GatewayConfig;
 use crate::key::ServiceKey;
@@ -269,7 +269,7 @@ impl Job {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
-        let mut published: HashMap<ServiceKey, (u32, Instant)> = HashMap::new();
+        let mut published: HashMap<ServiceKey, (Counts, Instant)> = HashMap::new();
         let mut next_lease = Instant::now();
         let mut mismatch: Option<String> = None;
         // Generation of the export set last reconciled with the store, and when to do it anyway.
@@ -298,31 +298,33 @@ impl Job {
             });
             for ex in &set.items {
                 let key = ServiceKey::new(&ex.namespace, &ex.name);
-                let Ok((healthy, _total)) = ex.pool.send(GetCounts).await else {
+                let Ok(counts) = ex.pool.send(GetCounts).await else {
                     continue;
                 };
                 let due = match published.get(&key) {
                     None => true,
                     Some((last, at)) => {
-                        (*last != healthy && now.duration_since(*at) >= min_gap)
+                        (*last != counts && now.duration_since(*at) >= min_gap)
                             || now.duration_since(*at) >= refresh
                     }
                 };
                 if !due {
                     continue;
                 }
+                let healthy = counts.available;
                 let body = ExportBody {
                     ports: ex.ports.clone(),
                     healthy_endpoints: healthy,
                     weight: ex.weight,
+                    subsets: counts.subsets.clone(),
                 };
                 let me = &self.cfg.cluster.name;
                 match self.fed.export(me, &ex.namespace, &ex.name, &body).await {
                     Ok(_) => {
-                        if published.get(&key).map(|p| p.0) != Some(healthy) {
+                        if published.get(&key).map(|p| p.0.available) != Some(healthy) {
                             tracing::info!(service = %key, healthy, "export published");
                         }
-                        published.insert(key, (healthy, now));
+                        published.insert(key, (counts, now));
                     }
                     Err(e) => tracing::warn!(error = %e, "export publication failed"),
                 }

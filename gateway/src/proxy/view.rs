@@ -11,6 +11,7 @@ use super::rules::{Subset, in_subset};
 use crate::balance::{self, Inputs, Locality, Target};
 use crate::key::ServiceKey;
 use crate::table::{LocalService, RemoteCluster, RoutePolicy, Tables};
+use warden_federation::model::healthy_in;
 
 /// What the routing tables say about one service, read once.
 #[derive(Debug, Clone)]
@@ -43,12 +44,24 @@ impl ServiceView {
         }
     }
 
-    /// Keeps only the local endpoints in `subset` (an empty subset keeps every one). Other
-    /// clusters stay candidates: the subset travels with the request on the east-west hop and
-    /// their gateways keep to it.
+    /// Keeps only the endpoints in `subset` (an empty subset keeps every one): the local ones
+    /// carrying its labels, and other clusters counted by the healthy endpoints they published
+    /// for it — a cluster that published none in the subset is no candidate, so the subset's
+    /// traffic fails over to the subset elsewhere, never to another subset. The subset also
+    /// travels with the request on the east-west hop and the remote gateway keeps to it.
     pub fn restrict(mut self, subset: &Subset) -> Self {
         if subset.is_empty() {
             return self;
+        }
+        if let Some(remotes) = &self.remotes {
+            let kept: Vec<RemoteCluster> = remotes
+                .iter()
+                .map(|r| RemoteCluster {
+                    healthy_endpoints: healthy_in(&r.subsets, subset),
+                    ..r.clone()
+                })
+                .collect();
+            self.remotes = Some(Arc::from(kept));
         }
         if let Some(l) = &self.local {
             let endpoints = l
@@ -149,6 +162,7 @@ pub fn draws() -> [f64; 3] {
 pub(super) mod fixtures {
     use super::*;
     use crate::table::{LocalEndpoint, LocalTable, RemoteTable};
+    use warden_federation::model::SubsetHealth;
 
     pub fn me() -> Locality {
         Locality {
@@ -166,6 +180,10 @@ pub(super) mod fixtures {
             gateway: format!("{cluster}.gw:15008"),
             trust_domain: format!("{cluster}.test"),
             healthy_endpoints: healthy,
+            subsets: Arc::from([SubsetHealth {
+                labels: Default::default(),
+                healthy_endpoints: healthy,
+            }]),
             weight: 100,
             live: true,
             inflight: Default::default(),
@@ -209,6 +227,7 @@ pub(super) mod fixtures {
 mod tests {
     use super::fixtures::{me, remote, tables};
     use super::*;
+    use warden_federation::model::SubsetHealth;
 
     #[test]
     fn local_first_then_the_nearest_cluster_and_never_forwarding_twice() {
@@ -246,5 +265,41 @@ mod tests {
             unknown.missing(&nope, Listener::Outbound),
             Some(ProxyError::UnknownService(_))
         ));
+    }
+
+    #[test]
+    fn a_subset_goes_only_to_clusters_that_published_healthy_endpoints_in_it() {
+        let label = |v: &str, n: u32| SubsetHealth {
+            labels: [("version".to_string(), v.to_string())].into(),
+            healthy_endpoints: n,
+        };
+        // west has v1 and v2, central only v1; both have three healthy endpoints in all.
+        let mut west = remote("west", "z9", 3);
+        west.subsets = Arc::from([label("v1", 2), label("v2", 1)]);
+        let mut central = remote("central", "z1", 3);
+        central.subsets = Arc::from([label("v1", 3)]);
+        // The local endpoints are all down (v2 was killed here).
+        let (t, key) = tables(&[false, false], vec![west, central]);
+        let me = me();
+        let v2: Subset = [("version".to_string(), "v2".to_string())].into();
+        let view = ServiceView::load(&t, &key, Listener::Outbound).restrict(&v2);
+        let healthy: Vec<(&str, u32)> = view
+            .remotes()
+            .iter()
+            .map(|r| (r.cluster.as_str(), r.healthy_endpoints))
+            .collect();
+        assert_eq!(healthy, [("west", 1), ("central", 0)]);
+        // Every draw lands on west, though central is nearer: v2 never silently becomes v1.
+        for d in [0.0, 0.3, 0.6, 0.99] {
+            let a = view.choose(&me, 140, &[], [d, d, d]).unwrap();
+            assert_eq!(a.cluster, "west");
+        }
+        // A subset nobody serves leaves no candidate (the request fails, it is not rerouted).
+        let v3: Subset = [("version".to_string(), "v3".to_string())].into();
+        let none = ServiceView::load(&t, &key, Listener::Outbound).restrict(&v3);
+        assert!(none.choose(&me, 140, &[], [0.5, 0.5, 0.5]).is_none());
+        // Without a subset, every cluster keeps its whole count.
+        let all = ServiceView::load(&t, &key, Listener::Outbound).restrict(&Subset::new());
+        assert!(all.remotes().iter().all(|r| r.healthy_endpoints == 3));
     }
 }
