@@ -186,6 +186,32 @@ async fn a_subset_fails_over_to_the_same_subset_in_another_cluster() {
         "v1 traffic stayed on east's v1"
     );
 
+    // `/explain` says where the canary rule's v2 would go now: far has it, near does not.
+    let explained = get_json(
+        &client,
+        &format!(
+            "http://{}/explain?authority=web.shop&path=/&header=x-canary:on",
+            east.admin()
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(explained["route"]["rule"], "canary");
+    let placement = &explained["route"]["backends"][0]["placement"];
+    let in_v2: Vec<(String, u64)> = placement["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["clusters"].as_array().cloned().unwrap_or_default())
+        .map(|c| {
+            let name = c["cluster"].as_str().unwrap_or("").to_string();
+            (name, c["healthy_endpoints"].as_u64().unwrap_or(99))
+        })
+        .collect();
+    assert!(in_v2.contains(&("far".to_string(), 1)), "{placement}");
+    assert!(in_v2.contains(&("near".to_string(), 0)), "{placement}");
+    assert_eq!(placement["local"]["available"], 0, "{placement}");
+
     // A canary whose v2 lives only in another cluster: 90/10 holds across the hop.
     put_route(
         &admin,

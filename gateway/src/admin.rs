@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use warden_federation::head_timeout::HeadWatch;
+use warden_federation::route::RouteBackend;
 
 use crate::balance::{self, Mode};
 use crate::control::guard::InjectPanic;
@@ -94,6 +95,32 @@ pub fn explain(ctx: &ProxyCtx, authority: &str) -> (StatusCode, Value) {
             json!({"service": service, "found": false, "reason": "no local endpoints and no cluster exports this service", "revision": view.revision}),
         );
     }
+    let mut v = placement(ctx, &view);
+    v["service"] = json!(service);
+    v["found"] = json!(true);
+    (StatusCode::OK, v)
+}
+
+/// Where one route backend's traffic would go: its service's tables restricted to its subset.
+fn backend_placement(ctx: &ProxyCtx, route_service: &ServiceKey, b: &RouteBackend) -> Value {
+    let key = match &b.service {
+        Some(s) => match ServiceKey::parse(s) {
+            Some(k) => k,
+            None => return json!({"reason": "the backend's service is not namespace/name"}),
+        },
+        None => route_service.clone(),
+    };
+    let view = ServiceView::load(&ctx.tables, &key, Listener::Outbound);
+    if view.missing(&key, Listener::Outbound).is_some() {
+        return json!({"service": key.to_string(), "reason": "no local endpoints and no cluster exports this service: requests get 503"});
+    }
+    let mut v = placement(ctx, &view.restrict(&b.subset));
+    v["service"] = json!(key.to_string());
+    v
+}
+
+/// The plan for one view of a service: its priority levels, their shares, and why.
+fn placement(ctx: &ProxyCtx, view: &ServiceView) -> Value {
     let (local, remotes, policy) = (view.local.as_ref(), view.remotes(), view.policy.as_deref());
     let inputs = view.inputs(&ctx.me, ctx.cfg.routing.overprovisioning_percent, &[]);
     let plan = balance::plan(&inputs);
@@ -139,11 +166,7 @@ pub fn explain(ctx: &ProxyCtx, authority: &str) -> (StatusCode, Value) {
             "endpoints": l.endpoints.iter().map(|e| json!({"addr": e.addr, "labels": e.labels.as_deref(), "available": e.available, "ramp": e.ramp})).collect::<Vec<_>>(),
         })
     });
-    (
-        StatusCode::OK,
-        json!({
-            "service": service,
-            "found": true,
+    json!({
             "mode": plan.mode,
             "reason": reason,
             "served_by": served_by,
@@ -153,8 +176,7 @@ pub fn explain(ctx: &ProxyCtx, authority: &str) -> (StatusCode, Value) {
             "overprovisioning_percent": policy.and_then(|p| p.overprovisioning_percent).unwrap_or(ctx.cfg.routing.overprovisioning_percent),
             "revision": view.revision,
             "federation_connected": view.connected,
-        }),
-    )
+    })
 }
 
 /// `/readyz`: ready once the federation catalog arrived, unless draining; the detail says
@@ -209,8 +231,9 @@ async fn handle(req: Request<Incoming>, st: AdminState) -> Response<BoxBody> {
             if let Some(key) = ServiceKey::from_authority(authority)
                 && let Some(route) = ctx.tables.remote.load().routes.get(&key).cloned()
             {
+                let place = |b: &RouteBackend| backend_placement(ctx, &key, b);
                 v["route"] = match crate::route::explain::describe(&query) {
-                    Ok(req) => crate::route::explain::explain(&route, &req),
+                    Ok(req) => crate::route::explain::explain(&route, &req, &place),
                     Err(e) => {
                         let error =
                             json!({"code": "bad_query", "field": e.param, "message": e.message});

@@ -6,6 +6,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use serde_json::{Value, json};
 
 use super::CompiledRoute;
+use warden_federation::route::RouteBackend;
 
 /// A request as `/explain` describes it.
 #[derive(Debug)]
@@ -85,8 +86,13 @@ pub fn describe(query: &str) -> Result<Described, BadQuery> {
     })
 }
 
-/// The matching rule and its backends' shares, as JSON.
-pub fn explain(route: &CompiledRoute, req: &Described) -> Value {
+/// The matching rule and its backends' shares, as JSON; `place` says where each backend's
+/// traffic would go (the admin listener plans it against the routing tables).
+pub fn explain(
+    route: &CompiledRoute,
+    req: &Described,
+    place: &dyn Fn(&RouteBackend) -> Value,
+) -> Value {
     let Some((index, rule)) = route.select(&req.method, &req.uri, &req.headers) else {
         return json!({"id": route.id, "matched": false,
             "reason": "no rule of the route matches"});
@@ -102,7 +108,8 @@ pub fn explain(route: &CompiledRoute, req: &Described) -> Value {
             } else {
                 f64::from(b.weight) / f64::from(total)
             };
-            json!({"service": b.service, "subset": b.subset, "weight": b.weight, "share": share})
+            json!({"service": b.service, "subset": b.subset, "weight": b.weight, "share": share,
+                "placement": place(b)})
         })
         .collect();
     json!({"id": route.id, "matched": true, "rule": rule.name, "index": index,
@@ -128,18 +135,21 @@ mod tests {
         }))
         .unwrap();
         let route = CompiledRoute::compile(&route).unwrap();
+        let place = |b: &RouteBackend| json!(b.subset.get("version"));
         let v = explain(
             &route,
             &describe("path=%2Fapi%2Fx&header=x-canary:on").unwrap(),
+            &place,
         );
         assert_eq!(
             (v["rule"].as_str(), v["index"].as_u64()),
             (Some("opted-in"), Some(0))
         );
-        let v = explain(&route, &describe("path=/api/x").unwrap());
+        let v = explain(&route, &describe("path=/api/x").unwrap(), &place);
         assert_eq!(v["rule"], "api");
         assert_eq!(v["backends"][0]["share"], 0.9);
-        let v = explain(&route, &describe("path=/other").unwrap());
+        assert_eq!(v["backends"][1]["placement"], "v2");
+        let v = explain(&route, &describe("path=/other").unwrap(), &place);
         assert_eq!(v["matched"], false);
         assert_eq!(describe("method=G%20T").unwrap_err().param, "method");
         assert_eq!(describe("header=nocolon").unwrap_err().param, "header");
