@@ -33,6 +33,8 @@ struct Seen {
     method: String,
     headers: HeaderMap,
     body: Bytes,
+    /// When it arrived (tokio's clock: virtual in a paused-time test).
+    at: tokio::time::Instant,
 }
 
 /// An HTTP/1.1 + h2c server in this process that answers `status` and records requests.
@@ -57,9 +59,11 @@ impl Upstream {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let log = log.clone();
                         async move {
+                            let at = tokio::time::Instant::now();
                             let (parts, body) = req.into_parts();
                             let body = body.collect().await.map(|b| b.to_bytes());
                             log.lock().unwrap().push(Seen {
+                                at,
                                 method: parts.method.to_string(),
                                 headers: parts.headers,
                                 body: body.unwrap_or_default(),
@@ -272,6 +276,104 @@ async fn a_sent_request_draws_on_the_budget() {
     assert_eq!((r.status().as_u16(), served_by(&r)), (503, "east"));
     assert_eq!(west.seen().len(), 1, "a POST is not sent twice");
     assert_eq!(east.seen().len(), 3);
+}
+
+/// Tables with one route installed for `shop/cart`, as the catalog would compile it.
+fn with_route(t: Tables, route: serde_json::Value) -> Tables {
+    let route: warden_federation::route::Route = serde_json::from_value(route).unwrap();
+    let compiled = warden_gateway::route::CompiledRoute::compile(&route).unwrap();
+    let mut rt = (**t.remote.load()).clone();
+    rt.routes.insert(cart(), Arc::new(compiled));
+    t.remote.store(Arc::new(rt));
+    t
+}
+
+/// A rule's retries wait with exponential backoff and full jitter, in paused time so that the
+/// gap between two attempts is exactly what the forward loop slept: the first retry waits at
+/// most `backoff_base_ms`, the second at most twice that, the waits are drawn (not all zero,
+/// not all equal), and a wait longer than what is left of the rule's `request_ms` is cut at
+/// the deadline — the answer comes at the rule's limit, not after the backoff.
+#[tokio::test(start_paused = true)]
+async fn rule_retries_back_off_with_jitter_and_stop_at_the_deadline() {
+    use std::time::Duration;
+    let east = Upstream::start(503).await;
+    let west = Upstream::start(503).await;
+    let central = Upstream::start(200).await;
+    let base = 1_000u64;
+    let route = |request_ms: u64| {
+        serde_json::json!({"id": "cart", "service": "shop/cart", "rules": [{
+            "backends": [{"weight": 1}],
+            "timeouts": {"request_ms": request_ms},
+            "retry": {"attempts": 2, "on": ["5xx"], "backoff_base_ms": base, "backoff_max_ms": 10_000}
+        }]})
+    };
+    let t = tables(
+        &[&east.addr],
+        &[("west", &west.addr), ("central", &central.addr)],
+        vec![],
+    );
+    let funded = "[retries]\nbudget_percent = 100\nmin_retries_per_second = 1000";
+    let (ctx, _s) = proxy(config(funded), with_route(t, route(30_000)));
+    let upstreams = [&east, &west, &central];
+    let mut gaps: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..40 {
+        let before: usize = upstreams.iter().map(|u| u.seen().len()).sum();
+        let r = handle(&ctx, request("GET", b""), Listener::Outbound, None).await;
+        assert_eq!((r.status().as_u16(), served_by(&r)), (200, "central"));
+        let mut arrivals: Vec<tokio::time::Instant> = upstreams
+            .iter()
+            .flat_map(|u| u.seen())
+            .map(|s| s.at)
+            .collect();
+        arrivals.sort();
+        let arrivals = &arrivals[before..];
+        for (i, w) in arrivals.windows(2).enumerate() {
+            gaps[i].push((w[1] - w[0]).as_millis() as u64);
+        }
+    }
+    println!(
+        "backoff gaps (ms): first {:?}, second {:?}",
+        gaps[0], gaps[1]
+    );
+    assert_eq!(gaps[0].len(), 40, "every request was retried at least once");
+    assert!(
+        !gaps[1].is_empty(),
+        "some went through west and were retried twice"
+    );
+    assert!(
+        gaps[0].iter().all(|g| *g <= base),
+        "first retry at most base"
+    );
+    assert!(
+        gaps[1].iter().all(|g| *g <= 2 * base),
+        "second at most 2 x base"
+    );
+    let distinct: std::collections::BTreeSet<u64> = gaps[0].iter().copied().collect();
+    assert!(distinct.len() > 5, "the waits are drawn: {distinct:?}");
+
+    // A rule allowing 300 ms in all, with backoff up to 10 s: the wait stops at the deadline.
+    let long = serde_json::json!({"id": "cart", "service": "shop/cart", "rules": [{
+        "backends": [{"weight": 1}],
+        "timeouts": {"request_ms": 300},
+        "retry": {"attempts": 2, "on": ["5xx"], "backoff_base_ms": 10_000, "backoff_max_ms": 10_000}
+    }]});
+    let only_east = tables(&[&east.addr], &[("west", &west.addr)], vec![]);
+    let (ctx, _s) = proxy(config(funded), with_route(only_east, long));
+    let mut late = 0;
+    for _ in 0..20 {
+        let start = tokio::time::Instant::now();
+        let r = handle(&ctx, request("GET", b""), Listener::Outbound, None).await;
+        let took = start.elapsed();
+        assert!(took <= Duration::from_millis(300), "took {took:?}");
+        assert!(matches!(r.status().as_u16(), 503 | 504), "{}", r.status());
+        if took >= Duration::from_millis(299) {
+            late += 1;
+        }
+    }
+    assert!(
+        late > 10,
+        "most waits were cut at the deadline ({late} of 20)"
+    );
 }
 
 /// The east-west listener never forwards again: with a remote copy of the service in the

@@ -221,8 +221,8 @@ pub struct RouteRetry {
     pub attempts: u32,
     /// What may be retried (at least one).
     pub on: Vec<RetryOn>,
-    /// Exponential backoff with full jitter: the n-th retry waits up to
-    /// `min(backoff_max_ms, backoff_base_ms * 2^n)`.
+    /// Exponential backoff with full jitter: the n-th retry (1 for the first) waits a uniform
+    /// draw up to `min(backoff_max_ms, backoff_base_ms * 2^(n-1))`, never past the deadline.
     #[serde(default = "RouteRetry::default_base")]
     pub backoff_base_ms: u64,
     #[serde(default = "RouteRetry::default_max")]
