@@ -94,17 +94,7 @@ async fn a_subset_fails_over_to_the_same_subset_in_another_cluster() {
     )
     .await;
     let admin = http();
-    put_route(
-        &admin,
-        &node,
-        "web",
-        &json!({"service": "shop/web", "rules": [
-            {"name": "canary", "matches": [{"headers": [{"name": "x-canary", "value": "on"}]}],
-             "backends": [{"subset": {"version": "v2"}}]},
-            {"name": "stable", "backends": [{"subset": {"version": "v1"}}]}
-        ]}),
-    )
-    .await;
+    put_route(&admin, &node, "web", &canary_route()).await;
     // Each cluster publishes what it has per subset: near nothing in v2, far nothing in v1.
     eventually(Duration::from_secs(30), "subsets published", || async {
         let ok = published(&admin, &node, "near", "v1").await == 1

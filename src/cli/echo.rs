@@ -8,7 +8,7 @@
 //! see what a proxy forwarded. `GET /_echo/count` answers how many other requests reached it
 //! (attack tests count what got past a proxy). With `--fail-status S` every answer but
 //! `/healthz`'s has status S: an endpoint that passes its probes and fails its requests, for
-//! retry tests.
+//! retry tests. A WebSocket upgrade gets a WebSocket echo ([`super::echo_ws`]).
 
 use std::convert::Infallible;
 
@@ -50,6 +50,9 @@ async fn answer(
         return Response::new(full(Bytes::from(n.to_string())));
     }
     SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Some(key) = super::echo_ws::key_of(&req) {
+        return super::echo_ws::accept(name, &key, req);
+    }
     let method = req.method().to_string();
     let delay_ms = req
         .uri()
@@ -156,7 +159,7 @@ pub async fn run(args: EchoArgs) -> Result<()> {
                 }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                 .await;
         });
     }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod client;
 pub mod echo;
+pub mod echo_ws;
 pub mod federation;
 pub mod gateway;
 pub mod route;

@@ -742,6 +742,15 @@ pub fn served_by(resp: &reqwest::Response) -> String {
         .to_string()
 }
 
+/// A route for `shop/web`: `x-canary: on` to subset `version=v2`, everything else to v1.
+pub fn canary_route() -> Value {
+    json!({"service": "shop/web", "rules": [
+        {"name": "canary", "matches": [{"headers": [{"name": "x-canary", "value": "on"}]}],
+         "backends": [{"subset": {"version": "v2"}}]},
+        {"name": "stable", "backends": [{"subset": {"version": "v1"}}]}
+    ]})
+}
+
 /// Puts route `id` through the API (admin token) and expects 200.
 pub async fn put_route(admin: &reqwest::Client, node: &NodeProc, id: &str, route: &Value) {
     let r = admin

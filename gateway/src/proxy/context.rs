@@ -13,6 +13,7 @@ use warden_federation::trust::spiffe::SpiffeId;
 
 use super::budget::RetryBudget;
 use super::client::Clients;
+use super::error::ProxyError;
 use super::mtls::TlsCtx;
 use super::respond::is_grpc;
 use super::trace::TraceContext;
@@ -104,7 +105,7 @@ impl ProxyCtx {
             Duration::from_millis(cfg.timeouts.connect_ms),
             l.max_header_bytes,
         );
-        let server = warden_federation::limits::ServerLimits {
+        let mut server = warden_federation::limits::ServerLimits {
             header_read_timeout: Duration::from_millis(l.header_read_timeout_ms),
             max_header_bytes: l.max_header_bytes,
             max_concurrent_streams: l.max_concurrent_streams,
@@ -112,6 +113,8 @@ impl ProxyCtx {
             h2_keepalive: Duration::from_millis(l.h2_keepalive_ms),
         }
         .builder();
+        // HTTP/2 extended CONNECT (RFC 8441): how upgrades cross the east-west hop.
+        server.http2().enable_connect_protocol();
         let budget = RetryBudget::new(
             cfg.retries.budget_percent,
             cfg.retries.min_retries_per_second,
@@ -129,6 +132,16 @@ impl ProxyCtx {
             server,
             tunnels,
         })
+    }
+
+    /// One of the gateway's tunnel permits (a CONNECT tunnel, an upgraded stream), held until
+    /// the stream ends; none left is an error at once, never a queue.
+    pub fn tunnel_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ProxyError> {
+        let max = self.cfg.limits.max_tunnels;
+        self.tunnels
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ProxyError::TunnelLimit { max })
     }
 
     /// Reports an attempt's outcome to the service's pool; bounded and non-blocking: if the

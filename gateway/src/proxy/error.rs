@@ -44,6 +44,8 @@ pub enum ProxyError {
     Timeout { target: String, ms: u64 },
     #[error("{target} reset the request: {message}")]
     Upstream { target: String, message: String },
+    #[error("{target} answered {status} to an upgrade instead of switching protocols")]
+    UpgradeRefused { target: String, status: u16 },
     #[error("{caller} may not call {service} (policy {policy})")]
     Forbidden {
         caller: String,
@@ -77,6 +79,7 @@ impl ProxyError {
             Self::Connect { .. } => "upstream_connect",
             Self::Timeout { .. } => "upstream_timeout",
             Self::Upstream { .. } => "upstream_reset",
+            Self::UpgradeRefused { .. } => "upgrade_refused",
             Self::Forbidden { .. } => "forbidden",
             Self::ClientBody { .. } => "client_body",
             Self::BodyTimeout { .. } => "body_timeout",
@@ -98,7 +101,10 @@ impl ProxyError {
             | Self::NoLocalEndpoint(_)
             | Self::PortNotRouted { .. }
             | Self::TunnelLimit { .. } => Blame::Internal,
-            Self::Connect { .. } | Self::Timeout { .. } | Self::Upstream { .. } => Blame::Upstream,
+            Self::Connect { .. }
+            | Self::Timeout { .. }
+            | Self::Upstream { .. }
+            | Self::UpgradeRefused { .. } => Blame::Upstream,
         }
     }
 
@@ -120,7 +126,7 @@ impl ProxyError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            Self::Upstream { .. } | Self::UpgradeRefused { .. } => StatusCode::BAD_GATEWAY,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::TunnelLimit { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -138,6 +144,7 @@ impl ProxyError {
             | Self::NoLocalEndpoint(_)
             | Self::Connect { .. }
             | Self::Upstream { .. }
+            | Self::UpgradeRefused { .. }
             | Self::TunnelLimit { .. } => 14, // UNAVAILABLE
         }
     }

@@ -182,12 +182,7 @@ where
         let (key, port) = connect_target(req.headers())?;
         authorize(ctx, &key, req.headers(), peer)?;
         // The permit is taken before connecting and held by the splice until it ends.
-        let max = ctx.cfg.limits.max_tunnels;
-        let permit = ctx
-            .tunnels
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ProxyError::TunnelLimit { max })?;
+        let permit = ctx.tunnel_permit()?;
         Ok::<_, ProxyError>((permit, connect_local(ctx, &key, port).await?))
     };
     let (permit, mut upstream) = match opened.await {

@@ -12,6 +12,9 @@
 //!    - [`inbound`] — east-west only: the caller's identity and authorization (and CONNECT);
 //!    - [`view`], [`plan`] — the routing snapshot read once, as plain data: targets, retry
 //!      allowance, timeouts, the request each attempt sends;
+//!    - [`rules`] — match the service's route: a rule, a backend subset, filters, timeouts;
+//!    - [`upgrade`] — a WebSocket (HTTP/1.1 `Upgrade`, or extended CONNECT across the
+//!      east-west hop) is sent once and spliced instead of buffered and retried;
 //!    - [`body`] — buffer a small body so it can be replayed;
 //!    - [`forward`] — send with [`client`], retry on another target as [`forward::Retry`]
 //!      allows, drawing on the [`budget`];
@@ -43,4 +46,5 @@ pub mod server;
 pub mod splice;
 pub mod tcp;
 pub mod trace;
+pub mod upgrade;
 pub mod view;

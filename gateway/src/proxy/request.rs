@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response};
+use hyper::upgrade::OnUpgrade;
 use tracing::Instrument;
 use warden_federation::trust::spiffe::SpiffeId;
 
@@ -20,6 +21,7 @@ use super::naming::service_of;
 use super::plan::Plan;
 use super::respond::error_response;
 use super::rules::{self, Decision};
+use super::upgrade;
 use crate::key::ServiceKey;
 
 /// Handles one request; `peer` is the verified mTLS identity on the east-west hop.
@@ -33,8 +35,12 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
-    // East-west CONNECT: a TCP stream to a local endpoint (authorized in `inbound`).
-    if listener == Listener::EastWest && req.method() == http::Method::CONNECT {
+    // East-west CONNECT: a TCP stream to a local endpoint (authorized in `inbound`); an
+    // extended CONNECT (`:protocol`, an upgrade carried across) takes the HTTP stages.
+    if listener == Listener::EastWest
+        && req.method() == http::Method::CONNECT
+        && req.extensions().get::<hyper::ext::Protocol>().is_none()
+    {
         return inbound::connect(ctx, req, peer.as_deref()).await;
     }
     let (head, body) = req.into_parts();
@@ -84,12 +90,13 @@ where
     routed
 }
 
-/// authorize (east-west) → match a route → plan → read the body → forward with retry.
+/// authorize (east-west) → match a route → plan → read the body → forward with retry; an
+/// upgrade is forwarded and spliced instead of read and retried.
 async fn route<B>(
     ctx: &Arc<ProxyCtx>,
     rc: &mut RequestCtx,
     key: &ServiceKey,
-    head: http::request::Parts,
+    mut head: http::request::Parts,
     body: B,
 ) -> Result<Response<BoxBody>, ProxyError>
 where
@@ -104,7 +111,16 @@ where
         Decision::Routed(r) => Some(r),
         Decision::Respond(resp) => return Ok(resp),
     };
+    // Read before the plan drops the hop-by-hop headers that ask for it.
+    let switch = upgrade::wanted(&head).zip(head.extensions.remove::<OnUpgrade>());
     let plan = Plan::new(ctx, rc, key, head, routed.as_ref())?;
+    if let Some((wanted, caller)) = switch {
+        let mut resp = upgrade::forward(ctx, rc, &plan, &wanted, caller).await?;
+        if let Some(r) = &routed {
+            r.apply_to_response(resp.headers_mut());
+        }
+        return Ok(resp);
+    }
     let deadline = std::time::Duration::from_millis(ctx.cfg.limits.body_read_timeout_ms);
     let body = RequestBody::read(body, deadline).await?;
     let mut resp = forward(ctx, rc, &plan, body).await?;

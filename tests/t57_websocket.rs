@@ -1,0 +1,171 @@
+//! WebSocket through Warden, real processes and a real WebSocket client and server
+//! (tokio-tungstenite on both ends): locally, and across an mTLS east-west hop where the
+//! upgrade travels as an HTTP/2 extended CONNECT; an idle socket is closed after
+//! `limits.tunnel_idle_ms`; an `h2c` upgrade is served as plain HTTP/1.1.
+
+mod support;
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use support::*;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket to `web.shop` through the outbound listener `out`.
+async fn open(out: &str, canary: bool) -> Result<Ws, String> {
+    let mut req = format!("ws://{out}/chat").into_client_request().unwrap();
+    let h = req.headers_mut();
+    h.insert("host", "web.shop".parse().unwrap());
+    if canary {
+        h.insert("x-canary", "on".parse().unwrap());
+    }
+    let connect = tokio_tungstenite::connect_async(req);
+    match tokio::time::timeout(Duration::from_secs(10), connect).await {
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("handshake timed out".into()),
+    }
+}
+
+/// Sends `text` and reads the answer.
+async fn say(ws: &mut Ws, text: &str) -> String {
+    say_raw(ws, text).await
+}
+
+/// A WebSocket over an HTTP/2 extended CONNECT (h2c prior knowledge) to `web.shop` on `out`.
+async fn h2_websocket(
+    out: &str,
+) -> tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let tcp = tokio::net::TcpStream::connect(out).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri("http://web.shop/chat")
+        .header("sec-websocket-version", "13")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200, "{:?}", resp.headers());
+    assert_eq!(resp.headers()["x-warden-cluster"], "east");
+    let io = TokioIo::new(hyper::upgrade::on(resp).await.unwrap());
+    tokio_tungstenite::WebSocketStream::from_raw_socket(
+        io,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await
+}
+
+/// [`say`] on any WebSocket stream.
+async fn say_raw<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, text: &str) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    ws.send(Message::text(text)).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        Ok(Some(Ok(Message::Text(t)))) => t.as_str().to_string(),
+        other => panic!("no answer to {text:?}: {other:?}"),
+    }
+}
+
+fn web_service(version: &str, backend: &Proc) -> String {
+    format!(
+        "[[services]]\nnamespace = \"shop\"\nname = \"web\"\nprobe = \"/healthz\"\n\
+         [[services.subsets]]\nlabels = {{ version = {version:?} }}\nendpoints = [{:?}]\n",
+        backend.addr("addr")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_locally_and_across_an_mtls_hop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let node = one_node(root).await;
+    let apis = vec![node.api.clone()];
+    let (tls_east, tls_west) = (pki(root, "east.test"), pki(root, "west.test"));
+    let east_ws = echo(root, "east-ws", "127.0.0.1:0").await;
+    let west_ws = echo(root, "west-ws", "127.0.0.1:0").await;
+    let limits = "[limits]\ntunnel_idle_ms = 1000\n";
+    let east = cluster_with(
+        root,
+        "east",
+        "r1",
+        "z1",
+        &apis,
+        &format!("{tls_east}{limits}{}", web_service("v1", &east_ws)),
+    )
+    .await;
+    let _west = cluster_with(
+        root,
+        "west",
+        "r2",
+        "z2",
+        &apis,
+        &format!("{tls_west}{limits}{}", web_service("v2", &west_ws)),
+    )
+    .await;
+    // `x-canary: on` → v2, which only west has: that socket must cross the mTLS hop.
+    put_route(&http(), &node, "web", &canary_route()).await;
+    let out = east.outbound();
+    let mut across = eventually(Duration::from_secs(40), "a socket to west's v2", || async {
+        let mut ws = open(&out, true).await.ok()?;
+        (say(&mut ws, "ping").await == "west-ws: ping").then_some(ws)
+    })
+    .await;
+
+    // Locally: the upgrade goes to east's own backend.
+    let mut local = open(&out, false).await.unwrap();
+    assert_eq!(say(&mut local, "hello").await, "east-ws: hello");
+
+    // Across: many messages both ways on one socket, and a large binary one.
+    for i in 0..100 {
+        let m = format!("m{i}");
+        assert_eq!(say(&mut across, &m).await, format!("west-ws: {m}"));
+    }
+    let blob: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
+    across.send(Message::binary(blob.clone())).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), across.next()).await {
+        Ok(Some(Ok(Message::Binary(b)))) => assert_eq!(&b[..], &blob[..]),
+        other => panic!("no binary echo: {other:?}"),
+    }
+    local.close(None).await.unwrap();
+
+    // An HTTP/2 WebSocket client (RFC 8441 extended CONNECT, no key) reaches the HTTP/1.1
+    // backend too: the gateway makes the handshake the backend needs.
+    let mut h2 = h2_websocket(&out).await;
+    assert_eq!(say_raw(&mut h2, "over h2").await, "east-ws: over h2");
+
+    // A socket nobody uses is closed by the gateway after the idle time (1 s here).
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match across.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "an idle socket stays open");
+
+    // An h2c upgrade is not followed: the request is answered as plain HTTP/1.1.
+    let raw = raw_http(
+        &out,
+        b"GET /plain HTTP/1.1\r\nHost: web.shop\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+          Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(raw.contains("east-ws"), "{raw}");
+}
