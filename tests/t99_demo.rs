@@ -37,12 +37,13 @@ async fn demo_scenario_fails_over_without_failed_requests() {
     let (out, err) = (out.await.unwrap(), err.await.unwrap());
     assert!(status.success(), "demo failed: {err}\n{out}");
     for step in [
-        "[1/6]",
-        "[2/6]",
-        "[3/6]",
-        "[4/6]",
-        "[5/6]",
-        "[6/6]",
+        "[1/7]",
+        "[2/7]",
+        "[3/7]",
+        "[4/7]",
+        "[5/7]",
+        "[6/7]",
+        "[7/7]",
         "Summary",
         "stopped 12 processes",
     ] {
@@ -61,6 +62,12 @@ async fn demo_scenario_fails_over_without_failed_requests() {
     assert!(s["return_ms"].as_f64().is_some(), "ledger returned: {s}");
     assert_eq!(s["quorum_kept"], true, "{s}");
     assert!(s["rotation_requests"].as_u64().unwrap() > 0, "{s}");
+    // The canary: about 10 % of ledger on v2 (west) under 90/10, about half under 50/50 (300
+    // requests each: the bounds are over five standard deviations wide).
+    let v2 = |k: &str| s[k][1].as_f64().unwrap_or(-1.0);
+    assert!((0.02..=0.22).contains(&v2("canary_90_10")), "{s}");
+    assert!((0.35..=0.65).contains(&v2("canary_50_50")), "{s}");
+    assert!(s["canary_requests"].as_u64().unwrap() >= 600, "{s}");
     assert!(s["total_requests"].as_u64().unwrap() > 500, "{s}");
     assert_eq!(s["total_failed"], 0, "no failed request: {s}\n{out}");
 }

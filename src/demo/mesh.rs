@@ -4,7 +4,8 @@
 //! and stopped by its PID; clusters and members are set up through the real API.
 //!
 //! Services: `shop/cart` runs in all three clusters; `shop/ledger` only in central and west,
-//! so east's calls to it always cross clusters (that is where mTLS and rotation show).
+//! so east's calls to it always cross clusters (that is where mTLS and rotation show). Central's
+//! `ledger` endpoints carry `version=v1`, west's `version=v2`: the canary step splits by them.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -61,6 +62,15 @@ const CLUSTERS: [(&str, &str, &str, &[&str]); 3] = [
     ("central", "us-east", "us-east-1b", &["cart", "ledger"]),
     ("west", "us-west", "us-west-1a", &["cart", "ledger"]),
 ];
+
+/// The version label of a cluster's `ledger` endpoints: v1 in central, v2 in west.
+pub fn ledger_version(cluster: &str) -> Option<&'static str> {
+    match cluster {
+        "central" => Some("v1"),
+        "west" => Some("v2"),
+        _ => None,
+    }
+}
 
 fn log(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.log"))
@@ -261,10 +271,18 @@ impl Mesh {
         );
         let eps: Vec<String> = c.backends.iter().map(|b| format!("{:?}", b.addr)).collect();
         for svc in c.services {
-            cfg.push_str(&format!(
-                "[[services]]\nnamespace = \"shop\"\nname = \"{svc}\"\nendpoints = [{}]\nprobe = \"/healthz\"\n",
-                eps.join(", ")
-            ));
+            match ledger_version(c.name).filter(|_| *svc == "ledger") {
+                // Labelled, so that the canary step can split it by version.
+                Some(v) => cfg.push_str(&format!(
+                    "[[services]]\nnamespace = \"shop\"\nname = \"{svc}\"\nprobe = \"/healthz\"\n\
+                     [[services.subsets]]\nlabels = {{ version = \"{v}\" }}\nendpoints = [{}]\n",
+                    eps.join(", ")
+                )),
+                None => cfg.push_str(&format!(
+                    "[[services]]\nnamespace = \"shop\"\nname = \"{svc}\"\nendpoints = [{}]\nprobe = \"/healthz\"\n",
+                    eps.join(", ")
+                )),
+            }
         }
         let path = self.dir.join(format!("gateway-{}.toml", c.name));
         std::fs::write(&path, cfg)?;

@@ -80,6 +80,22 @@ fn print_summary(s: &Summary) {
     for (what, m, failed) in rows {
         println!("  {what:<44} {m:>12} {failed:>8}");
     }
+    let split = |v: Option<(f64, f64)>| {
+        v.map(|(a, b)| format!("{:.0}/{:.0}", a * 100.0, b * 100.0))
+            .unwrap_or_else(|| "-".into())
+    };
+    println!(
+        "  {:<44} {:>12} {:>8}",
+        "canary ledger v1/v2: route 90/10, measured %",
+        split(s.canary_90_10),
+        s.canary_failed
+    );
+    println!(
+        "  {:<44} {:>12} {:>8}",
+        "canary shifted live to 50/50, measured %",
+        split(s.canary_50_50),
+        s.canary_failed
+    );
     println!(
         "  Raft quorum while central was down: {} (leader node {}, {} changes committed)",
         if s.quorum_kept { "kept" } else { "LOST" },

@@ -7,7 +7,9 @@
 //!    Raft group keeps committing with two of three nodes;
 //! 5. central restarted → `ledger` returns;
 //! 6. central's CA rotated (old + new bundle, re-issued certificate, new bundle only) while
-//!    east's `ledger` calls cross into central over mTLS.
+//!    east's `ledger` calls cross into central over mTLS;
+//! 7. a canary across clusters: a route sends `ledger` 90/10 to v1 (central) and v2 (west),
+//!    then 50/50, applied live through the store; the shares are measured per subset.
 
 use std::time::{Duration, Instant};
 
@@ -15,9 +17,11 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use super::mesh::Mesh;
-use super::traffic::{Traffic, first, last};
+use super::traffic::{Traffic, first, last, window};
 use super::view::View;
 use crate::local::pki::handshake;
+use warden_federation::route::{RouteBackend, RouteRule};
+use warden_federation::wire::RouteBody;
 
 /// What the demo measured.
 #[derive(Debug, Default, Serialize)]
@@ -37,6 +41,11 @@ pub struct Summary {
     pub rotation_ms: Option<f64>,
     pub rotation_requests: usize,
     pub rotation_failed: usize,
+    /// Measured shares of `ledger` per subset (v1, v2) under the 90/10 route, then 50/50.
+    pub canary_90_10: Option<(f64, f64)>,
+    pub canary_50_50: Option<(f64, f64)>,
+    pub canary_requests: usize,
+    pub canary_failed: usize,
     pub total_requests: usize,
     pub total_failed: usize,
     pub seconds: f64,
@@ -94,11 +103,11 @@ pub async fn run(mesh: &mut Mesh, traffic: &Traffic, view: &View, pace: &Pace) -
     let wall = Instant::now();
     let begin = traffic.now();
 
-    view.say("\n[1/6] steady state: east serves cart itself; ledger (not in east) goes to central, the nearest");
+    view.say("\n[1/7] steady state: east serves cart itself; ledger (not in east) goes to central, the nearest");
     hold(view, traffic, pace.hold).await;
     view.table(traffic, true);
 
-    view.say("\n[2/6] killing east's two cart backends (SIGKILL)");
+    view.say("\n[2/7] killing east's two cart backends (SIGKILL)");
     let t = traffic.now();
     mesh.kill_backends("east").await;
     let at = until(
@@ -119,7 +128,7 @@ pub async fn run(mesh: &mut Mesh, traffic: &Traffic, view: &View, pace: &Pace) -
         sum.failover_failed
     ));
 
-    view.say("\n[3/6] restarting east's cart backends");
+    view.say("\n[3/7] restarting east's cart backends");
     let t = traffic.now();
     mesh.restart_backends("east").await?;
     let local = until(
@@ -157,7 +166,7 @@ pub async fn run(mesh: &mut Mesh, traffic: &Traffic, view: &View, pace: &Pace) -
         sum.failback_failed
     ));
 
-    view.say("\n[4/6] stopping cluster central: its gateway and its federation node (SIGKILL)");
+    view.say("\n[4/7] stopping cluster central: its gateway and its federation node (SIGKILL)");
     let before = mesh.raft_status().await.map(|(_, r)| r).unwrap_or(0);
     let t = traffic.now();
     mesh.stop_cluster("central").await;
@@ -186,7 +195,7 @@ pub async fn run(mesh: &mut Mesh, traffic: &Traffic, view: &View, pace: &Pace) -
     ));
 
     view.say(
-        "\n[5/6] restarting cluster central (node rejoins from its disk, gateway renews its lease)",
+        "\n[5/7] restarting cluster central (node rejoins from its disk, gateway renews its lease)",
     );
     let t = traffic.now();
     mesh.restart_cluster("central").await?;
@@ -208,7 +217,7 @@ pub async fn run(mesh: &mut Mesh, traffic: &Traffic, view: &View, pace: &Pace) -
         sum.return_failed
     ));
 
-    view.say("\n[6/6] rotating central's CA while east calls ledger in central over mTLS");
+    view.say("\n[6/7] rotating central's CA while east calls ledger in central over mTLS");
     let t = traffic.now();
     let started = Instant::now();
     rotate(mesh, view, traffic, "central").await?;
@@ -223,9 +232,83 @@ pub async fn run(mesh: &mut Mesh, traffic: &Traffic, view: &View, pace: &Pace) -
         sum.rotation_failed
     ));
 
+    view.say("\n[7/7] a canary across clusters: a route splits ledger 90/10 between v1 (central) and v2 (west), then 50/50, live");
+    let t = traffic.now();
+    let api = mesh.api(0)?;
+    api.put_route(CANARY, &canary(90, 10)).await?;
+    sum.canary_90_10 = Some(shares(view, traffic, pace).await?);
+    view.table(traffic, true);
+    api.put_route(CANARY, &canary(50, 50)).await?;
+    sum.canary_50_50 = Some(shares(view, traffic, pace).await?);
+    view.table(traffic, true);
+    (sum.canary_requests, sum.canary_failed) = failed_between(traffic, t, traffic.now());
+    let pct = |s: Option<(f64, f64)>| {
+        let (a, b) = s.unwrap_or_default();
+        format!("v1 {:.0} % / v2 {:.0} %", a * 100.0, b * 100.0)
+    };
+    view.say(&format!(
+        "      route 90/10: {}; shifted to 50/50: {}; {} requests, {} failed",
+        pct(sum.canary_90_10),
+        pct(sum.canary_50_50),
+        sum.canary_requests,
+        sum.canary_failed
+    ));
+
     (sum.total_requests, sum.total_failed) = failed_between(traffic, begin, traffic.now());
     sum.seconds = wall.elapsed().as_secs_f64();
     Ok(sum)
+}
+
+/// The demo's route for `ledger`.
+const CANARY: &str = "ledger-canary";
+/// `ledger` requests measured per share.
+const SHARE_SAMPLES: usize = 300;
+
+/// The canary route: `v1` and `v2` of `ledger` weighted `w1`:`w2`.
+fn canary(w1: u32, w2: u32) -> RouteBody {
+    let backend = |version: &str, weight: u32| RouteBackend {
+        service: None,
+        subset: [("version".to_string(), version.to_string())].into(),
+        weight,
+    };
+    RouteBody {
+        id: None,
+        service: "shop/ledger".into(),
+        rules: vec![RouteRule {
+            name: Some("canary".into()),
+            matches: Vec::new(),
+            filters: Vec::new(),
+            backends: vec![backend("v1", w1), backend("v2", w2)],
+            timeouts: None,
+            retry: None,
+        }],
+    }
+}
+
+/// The shares of `ledger` answered by v1 (central) and v2 (west) over the next
+/// [`SHARE_SAMPLES`] requests, once the route just written has reached east's gateway (its
+/// watch delivers it within milliseconds; a short settle keeps older requests out).
+async fn shares(view: &View, traffic: &Traffic, pace: &Pace) -> Result<(f64, f64)> {
+    hold(view, traffic, Duration::from_millis(300)).await;
+    let from = traffic.now();
+    let n = || {
+        traffic
+            .since(from)
+            .iter()
+            .filter(|s| s.service == "ledger")
+            .count()
+    };
+    until(
+        view,
+        traffic,
+        "ledger samples",
+        Duration::from_secs(30),
+        || (n() >= SHARE_SAMPLES).then_some(()),
+    )
+    .await?;
+    hold(view, traffic, pace.hold).await;
+    let w = window(&traffic.since(from), "ledger", &["central", "west"]);
+    Ok((w.shares[0], w.shares[1]))
 }
 
 /// Staged rotation: publish old + new CA and wait until every gateway loaded it; re-issue the
