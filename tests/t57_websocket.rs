@@ -1,7 +1,9 @@
 //! WebSocket through Warden, real processes and a real WebSocket client and server
 //! (tokio-tungstenite on both ends): locally, and across an mTLS east-west hop where the
 //! upgrade travels as an HTTP/2 extended CONNECT; an idle socket is closed after
-//! `limits.tunnel_idle_ms`; an `h2c` upgrade is served as plain HTTP/1.1.
+//! `limits.tunnel_idle_ms`; the receiving gateway authorizes the upgrade like any request (a
+//! denied caller gets 403 and the backend sees nothing); an `h2c` upgrade is served as plain
+//! HTTP/1.1.
 
 mod support;
 
@@ -157,6 +159,46 @@ async fn websockets_locally_and_across_an_mtls_hop() {
     })
     .await;
     assert!(ended.is_ok(), "an idle socket stays open");
+
+    // The upgrade crosses as a request like any other: west's authorization sees it. With
+    // callers of east.test denied, the handshake gets 403 and west's backend sees no socket;
+    // east's own v1 socket is unaffected.
+    let r = http()
+        .put(node.url(&paths::security_policy("no-east")))
+        .json(&serde_json::json!({"service": "shop/web", "action": "deny", "sources": {"trust_domains": ["east.test"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let refused = eventually(
+        Duration::from_secs(20),
+        "west denies east's socket",
+        || async {
+            match open(&out, true).await {
+                Err(e) if e.contains("403") => Some(e),
+                _ => None,
+            }
+        },
+    )
+    .await;
+    println!("denied across: {refused}");
+    let seen = || async {
+        reqwest::get(format!("http://{}/_echo/count", west_ws.addr("addr")))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = seen().await;
+    assert!(open(&out, true).await.unwrap_err().contains("403"));
+    assert_eq!(
+        seen().await,
+        before,
+        "a denied upgrade never reached west's backend"
+    );
+    let mut local = open(&out, false).await.unwrap();
+    assert_eq!(say(&mut local, "still").await, "east-ws: still");
 
     // An h2c upgrade is not followed: the request is answered as plain HTTP/1.1.
     let raw = raw_http(
