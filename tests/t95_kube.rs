@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::kube_fake::{EXPORTS, FakeKube, SERVICES, SLICES};
+use support::kube_fake::{EXPORTS, FakeKube, PODS, SERVICES, SLICES};
 use support::*;
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -350,4 +350,76 @@ async fn kube_discovery_without_the_crd_uses_annotations() {
         (exported(&client, &node, "shop", "cart").await == Some(1)).then_some(())
     })
     .await;
+}
+
+/// Endpoints carry the labels of their Pods (read metadata-only), so the export publishes
+/// healthy endpoints per version, and a relabelled Pod moves its endpoint to another set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_carry_their_pods_labels_into_the_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let client = http();
+    let (node, kube) = setup(root, true).await;
+    let (b1, b2) = (
+        echo(root, "cart-v1", "127.0.0.1:0").await,
+        echo(root, "cart-v2", "127.0.0.1:0").await,
+    );
+    let pod = |name: &str, version: &str| {
+        json!({"metadata": {"namespace": "shop", "name": name, "labels":
+            {"app": "cart", "version": version, "pod-template-hash": "5d8f7c"}},
+            "spec": {"containers": [{"name": "cart", "image": "cart"}]}})
+    };
+    kube.apply(PODS, pod("cart-v1-x", "v1"));
+    kube.apply(PODS, pod("cart-v2-y", "v2"));
+    kube.apply(
+        SERVICES,
+        service("shop", "cart", json!({"warden.io/export": "true"})),
+    );
+    for (name, b, pod) in [("cart-a", &b1, "cart-v1-x"), ("cart-b", &b2, "cart-v2-y")] {
+        let mut s = slice("shop", "cart", name, &b.addr("addr"), true);
+        s["endpoints"][0]["targetRef"] = json!({"kind": "Pod", "namespace": "shop", "name": pod});
+        kube.apply(SLICES, s);
+    }
+    let _gw = kube_gateway(root, &node).await;
+    // The label sets kube-a published for shop/cart: (version, healthy) pairs.
+    let sets = || async {
+        let v = get_json(&client, &node.url(paths::SERVICES)).await?;
+        let c = v["items"]
+            .as_array()?
+            .iter()
+            .filter(|i| i["service"] == "cart")
+            .flat_map(|i| i["clusters"].as_array().cloned().unwrap_or_default())
+            .find(|c| c["cluster"] == "kube-a")?;
+        let mut out: Vec<(String, u64, bool)> = c["subsets"]
+            .as_array()?
+            .iter()
+            .map(|s| {
+                let labels = &s["labels"];
+                (
+                    labels["version"].as_str().unwrap_or("").to_string(),
+                    s["healthy_endpoints"].as_u64().unwrap_or(0),
+                    labels.get("pod-template-hash").is_some(),
+                )
+            })
+            .collect();
+        out.sort();
+        Some(out)
+    };
+    let want = |v: &[(&str, u64)]| -> Vec<(String, u64, bool)> {
+        v.iter().map(|(a, n)| (a.to_string(), *n, false)).collect()
+    };
+    eventually(PATIENCE, "one healthy endpoint per version", || async {
+        (sets().await? == want(&[("v1", 1), ("v2", 1)])).then_some(())
+    })
+    .await;
+    // Relabel the v2 Pod: its endpoint moves to the v3 set, without any change to the slices.
+    kube.apply(PODS, pod("cart-v2-y", "v3"));
+    eventually(PATIENCE, "the relabelled Pod's endpoint in v3", || async {
+        (sets().await? == want(&[("v1", 1), ("v3", 1)])).then_some(())
+    })
+    .await;
+    // Pods were only ever asked for as metadata.
+    let (lists, watches) = kube.requests(PODS);
+    assert!(lists >= 1);
+    assert_eq!(kube.metadata_requests(PODS), lists + watches);
 }

@@ -6,8 +6,10 @@
 //! counter; watches stream newline-delimited JSON events from a given version, send
 //! `BOOKMARK`s every 500 ms, and answer a version older than the compaction point with an
 //! `ERROR` event carrying a `410 Expired` Status (which forces a relist); and merge-patches of
-//! the ServiceExport status subresource. Tests mutate the state, drop watch connections, or
-//! lose events on purpose ([`FakeKube::delete_unseen`]).
+//! the ServiceExport status subresource. Pods are served too, and — like the real API server —
+//! as `PartialObjectMetadata` (metadata only) to a client whose `Accept` asks for it; such
+//! requests are counted ([`FakeKube::metadata_requests`]). Tests mutate the state, drop watch
+//! connections, or lose events on purpose ([`FakeKube::delete_unseen`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -31,13 +33,21 @@ pub const EXPORTS: (&str, &str, &str) = (
     "multicluster.x-k8s.io/v1alpha1",
     "ServiceExport",
 );
+pub const PODS: (&str, &str, &str) = ("pods", "v1", "Pod");
 
 fn kind_of(plural: &str) -> (&'static str, &'static str, &'static str) {
     match plural {
         "services" => SERVICES,
         "endpointslices" => SLICES,
+        "pods" => PODS,
         _ => EXPORTS,
     }
+}
+
+/// `obj` as the API server sends it to a metadata-only client.
+fn metadata_only(obj: &Value) -> Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+           "metadata": obj["metadata"].clone()})
 }
 
 #[derive(Default)]
@@ -50,7 +60,10 @@ struct St {
     objects: BTreeMap<(String, String, String), Value>,
     /// (rv, plural, event type, object) — the watch history.
     log: Vec<(u64, String, String, Value)>,
-    watchers: Vec<(String, mpsc::UnboundedSender<Value>)>,
+    /// (plural, metadata only, events): open watch connections.
+    watchers: Vec<(String, bool, mpsc::UnboundedSender<Value>)>,
+    /// Requests (lists and watches) that asked for metadata only, by plural.
+    meta: HashMap<String, u32>,
     lists: HashMap<String, u32>,
     watches: HashMap<String, u32>,
     status_patches: Vec<(String, String, Value)>,
@@ -61,8 +74,10 @@ impl St {
         self.log
             .push((self.rv, plural.to_string(), typ.to_string(), obj.clone()));
         let ev = json!({ "type": typ, "object": obj });
-        self.watchers
-            .retain(|(p, tx)| p != plural || tx.send(ev.clone()).is_ok());
+        let meta = json!({ "type": typ, "object": metadata_only(&obj) });
+        self.watchers.retain(|(p, m, tx)| {
+            p != plural || tx.send(if *m { meta.clone() } else { ev.clone() }).is_ok()
+        });
     }
 
     fn put(&mut self, plural: &str, mut obj: Value) -> Value {
@@ -142,8 +157,13 @@ impl FakeKube {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let mut s = bm.lock().unwrap();
                 let rv = s.rv.to_string();
-                s.watchers.retain(|(plural, tx)| {
+                s.watchers.retain(|(plural, meta, tx)| {
                     let (_, api_version, kind) = kind_of(plural);
+                    let (api_version, kind) = if *meta {
+                        ("meta.k8s.io/v1", "PartialObjectMetadata")
+                    } else {
+                        (api_version, kind)
+                    };
                     tx.send(json!({"type": "BOOKMARK", "object": {
                         "apiVersion": api_version, "kind": kind,
                         "metadata": {"resourceVersion": rv}
@@ -194,6 +214,12 @@ impl FakeKube {
         self.st.lock().unwrap().watchers.clear();
     }
 
+    /// Lists and watches of a resource that asked for metadata only, so far.
+    pub fn metadata_requests(&self, res: (&str, &str, &str)) -> u32 {
+        let s = self.st.lock().unwrap();
+        s.meta.get(res.0).copied().unwrap_or(0)
+    }
+
     /// (lists, watches) served for a resource so far.
     pub fn requests(&self, res: (&str, &str, &str)) -> (u32, u32) {
         let s = self.st.lock().unwrap();
@@ -222,20 +248,37 @@ impl FakeKube {
     }
 }
 
+/// Whether the client asked for metadata only (`Accept: ...;as=PartialObjectMetadata...`).
+fn wants_metadata(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("as=PartialObjectMetadata"))
+}
+
 async fn list_or_watch(
     State(st): State<Arc<Mutex<St>>>,
     Path(plural): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
-    serve(st, "", &plural, q)
+    serve(st, "", &plural, q, wants_metadata(&headers))
 }
 
 async fn list_or_watch_group(
     State(st): State<Arc<Mutex<St>>>,
     Path((group, version, plural)): Path<(String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
-    serve(st, &format!("{group}/{version}"), &plural, q)
+    serve(
+        st,
+        &format!("{group}/{version}"),
+        &plural,
+        q,
+        wants_metadata(&headers),
+    )
 }
 
 fn not_found(what: &str) -> Response {
@@ -248,10 +291,17 @@ fn not_found(what: &str) -> Response {
         .into_response()
 }
 
-fn serve(st: Arc<Mutex<St>>, group: &str, plural: &str, q: HashMap<String, String>) -> Response {
+fn serve(
+    st: Arc<Mutex<St>>,
+    group: &str,
+    plural: &str,
+    q: HashMap<String, String>,
+    meta: bool,
+) -> Response {
     let known = matches!(
         (group, plural),
         ("", "services")
+            | ("", "pods")
             | ("discovery.k8s.io/v1", "endpointslices")
             | ("multicluster.x-k8s.io/v1alpha1", "serviceexports")
     );
@@ -260,6 +310,12 @@ fn serve(st: Arc<Mutex<St>>, group: &str, plural: &str, q: HashMap<String, Strin
         return not_found(&format!("{group}/{plural}"));
     }
     let (_, api_version, kind) = kind_of(plural);
+    let (api_version, kind) = if meta {
+        *s.meta.entry(plural.to_string()).or_default() += 1;
+        ("meta.k8s.io/v1", "PartialObjectMetadata")
+    } else {
+        (api_version, kind)
+    };
     let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
     if !watch {
         *s.lists.entry(plural.to_string()).or_default() += 1;
@@ -269,7 +325,7 @@ fn serve(st: Arc<Mutex<St>>, group: &str, plural: &str, q: HashMap<String, Strin
             .filter(|((p, _, _), _)| p == plural)
             .map(|(_, o)| {
                 // The real API server leaves kind and apiVersion out of list items.
-                let mut o = o.clone();
+                let mut o = if meta { metadata_only(o) } else { o.clone() };
                 if let Some(m) = o.as_object_mut() {
                     m.remove("kind");
                     m.remove("apiVersion");
@@ -299,10 +355,15 @@ fn serve(st: Arc<Mutex<St>>, group: &str, plural: &str, q: HashMap<String, Strin
     } else {
         for (rv, p, typ, obj) in &s.log {
             if p == plural && *rv > from {
+                let obj = if meta {
+                    metadata_only(obj)
+                } else {
+                    obj.clone()
+                };
                 let _ = tx.send(json!({"type": typ, "object": obj}));
             }
         }
-        s.watchers.push((plural.to_string(), tx));
+        s.watchers.push((plural.to_string(), meta, tx));
     }
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         let ev = rx.recv().await?;

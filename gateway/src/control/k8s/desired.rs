@@ -1,12 +1,21 @@
 //! The pure half of Kubernetes discovery: from the full state of Services, EndpointSlices and
 //! ServiceExports, the set of local services to export (with their ready endpoints), and the
 //! problems to report on ServiceExports. No I/O; the reflector stores feed it.
+//!
+//! Endpoint labels (what a route's subsets select on) are the labels of the **Pod** behind
+//! each endpoint (its EndpointSlice `targetRef`), read from a metadata-only Pod watch: an
+//! EndpointSlice's own labels are copied from the Service and say nothing about versions.
+//! Labels that differ per Pod or per revision (`pod-template-hash`,
+//! `controller-revision-hash`, `statefulset.kubernetes.io/pod-name`,
+//! `apps.kubernetes.io/pod-index`, `pod-template-generation`) are left out, so that the label
+//! sets an export publishes stay few; at most [`MAX_SUBSET_LABELS`] labels are kept per
+//! endpoint (the first by key).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use warden_federation::model::{Protocol, ServicePort};
+use warden_federation::model::{MAX_SUBSET_LABELS, Protocol, ServicePort};
 
 use crate::config::{KubernetesSection, StaticService};
 use crate::control::addresses::Refused;
@@ -19,6 +28,28 @@ pub const WEIGHT_ANNOTATION: &str = "warden.io/weight";
 pub const PROBE_ANNOTATION: &str = "warden.io/probe";
 /// The label EndpointSlices carry to name their Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Pod labels that name one Pod or one revision: never a subset, and they would multiply the
+/// label sets an export publishes.
+const PER_POD_LABELS: [&str; 5] = [
+    "pod-template-hash",
+    "controller-revision-hash",
+    "statefulset.kubernetes.io/pod-name",
+    "apps.kubernetes.io/pod-index",
+    "pod-template-generation",
+];
+
+/// The labels of the Pod `namespace/name`, if known.
+pub type PodLabels<'a> = &'a dyn Fn(&str, &str) -> Option<BTreeMap<String, String>>;
+
+/// The labels of a Pod that an endpoint carries (see the module docs).
+pub fn endpoint_labels(pod: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    pod.iter()
+        .filter(|(k, v)| !PER_POD_LABELS.contains(&k.as_str()) && k.len() <= 253 && v.len() <= 63)
+        .take(MAX_SUBSET_LABELS)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
 
 /// A Kubernetes Service (and its ServiceExport) by namespace and name: the mesh's service key.
 pub type Key = crate::key::ServiceKey;
@@ -62,10 +93,16 @@ fn protocol(p: &k8s_openapi::api::core::v1::ServicePort) -> Protocol {
     }
 }
 
-/// Ready endpoint addresses (`ip:port`) of `svc` for the Service port named `port_name`.
-/// A missing `ready` condition counts as ready, as the EndpointSlice API specifies.
-fn ready_endpoints(slices: &[&EndpointSlice], port_name: Option<&str>) -> Vec<String> {
+/// Ready endpoint addresses (`ip:port`) of `svc` for the Service port named `port_name`, with
+/// the labels of the Pod behind each (none when the endpoint names no Pod or the Pod is not
+/// known yet). A missing `ready` condition counts as ready, as the EndpointSlice API specifies.
+fn ready_endpoints(
+    slices: &[&EndpointSlice],
+    port_name: Option<&str>,
+    pods: PodLabels<'_>,
+) -> (Vec<String>, BTreeMap<String, BTreeMap<String, String>>) {
     let mut out = BTreeSet::new();
+    let mut labels = BTreeMap::new();
     for s in slices {
         let port = s
             .ports
@@ -76,20 +113,35 @@ fn ready_endpoints(slices: &[&EndpointSlice], port_name: Option<&str>) -> Vec<St
             continue;
         };
         let v6 = s.address_type == "IPv6";
+        let slice_ns = s.metadata.namespace.as_deref().unwrap_or("");
         for e in &s.endpoints {
             if e.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
                 continue;
             }
+            let pod = e
+                .target_ref
+                .as_ref()
+                .filter(|r| r.kind.as_deref() == Some("Pod"))
+                .and_then(|r| {
+                    let ns = r.namespace.as_deref().unwrap_or(slice_ns);
+                    pods(ns, r.name.as_deref()?)
+                })
+                .map(|l| endpoint_labels(&l))
+                .filter(|l| !l.is_empty());
             for a in &e.addresses {
-                out.insert(if v6 {
+                let addr = if v6 {
                     format!("[{a}]:{port}")
                 } else {
                     format!("{a}:{port}")
-                });
+                };
+                if let Some(l) = &pod {
+                    labels.insert(addr.clone(), l.clone());
+                }
+                out.insert(addr);
             }
         }
     }
-    out.into_iter().collect()
+    (out.into_iter().collect(), labels)
 }
 
 /// Computes every exported Service's outcome. `exports` are the ServiceExports present;
@@ -99,6 +151,7 @@ pub fn desired<'a>(
     services: impl IntoIterator<Item = &'a Service>,
     slices: impl IntoIterator<Item = &'a EndpointSlice>,
     exports: &BTreeSet<Key>,
+    pods: PodLabels<'_>,
 ) -> BTreeMap<Key, Outcome> {
     let mut by_service: BTreeMap<Key, Vec<&EndpointSlice>> = BTreeMap::new();
     for s in slices {
@@ -131,7 +184,7 @@ pub fn desired<'a>(
         }
         out.insert(
             key.clone(),
-            outcome(cfg, svc, &annotations, by_service.get(&key)),
+            outcome(cfg, svc, &annotations, by_service.get(&key), pods),
         );
     }
     for key in exports {
@@ -157,6 +210,7 @@ fn outcome(
     svc: &Service,
     annotations: &BTreeMap<String, String>,
     slices: Option<&Vec<&EndpointSlice>>,
+    pods: PodLabels<'_>,
 ) -> Outcome {
     let invalid = |reason, message: String| Outcome {
         service: None,
@@ -214,7 +268,8 @@ fn outcome(
     let empty = Vec::new();
     // Requests go to the Service's first port; its endpoints are the ready addresses on the
     // matching EndpointSlice port (the target port).
-    let endpoints = ready_endpoints(slices.unwrap_or(&empty), kports[0].name.as_deref());
+    let (endpoints, labels) =
+        ready_endpoints(slices.unwrap_or(&empty), kports[0].name.as_deref(), pods);
     let export = warden_federation::model::ServiceExport {
         cluster: "local".into(),
         namespace: ns.clone(),
@@ -233,7 +288,7 @@ fn outcome(
             name,
             ports,
             endpoints,
-            labels: Default::default(),
+            labels,
             weight,
             export: true,
             probe,
@@ -247,6 +302,10 @@ fn outcome(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn no_pods(_: &str, _: &str) -> Option<BTreeMap<String, String>> {
+        None
+    }
 
     fn svc(v: serde_json::Value) -> Service {
         serde_json::from_value(v).unwrap()
@@ -280,11 +339,66 @@ mod tests {
     }
 
     #[test]
+    fn endpoints_carry_the_labels_of_their_pods_without_the_per_pod_ones() {
+        let cfg = KubernetesSection::default();
+        let s = cart(json!({"warden.io/export": "true"}));
+        let sl = slice(json!({
+            "metadata": {"namespace": "shop", "name": "cart-abc",
+                         "labels": {"kubernetes.io/service-name": "cart"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080}],
+            "endpoints": [
+                {"addresses": ["10.0.0.1"], "targetRef": {"kind": "Pod", "name": "cart-v1-x"}},
+                {"addresses": ["10.0.0.2"], "targetRef": {"kind": "Pod", "namespace": "shop", "name": "cart-v2-y"}},
+                {"addresses": ["10.0.0.3"], "targetRef": {"kind": "Pod", "name": "unknown"}},
+                {"addresses": ["10.0.0.4"]}
+            ]
+        }));
+        let pods = |ns: &str, name: &str| -> Option<BTreeMap<String, String>> {
+            let version = match (ns, name) {
+                ("shop", "cart-v1-x") => "v1",
+                ("shop", "cart-v2-y") => "v2",
+                _ => return None,
+            };
+            Some(
+                [
+                    ("app", "cart"),
+                    ("version", version),
+                    ("pod-template-hash", "5d8f7"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            )
+        };
+        let out = desired(&cfg, [&s], [&sl], &BTreeSet::new(), &pods);
+        let svc = out[&Key::new("shop", "cart")].service.clone().unwrap();
+        assert_eq!(
+            svc.endpoints.len(),
+            4,
+            "every ready endpoint, labelled or not"
+        );
+        let v = |addr: &str| svc.labels.get(addr).map(|l| l["version"].as_str());
+        assert_eq!(v("10.0.0.1:8080"), Some("v1"));
+        assert_eq!(v("10.0.0.2:8080"), Some("v2"));
+        assert_eq!(v("10.0.0.3:8080"), None, "a Pod not seen yet: no labels");
+        assert_eq!(v("10.0.0.4:8080"), None);
+        assert!(!svc.labels["10.0.0.1:8080"].contains_key("pod-template-hash"));
+        // Many labels: the first 16 by key are kept.
+        let many: BTreeMap<String, String> = (0..40)
+            .map(|i| (format!("k{i:02}"), "x".to_string()))
+            .collect();
+        let kept = endpoint_labels(&many);
+        assert_eq!(kept.len(), MAX_SUBSET_LABELS);
+        assert!(kept.contains_key("k00") && !kept.contains_key("k39"));
+    }
+
+    #[test]
     fn annotation_exports_with_ready_endpoints_on_the_target_port() {
         let cfg = KubernetesSection::default();
         let s = cart(json!({"warden.io/export": "true"}));
         let sl = cart_slice();
-        let out = desired(&cfg, [&s], [&sl], &BTreeSet::new());
+        let out = desired(&cfg, [&s], [&sl], &BTreeSet::new(), &no_pods);
         let o = &out[&Key::new("shop", "cart")];
         let svc = o.service.as_ref().unwrap();
         assert_eq!(svc.endpoints, vec!["10.0.0.1:8080", "10.0.0.3:8080"]);
@@ -298,7 +412,7 @@ mod tests {
         let cfg = KubernetesSection::default();
         let s = cart(json!({}));
         let exports: BTreeSet<Key> = [Key::new("shop", "cart"), Key::new("shop", "ghost")].into();
-        let out = desired(&cfg, [&s], [], &exports);
+        let out = desired(&cfg, [&s], [], &exports, &no_pods);
         assert!(out[&Key::new("shop", "cart")].service.is_some());
         let ghost = &out[&Key::new("shop", "ghost")];
         assert!(ghost.service.is_none());
@@ -308,24 +422,33 @@ mod tests {
     #[test]
     fn unexported_and_out_of_scope_services_are_ignored() {
         let s = cart(json!({}));
-        assert!(desired(&KubernetesSection::default(), [&s], [], &BTreeSet::new()).is_empty());
+        assert!(
+            desired(
+                &KubernetesSection::default(),
+                [&s],
+                [],
+                &BTreeSet::new(),
+                &no_pods
+            )
+            .is_empty()
+        );
         let cfg = KubernetesSection {
             namespaces: vec!["other".into()],
             ..Default::default()
         };
         let s = cart(json!({"warden.io/export": "true"}));
-        assert!(desired(&cfg, [&s], [], &BTreeSet::new()).is_empty());
+        assert!(desired(&cfg, [&s], [], &BTreeSet::new(), &no_pods).is_empty());
     }
 
     #[test]
     fn bad_annotations_are_reported_not_guessed() {
         let cfg = KubernetesSection::default();
         let s = cart(json!({"warden.io/export": "true", "warden.io/weight": "lots"}));
-        let out = desired(&cfg, [&s], [], &BTreeSet::new());
+        let out = desired(&cfg, [&s], [], &BTreeSet::new(), &no_pods);
         let o = &out[&Key::new("shop", "cart")];
         assert_eq!(o.invalid.as_ref().unwrap().0, "InvalidAnnotation");
         let s = cart(json!({"warden.io/export": "true", "warden.io/probe": "healthz"}));
-        let out = desired(&cfg, [&s], [], &BTreeSet::new());
+        let out = desired(&cfg, [&s], [], &BTreeSet::new(), &no_pods);
         assert!(out[&Key::new("shop", "cart")].service.is_none());
     }
 
@@ -342,7 +465,7 @@ mod tests {
             "ports": [{"port": 5432}],
             "endpoints": [{"addresses": ["fd00::1"]}]
         }));
-        let out = desired(&cfg, [&s], [&sl], &BTreeSet::new());
+        let out = desired(&cfg, [&s], [&sl], &BTreeSet::new(), &no_pods);
         let svc = out[&Key::new("a", "db")].service.clone().unwrap();
         assert_eq!(svc.endpoints, vec!["[fd00::1]:5432"]);
         assert_eq!(svc.ports[0].name, "port-5432");

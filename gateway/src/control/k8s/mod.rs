@@ -1,7 +1,8 @@
 //! [`KubeDiscoveryActor`]: local services from the Kubernetes API.
 //!
-//! Three `kube` watchers with reflectors follow Services, EndpointSlices and ServiceExports
-//! (multicluster.x-k8s.io/v1alpha1) across the cluster. The watchers relist on their own after
+//! Four `kube` watchers with reflectors follow Services, EndpointSlices, ServiceExports
+//! (multicluster.x-k8s.io/v1alpha1) and Pods — metadata only, for the labels of the Pods behind
+//! endpoints — across the cluster. The watchers relist on their own after
 //! a `410 Gone` or a dropped connection, and the reflector stores swap in the relisted state
 //! whole, so a delete whose event was missed disappears from the stores too. Whenever the
 //! stores change, the full desired set is recomputed from them ([`desired::desired`]) and
@@ -21,9 +22,11 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, ListParams, PartialObjectMeta, Patch, PatchParams,
+};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
@@ -71,6 +74,7 @@ enum Res {
     Services = 0,
     EndpointSlices = 1,
     ServiceExports = 2,
+    Pods = 3,
 }
 
 impl Res {
@@ -79,6 +83,7 @@ impl Res {
             Res::Services => "services",
             Res::EndpointSlices => "endpointslices",
             Res::ServiceExports => "serviceexports",
+            Res::Pods => "pods",
         }
     }
 }
@@ -126,6 +131,8 @@ struct Stores {
     services: Store<Service>,
     slices: Store<EndpointSlice>,
     exports: Store<DynamicObject>,
+    /// Pod metadata: the labels endpoints carry.
+    pods: Store<PartialObjectMeta<Pod>>,
 }
 
 impl Stores {
@@ -147,11 +154,16 @@ impl Stores {
     fn desired(&self, cfg: &GatewayConfig, guard: &EndpointGuard) -> BTreeMap<Key, Outcome> {
         let services = self.services.state();
         let slices = self.slices.state();
+        let pods = |ns: &str, name: &str| {
+            let pod = self.pods.get(&reflector::ObjectRef::new(name).within(ns))?;
+            pod.metadata.labels.clone()
+        };
         let mut out = desired::desired(
             &cfg.discovery.kubernetes,
             services.iter().map(|s| s.as_ref()),
             slices.iter().map(|s| s.as_ref()),
             &self.export_keys(),
+            &pods,
         );
         for o in out.values_mut() {
             if let Some(s) = o.service.take() {
@@ -194,20 +206,24 @@ async fn run(
     let (svc_r, svc_w) = reflector::store::<Service>();
     let (sl_r, sl_w) = reflector::store::<EndpointSlice>();
     let ex_w = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+    let (pod_r, pod_w) = reflector::store::<PartialObjectMeta<Pod>>();
     let stores = Stores {
         services: svc_r,
         slices: sl_r,
         exports: ex_w.as_reader(),
+        pods: pod_r,
     };
     let mut streams: Vec<Events> = vec![
         follow(Res::Services, Api::all(client.clone()), svc_w),
         follow(Res::EndpointSlices, Api::all(client.clone()), sl_w),
+        // Metadata-only requests: the labels, not the Pods' specs and statuses.
+        follow(Res::Pods, Api::all(client.clone()), pod_w),
     ];
     if crd {
         streams.push(follow(Res::ServiceExports, exports_api, ex_w));
     }
     let mut events = futures::stream::select_all(streams);
-    let mut listed = [false, false, !crd];
+    let mut listed = [false, false, !crd, false];
     let mut dirty_since: Option<Instant> = None;
     let mut last_sent: Option<Vec<StaticService>> = None;
     let mut outcomes = BTreeMap::new();
