@@ -1,9 +1,10 @@
 //! WebSocket through Warden, real processes and a real WebSocket client and server
 //! (tokio-tungstenite on both ends): locally, and across an mTLS east-west hop where the
 //! upgrade travels as an HTTP/2 extended CONNECT; an idle socket is closed after
-//! `limits.tunnel_idle_ms`; the receiving gateway authorizes the upgrade like any request (a
-//! denied caller gets 403 and the backend sees nothing); an `h2c` upgrade is served as plain
-//! HTTP/1.1.
+//! `limits.tunnel_idle_ms`; a path-prefix rule sends `/api` of one service to another service
+//! that only the other cluster runs (requests and a socket); the receiving gateway authorizes
+//! the upgrade like any request (a denied caller gets 403 and the backend sees nothing); an
+//! `h2c` upgrade is served as plain HTTP/1.1.
 
 mod support;
 
@@ -98,6 +99,11 @@ async fn websockets_locally_and_across_an_mtls_hop() {
     let (tls_east, tls_west) = (pki(root, "east.test"), pki(root, "west.test"));
     let east_ws = echo(root, "east-ws", "127.0.0.1:0").await;
     let west_ws = echo(root, "west-ws", "127.0.0.1:0").await;
+    let west_api = echo(root, "west-api", "127.0.0.1:0").await;
+    let api_service = format!(
+        "[[services]]\nnamespace = \"shop\"\nname = \"api\"\nprobe = \"/healthz\"\nendpoints = [{:?}]\n",
+        west_api.addr("addr")
+    );
     let limits = "[limits]\ntunnel_idle_ms = 1000\n";
     let east = cluster_with(
         root,
@@ -114,11 +120,23 @@ async fn websockets_locally_and_across_an_mtls_hop() {
         "r2",
         "z2",
         &apis,
-        &format!("{tls_west}{limits}{}", web_service("v2", &west_ws)),
+        &format!(
+            "{tls_west}{limits}{}{api_service}",
+            web_service("v2", &west_ws)
+        ),
     )
     .await;
     // `x-canary: on` → v2, which only west has: that socket must cross the mTLS hop.
-    put_route(&http(), &node, "web", &canary_route()).await;
+    // And `/api/...` of web goes to another service, `shop/api`, which only west runs.
+    let mut route = canary_route();
+    route["rules"].as_array_mut().unwrap().insert(
+        0,
+        serde_json::json!({"name": "api",
+            "matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+            "filters": [{"url_rewrite": {"path_prefix": "/"}}],
+            "backends": [{"service": "shop/api"}]}),
+    );
+    put_route(&http(), &node, "web", &route).await;
     let out = east.outbound();
     let mut across = eventually(Duration::from_secs(40), "a socket to west's v2", || async {
         let mut ws = open(&out, true).await.ok()?;
@@ -159,6 +177,26 @@ async fn websockets_locally_and_across_an_mtls_hop() {
     })
     .await;
     assert!(ended.is_ok(), "an idle socket stays open");
+
+    // A path-prefix rule to another service across the wire: plain requests and a socket.
+    let r = reqwest::Client::new()
+        .get(format!("http://{out}/api/items"))
+        .header("host", "web.shop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-echo-server"], "west-api");
+    assert_eq!(r.headers()["x-warden-cluster"], "west");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["path"], "/items", "the prefix was rewritten");
+    let mut req = format!("ws://{out}/api/chat")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("host", "web.shop".parse().unwrap());
+    let (mut api_ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(say(&mut api_ws, "hi").await, "west-api: hi");
 
     // The upgrade crosses as a request like any other: west's authorization sees it. With
     // callers of east.test denied, the handshake gets 403 and west's backend sees no socket;
