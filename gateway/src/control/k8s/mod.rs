@@ -13,6 +13,7 @@
 //! If the ServiceExport CRD is not installed, exports by annotation still work (logged once).
 
 pub mod desired;
+pub mod gateway_api;
 pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
