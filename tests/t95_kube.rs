@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::kube_fake::{EXPORTS, FakeKube, PODS, SERVICES, SLICES};
+use support::kube_fake::{EXPORTS, FakeKube, HTTP_ROUTES, PODS, SERVICES, SLICES};
 use support::*;
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -422,4 +422,156 @@ async fn endpoints_carry_their_pods_labels_into_the_export() {
     let (lists, watches) = kube.requests(PODS);
     assert!(lists >= 1);
     assert_eq!(kube.metadata_requests(PODS), lists + watches);
+}
+
+/// The Accepted and ResolvedRefs conditions Warden wrote on a route object.
+fn route_conditions(obj: &Option<Value>) -> Option<[(String, String); 2]> {
+    let parent = obj.as_ref()?["status"]["parents"]
+        .as_array()?
+        .iter()
+        .find(|p| p["controllerName"] == "warden.io/gateway")?
+        .clone();
+    let get = |t: &str| {
+        let c = parent["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == t)?;
+        Some((
+            c["status"].as_str()?.to_string(),
+            c["reason"].as_str()?.to_string(),
+        ))
+    };
+    Some([get("Accepted")?, get("ResolvedRefs")?])
+}
+
+/// HTTPRoutes whose parent is a Service become Warden routes in the federation store, applied
+/// by the gateway (a path prefix to another Service); what cannot be expressed, and a second
+/// route of the same Service, are refused in the object's status; a deleted object's route
+/// leaves the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn httproutes_become_routes_with_their_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let client = http();
+    let (node, kube) = setup(root, true).await;
+    let (b1, b2) = (
+        echo(root, "cart-1", "127.0.0.1:0").await,
+        echo(root, "cart-v2-1", "127.0.0.1:0").await,
+    );
+    for (svc, b) in [("cart", &b1), ("cart-v2", &b2)] {
+        kube.apply(
+            SERVICES,
+            service("shop", svc, json!({"warden.io/export": "true"})),
+        );
+        kube.apply(SLICES, slice("shop", svc, svc, &b.addr("addr"), true));
+    }
+    let route = |name: &str, rules: Value| {
+        json!({"metadata": {"namespace": "shop", "name": name},
+               "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "cart", "port": 80}],
+                        "rules": rules}})
+    };
+    kube.apply(
+        HTTP_ROUTES,
+        route(
+            "cart-split",
+            json!([
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/v2"}}],
+                 "backendRefs": [{"name": "cart-v2", "port": 80}]},
+                {"backendRefs": [{"name": "cart", "port": 80}]}
+            ]),
+        ),
+    );
+    let gw = kube_gateway(root, &node).await;
+    let out = gw.addr("outbound");
+    let via = |path: &'static str| {
+        let (client, out) = (reqwest::Client::new(), out.clone());
+        async move {
+            let r = client
+                .get(format!("http://{out}{path}"))
+                .header("host", "cart.shop")
+                .send()
+                .await
+                .ok()?;
+            Some(served_by(&r))
+        }
+    };
+    eventually(PATIENCE, "the HTTPRoute is applied", || async {
+        (via("/v2/x").await? == "cart-v2-1" && via("/x").await? == "cart-1").then_some(())
+    })
+    .await;
+    let ours = || async {
+        let v = get_json(&client, &node.url(paths::ROUTES)).await?;
+        let ids: Vec<String> = v["items"]
+            .as_array()?
+            .iter()
+            .filter_map(|r| r["id"].as_str().map(str::to_string))
+            .filter(|id| id.starts_with("k8s-kube-a-"))
+            .collect();
+        Some(ids)
+    };
+    assert_eq!(ours().await.unwrap().len(), 1);
+    let ok = || {
+        [
+            ("True".to_string(), "Accepted".to_string()),
+            ("True".to_string(), "ResolvedRefs".to_string()),
+        ]
+    };
+    eventually(PATIENCE, "cart-split's status", || async {
+        (route_conditions(&kube.object(HTTP_ROUTES, "shop", "cart-split"))? == ok()).then_some(())
+    })
+    .await;
+
+    // A filter Warden cannot express: refused, naming the field; nothing written.
+    kube.apply(
+        HTTP_ROUTES,
+        json!({"metadata": {"namespace": "shop", "name": "mirror"},
+               "spec": {"parentRefs": [{"kind": "Service", "name": "cart-v2"}],
+                        "rules": [{"filters": [{"type": "RequestMirror", "requestMirror": {}}]}]}}),
+    );
+    // A second route of the same Service: one route per service, so it is Conflicted.
+    kube.apply(
+        HTTP_ROUTES,
+        route(
+            "cart-other",
+            json!([{"backendRefs": [{"name": "nowhere"}]}]),
+        ),
+    );
+    let reason = |name: &'static str| {
+        let kube = &kube;
+        async move {
+            let c = route_conditions(&kube.object(HTTP_ROUTES, "shop", name))?;
+            Some(c[0].1.clone())
+        }
+    };
+    eventually(PATIENCE, "the refusals in the status", || async {
+        (reason("mirror").await? == "UnsupportedValue"
+            && reason("cart-other").await? == "Conflicted")
+            .then_some(())
+    })
+    .await;
+    let mirror = kube.object(HTTP_ROUTES, "shop", "mirror").unwrap();
+    let message = mirror["status"]["parents"][0]["conditions"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        message.contains("spec.rules[0].filters[0].type"),
+        "{message}"
+    );
+    assert_eq!(
+        ours().await.unwrap().len(),
+        1,
+        "only cart-split is in the store"
+    );
+
+    // The object is deleted: its route leaves the store, and the other one may now apply
+    // (and reports its unknown backend).
+    kube.delete(HTTP_ROUTES, "shop", "cart-split");
+    eventually(PATIENCE, "cart-other applied in its place", || async {
+        let c = route_conditions(&kube.object(HTTP_ROUTES, "shop", "cart-other"))?;
+        (c[0].1 == "Accepted" && c[1] == ("False".to_string(), "BackendNotFound".to_string()))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(ours().await.unwrap().len(), 1);
 }

@@ -6,7 +6,8 @@
 //! counter; watches stream newline-delimited JSON events from a given version, send
 //! `BOOKMARK`s every 500 ms, and answer a version older than the compaction point with an
 //! `ERROR` event carrying a `410 Expired` Status (which forces a relist); and merge-patches of
-//! the ServiceExport status subresource. Pods are served too, and — like the real API server —
+//! the status subresource of ServiceExports, HTTPRoutes and GRPCRoutes (the server without
+//! the CRDs answers 404 for all three). Pods are served too, and — like the real API server —
 //! as `PartialObjectMetadata` (metadata only) to a client whose `Accept` asks for it; such
 //! requests are counted ([`FakeKube::metadata_requests`]). Tests mutate the state, drop watch
 //! connections, or lose events on purpose ([`FakeKube::delete_unseen`]).
@@ -34,12 +35,18 @@ pub const EXPORTS: (&str, &str, &str) = (
     "ServiceExport",
 );
 pub const PODS: (&str, &str, &str) = ("pods", "v1", "Pod");
+pub const HTTP_ROUTES: (&str, &str, &str) =
+    ("httproutes", "gateway.networking.k8s.io/v1", "HTTPRoute");
+pub const GRPC_ROUTES: (&str, &str, &str) =
+    ("grpcroutes", "gateway.networking.k8s.io/v1", "GRPCRoute");
 
 fn kind_of(plural: &str) -> (&'static str, &'static str, &'static str) {
     match plural {
         "services" => SERVICES,
         "endpointslices" => SLICES,
         "pods" => PODS,
+        "httproutes" => HTTP_ROUTES,
+        "grpcroutes" => GRPC_ROUTES,
         _ => EXPORTS,
     }
 }
@@ -140,7 +147,7 @@ impl FakeKube {
             .route("/api/v1/{plural}", get(list_or_watch))
             .route("/apis/{group}/{version}/{plural}", get(list_or_watch_group))
             .route(
-                "/apis/multicluster.x-k8s.io/v1alpha1/namespaces/{ns}/serviceexports/{name}/status",
+                "/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}/status",
                 patch(patch_status),
             )
             .with_state(st.clone());
@@ -304,9 +311,12 @@ fn serve(
             | ("", "pods")
             | ("discovery.k8s.io/v1", "endpointslices")
             | ("multicluster.x-k8s.io/v1alpha1", "serviceexports")
+            | ("gateway.networking.k8s.io/v1", "httproutes" | "grpcroutes")
     );
     let mut s = st.lock().unwrap();
-    if !known || (s.no_crd && plural == "serviceexports") {
+    if !known
+        || (s.no_crd && plural != "services" && plural != "endpointslices" && plural != "pods")
+    {
         return not_found(&format!("{group}/{plural}"));
     }
     let (_, api_version, kind) = kind_of(plural);
@@ -379,16 +389,16 @@ fn serve(
 
 async fn patch_status(
     State(st): State<Arc<Mutex<St>>>,
-    Path((ns, name)): Path<(String, String)>,
+    Path((_group, _version, ns, plural, name)): Path<(String, String, String, String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
     let Ok(patch) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "not JSON").into_response();
     };
     let mut s = st.lock().unwrap();
-    let key = ("serviceexports".to_string(), ns.clone(), name.clone());
+    let key = (plural.clone(), ns.clone(), name.clone());
     let Some(mut obj) = s.objects.get(&key).cloned() else {
-        return not_found(&format!("serviceexports {ns}/{name}"));
+        return not_found(&format!("{plural} {ns}/{name}"));
     };
     // JSON merge patch of .status (arrays are replaced whole, as RFC 7386 says).
     if let Some(status) = patch.get("status").and_then(Value::as_object) {
@@ -397,6 +407,6 @@ async fn patch_status(
         }
     }
     s.status_patches.push((ns, name, patch));
-    let obj = s.put("serviceexports", obj);
+    let obj = s.put(&plural, obj);
     axum::Json(obj).into_response()
 }

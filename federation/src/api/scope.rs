@@ -1,11 +1,14 @@
 //! What a cluster credential may do: read, and write what is that cluster's own — its lease,
 //! its exports (with their health), its registered gateway address, its own trust domain's
-//! bundle (bundle status travels with the lease), and issuing itself a new credential. Every
-//! other write needs the admin token or an admin identity.
+//! bundle (bundle status travels with the lease), the routes its gateway makes from the
+//! cluster's Kubernetes `HTTPRoute`/`GRPCRoute` objects (ids `k8s-<cluster>-<12 hex>`), and
+//! issuing itself a new credential. Every other write needs the admin token or an admin
+//! identity.
 
 use axum::http::Method;
 
 use crate::paths;
+use crate::route::cluster_owns_route;
 
 /// Whether the credential of `cluster` may make this request; the refusal says why.
 /// `owner_of` names the cluster that holds a trust domain.
@@ -30,13 +33,15 @@ pub fn cluster_may(
         (&Method::POST, ["clusters", c, "credential"]) => own(c),
         (&Method::PUT | &Method::DELETE, ["clusters", c, "services", _ns, _svc]) => own(c),
         (&Method::PUT, ["trust", "bundles", td]) => owner_of(td).as_deref() == Some(cluster),
+        // Routes its gateway makes from the cluster's own Kubernetes objects.
+        (&Method::PUT | &Method::DELETE, ["routes", id]) => cluster_owns_route(cluster, id),
         _ => false,
     };
     if allowed {
         Ok(())
     } else {
         Err(format!(
-            "the credential of cluster {cluster} may only read and write that cluster's own lease, exports, gateway address and trust bundle; {method} {path} needs the admin token"
+            "the credential of cluster {cluster} may only read and write that cluster's own lease, exports, gateway address, trust bundle and Kubernetes routes (k8s-{cluster}-<12 hex>); {method} {path} needs the admin token"
         ))
     }
 }
@@ -73,6 +78,15 @@ mod tests {
         assert!(!may(Method::POST, paths::TRAFFIC_POLICIES));
         assert!(!may(Method::POST, paths::JOIN_TOKENS));
         assert!(!may(Method::POST, paths::MEMBERS));
+        // Routes: only the Kubernetes ones of its own, by the exact id shape.
+        assert!(may(Method::PUT, &paths::route("k8s-east-0123456789ab")));
+        assert!(may(Method::DELETE, &paths::route("k8s-east-0123456789ab")));
+        assert!(!may(Method::PUT, &paths::route("k8s-west-0123456789ab")));
+        assert!(!may(Method::PUT, &paths::route("k8s-east-2-0123456789ab")));
+        assert!(!may(Method::PUT, &paths::route("k8s-east-0123456789abc")));
+        assert!(!may(Method::PUT, &paths::route("k8s-east-0123456789AB")));
+        assert!(!may(Method::PUT, &paths::route("cart-canary")));
+        assert!(!may(Method::POST, paths::ROUTES));
         // Path tricks name no route of its own.
         assert!(!may(
             Method::PUT,

@@ -14,6 +14,7 @@
 
 pub mod desired;
 pub mod gateway_api;
+pub mod routes;
 pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,6 +52,26 @@ pub fn service_export_resource() -> ApiResource {
     }
 }
 
+/// A Gateway API route resource (`httproutes`, `grpcroutes`).
+pub fn route_resource(kind: gateway_api::Kind) -> ApiResource {
+    let (kind, plural) = match kind {
+        gateway_api::Kind::Http => ("HTTPRoute", "httproutes"),
+        gateway_api::Kind::Grpc => ("GRPCRoute", "grpcroutes"),
+    };
+    ApiResource {
+        group: "gateway.networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "gateway.networking.k8s.io/v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+/// How often this cluster's routes in the store are reconciled without any change.
+const ROUTES_EVERY: Duration = Duration::from_secs(30);
+/// How soon a route that conflicted or could not be written is tried again.
+const ROUTES_RETRY: Duration = Duration::from_secs(2);
+
 /// How often ServiceExport statuses are re-checked against the store without any change.
 const STATUS_EVERY: Duration = Duration::from_secs(2);
 /// Changes are gathered for this long before the desired set is recomputed.
@@ -76,6 +97,8 @@ enum Res {
     EndpointSlices = 1,
     ServiceExports = 2,
     Pods = 3,
+    HttpRoutes = 4,
+    GrpcRoutes = 5,
 }
 
 impl Res {
@@ -85,6 +108,8 @@ impl Res {
             Res::EndpointSlices => "endpointslices",
             Res::ServiceExports => "serviceexports",
             Res::Pods => "pods",
+            Res::HttpRoutes => "httproutes",
+            Res::GrpcRoutes => "grpcroutes",
         }
     }
 }
@@ -134,9 +159,41 @@ struct Stores {
     exports: Store<DynamicObject>,
     /// Pod metadata: the labels endpoints carry.
     pods: Store<PartialObjectMeta<Pod>>,
+    /// Gateway API routes (empty when their CRDs are not installed).
+    http_routes: Store<DynamicObject>,
+    grpc_routes: Store<DynamicObject>,
 }
 
 impl Stores {
+    /// Every HTTPRoute and GRPCRoute in this gateway's namespaces.
+    fn route_objects(&self, cfg: &GatewayConfig) -> Vec<(routes::Obj, serde_json::Value)> {
+        let scope = &cfg.discovery.kubernetes.namespaces;
+        let mut out = Vec::new();
+        for (kind, store) in [
+            (gateway_api::Kind::Http, &self.http_routes),
+            (gateway_api::Kind::Grpc, &self.grpc_routes),
+        ] {
+            for o in store.state() {
+                let (Some(ns), Some(name)) =
+                    (o.metadata.namespace.clone(), o.metadata.name.clone())
+                else {
+                    continue;
+                };
+                if !scope.is_empty() && !scope.contains(&ns) {
+                    continue;
+                }
+                let obj = routes::Obj {
+                    kind,
+                    namespace: ns,
+                    name,
+                    spec: o.data["spec"].clone(),
+                };
+                out.push((obj, o.data["status"].clone()));
+            }
+        }
+        out
+    }
+
     fn export_keys(&self) -> BTreeSet<Key> {
         self.exports
             .state()
@@ -208,11 +265,17 @@ async fn run(
     let (sl_r, sl_w) = reflector::store::<EndpointSlice>();
     let ex_w = reflector::store::Writer::<DynamicObject>::new(ar.clone());
     let (pod_r, pod_w) = reflector::store::<PartialObjectMeta<Pod>>();
+    let http_ar = route_resource(gateway_api::Kind::Http);
+    let grpc_ar = route_resource(gateway_api::Kind::Grpc);
+    let http_w = reflector::store::Writer::<DynamicObject>::new(http_ar.clone());
+    let grpc_w = reflector::store::Writer::<DynamicObject>::new(grpc_ar.clone());
     let stores = Stores {
         services: svc_r,
         slices: sl_r,
         exports: ex_w.as_reader(),
         pods: pod_r,
+        http_routes: http_w.as_reader(),
+        grpc_routes: grpc_w.as_reader(),
     };
     let mut streams: Vec<Events> = vec![
         follow(Res::Services, Api::all(client.clone()), svc_w),
@@ -223,8 +286,22 @@ async fn run(
     if crd {
         streams.push(follow(Res::ServiceExports, exports_api, ex_w));
     }
+    let http_api: Api<DynamicObject> = Api::all_with(client.clone(), &http_ar);
+    let grpc_api: Api<DynamicObject> = Api::all_with(client.clone(), &grpc_ar);
+    let http_crd = installed(&http_api, "httproutes").await?;
+    let grpc_crd = installed(&grpc_api, "grpcroutes").await?;
+    if http_crd {
+        streams.push(follow(Res::HttpRoutes, http_api, http_w));
+    }
+    if grpc_crd {
+        streams.push(follow(Res::GrpcRoutes, grpc_api, grpc_w));
+    }
     let mut events = futures::stream::select_all(streams);
-    let mut listed = [false, false, !crd, false];
+    let mut listed = [false, false, !crd, false, !http_crd, !grpc_crd];
+    let mut route_sync = routes::RouteSync::new(&cfg.cluster.name);
+    let mut routes_dirty = true;
+    let mut next_routes_full = Instant::now();
+    let mut next_routes_retry = Instant::now();
     let mut dirty_since: Option<Instant> = None;
     let mut last_sent: Option<Vec<StaticService>> = None;
     let mut outcomes = BTreeMap::new();
@@ -262,6 +339,7 @@ async fn run(
                 }
                 if dirty_since.is_some_and(|t| now.duration_since(t) >= DEBOUNCE) {
                     dirty_since = None;
+                    routes_dirty = true;
                     let next = stores.desired(&cfg, &guard);
                     for (key, o) in &next {
                         let before = outcomes.get(key).map(|o: &Outcome| &o.refused);
@@ -279,11 +357,88 @@ async fn run(
                         next_status = now;
                     }
                 }
+                let retry = route_sync.waiting() && now >= next_routes_retry;
+                if (http_crd || grpc_crd) && (routes_dirty || retry || now >= next_routes_full) {
+                    let full = now >= next_routes_full;
+                    routes_dirty = false;
+                    next_routes_retry = now + ROUTES_RETRY;
+                    if full {
+                        next_routes_full = now + ROUTES_EVERY;
+                    }
+                    sync_routes(&client, &fed, &cfg, &stores, &mut route_sync, full).await;
+                }
                 if crd && cfg.discovery.kubernetes.write_status && now >= next_status {
                     next_status = now + STATUS_EVERY;
                     write_statuses(&client, &fed, &me, &stores, &outcomes).await;
                 }
             }
+        }
+    }
+}
+
+/// Whether the CRD behind `api` is installed (a 404 says it is not, logged once).
+async fn installed(api: &Api<DynamicObject>, resource: &'static str) -> Result<bool, KubeError> {
+    match api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            tracing::info!(
+                resource,
+                "Gateway API CRD not installed: its routes are not followed"
+            );
+            Ok(false)
+        }
+        Err(source) => Err(KubeError::List { resource, source }),
+    }
+}
+
+/// Writes this cluster's Kubernetes routes to the store and each object's status.
+async fn sync_routes(
+    client: &kube::Client,
+    fed: &FederationClient,
+    cfg: &GatewayConfig,
+    stores: &Stores,
+    sync: &mut routes::RouteSync,
+    full: bool,
+) {
+    let objects = stores.route_objects(cfg);
+    let mut known: BTreeSet<Key> = stores
+        .services
+        .state()
+        .iter()
+        .filter_map(|s| {
+            Some(Key::new(
+                s.metadata.namespace.clone()?,
+                s.metadata.name.clone()?,
+            ))
+        })
+        .collect();
+    if let Ok(c) = fed.services().await {
+        known.extend(c.items.iter().map(|s| Key::new(&s.namespace, &s.service)));
+    }
+    let objs: Vec<routes::Obj> = objects.iter().map(|(o, _)| o.clone()).collect();
+    sync.sync(fed, &objs, &known, full).await;
+    if !cfg.discovery.kubernetes.write_status {
+        return;
+    }
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    for (o, status) in &objects {
+        let key = (o.kind, o.namespace.clone(), o.name.clone());
+        let Some(v) = sync.verdicts.get(&key) else {
+            continue;
+        };
+        let Some(patch) = routes::status_patch(v, status, &now) else {
+            continue;
+        };
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &o.namespace, &route_resource(o.kind));
+        let what = format!("{} {}/{}", o.kind.name(), o.namespace, o.name);
+        match api
+            .patch_status(&o.name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => tracing::info!(object = %what, "route status updated"),
+            Err(e) => tracing::warn!(object = %what, error = %e, "cannot update route status"),
         }
     }
 }

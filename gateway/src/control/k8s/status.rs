@@ -55,7 +55,7 @@ pub fn store_view(
     view
 }
 
-fn cond(type_: &str, ok: bool, reason: &str, message: String, now: &Time) -> Condition {
+pub fn cond(type_: &str, ok: bool, reason: &str, message: String, now: &Time) -> Condition {
     Condition {
         type_: type_.into(),
         status: if ok { "True" } else { "False" }.into(),
