@@ -5,8 +5,8 @@
 //! trailers (`grpc-status: 0`), so proxies can be checked for trailer pass-through. A query
 //! `delay_ms=N` (at most 60 000) makes it answer N ms late: a slow request, for drain tests.
 //! A query `headers=1` adds the request's headers (`"headers": {name: value}`), so tests can
-//! see what a proxy forwarded. `GET /_echo/count` answers how many other requests reached it
-//! (attack tests count what got past a proxy). With `--fail-status S` every answer but
+//! see what a proxy forwarded. `GET /_echo/count` answers how many other requests reached it,
+//! probes (`/healthz`) not counted (attack tests count what got past a proxy). With `--fail-status S` every answer but
 //! `/healthz`'s has status S: an endpoint that passes its probes and fails its requests, for
 //! retry tests. A WebSocket upgrade gets a WebSocket echo ([`super::echo_ws`]).
 
@@ -37,7 +37,7 @@ fn full(b: Bytes) -> BoxBody<Bytes, Infallible> {
     Full::new(b).boxed()
 }
 
-/// Requests answered so far, `/_echo/count` itself not included.
+/// Requests answered so far, `/_echo/count` and `/healthz` not included.
 static SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 async fn answer(
@@ -49,7 +49,9 @@ async fn answer(
         let n = SEEN.load(std::sync::atomic::Ordering::Relaxed);
         return Response::new(full(Bytes::from(n.to_string())));
     }
-    SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if path != "/healthz" {
+        SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     if let Some(key) = super::echo_ws::key_of(&req) {
         return super::echo_ws::accept(name, &key, req);
     }
