@@ -495,9 +495,9 @@ fn bearer(token: &str) -> reqwest::Client {
 }
 
 /// Each cluster gets its own credential at registration; it writes that cluster's lease,
-/// exports, gateway address and bundle — and nothing of another cluster's, nor anything an
-/// admin does. A gateway holding only its cluster's credential runs normally. A reissued
-/// credential replaces the old one.
+/// exports, gateway address, bundle and Kubernetes routes (`k8s-east-…`) — and nothing of
+/// another cluster's, nor anything an admin does. A gateway holding only its cluster's
+/// credential runs normally. A reissued credential replaces the old one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_credential_touches_only_its_own_cluster() {
     let tmp = tempfile::tempdir().unwrap();
@@ -536,6 +536,7 @@ async fn a_cluster_credential_touches_only_its_own_cluster() {
     let url = |p: &str| node.url(p);
     let lease = json!({"ttl_ms": 5000});
     let export = json!({"ports": [{"name": "http", "port": 80, "protocol": "http"}], "healthy_endpoints": 1, "weight": 100});
+    let route = json!({"service": "shop/cart", "rules": [{"backends": [{"weight": 1}]}]});
     let new_ca = init_ca("east.test", day).unwrap();
     let own: Vec<(reqwest::Method, String, Value)> = vec![
         (reqwest::Method::PUT, paths::lease("east"), lease.clone()),
@@ -557,6 +558,17 @@ async fn a_cluster_credential_touches_only_its_own_cluster() {
         (
             reqwest::Method::DELETE,
             paths::export("east", "shop", "cart"),
+            Value::Null,
+        ),
+        // The routes its gateway makes from east's Kubernetes objects.
+        (
+            reqwest::Method::PUT,
+            paths::route("k8s-east-0123456789ab"),
+            route.clone(),
+        ),
+        (
+            reqwest::Method::DELETE,
+            paths::route("k8s-east-0123456789ab"),
             Value::Null,
         ),
     ];
@@ -612,6 +624,28 @@ async fn a_cluster_credential_touches_only_its_own_cluster() {
             reqwest::Method::POST,
             paths::JOIN_TOKENS.to_string(),
             json!({"ttl_s": 60}),
+        ),
+        // Routes: not west's Kubernetes ones, not a cluster whose name starts with east's,
+        // not one made through the API.
+        (
+            reqwest::Method::PUT,
+            paths::route("k8s-west-0123456789ab"),
+            route.clone(),
+        ),
+        (
+            reqwest::Method::PUT,
+            paths::route("k8s-east-2-0123456789ab"),
+            route.clone(),
+        ),
+        (
+            reqwest::Method::PUT,
+            paths::route("cart-canary"),
+            route.clone(),
+        ),
+        (
+            reqwest::Method::POST,
+            paths::ROUTES.to_string(),
+            route.clone(),
         ),
         (
             reqwest::Method::POST,
