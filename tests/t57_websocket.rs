@@ -249,3 +249,41 @@ async fn websockets_locally_and_across_an_mtls_hop() {
     assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
     assert!(raw.contains("east-ws"), "{raw}");
 }
+
+/// Open upgrades are bounded by `limits.max_tunnels`: with 2 allowed, a third socket is
+/// refused at once with 503 `tunnel_limit` (nothing queued), and once one is closed a new one
+/// opens. (A socket is held until both sides have closed, or `tunnel_idle_ms` passes.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_sockets_are_bounded_by_the_tunnel_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let node = one_node(root).await;
+    let backend = echo(root, "east-ws", "127.0.0.1:0").await;
+    let east = east_of(
+        root,
+        &node,
+        &format!("[limits]\nmax_tunnels = 2\n{}", web_service("v1", &backend)),
+    )
+    .await;
+    let out = east.outbound();
+    let mut first = eventually(Duration::from_secs(30), "a first socket", || async {
+        open(&out, false).await.ok()
+    })
+    .await;
+    let mut second = open(&out, false).await.unwrap();
+    assert_eq!(say(&mut first, "1").await, "east-ws: 1");
+    assert_eq!(say(&mut second, "2").await, "east-ws: 2");
+    let refused = open(&out, false).await.unwrap_err();
+    assert!(refused.contains("503"), "{refused}");
+    // The close handshake, then the client's side of the connection goes: the permit is free.
+    first.close(None).await.unwrap();
+    drop(first);
+    let mut third = eventually(
+        Duration::from_secs(10),
+        "a socket after one closed",
+        || async { open(&out, false).await.ok() },
+    )
+    .await;
+    assert_eq!(say(&mut third, "3").await, "east-ws: 3");
+    assert_eq!(say(&mut second, "still").await, "east-ws: still");
+}
