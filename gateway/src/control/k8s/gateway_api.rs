@@ -61,42 +61,47 @@ pub struct ParentRef {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Spec {
-    #[serde(default)]
     pub parent_refs: Vec<ParentRef>,
-    #[serde(default)]
     pub rules: Vec<Rule>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Rule {
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub matches: Vec<Match>,
-    #[serde(default)]
     pub filters: Vec<Filter>,
-    #[serde(default)]
     pub backend_refs: Vec<BackendRef>,
-    #[serde(default)]
     pub timeouts: Option<Timeouts>,
-    #[serde(default)]
     pub retry: Option<Retry>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Match {
-    #[serde(default)]
     pub path: Option<KPath>,
-    #[serde(default)]
     pub headers: Vec<KValue>,
-    #[serde(default)]
     pub query_params: Vec<KValue>,
-    #[serde(default)]
-    pub method: Option<serde_json::Value>,
+    pub method: Option<KMethod>,
+}
+
+/// An HTTPRoute match's method (a name), or a GRPCRoute match's (service and method).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum KMethod {
+    Name(String),
+    Grpc(KGrpcMethod),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct KGrpcMethod {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub service: Option<String>,
+    pub method: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,12 +146,10 @@ pub struct Filter {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct KHeaderModifier {
-    #[serde(default)]
     pub set: Vec<KPair>,
-    #[serde(default)]
     pub add: Vec<KPair>,
-    #[serde(default)]
     pub remove: Vec<String>,
 }
 
@@ -157,11 +160,9 @@ pub struct KPair {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct KUrlRewrite {
-    #[serde(default)]
     pub hostname: Option<String>,
-    #[serde(default)]
     pub path: Option<KPathModifier>,
 }
 
@@ -177,17 +178,12 @@ pub struct KPathModifier {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct KRedirect {
-    #[serde(default)]
     pub scheme: Option<String>,
-    #[serde(default)]
     pub hostname: Option<String>,
-    #[serde(default)]
     pub port: Option<u16>,
-    #[serde(default)]
     pub path: Option<KPathModifier>,
-    #[serde(default)]
     pub status_code: Option<u16>,
 }
 
@@ -205,21 +201,17 @@ pub struct BackendRef {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Timeouts {
-    #[serde(default)]
     pub request: Option<String>,
-    #[serde(default)]
     pub backend_request: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct Retry {
-    #[serde(default)]
     pub codes: Vec<u16>,
-    #[serde(default)]
     pub attempts: Option<u32>,
-    #[serde(default)]
     pub backoff: Option<String>,
 }
 
@@ -351,28 +343,32 @@ fn one_match(kind: Kind, f: &str, m: &Match) -> Result<RouteMatch, Unsupported> 
     };
     let (method, grpc) = match (kind, &m.method) {
         (_, None) => (None, None),
-        (Kind::Http, Some(v)) => (
-            Some(
-                v.as_str()
-                    .ok_or_else(|| unsupported(format!("{f}.method"), "must be a string"))?
-                    .to_string(),
-            ),
-            None,
-        ),
-        (Kind::Grpc, Some(v)) => {
-            let t = v["type"].as_str().unwrap_or("Exact");
+        (Kind::Http, Some(KMethod::Name(v))) => (Some(v.clone()), None),
+        (Kind::Grpc, Some(KMethod::Grpc(g))) => {
+            let t = g.kind.as_deref().unwrap_or("Exact");
             if t != "Exact" {
                 return Err(unsupported(
                     format!("{f}.method.type"),
                     format!("gRPC method match type {t:?} is not supported (Exact only)"),
                 ));
             }
-            let s = |k: &str| v[k].as_str().map(str::to_string);
             let g = GrpcMatch {
-                service: s("service"),
-                method: s("method"),
+                service: g.service.clone(),
+                method: g.method.clone(),
             };
             (None, Some(g))
+        }
+        (Kind::Http, Some(_)) => {
+            return Err(unsupported(
+                format!("{f}.method"),
+                "must be an HTTP method name",
+            ));
+        }
+        (Kind::Grpc, Some(_)) => {
+            return Err(unsupported(
+                format!("{f}.method"),
+                "must be {service, method}",
+            ));
         }
     };
     Ok(RouteMatch {
