@@ -376,6 +376,36 @@ async fn rule_retries_back_off_with_jitter_and_stop_at_the_deadline() {
     );
 }
 
+/// A rule's retries draw on the same retry budget as the gateway's: with the budget empty a
+/// rule that retries on 5xx returns the first 503 and the next cluster sees nothing; funded, the
+/// same request succeeds there on the second attempt.
+#[tokio::test]
+async fn rule_retries_stay_within_the_retry_budget() {
+    let east = Upstream::start(503).await;
+    let west = Upstream::start(200).await;
+    let route = serde_json::json!({"id": "cart", "service": "shop/cart", "rules": [{
+        "backends": [{"weight": 1}],
+        "retry": {"attempts": 3, "on": ["5xx"], "backoff_base_ms": 1, "backoff_max_ms": 1}
+    }]});
+    let routed = || {
+        with_route(
+            tables(&[&east.addr], &[("west", &west.addr)], vec![]),
+            route.clone(),
+        )
+    };
+    let broke = config("[retries]\nbudget_percent = 0\nmin_retries_per_second = 0");
+    let (ctx, _s) = proxy(broke, routed());
+    let r = handle(&ctx, request("GET", b""), Listener::Outbound, None).await;
+    assert_eq!((r.status().as_u16(), served_by(&r)), (503, "east"));
+    assert_eq!(west.seen().len(), 0, "no budget: the rule does not retry");
+
+    let funded = config("[retries]\nbudget_percent = 0\nmin_retries_per_second = 10");
+    let (ctx, _s) = proxy(funded, routed());
+    let r = handle(&ctx, request("GET", b""), Listener::Outbound, None).await;
+    assert_eq!((r.status().as_u16(), served_by(&r)), (200, "west"));
+    assert_eq!(west.seen().len(), 1);
+}
+
 /// The east-west listener never forwards again: with a remote copy of the service in the
 /// table but no usable local endpoint, it answers 503 and the remote gateway sees nothing.
 #[tokio::test]
