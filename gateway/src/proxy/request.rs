@@ -112,7 +112,8 @@ where
         Decision::Respond(resp) => return Ok(resp),
     };
     // Read before the plan drops the hop-by-hop headers that ask for it.
-    let switch = upgrade::wanted(&head).zip(head.extensions.remove::<OnUpgrade>());
+    let switch =
+        upgrade::wanted(&head).and_then(|w| Some((w, head.extensions.remove::<OnUpgrade>()?)));
     let plan = Plan::new(ctx, rc, key, head, routed.as_ref())?;
     if let Some((wanted, caller)) = switch {
         let mut resp = upgrade::forward(ctx, rc, &plan, &wanted, caller).await?;
