@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::model::{
     Cluster, Lease, SecurityPolicy, ServiceExport, SubsetHealth, TrafficPolicy, TrustBundle,
 };
+use crate::resilience::ResiliencePolicy;
 use crate::route::Route;
+use crate::stored::Stored;
 
 /// One change as a watcher sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +47,10 @@ pub enum ChangeEvent {
     ServicePutWithSubsets {
         export: ServiceExport,
         subsets: Vec<SubsetHealth>,
+    },
+    ResiliencePolicyPut(Stored<ResiliencePolicy>),
+    ResiliencePolicyDeleted {
+        id: String,
     },
 }
 

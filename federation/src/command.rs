@@ -10,7 +10,9 @@ use crate::model::{
     Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, SubsetHealth,
     TrafficPolicy,
 };
+use crate::resilience::ResiliencePolicy;
 use crate::route::Route;
+use crate::stored::Stored;
 
 /// A change to the federation state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +95,10 @@ pub enum Command {
         export: ServiceExport,
         subsets: Vec<SubsetHealth>,
     },
+    /// Creates or replaces a resilience policy (one per service and rule).
+    PutResiliencePolicy { policy: Stored<ResiliencePolicy> },
+    /// Removes a resilience policy.
+    DeleteResiliencePolicy { id: String, at: u64 },
 }
 
 /// Why a command was refused by the state machine.

@@ -12,6 +12,8 @@
 //! - [`limits`]: the bounds every HTTP listener applies.
 //! - [`startup`]: wiring a node from its [`config`], and draining it.
 //! - [`api`]: the REST API and the watch stream.
+//! - [`route`], [`resilience`]: L7 routes and resilience policies, and their validation;
+//!   [`stored`]: objects kept in the log as JSON documents.
 //! - [`wire`], [`paths`]: the API's bodies and paths, shared by the server and its clients.
 //! - [`client`]: the typed API client the gateway, the CLI and `warden check` use.
 //! - [`trust`]: CAs, SPIFFE identities, mTLS configurations.
@@ -34,13 +36,16 @@ pub mod network;
 pub mod node;
 pub mod paths;
 pub mod ratelimit;
+pub mod resilience;
 pub mod route;
 pub mod rpc;
 pub mod server;
 pub mod startup;
 pub mod state;
 pub mod state_legacy;
+pub mod state_resilience;
 pub mod state_routes;
+pub mod stored;
 pub mod trust;
 pub mod types;
 pub mod wire;

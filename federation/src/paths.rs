@@ -21,7 +21,10 @@ pub const TRUST_STATUS: &str = "/api/v1/trust/status";
 pub const TRAFFIC_POLICIES: &str = "/api/v1/traffic/policies";
 /// `/api/v1/security/policies`.
 pub const SECURITY_POLICIES: &str = "/api/v1/security/policies";
+/// `/api/v1/routes`: L7 routes.
 pub const ROUTES: &str = "/api/v1/routes";
+/// `/api/v1/resilience/policies`: circuit breakers, rate limits, fault injection.
+pub const RESILIENCE_POLICIES: &str = "/api/v1/resilience/policies";
 /// `/api/v1/mesh/status`: one node's Raft view.
 pub const MESH_STATUS: &str = "/api/v1/mesh/status";
 /// `/api/v1/federation/members`: add a member (POST).
@@ -93,6 +96,16 @@ pub fn route(id: &str) -> String {
 /// A write to [`route`] that only answers what it would change.
 pub fn route_dry_run(id: &str) -> String {
     format!("{ROUTES}/{id}?dry_run=true")
+}
+
+/// `/api/v1/resilience/policies/{id}`.
+pub fn resilience_policy(id: &str) -> String {
+    format!("{RESILIENCE_POLICIES}/{id}")
+}
+
+/// A write to [`resilience_policy`] that only answers what it would change.
+pub fn resilience_policy_dry_run(id: &str) -> String {
+    format!("{RESILIENCE_POLICIES}/{id}?dry_run=true")
 }
 
 /// `/api/v1/federation/members/{id}`.

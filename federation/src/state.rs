@@ -16,8 +16,10 @@ use crate::model::{
     Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, SubsetHealth,
     TrafficPolicy, TrustBundle,
 };
+use crate::resilience::ResiliencePolicy;
 use crate::route::Route;
-use crate::state_legacy::{WithoutCredentials, WithoutRoutes, WithoutSubsets};
+use crate::state_legacy::{WithoutCredentials, WithoutResilience, WithoutRoutes, WithoutSubsets};
+use crate::stored::Stored;
 
 /// How many changes the history keeps; a watcher further behind must re-list.
 pub const HISTORY_LEN: usize = 10_000;
@@ -53,6 +55,9 @@ pub struct FederationState {
     /// Healthy endpoints per label set of each export that published them. Last, for the same
     /// reason as `credentials`.
     pub export_subsets: BTreeMap<ExportKey, Vec<SubsetHealth>>,
+    /// Resilience policies by id (one per service and rule), each stored as its JSON
+    /// document. Last, for the same reason as `credentials`.
+    pub resilience: BTreeMap<String, Stored<ResiliencePolicy>>,
 }
 
 impl FederationState {
@@ -385,6 +390,7 @@ impl From<WithoutCredentials> for FederationState {
             credentials: BTreeMap::new(),
             routes: BTreeMap::new(),
             export_subsets: BTreeMap::new(),
+            resilience: BTreeMap::new(),
         }
     }
 }
@@ -402,6 +408,15 @@ impl From<WithoutSubsets> for FederationState {
     fn from(old: WithoutSubsets) -> Self {
         FederationState {
             routes: old.routes,
+            ..FederationState::from(old.before)
+        }
+    }
+}
+
+impl From<WithoutResilience> for FederationState {
+    fn from(old: WithoutResilience) -> Self {
+        FederationState {
+            export_subsets: old.export_subsets,
             ..FederationState::from(old.before)
         }
     }
@@ -526,14 +541,17 @@ impl StateMachineCore for FederationState {
             Command::ExportServiceWithSubsets { export, subsets } => {
                 self.export_service(export, Some(subsets))
             }
+            Command::PutResiliencePolicy { policy } => self.put_resilience(policy),
+            Command::DeleteResiliencePolicy { id, at } => self.delete_resilience(id, *at),
         }
     }
 
     fn decode_state(bytes: &[u8]) -> Result<Self, warden_raft_store::codec::CodecError> {
         use crate::state_legacy as legacy;
         warden_raft_store::codec::decode::<FederationState>(bytes).or_else(|current| {
-            legacy::decode::<WithoutSubsets>(bytes)
+            legacy::decode::<WithoutResilience>(bytes)
                 .map(FederationState::from)
+                .or_else(|_| legacy::decode::<WithoutSubsets>(bytes).map(FederationState::from))
                 .or_else(|_| legacy::decode::<WithoutRoutes>(bytes).map(FederationState::from))
                 .or_else(|_| legacy::decode::<WithoutCredentials>(bytes).map(FederationState::from))
                 .map_err(|_| current)

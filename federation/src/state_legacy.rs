@@ -1,11 +1,11 @@
 //! Reading the federation state an older build wrote. Snapshots are bincode, which is
 //! positional: a field added at the end of [`crate::state::FederationState`] makes an older
 //! snapshot end early. When the current shape does not decode, the state reads the earlier
-//! ones with [`decode`] — [`WithoutSubsets`], [`WithoutRoutes`], then [`WithoutCredentials`] — so a node upgraded
+//! ones with [`decode`] — [`WithoutResilience`], [`WithoutSubsets`], [`WithoutRoutes`], then [`WithoutCredentials`] — so a node upgraded
 //! in place keeps its data (the data format stays 1). An older build refuses a newer snapshot
 //! (its bytes do not end where that build expects), so upgrade every federation node before
-//! any cluster credential is issued, any route is applied or any gateway of this build
-//! publishes its exports.
+//! any cluster credential is issued, any route or resilience policy is applied or any
+//! gateway of this build publishes its exports.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -14,8 +14,8 @@ use warden_raft_store::codec::{self, CodecError};
 
 use crate::change::{Change, ExportKey};
 use crate::model::{
-    Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, TrafficPolicy,
-    TrustBundle,
+    Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, SubsetHealth,
+    TrafficPolicy, TrustBundle,
 };
 use crate::route::Route;
 
@@ -49,6 +49,14 @@ pub struct WithoutRoutes {
 pub struct WithoutSubsets {
     pub before: WithoutRoutes,
     pub routes: BTreeMap<String, Route>,
+}
+
+/// The state before resilience policies: the shape above, then the subsets.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize, Default))]
+pub struct WithoutResilience {
+    pub before: WithoutSubsets,
+    pub export_subsets: BTreeMap<ExportKey, Vec<SubsetHealth>>,
 }
 
 /// Decodes a snapshot of an earlier shape; the state module turns it into the current shape

@@ -13,6 +13,7 @@ use crate::model::{
     AuthzAction, AuthzSources, Cluster, Lease, SecurityPolicy, ServiceExport, ServicePort,
     SubsetHealth, TrafficPolicy, TrustBundle,
 };
+use crate::resilience::{CircuitBreaker, FaultInjection, RateLimit, ResiliencePolicy};
 use crate::route::{Route, RouteRule};
 
 /// The network a cluster is on when a registration names none.
@@ -188,6 +189,23 @@ pub struct RouteBody {
     pub rules: Vec<RouteRule>,
 }
 
+/// The body of a resilience policy (the id comes from the path for PUT).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResilienceBody {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub service: String,
+    #[serde(default)]
+    pub rule: Option<String>,
+    #[serde(default)]
+    pub circuit_breaker: Option<CircuitBreaker>,
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimit>,
+    #[serde(default)]
+    pub fault: Option<FaultInjection>,
+}
+
 // ---- responses ----
 
 /// What a write with `?dry_run=true` would do; nothing is written.
@@ -252,6 +270,9 @@ pub struct RoutingCatalog {
     /// L7 routes (absent from an older server).
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// Resilience policies (absent from an older server).
+    #[serde(default)]
+    pub resilience: Vec<ResiliencePolicy>,
     /// Healthy endpoints per label set of the exports that published them (absent from an
     /// older server).
     #[serde(default)]
@@ -526,6 +547,10 @@ pub enum WatchEvent {
     RoutePut { route: Route },
     #[serde(rename = "route.deleted")]
     RouteDeleted { id: String },
+    #[serde(rename = "resilience_policy.put")]
+    ResiliencePolicyPut { policy: ResiliencePolicy },
+    #[serde(rename = "resilience_policy.deleted")]
+    ResiliencePolicyDeleted { id: String },
     /// A kind this build does not know (a newer server): not routing state for it.
     #[serde(other)]
     Unknown,

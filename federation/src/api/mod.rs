@@ -15,6 +15,7 @@ mod mesh;
 mod policies;
 mod policy_crud;
 mod policy_kinds;
+mod resilience;
 mod routes;
 pub mod scope;
 mod services;
@@ -107,6 +108,12 @@ fn routes() -> OpenApiRouter<Node> {
         ))
         .routes(routes!(routes::list, routes::create))
         .routes(routes!(routes::get_one, routes::put, routes::delete))
+        .routes(routes!(resilience::list, resilience::create))
+        .routes(routes!(
+            resilience::get_one,
+            resilience::put,
+            resilience::delete
+        ))
         .routes(routes!(policies::list, policies::create))
         .routes(routes!(policies::get_one, policies::put, policies::delete))
         .routes(routes!(services::export, services::unexport))

@@ -1,4 +1,4 @@
-//! The CRUD the policy-like kinds share (traffic and security policies, routes): create (409
+//! The CRUD the policy-like kinds share (traffic, security and resilience policies, routes): create (409
 //! on a taken id), put (create or replace; a body id must match the path), both with
 //! `?dry_run=true` answering what would change, list, get, delete. What differs per kind is in
 //! its [`PolicyKind`] impl (`policy_kinds.rs`).
@@ -31,8 +31,9 @@ pub(super) trait PolicyKind {
     fn all(state: &FederationState) -> &BTreeMap<String, Self::Policy>;
     fn put_command(p: Self::Policy) -> Command;
     fn delete_command(id: String) -> Command;
-    /// The (id, service) of a kind that allows one per service; `None` for other kinds.
-    fn one_per_service(p: &Self::Policy) -> Option<(&String, &String)>;
+    /// The (id, what it is attached to) of a kind that allows one per service (or per
+    /// service and rule); `None` for other kinds.
+    fn one_per_service(p: &Self::Policy) -> Option<(&String, String)>;
     /// When it was last written (ignored when telling whether a write changes anything).
     fn updated_at(p: &mut Self::Policy) -> &mut u64;
 }
@@ -67,7 +68,7 @@ fn dry<K: PolicyKind>(node: &Node, proposed: K::Policy) -> Result<Response, ApiE
     let holder = K::all(&state)
         .values()
         .filter_map(K::one_per_service)
-        .find(|(i, s)| **s == service && **i != id);
+        .find(|(i, s)| *s == service && **i != id);
     if let Some((other, _)) = holder {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

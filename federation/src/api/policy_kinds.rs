@@ -7,9 +7,11 @@ use super::policy_crud::PolicyKind;
 use crate::clock::now_ms;
 use crate::command::Command;
 use crate::model::{FieldError, SecurityPolicy, TrafficPolicy};
+use crate::resilience::ResiliencePolicy;
 use crate::route::Route;
 use crate::state::FederationState;
-use crate::wire::{PolicyBody, RouteBody, SecurityBody};
+use crate::stored::Stored;
+use crate::wire::{PolicyBody, ResilienceBody, RouteBody, SecurityBody};
 
 pub(super) struct Traffic;
 pub(super) struct Security;
@@ -47,8 +49,8 @@ impl PolicyKind for Traffic {
     fn delete_command(id: String) -> Command {
         Command::DeleteTrafficPolicy { id, at: now_ms() }
     }
-    fn one_per_service(p: &TrafficPolicy) -> Option<(&String, &String)> {
-        Some((&p.id, &p.service))
+    fn one_per_service(p: &TrafficPolicy) -> Option<(&String, String)> {
+        Some((&p.id, p.service.clone()))
     }
     fn updated_at(p: &mut TrafficPolicy) -> &mut u64 {
         &mut p.updated_at
@@ -86,7 +88,7 @@ impl PolicyKind for Security {
     fn delete_command(id: String) -> Command {
         Command::DeleteSecurityPolicy { id, at: now_ms() }
     }
-    fn one_per_service(_: &SecurityPolicy) -> Option<(&String, &String)> {
+    fn one_per_service(_: &SecurityPolicy) -> Option<(&String, String)> {
         None
     }
     fn updated_at(p: &mut SecurityPolicy) -> &mut u64 {
@@ -126,10 +128,54 @@ impl PolicyKind for Routes {
     fn delete_command(id: String) -> Command {
         Command::DeleteRoute { id, at: now_ms() }
     }
-    fn one_per_service(p: &Route) -> Option<(&String, &String)> {
-        Some((&p.id, &p.service))
+    fn one_per_service(p: &Route) -> Option<(&String, String)> {
+        Some((&p.id, p.service.clone()))
     }
     fn updated_at(p: &mut Route) -> &mut u64 {
         &mut p.updated_at
+    }
+}
+
+pub(super) struct Resilience;
+
+impl PolicyKind for Resilience {
+    const WHAT: &'static str = "resilience policy";
+    type Body = ResilienceBody;
+    type Policy = Stored<ResiliencePolicy>;
+    fn body_id(b: &Self::Body) -> Option<&String> {
+        b.id.as_ref()
+    }
+    fn id(p: &Self::Policy) -> &String {
+        &p.id
+    }
+    fn build(id: String, b: Self::Body) -> Self::Policy {
+        Stored(ResiliencePolicy {
+            id,
+            service: b.service,
+            rule: b.rule,
+            circuit_breaker: b.circuit_breaker,
+            rate_limits: b.rate_limits,
+            fault: b.fault,
+            updated_at: now_ms(),
+        })
+    }
+    fn validate(p: &Self::Policy) -> Result<(), FieldError> {
+        crate::resilience::validate(p)
+    }
+    fn all(state: &FederationState) -> &BTreeMap<String, Self::Policy> {
+        &state.resilience
+    }
+    fn put_command(policy: Self::Policy) -> Command {
+        Command::PutResiliencePolicy { policy }
+    }
+    fn delete_command(id: String) -> Command {
+        Command::DeleteResiliencePolicy { id, at: now_ms() }
+    }
+    /// One per service and rule: `ns/svc` or `ns/svc rule "name"`.
+    fn one_per_service(p: &Self::Policy) -> Option<(&String, String)> {
+        Some((&p.id, p.scope()))
+    }
+    fn updated_at(p: &mut Self::Policy) -> &mut u64 {
+        &mut p.0.updated_at
     }
 }

@@ -87,6 +87,11 @@ mod tests {
         assert!(!may(Method::PUT, &paths::route("k8s-east-0123456789AB")));
         assert!(!may(Method::PUT, &paths::route("cart-canary")));
         assert!(!may(Method::POST, paths::ROUTES));
+        assert!(!may(Method::POST, paths::RESILIENCE_POLICIES));
+        assert!(!may(
+            Method::PUT,
+            &paths::resilience_policy("k8s-east-0123456789ab")
+        ));
         // Path tricks name no route of its own.
         assert!(!may(
             Method::PUT,

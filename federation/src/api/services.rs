@@ -172,6 +172,7 @@ pub(super) async fn routing_catalog(
         bundles: state.trust_bundles.values().cloned().collect(),
         security_policies: state.security_policies.values().cloned().collect(),
         routes: state.routes.values().cloned().collect(),
+        resilience: state.resilience.values().map(|p| p.0.clone()).collect(),
         export_subsets: state
             .export_subsets
             .iter()

@@ -66,6 +66,10 @@ fn watch_line(c: &Change) -> WatchLine {
         ChangeEvent::SecurityPolicyDeleted { id } => WatchEvent::SecurityPolicyDeleted { id },
         ChangeEvent::RoutePut(route) => WatchEvent::RoutePut { route },
         ChangeEvent::RouteDeleted { id } => WatchEvent::RouteDeleted { id },
+        ChangeEvent::ResiliencePolicyPut(policy) => {
+            WatchEvent::ResiliencePolicyPut { policy: policy.0 }
+        }
+        ChangeEvent::ResiliencePolicyDeleted { id } => WatchEvent::ResiliencePolicyDeleted { id },
     };
     WatchLine {
         revision: c.revision,

@@ -23,12 +23,13 @@ use serde::de::DeserializeOwned;
 
 use crate::model::{Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle};
 use crate::paths;
+use crate::resilience::ResiliencePolicy;
 use crate::route::Route;
 use crate::wire::{
     AddMember, BundleBody, BundleStatus, CatalogService, ClusterRegistered, ClusterStatus,
     CredentialIssued, DryRun, ErrorBody, ExportBody, GatewayBody, JoinRequest, JoinTokenIssued,
     LeaseBody, LeaseList, Listing, MemberAdded, MeshStatus, PolicyBody, Ready, RegisterCluster,
-    RouteBody, RoutingCatalog, SecurityBody, TokenRequest,
+    ResilienceBody, RouteBody, RoutingCatalog, SecurityBody, TokenRequest,
 };
 
 /// How long one request may take (watch streams excepted).
@@ -445,6 +446,40 @@ impl FederationClient {
 
     pub async fn delete_route(&self, id: &str) -> Result<(), ClientError> {
         self.delete(&paths::route(id)).await
+    }
+
+    // ---- resilience policies ----
+
+    pub async fn resilience_policies(&self) -> Result<Listing<ResiliencePolicy>, ClientError> {
+        self.get(paths::RESILIENCE_POLICIES).await
+    }
+
+    pub async fn resilience_policy(&self, id: &str) -> Result<ResiliencePolicy, ClientError> {
+        self.get(&paths::resilience_policy(id)).await
+    }
+
+    /// Creates or replaces the resilience policy `id`.
+    pub async fn put_resilience_policy(
+        &self,
+        id: &str,
+        body: &ResilienceBody,
+    ) -> Result<ResiliencePolicy, ClientError> {
+        self.send(Method::PUT, &paths::resilience_policy(id), body)
+            .await
+    }
+
+    /// What putting the resilience policy `id` would change; nothing is written.
+    pub async fn dry_run_resilience_policy(
+        &self,
+        id: &str,
+        body: &ResilienceBody,
+    ) -> Result<DryRun<ResiliencePolicy>, ClientError> {
+        self.send(Method::PUT, &paths::resilience_policy_dry_run(id), body)
+            .await
+    }
+
+    pub async fn delete_resilience_policy(&self, id: &str) -> Result<(), ClientError> {
+        self.delete(&paths::resilience_policy(id)).await
     }
 
     // ---- the Raft group ----

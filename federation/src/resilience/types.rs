@@ -1,0 +1,189 @@
+//! The resilience policy objects (see the module above for how they attach and are stored).
+
+use serde::{Deserialize, Serialize};
+
+/// Resilience for one service's requests, or for those a rule of its route matched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResiliencePolicy {
+    /// DNS label, unique.
+    pub id: String,
+    /// `namespace/service` whose requests this policy acts on.
+    pub service: String,
+    /// The name of a rule of the service's route: the policy acts only on requests that rule
+    /// matched. Absent: every request of the service. At most one policy per (service, rule).
+    #[serde(default)]
+    pub rule: Option<String>,
+    /// Bounds on what this gateway sends to the service at once (service-wide policies only).
+    #[serde(default)]
+    pub circuit_breaker: Option<CircuitBreaker>,
+    /// Token buckets a request must each pass (at most 8).
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimit>,
+    /// Delays and aborts injected on purpose, to test the callers.
+    #[serde(default)]
+    pub fault: Option<FaultInjection>,
+    #[serde(default)]
+    pub updated_at: u64,
+}
+
+impl ResiliencePolicy {
+    /// What the policy is attached to, for messages: `ns/svc` or `ns/svc rule "name"`.
+    pub fn scope(&self) -> String {
+        match &self.rule {
+            Some(r) => format!("{} rule {r:?}", self.service),
+            None => self.service.clone(),
+        }
+    }
+}
+
+/// Concurrency bounds, each absent one unbounded. Over a bound the request is answered 503
+/// with `x-warden-error: overflow` at once, without being sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreaker {
+    /// For the service as a whole, from this gateway.
+    #[serde(default)]
+    pub service: Option<Thresholds>,
+    /// For each cluster the service is sent to (this one and each remote gateway): a full
+    /// cluster is passed over for the next in failover order; when every one is full, 503.
+    #[serde(default)]
+    pub per_cluster: Option<Thresholds>,
+}
+
+/// The bounds of one circuit breaker.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Requests in flight at once (1–1,000,000).
+    #[serde(default)]
+    pub max_requests: Option<u32>,
+    /// Requests that may wait, first come first served, for one in flight to finish when
+    /// `max_requests` are (0–100,000; default 0: none waits). A waiting request gives up with
+    /// 503 overflow when its timeout passes.
+    #[serde(default)]
+    pub max_pending_requests: Option<u32>,
+    /// Retries in flight at once (0–100,000); a retry over it is not made and the last
+    /// answer stands.
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+}
+
+/// A token bucket: `requests` per `unit` on average, up to `burst` at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// DNS label naming the limit in answers and metrics; `rate_limits[i]` when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Tokens added per `unit` (1–1,000,000,000).
+    pub requests: u64,
+    #[serde(default = "RateUnit::second")]
+    pub unit: RateUnit,
+    /// The bucket's size: requests that may pass at once after a quiet time (1–1,000,000,000;
+    /// default `requests`). A bucket starts full.
+    #[serde(default)]
+    pub burst: Option<u64>,
+    /// What requests share a bucket.
+    #[serde(default)]
+    pub key: RateKey,
+    /// Buckets kept at most (1–100,000; default 1,024). Once as many keys are in use, and no
+    /// bucket has refilled completely to make room, further keys share one overflow bucket:
+    /// made-up key values cannot grow memory, nor pass the limit.
+    #[serde(default = "RateLimit::default_max_buckets")]
+    pub max_buckets: u32,
+    /// Only requests from these clusters are counted (empty: every request).
+    #[serde(default)]
+    pub source_clusters: Vec<String>,
+}
+
+impl RateLimit {
+    pub const DEFAULT_MAX_BUCKETS: u32 = 1024;
+    fn default_max_buckets() -> u32 {
+        Self::DEFAULT_MAX_BUCKETS
+    }
+    /// The bucket size in force.
+    pub fn capacity(&self) -> u64 {
+        self.burst.unwrap_or(self.requests)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RateUnit {
+    Second,
+    Minute,
+    Hour,
+}
+
+impl RateUnit {
+    fn second() -> Self {
+        Self::Second
+    }
+    pub fn seconds(self) -> u64 {
+        match self {
+            RateUnit::Second => 1,
+            RateUnit::Minute => 60,
+            RateUnit::Hour => 3600,
+        }
+    }
+}
+
+/// What requests share a bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RateKey {
+    /// One bucket for every request the policy acts on.
+    #[default]
+    Whole,
+    /// One bucket per calling cluster (the verified peer on the east-west hop; this
+    /// gateway's cluster for its own callers).
+    SourceCluster,
+    /// One bucket per value of a request header (e.g. a tenant id); requests without it
+    /// share one bucket.
+    Header { name: String },
+}
+
+/// Faults injected into the requests a policy acts on, at the gateway where they enter the
+/// mesh (the outbound listener), so a request is faulted at most once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultInjection {
+    #[serde(default)]
+    pub delay: Option<FaultDelay>,
+    #[serde(default)]
+    pub abort: Option<FaultAbort>,
+    /// Only requests from these clusters (the gateway's own cluster is the source on its
+    /// outbound listener). Empty: any.
+    #[serde(default)]
+    pub source_clusters: Vec<String>,
+    /// Honour `x-warden-fault: delay=<ms>` and/or `abort=<status>` on a request (for tests):
+    /// the header's fault applies to that request whatever the percentages. Default false:
+    /// the header is ignored (and never forwarded).
+    #[serde(default)]
+    pub header_trigger: bool,
+}
+
+/// Waits before the request is sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultDelay {
+    /// Share of requests delayed, 0–100 (fractions allowed).
+    pub percent: f64,
+    /// 1–60,000 ms.
+    pub fixed_ms: u64,
+}
+
+/// Answers instead of sending.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultAbort {
+    /// Share of requests aborted, 0–100 (fractions allowed).
+    pub percent: f64,
+    /// The HTTP status answered (200–599); for a gRPC request, its gRPC equivalent.
+    #[serde(default)]
+    pub http_status: Option<u16>,
+    /// The gRPC status answered to a gRPC request (1–16) in a trailers-only answer.
+    #[serde(default)]
+    pub grpc_status: Option<u8>,
+}
