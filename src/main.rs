@@ -45,7 +45,11 @@ enum Command {
     Service(cli::client::ServiceCmd),
     /// Apply, read and delete L7 routes (`warden route apply -f route.yaml`).
     #[command(subcommand)]
-    Route(cli::route::RouteCmd),
+    Route(cli::objects::ObjectCmd),
+    /// Apply, read and delete resilience policies: circuit breakers, rate limits, fault
+    /// injection (`warden resilience apply -f policy.yaml`).
+    #[command(subcommand)]
+    Resilience(cli::objects::ObjectCmd),
     /// Add or remove federation members.
     #[command(subcommand)]
     Member(cli::client::MemberCmd),
@@ -111,7 +115,8 @@ fn run_tokio(command: Command) -> anyhow::Result<()> {
             Command::Cluster(c) => cli::client::cluster(c).await,
             Command::Service(c) => cli::client::service(c).await,
             Command::Member(c) => cli::client::member(c).await,
-            Command::Route(c) => cli::route::run(c).await,
+            Command::Route(c) => cli::objects::run::<cli::objects::Routes>(c).await,
+            Command::Resilience(c) => cli::objects::run::<cli::objects::Resilience>(c).await,
             Command::Status(conn) => cli::client::status(conn).await,
             Command::Bench(b) => cli::bench::run(b).await,
             Command::Echo(a) => cli::echo::run(a).await,

@@ -241,6 +241,12 @@ async fn handle(req: Request<Incoming>, st: AdminState) -> Response<BoxBody> {
                     }
                 };
             }
+            if let Some(key) = ServiceKey::from_authority(authority)
+                && let Some(p) = ctx.tables.remote.load().resilience.get(&key).cloned()
+            {
+                let rule = v["route"]["rule"].as_str().map(str::to_string);
+                v["resilience"] = crate::resilience::explain::explain(&p, rule.as_deref());
+            }
             json_reply(status, v)
         }
         (Method::POST, p) if p.starts_with("/debug/panic/") => match hooks {

@@ -26,5 +26,6 @@ pub mod health;
 pub mod key;
 pub mod metrics;
 pub mod proxy;
+pub mod resilience;
 pub mod route;
 pub mod table;

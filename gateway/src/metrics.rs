@@ -19,6 +19,7 @@ pub struct Metrics {
     pub kube_events: IntCounterVec,
     pub connections_open: IntGaugeVec,
     pub connections_refused: IntCounterVec,
+    pub resilience_actions: IntCounterVec,
 }
 
 fn must<T>(r: Result<T, prometheus::Error>) -> T {
@@ -103,6 +104,13 @@ impl Metrics {
             ),
             &["service", "policy"],
         ));
+        let resilience_actions = must(IntCounterVec::new(
+            Opts::new(
+                "warden_resilience_actions_total",
+                "Requests a resilience policy acted on, by service, policy and action (overflow, retry_overflow, rate_limited, fault_delay, fault_abort).",
+            ),
+            &["service", "policy", "action"],
+        ));
         let kube_events = must(IntCounterVec::new(
             Opts::new(
                 "warden_kube_watch_events_total",
@@ -138,6 +146,7 @@ impl Metrics {
             Box::new(kube_events.clone()),
             Box::new(connections_open.clone()),
             Box::new(connections_refused.clone()),
+            Box::new(resilience_actions.clone()),
         ] {
             must(registry.register(c));
         }
@@ -156,6 +165,7 @@ impl Metrics {
             kube_events,
             connections_open,
             connections_refused,
+            resilience_actions,
         }
     }
 

@@ -151,6 +151,8 @@ pub struct RemoteTable {
     pub registered_gateway: Option<String>,
     /// L7 routes by the service they decide, compiled once per change.
     pub routes: HashMap<ServiceKey, Arc<crate::route::CompiledRoute>>,
+    /// Resilience policies by the service they act on, compiled once per change.
+    pub resilience: HashMap<ServiceKey, Arc<crate::resilience::ServicePolicies>>,
 }
 
 /// Shared handles to both tables.
@@ -163,6 +165,8 @@ pub struct Tables {
     inflight: Arc<std::sync::Mutex<HashMap<String, std::sync::Weak<InFlight>>>>,
     /// When the gateway started; ramp and lease decisions use monotonic time from here.
     pub started: Arc<StartTime>,
+    /// Compiled resilience policies, kept (with their counters) while unchanged.
+    pub policy_cache: Arc<crate::resilience::PolicyCache>,
 }
 
 /// The process start instant.

@@ -6,6 +6,6 @@ pub mod echo;
 pub mod echo_ws;
 pub mod federation;
 pub mod gateway;
-pub mod route;
+pub mod objects;
 pub mod signals;
 pub mod trust;

@@ -88,6 +88,14 @@ fn breaker(cb: &CircuitBreaker) -> Result<(), FieldError> {
             thresholds(&format!("circuit_breaker.{name}"), t)?;
         }
     }
+    if let Some(t) = &cb.per_cluster
+        && t.max_pending_requests.is_some_and(|p| p > 0)
+    {
+        return Err(err(
+            "circuit_breaker.per_cluster.max_pending_requests",
+            "a full cluster is passed over for the next one: nothing waits for it",
+        ));
+    }
     Ok(())
 }
 

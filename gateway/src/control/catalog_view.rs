@@ -7,10 +7,12 @@ use std::sync::Arc;
 use warden_federation::model::{
     Cluster, Lease, SecurityPolicy, ServiceExport, SubsetHealth, TrafficPolicy, TrustBundle,
 };
+use warden_federation::resilience::ResiliencePolicy;
 use warden_federation::route::Route;
 use warden_federation::wire::{RoutingCatalog, WatchEvent, WatchLine};
 
 use crate::key::ServiceKey;
+use crate::resilience::ServicePolicies;
 use crate::route::CompiledRoute;
 use crate::table::{RemoteCluster, RemoteTable, RoutePolicy, Tables};
 
@@ -28,6 +30,8 @@ pub struct CatalogView {
     pub security: BTreeMap<String, SecurityPolicy>,
     /// L7 routes by id.
     pub routes: BTreeMap<String, Route>,
+    /// Resilience policies by id.
+    pub resilience: BTreeMap<String, ResiliencePolicy>,
     /// Healthy endpoints per label set, by export.
     pub subsets: BTreeMap<(String, String, String), Arc<[SubsetHealth]>>,
 }
@@ -64,6 +68,11 @@ impl CatalogView {
                 .map(|p| (p.id.clone(), p))
                 .collect(),
             routes: c.routes.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            resilience: c
+                .resilience
+                .into_iter()
+                .map(|p| (p.id.clone(), p))
+                .collect(),
             subsets: c
                 .export_subsets
                 .into_iter()
@@ -129,6 +138,12 @@ impl CatalogView {
             }
             WatchEvent::RouteDeleted { id } => {
                 self.routes.remove(&id);
+            }
+            WatchEvent::ResiliencePolicyPut { policy } => {
+                self.resilience.insert(policy.id.clone(), policy);
+            }
+            WatchEvent::ResiliencePolicyDeleted { id } => {
+                self.resilience.remove(&id);
             }
             WatchEvent::Unknown => {} // a newer server's kinds: not routing state here
         }
@@ -214,6 +229,20 @@ impl CatalogView {
                 }
             }
         }
+        let mut resilience: HashMap<ServiceKey, ServicePolicies> = HashMap::new();
+        for p in self.resilience.values() {
+            let Some(key) = ServiceKey::parse(&p.service) else {
+                continue;
+            };
+            let compiled = tables.policy_cache.compiled(p);
+            let entry = resilience.entry(key).or_default();
+            match &p.rule {
+                None => entry.whole = Some(compiled),
+                Some(r) => {
+                    entry.rules.insert(r.clone(), compiled);
+                }
+            }
+        }
         RemoteTable {
             revision: self.revision,
             connected,
@@ -226,6 +255,10 @@ impl CatalogView {
             cluster_domains,
             registered_gateway: self.clusters.get(me).map(|c| c.gateway.clone()),
             routes,
+            resilience: resilience
+                .into_iter()
+                .map(|(k, v)| (k, Arc::new(v)))
+                .collect(),
         }
     }
 

@@ -58,6 +58,33 @@ pub enum ProxyError {
     BodyTimeout { ms: u64 },
     #[error("this gateway has {max} tunnels open, its limit")]
     TunnelLimit { max: usize },
+    /// A circuit breaker's bound was reached: refused at once, never sent.
+    #[error("{service}: the circuit breaker of policy {policy} is at {bound}")]
+    Overflow {
+        service: String,
+        policy: String,
+        bound: &'static str,
+    },
+    /// A rate limit's bucket is empty.
+    #[error(
+        "{service}: rate limit {limit} of policy {policy} ({requests} per {unit_secs} s, burst {burst}) exceeded; retry in {retry_after_ms} ms"
+    )]
+    RateLimited {
+        service: String,
+        policy: String,
+        limit: String,
+        requests: u64,
+        unit_secs: u64,
+        burst: u64,
+        retry_after_ms: u64,
+    },
+    /// An abort injected by a fault policy.
+    #[error("fault injected by policy {policy}")]
+    FaultAbort {
+        policy: String,
+        http: Option<u16>,
+        grpc: Option<u8>,
+    },
     /// A malformed request head; `field` names the offending header.
     #[error("{field}: {message}")]
     BadRequest {
@@ -85,6 +112,9 @@ impl ProxyError {
             Self::BodyTimeout { .. } => "body_timeout",
             Self::TunnelLimit { .. } => "tunnel_limit",
             Self::BadRequest { .. } => "bad_request",
+            Self::Overflow { .. } => "overflow",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::FaultAbort { .. } => "fault_abort",
         }
     }
 
@@ -96,11 +126,14 @@ impl ProxyError {
             | Self::Forbidden { .. }
             | Self::ClientBody { .. }
             | Self::BodyTimeout { .. }
-            | Self::BadRequest { .. } => Blame::Downstream,
+            | Self::BadRequest { .. }
+            | Self::RateLimited { .. } => Blame::Downstream,
             Self::NoHealthyUpstream(_)
             | Self::NoLocalEndpoint(_)
             | Self::PortNotRouted { .. }
-            | Self::TunnelLimit { .. } => Blame::Internal,
+            | Self::TunnelLimit { .. }
+            | Self::Overflow { .. }
+            | Self::FaultAbort { .. } => Blame::Internal,
             Self::Connect { .. }
             | Self::Timeout { .. }
             | Self::Upstream { .. }
@@ -129,7 +162,14 @@ impl ProxyError {
             Self::Upstream { .. } | Self::UpgradeRefused { .. } => StatusCode::BAD_GATEWAY,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::TunnelLimit { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TunnelLimit { .. } | Self::Overflow { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::FaultAbort { http, grpc, .. } => match (http, grpc) {
+                (Some(h), _) => StatusCode::from_u16(*h).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                (None, Some(g)) => StatusCode::from_u16(http_of_grpc(*g))
+                    .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                (None, None) => StatusCode::SERVICE_UNAVAILABLE,
+            },
         }
     }
 
@@ -145,7 +185,41 @@ impl ProxyError {
             | Self::Connect { .. }
             | Self::Upstream { .. }
             | Self::UpgradeRefused { .. }
-            | Self::TunnelLimit { .. } => 14, // UNAVAILABLE
+            | Self::TunnelLimit { .. }
+            | Self::Overflow { .. } => 14, // UNAVAILABLE
+            Self::RateLimited { .. } => 8,                        // RESOURCE_EXHAUSTED
+            Self::FaultAbort { http, grpc, .. } => match (grpc, http) {
+                (Some(g), _) => *g,
+                (None, Some(h)) => grpc_of_http(*h),
+                (None, None) => 14,
+            },
         }
+    }
+}
+
+/// The gRPC status for an HTTP status, as gRPC's HTTP mapping has it.
+fn grpc_of_http(h: u16) -> u8 {
+    match h {
+        400 => 13, // INTERNAL
+        401 => 16, // UNAUTHENTICATED
+        403 => 7,  // PERMISSION_DENIED
+        404 => 12, // UNIMPLEMENTED
+        429 | 502..=504 => 14,
+        _ => 2, // UNKNOWN
+    }
+}
+
+/// An HTTP status for a gRPC status, for a caller that is not speaking gRPC.
+fn http_of_grpc(g: u8) -> u16 {
+    match g {
+        3 | 9 | 11 => 400,
+        16 => 401,
+        7 => 403,
+        5 | 12 => 404,
+        6 | 10 => 409,
+        8 => 429,
+        4 => 504,
+        14 => 503,
+        _ => 500,
     }
 }

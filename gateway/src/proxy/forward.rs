@@ -1,6 +1,8 @@
 //! Stage "forward": send the planned request, and on failure try another target while the
 //! [`Retry`] policy allows — the failed target excluded each time. Each local attempt's
-//! outcome goes to the service's pool as a passive health signal.
+//! outcome goes to the service's pool as a passive health signal. Under a circuit breaker, a
+//! target whose cluster is full is passed over (not a retry), and a retry over the breaker's
+//! `max_retries` is not made.
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use super::budget::RetryBudget;
 use super::context::{ProxyCtx, RequestCtx};
 use super::error::ProxyError;
 use super::plan::Plan;
+use super::resilience::count;
 use super::respond::stamp;
 use super::view::draws;
 
@@ -148,10 +151,46 @@ pub async fn forward(
     let mut last_err: Option<ProxyError> = None;
     // A 5xx kept in case no other target can be tried.
     let mut kept: Option<Response<BoxBody>> = None;
+    // Targets passed over because their cluster's breaker was full (not retries).
+    let mut passed_over = 0;
+    let breaker = plan
+        .breaker
+        .as_ref()
+        .and_then(|p| Some((&p.source.id, p.breaker.as_ref()?)));
     while let Some(attempt) = plan.view.choose(&ctx.me, over, &exclude, draws()) {
-        if !exclude.is_empty() {
+        let cluster_gate = breaker.and_then(|(_, b)| b.cluster(attempt.cluster));
+        let _cluster_slot = match cluster_gate.as_ref().map(|g| g.try_admit()) {
+            Some(Err(bound)) => {
+                if let Some((id, _)) = breaker {
+                    count(ctx, plan.key, id, "overflow");
+                    last_err = last_err.or(Some(ProxyError::Overflow {
+                        service: plan.key.to_string(),
+                        policy: id.clone(),
+                        bound: bound.label(),
+                    }));
+                }
+                exclude.push(attempt.target);
+                passed_over += 1;
+                continue;
+            }
+            Some(Ok(slot)) => Some(slot),
+            None => None,
+        };
+        let mut _retry_slots = None;
+        if exclude.len() > passed_over {
             if Instant::now() >= deadline || !retry.begin_retry() {
                 break;
+            }
+            if let Some((id, b)) = breaker {
+                let service = b.service.as_ref().map(|g| g.admit_retry()).transpose();
+                let cluster = cluster_gate.as_ref().map(|g| g.admit_retry()).transpose();
+                match (service, cluster) {
+                    (Ok(s), Ok(c)) => _retry_slots = Some((s, c)),
+                    _ => {
+                        count(ctx, plan.key, id, "retry_overflow");
+                        break;
+                    }
+                }
             }
             if let Some((base, max)) = plan.backoff {
                 let wait =

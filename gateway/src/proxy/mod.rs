@@ -13,6 +13,8 @@
 //!    - [`view`], [`plan`] — the routing snapshot read once, as plain data: targets, retry
 //!      allowance, timeouts, the request each attempt sends;
 //!    - [`rules`] — match the service's route: a rule, a backend subset, filters, timeouts;
+//!    - [`resilience`] — rate limits, injected faults, then (after the plan) the service's
+//!      circuit breaker;
 //!    - [`upgrade`] — a WebSocket (HTTP/1.1 `Upgrade`, or extended CONNECT across the
 //!      east-west hop) is sent once and spliced instead of buffered and retried;
 //!    - [`body`] — buffer a small body so it can be replayed;
@@ -40,6 +42,7 @@ pub mod mtls;
 pub mod naming;
 pub mod plan;
 pub mod request;
+pub mod resilience;
 pub mod respond;
 pub mod rules;
 pub mod server;

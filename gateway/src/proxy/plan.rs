@@ -46,6 +46,8 @@ pub struct Plan<'a> {
     pub retry_on: Option<&'a [RetryOn]>,
     /// A route rule's backoff between retries, (base, max) ms (`None`: retry at once).
     pub backoff: Option<(u64, u64)>,
+    /// The service's resilience policy with a circuit breaker, set by the resilience stage.
+    pub breaker: Option<std::sync::Arc<crate::resilience::CompiledPolicy>>,
 }
 
 impl<'a> Plan<'a> {
@@ -115,6 +117,7 @@ impl<'a> Plan<'a> {
             subset: subset.and_then(subset_value),
             retry_on: retry.map(|r| r.on.as_slice()),
             backoff: retry.map(|r| (r.backoff_base_ms, r.backoff_max_ms)),
+            breaker: None,
         })
     }
 
@@ -207,6 +210,7 @@ mod tests {
             subset: HeaderValue::from_str("version=v2").ok(),
             retry_on: None,
             backoff: None,
+            breaker: None,
         };
         let me = me();
         let a = plan.view.choose(&me, 140, &[], [0.1, 0.1, 0.1]).unwrap();

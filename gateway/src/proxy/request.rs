@@ -19,6 +19,7 @@ use super::headers::check_host;
 use super::inbound;
 use super::naming::service_of;
 use super::plan::Plan;
+use super::resilience;
 use super::respond::error_response;
 use super::rules::{self, Decision};
 use super::upgrade;
@@ -90,8 +91,9 @@ where
     routed
 }
 
-/// authorize (east-west) → match a route → plan → read the body → forward with retry; an
-/// upgrade is forwarded and spliced instead of read and retried.
+/// authorize (east-west) → match a route → rate limits and faults → plan → circuit breaker →
+/// read the body → forward with retry; an upgrade is forwarded and spliced instead of read
+/// and retried.
 async fn route<B>(
     ctx: &Arc<ProxyCtx>,
     rc: &mut RequestCtx,
@@ -111,10 +113,12 @@ where
         Decision::Routed(r) => Some(r),
         Decision::Respond(resp) => return Ok(resp),
     };
+    let rule = routed.as_ref().and_then(|r| r.rule().rule.name.as_deref());
+    resilience::police(ctx, rc, key, rule, &head.headers).await?;
     // Read before the plan drops the hop-by-hop headers that ask for it.
     let switch =
         upgrade::wanted(&head).and_then(|w| Some((w, head.extensions.remove::<OnUpgrade>()?)));
-    let plan = Plan::new(ctx, rc, key, head, routed.as_ref())?;
+    let mut plan = Plan::new(ctx, rc, key, head, routed.as_ref())?;
     if let Some((wanted, caller)) = switch {
         let mut resp = upgrade::forward(ctx, rc, &plan, &wanted, caller).await?;
         if let Some(r) = &routed {
@@ -124,6 +128,9 @@ where
     }
     let deadline = std::time::Duration::from_millis(ctx.cfg.limits.body_read_timeout_ms);
     let body = RequestBody::read(body, deadline).await?;
+    // Taken once the body is here (a slow client holds no slot) and held until the response
+    // head is; an upgrade holds a tunnel permit instead.
+    let _slot = resilience::admit(ctx, &mut plan).await?;
     let mut resp = forward(ctx, rc, &plan, body).await?;
     if let Some(r) = &routed {
         r.apply_to_response(resp.headers_mut());

@@ -62,6 +62,20 @@ pub fn error_response(e: &ProxyError, grpc: bool) -> Response<BoxBody> {
     };
     r.headers_mut()
         .insert(ERROR_HEADER, HeaderValue::from_static(e.cause()));
+    if let ProxyError::RateLimited {
+        requests,
+        retry_after_ms,
+        ..
+    } = e
+    {
+        // Whole seconds, rounded up: a client that waits as told finds a token.
+        let secs = retry_after_ms.div_ceil(1000).max(1);
+        let h = r.headers_mut();
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        h.insert("ratelimit-limit", HeaderValue::from(*requests));
+        h.insert("ratelimit-remaining", HeaderValue::from_static("0"));
+        h.insert("ratelimit-reset", HeaderValue::from(secs));
+    }
     r
 }
 
