@@ -1,0 +1,402 @@
+//! Resilience policies on the request path, real processes on loopback: a circuit breaker
+//! answering 503 overflow beyond its bound under a burst and recovering after; a rate limit
+//! of 100/s with a burst of 20 over 5 s admitting what its buckets allow, 429s with
+//! `retry-after`; random tenant header values held to the bucket bound (and not passing the
+//! limit); a 10 % abort over 2,000 requests; an injected delay shifting the median; the
+//! `x-warden-fault` header only where allowed; `warden resilience apply --dry-run`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::*;
+use warden_federation::paths;
+
+/// Puts resilience policy `id` (admin token) and expects 200.
+async fn put_policy(admin: &reqwest::Client, node: &NodeProc, id: &str, body: &Value) {
+    let r = admin
+        .put(node.url(&paths::resilience_policy(id)))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+}
+
+/// GET cart.shop`path` through `out` with extra headers: (status, headers).
+async fn get(
+    client: &reqwest::Client,
+    out: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap) {
+    let mut r = client
+        .get(format!("http://{out}{path}"))
+        .header("host", "cart.shop");
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    match r.send().await {
+        Ok(resp) => (resp.status().as_u16(), resp.headers().clone()),
+        Err(_) => (0, Default::default()),
+    }
+}
+
+/// Runs `warden resilience <args>` against `node` with the admin token; its stdout.
+fn resilience_cli(node: &NodeProc, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("resilience")
+        .args(args)
+        .env("WARDEN_API", format!("http://{}", node.api))
+        .env("WARDEN_ADMIN_TOKEN", TOKEN)
+        .output()
+        .expect("run warden resilience");
+    assert!(
+        out.status.success(),
+        "warden resilience {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn header<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// Waits until `/explain` on the gateway lists `policy` as acting on cart.shop.
+async fn applied(client: &reqwest::Client, admin_addr: &str, policy: &str) -> Value {
+    let url = format!("http://{admin_addr}/explain?authority=cart.shop");
+    eventually(Duration::from_secs(30), "the policy is applied", || async {
+        let v = get_json(client, &url).await?;
+        let listed = v["resilience"]["policies"]
+            .as_array()?
+            .iter()
+            .any(|p| p == policy);
+        listed.then_some(v)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaker_overflow_rate_limits_and_bounded_buckets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let node = one_node(root).await;
+    let east = east_of(root, &node, "").await;
+    let admin = http();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let out = east.outbound();
+    eventually(Duration::from_secs(30), "cart is served", || async {
+        (get(&client, &out, "/", &[]).await.0 == 200).then_some(())
+    })
+    .await;
+
+    // 1. A breaker of 4 requests in flight, none waiting: a burst of 20 slow requests.
+    put_policy(
+        &admin,
+        &node,
+        "cart-guard",
+        &json!({"service": "shop/cart",
+        "circuit_breaker": {"service": {"max_requests": 4}}}),
+    )
+    .await;
+    let v = applied(&client, &east.admin(), "cart-guard").await;
+    assert_eq!(
+        v["resilience"]["circuit_breaker"]["service"]["max_requests"],
+        4
+    );
+    let burst: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, out) = (client.clone(), out.clone());
+            tokio::spawn(async move { get(&client, &out, "/slow?delay_ms=800", &[]).await })
+        })
+        .collect();
+    let (mut ok, mut overflow) = (0, 0);
+    for h in burst {
+        let (status, headers) = h.await.unwrap();
+        match status {
+            200 => ok += 1,
+            503 if header(&headers, "x-warden-error") == "overflow" => overflow += 1,
+            s => panic!("unexpected {s}: {headers:?}"),
+        }
+    }
+    println!("breaker burst: {ok} admitted, {overflow} overflow of 20 (bound 4)");
+    assert!((1..=4).contains(&ok), "{ok} admitted");
+    assert_eq!(ok + overflow, 20);
+    // Recovery: once the burst is over, every request is admitted again.
+    for _ in 0..20 {
+        assert_eq!(get(&client, &out, "/", &[]).await.0, 200);
+    }
+    let m = metrics_text(&client, &east.admin()).await;
+    assert_eq!(
+        metric_sum(
+            &m,
+            "warden_resilience_actions_total",
+            &["action=\"overflow\""]
+        ),
+        overflow as f64
+    );
+
+    // 2. 100/s with a burst of 20, flooded for 5 s by 8 callers.
+    put_policy(
+        &admin,
+        &node,
+        "cart-guard",
+        &json!({"service": "shop/cart",
+        "rate_limits": [{"name": "all", "requests": 100, "burst": 20}]}),
+    )
+    .await;
+    eventually(Duration::from_secs(30), "the limit is applied", || async {
+        let v = applied(&client, &east.admin(), "cart-guard").await;
+        (v["resilience"]["rate_limits"][0]["name"] == "all").then_some(())
+    })
+    .await;
+    // Let the bucket refill from the polling above.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start = Instant::now();
+    let flood: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, out) = (client.clone(), out.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut limited, mut retry_after_ok) = (0u32, 0u32, true);
+                while start.elapsed() < Duration::from_secs(5) {
+                    let (status, h) = get(&client, &out, "/", &[]).await;
+                    match status {
+                        200 => ok += 1,
+                        429 => {
+                            limited += 1;
+                            retry_after_ok &= header(&h, "retry-after")
+                                .parse::<u64>()
+                                .is_ok_and(|s| s >= 1)
+                                && header(&h, "ratelimit-limit") == "100"
+                                && header(&h, "x-warden-error") == "rate_limited";
+                        }
+                        s => panic!("unexpected {s}"),
+                    }
+                }
+                (ok, limited, retry_after_ok)
+            })
+        })
+        .collect();
+    let (mut ok, mut limited) = (0, 0);
+    for h in flood {
+        let (o, l, r) = h.await.unwrap();
+        assert!(r, "every 429 carries retry-after and the limit");
+        ok += o;
+        limited += l;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let expected = 20.0 + 100.0 * secs;
+    println!(
+        "rate limit: {ok} admitted, {limited} refused in {secs:.2} s (expected {expected:.0}: burst 20 + 100/s)"
+    );
+    assert!(limited > 0, "the flood was faster than the limit");
+    // The bucket refills continuously; the only slack is when the flood's first and last
+    // requests reached the gateway relative to the client's clock (tens of ms at most).
+    assert!(
+        (ok as f64 - expected).abs() <= 0.05 * expected,
+        "{ok} admitted, expected {expected:.0} ± 5 %"
+    );
+
+    // 3. Per-tenant buckets, at most 64: 2,000 random tenants neither grow the table past
+    //    its bound nor pass the limit (beyond the bound they share one bucket).
+    put_policy(
+        &admin,
+        &node,
+        "cart-guard",
+        &json!({"service": "shop/cart",
+        "rate_limits": [{"name": "tenant", "requests": 5, "unit": "minute",
+            "key": {"type": "header", "name": "x-tenant"}, "max_buckets": 64}]}),
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "the tenant limit is applied",
+        || async {
+            let v = applied(&client, &east.admin(), "cart-guard").await;
+            (v["resilience"]["rate_limits"][0]["name"] == "tenant").then_some(())
+        },
+    )
+    .await;
+    let mut admitted = 0;
+    for i in 0..2_000u64 {
+        let tenant = format!("t-{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        if get(&client, &out, "/", &[("x-tenant", &tenant)]).await.0 == 200 {
+            admitted += 1;
+        }
+    }
+    let v = applied(&client, &east.admin(), "cart-guard").await;
+    let buckets = v["resilience"]["rate_limits"][0]["buckets"]
+        .as_u64()
+        .unwrap();
+    println!(
+        "tenants: 2,000 random values, {admitted} admitted, {buckets} buckets held (bound 64)"
+    );
+    assert!(buckets <= 64, "{buckets} buckets");
+    assert!(
+        admitted <= 64 * 5 + 5,
+        "{admitted} admitted: made-up tenants passed the limit"
+    );
+    assert!(admitted >= 64, "each kept tenant's first request passes");
+    // A known tenant still has its own bucket.
+    let known = get(&client, &out, "/", &[("x-tenant", "t-0000000000000000")])
+        .await
+        .0;
+    assert!(known == 200 || known == 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_abort_a_share_delay_and_answer_the_header_only_where_allowed() {
+    const N: usize = 2_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let node = one_node(root).await;
+    let east = east_of(root, &node, "").await;
+    let admin = http();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let out = east.outbound();
+    eventually(Duration::from_secs(30), "cart is served", || async {
+        (get(&client, &out, "/", &[]).await.0 == 200).then_some(())
+    })
+    .await;
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let mut before = Vec::new();
+    for _ in 0..21 {
+        let t = Instant::now();
+        assert_eq!(get(&client, &out, "/", &[]).await.0, 200);
+        before.push(t.elapsed());
+    }
+
+    // The CLI: a dry run writes nothing, then the policy is applied.
+    let file = root.join("fault.yaml");
+    std::fs::write(
+        &file,
+        "id: cart-chaos\nservice: shop/cart\nfault:\n  abort:\n    percent: 10\n    http_status: 503\n",
+    )
+    .unwrap();
+    let f = file.display().to_string();
+    let dry = resilience_cli(&node, &["apply", "-f", &f, "--dry-run"]);
+    assert!(
+        dry.contains("resilience policy cart-chaos: would be created"),
+        "{dry}"
+    );
+    let listed = get_json(&admin, &node.url(paths::RESILIENCE_POLICIES))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["items"].as_array().unwrap().len(),
+        0,
+        "a dry run writes nothing"
+    );
+    let applied_out = resilience_cli(&node, &["apply", "-f", &f]);
+    assert!(applied_out.contains("cart-chaos: applied"), "{applied_out}");
+    applied(&client, &east.admin(), "cart-chaos").await;
+
+    // 10 % of 2,000 aborted with 503 fault_abort: 200 ± 60.
+    let mut aborted = 0;
+    for _ in 0..N {
+        let (status, h) = get(&client, &out, "/", &[]).await;
+        match status {
+            200 => {}
+            503 => {
+                assert_eq!(header(&h, "x-warden-error"), "fault_abort");
+                aborted += 1;
+            }
+            s => panic!("unexpected {s}"),
+        }
+    }
+    println!(
+        "fault: {aborted} of {N} aborted ({:.1} %)",
+        aborted as f64 * 100.0 / N as f64
+    );
+    assert!((140..=260).contains(&aborted), "{aborted} aborted");
+
+    // A 200 ms delay on every request shifts the median by at least the delay.
+    put_policy(
+        &admin,
+        &node,
+        "cart-chaos",
+        &json!({"service": "shop/cart",
+        "fault": {"delay": {"percent": 100, "fixed_ms": 200}}}),
+    )
+    .await;
+    eventually(Duration::from_secs(30), "the delay is applied", || async {
+        let v = applied(&client, &east.admin(), "cart-chaos").await;
+        v["resilience"]["fault"]["spec"]["delay"]
+            .is_object()
+            .then_some(())
+    })
+    .await;
+    let mut after = Vec::new();
+    for _ in 0..21 {
+        let t = Instant::now();
+        assert_eq!(get(&client, &out, "/", &[]).await.0, 200);
+        after.push(t.elapsed());
+    }
+    let (b, a) = (median(before), median(after));
+    println!("delay: median {b:?} before, {a:?} with 200 ms injected");
+    assert!(
+        a >= b + Duration::from_millis(190) && a >= Duration::from_millis(200),
+        "{b:?} → {a:?}"
+    );
+
+    // The header names a fault only where the policy allows it.
+    let fault = [("x-warden-fault", "abort=418")];
+    assert_eq!(
+        get(&client, &out, "/", &fault).await.0,
+        200,
+        "ignored: not allowed"
+    );
+    put_policy(
+        &admin,
+        &node,
+        "cart-chaos",
+        &json!({"service": "shop/cart",
+        "fault": {"header_trigger": true}}),
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "the header trigger is on",
+        || async { (get(&client, &out, "/", &fault).await.0 == 418).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        get(&client, &out, "/", &[]).await.0,
+        200,
+        "no header, no fault"
+    );
+    let (status, h) = get(&client, &out, "/", &[("x-warden-fault", "abort=9000")]).await;
+    assert_eq!(status, 400);
+    assert_eq!(header(&h, "x-warden-error"), "bad_request");
+    let m = metrics_text(&client, &east.admin()).await;
+    assert!(
+        metric_sum(
+            &m,
+            "warden_resilience_actions_total",
+            &["action=\"fault_abort\""]
+        ) >= aborted as f64
+    );
+    assert!(
+        metric_sum(
+            &m,
+            "warden_resilience_actions_total",
+            &["action=\"fault_delay\""]
+        ) >= 21.0
+    );
+}
