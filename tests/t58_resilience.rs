@@ -3,7 +3,8 @@
 //! of 100/s with a burst of 20 over 5 s admitting what its buckets allow, 429s with
 //! `retry-after`; random tenant header values held to the bucket bound (and not passing the
 //! limit); a 10 % abort over 2,000 requests; an injected delay shifting the median; the
-//! `x-warden-fault` header only where allowed; `warden resilience apply --dry-run`.
+//! `x-warden-fault` header only where allowed; `warden resilience apply --dry-run`; bad input
+//! refused naming the field, and a second policy for a service refused with 409.
 
 mod support;
 
@@ -99,6 +100,64 @@ async fn breaker_overflow_rate_limits_and_bounded_buckets() {
         (get(&client, &out, "/", &[]).await.0 == 200).then_some(())
     })
     .await;
+
+    // Bad input: a 400 naming the field, 409 for a second policy on the same service (a dry
+    // run too), and nothing written by either.
+    let put_raw = |id: &str, body: Value, dry: bool| {
+        let url = match dry {
+            true => node.url(&paths::resilience_policy_dry_run(id)),
+            false => node.url(&paths::resilience_policy(id)),
+        };
+        let req = admin.put(url).json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let (s, e) = put_raw(
+        "bad",
+        json!({"service": "shop/cart",
+        "rate_limits": [{"requests": 10, "burst": 0}]}),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("rate_limits[0].burst"))
+    );
+    put_policy(
+        &admin,
+        &node,
+        "first",
+        &json!({"service": "shop/cart",
+        "rate_limits": [{"requests": 100000}]}),
+    )
+    .await;
+    for dry in [true, false] {
+        let (s, e) = put_raw(
+            "second",
+            json!({"service": "shop/cart",
+            "fault": {"header_trigger": true}}),
+            dry,
+        )
+        .await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (409, Some("already_exists")),
+            "dry run {dry}"
+        );
+    }
+    let r = admin
+        .delete(node.url(&paths::resilience_policy("first")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let listed = get_json(&admin, &node.url(paths::RESILIENCE_POLICIES))
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 0);
 
     // 1. A breaker of 4 requests in flight, none waiting: a burst of 20 slow requests.
     put_policy(
