@@ -537,6 +537,9 @@ async fn a_cluster_credential_touches_only_its_own_cluster() {
     let lease = json!({"ttl_ms": 5000});
     let export = json!({"ports": [{"name": "http", "port": 80, "protocol": "http"}], "healthy_endpoints": 1, "weight": 100});
     let route = json!({"service": "shop/cart", "rules": [{"backends": [{"weight": 1}]}]});
+    // A fault that would abort every call to shop/cart, were east allowed to write it.
+    let resilience = json!({"id": "cart-guard", "service": "shop/cart",
+        "fault": {"abort": {"percent": 100, "http_status": 503}}});
     let new_ca = init_ca("east.test", day).unwrap();
     let own: Vec<(reqwest::Method, String, Value)> = vec![
         (reqwest::Method::PUT, paths::lease("east"), lease.clone()),
@@ -580,6 +583,14 @@ async fn a_cluster_credential_touches_only_its_own_cluster() {
         let r = req.send().await.unwrap();
         assert!(r.status().is_success(), "{m} {p}: {}", r.status());
     }
+    // An operator's policy east must not delete.
+    let r = admin
+        .put(url(&paths::resilience_policy("cart-guard")))
+        .json(&json!({"service": "shop/cart", "rate_limits": [{"requests": 1000}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
     let before = last_log_index(&admin, &node).await;
     let theirs: Vec<(reqwest::Method, String, Value)> = vec![
         (reqwest::Method::PUT, paths::lease("west"), lease.clone()),
@@ -651,6 +662,22 @@ async fn a_cluster_credential_touches_only_its_own_cluster() {
             reqwest::Method::POST,
             paths::MEMBERS.to_string(),
             json!({"id": 9, "raft_addr": "127.0.0.1:1", "api_addr": "127.0.0.1:2"}),
+        ),
+        // Resilience policies are the operators': not even a Kubernetes-shaped id.
+        (
+            reqwest::Method::POST,
+            paths::RESILIENCE_POLICIES.to_string(),
+            resilience.clone(),
+        ),
+        (
+            reqwest::Method::PUT,
+            paths::resilience_policy("k8s-east-0123456789ab"),
+            resilience.clone(),
+        ),
+        (
+            reqwest::Method::DELETE,
+            paths::resilience_policy("cart-guard"),
+            Value::Null,
         ),
     ];
     for (m, p, body) in theirs {
