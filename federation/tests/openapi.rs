@@ -27,8 +27,14 @@ fn every_operation_is_tagged_and_answers_errors_as_documented() {
         serde_json::to_value(warden_federation::api::openapi()).expect("document as JSON");
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.len() >= 25, "{} paths", paths.len());
+    let mut ids = std::collections::BTreeSet::new();
     for (path, ops) in paths {
         for (method, op) in ops.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_default().to_string();
+            assert!(
+                ids.insert(id.clone()),
+                "{method} {path}: operationId {id:?} is not unique"
+            );
             assert!(
                 op["tags"].as_array().is_some_and(|t| !t.is_empty()),
                 "{method} {path} has no tag"

@@ -103,6 +103,7 @@ pub(super) async fn new_credential(
 
 #[utoipa::path(
     get,
+    operation_id = "clusters_list",
     path = "/api/v1/clusters",
     tag = "clusters",
     params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
@@ -196,6 +197,7 @@ const GATEWAY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[utoipa::path(
     get,
+    operation_id = "cluster_status",
     path = "/api/v1/clusters/{name}/status",
     tag = "clusters",
     params(("name" = String, Path, description = "Cluster name"), ("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),

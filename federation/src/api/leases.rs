@@ -99,6 +99,7 @@ pub(super) async fn withdraw(
 
 #[utoipa::path(
     get,
+    operation_id = "leases_list",
     path = "/api/v1/leases",
     tag = "clusters",
     params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),

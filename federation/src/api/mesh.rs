@@ -16,6 +16,7 @@ use crate::wire::{AddMember, Member, MemberAdded, MeshStatus, Ready, Role};
 
 #[utoipa::path(
     get,
+    operation_id = "mesh_status",
     path = "/api/v1/mesh/status",
     tag = "federation",
     responses(

@@ -8,15 +8,13 @@ pub mod auth;
 pub mod body;
 mod clusters;
 pub mod common;
+mod crud_api;
 pub mod error;
 mod join;
 mod leases;
 mod mesh;
-mod policies;
 mod policy_crud;
 mod policy_kinds;
-mod resilience;
-mod routes;
 pub mod scope;
 mod services;
 mod trust;
@@ -100,22 +98,36 @@ fn routes() -> OpenApiRouter<Node> {
         .routes(routes!(trust::status))
         .routes(routes!(join::create_token))
         .routes(routes!(join::join))
-        .routes(routes!(policies::security_list, policies::security_create))
         .routes(routes!(
-            policies::security_get,
-            policies::security_put,
-            policies::security_delete
+            crud_api::security::list,
+            crud_api::security::create
         ))
-        .routes(routes!(routes::list, routes::create))
-        .routes(routes!(routes::get_one, routes::put, routes::delete))
-        .routes(routes!(resilience::list, resilience::create))
         .routes(routes!(
-            resilience::get_one,
-            resilience::put,
-            resilience::delete
+            crud_api::security::get_one,
+            crud_api::security::put,
+            crud_api::security::delete
         ))
-        .routes(routes!(policies::list, policies::create))
-        .routes(routes!(policies::get_one, policies::put, policies::delete))
+        .routes(routes!(crud_api::routes::list, crud_api::routes::create))
+        .routes(routes!(
+            crud_api::routes::get_one,
+            crud_api::routes::put,
+            crud_api::routes::delete
+        ))
+        .routes(routes!(
+            crud_api::resilience::list,
+            crud_api::resilience::create
+        ))
+        .routes(routes!(
+            crud_api::resilience::get_one,
+            crud_api::resilience::put,
+            crud_api::resilience::delete
+        ))
+        .routes(routes!(crud_api::traffic::list, crud_api::traffic::create))
+        .routes(routes!(
+            crud_api::traffic::get_one,
+            crud_api::traffic::put,
+            crud_api::traffic::delete
+        ))
         .routes(routes!(services::export, services::unexport))
         .routes(routes!(services::catalog))
         .routes(routes!(services::routing_catalog))

@@ -1,4 +1,4 @@
-//! The kinds the shared CRUD serves ([`super::policy_crud`]): how each is built from its body,
+//! The kinds the shared CRUD serves ([`super::policy_crud`], its handlers in [`super::crud_api`]): how each is built from its body,
 //! validated, found in the state and written.
 
 use std::collections::BTreeMap;

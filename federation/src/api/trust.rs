@@ -71,6 +71,7 @@ pub(super) async fn put_bundle(
 /// lease renewals). A rotation step may proceed when `complete`.
 #[utoipa::path(
     get,
+    operation_id = "trust_status",
     path = "/api/v1/trust/status",
     tag = "trust",
     params(("consistent" = Option<bool>, Query, description = "Linearizable read through the leader (default: this node's applied state)")),
