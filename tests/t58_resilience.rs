@@ -16,18 +16,23 @@ use warden_federation::paths;
 
 /// Puts resilience policy `id` (admin token) and expects 200.
 async fn put_policy(admin: &reqwest::Client, node: &NodeProc, id: &str, body: &Value) {
-    let r = admin
-        .put(node.url(&paths::resilience_policy(id)))
-        .json(body)
-        .send()
-        .await
+    put_ok(admin, &node.url(&paths::resilience_policy(id)), body).await
+}
+
+/// A federation node and cluster east serving shop/cart; a client with a 20 s timeout.
+async fn mesh(root: &std::path::Path) -> (NodeProc, ClusterProcs, reqwest::Client) {
+    let node = one_node(root).await;
+    let east = east_of(root, &node, "").await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
         .unwrap();
-    assert_eq!(
-        r.status().as_u16(),
-        200,
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
+    let out = east.outbound();
+    eventually(Duration::from_secs(30), "cart is served", || async {
+        (get(&client, &out, "/", &[]).await.0 == 200).then_some(())
+    })
+    .await;
+    (node, east, client)
 }
 
 /// GET cart.shop`path` through `out` with extra headers: (status, headers).
@@ -88,18 +93,9 @@ async fn applied(client: &reqwest::Client, admin_addr: &str, policy: &str) -> Va
 async fn breaker_overflow_rate_limits_and_bounded_buckets() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let node = one_node(root).await;
-    let east = east_of(root, &node, "").await;
+    let (node, east, client) = mesh(root).await;
     let admin = http();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
     let out = east.outbound();
-    eventually(Duration::from_secs(30), "cart is served", || async {
-        (get(&client, &out, "/", &[]).await.0 == 200).then_some(())
-    })
-    .await;
 
     // Bad input: a 400 naming the field, 409 for a second policy on the same service (a dry
     // run too), and nothing written by either.
@@ -318,18 +314,9 @@ async fn faults_abort_a_share_delay_and_answer_the_header_only_where_allowed() {
     const N: usize = 2_000;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let node = one_node(root).await;
-    let east = east_of(root, &node, "").await;
+    let (node, east, client) = mesh(root).await;
     let admin = http();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
     let out = east.outbound();
-    eventually(Duration::from_secs(30), "cart is served", || async {
-        (get(&client, &out, "/", &[]).await.0 == 200).then_some(())
-    })
-    .await;
     let median = |mut v: Vec<Duration>| {
         v.sort();
         v[v.len() / 2]

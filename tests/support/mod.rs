@@ -753,12 +753,12 @@ pub fn canary_route() -> Value {
 
 /// Puts route `id` through the API (admin token) and expects 200.
 pub async fn put_route(admin: &reqwest::Client, node: &NodeProc, id: &str, route: &Value) {
-    let r = admin
-        .put(node.url(&paths::route(id)))
-        .json(route)
-        .send()
-        .await
-        .unwrap();
+    put_ok(admin, &node.url(&paths::route(id)), route).await
+}
+
+/// PUTs `body` to `url` and expects 200 (the answer's text in the failure).
+pub async fn put_ok(client: &reqwest::Client, url: &str, body: &Value) {
+    let r = client.put(url).json(body).send().await.unwrap();
     assert_eq!(
         r.status().as_u16(),
         200,
