@@ -162,7 +162,7 @@ pub async fn forward(
         let _cluster_slot = match cluster_gate.as_ref().map(|g| g.try_admit()) {
             Some(Err(bound)) => {
                 if let Some((id, _)) = breaker {
-                    count(ctx, plan.key, id, "overflow");
+                    count(ctx, plan.key, id, "cluster_overflow");
                     last_err = last_err.or(Some(ProxyError::Overflow {
                         service: plan.key.to_string(),
                         policy: id.clone(),

@@ -114,7 +114,9 @@ where
         Decision::Respond(resp) => return Ok(resp),
     };
     let rule = routed.as_ref().and_then(|r| r.rule().rule.name.as_deref());
-    resilience::police(ctx, rc, key, rule, &head.headers).await?;
+    let target = routed.as_ref().map(|r| r.service(key)).unwrap_or(key);
+    let acting = resilience::Acting::load(ctx, key, target);
+    resilience::police(ctx, rc, &acting, key, rule, &head.headers).await?;
     // Read before the plan drops the hop-by-hop headers that ask for it.
     let switch =
         upgrade::wanted(&head).and_then(|w| Some((w, head.extensions.remove::<OnUpgrade>()?)));
@@ -130,7 +132,7 @@ where
     let body = RequestBody::read(body, deadline).await?;
     // Taken once the body is here (a slow client holds no slot) and held until the response
     // head is; an upgrade holds a tunnel permit instead.
-    let _slot = resilience::admit(ctx, &mut plan).await?;
+    let _slot = resilience::admit(ctx, acting, &mut plan).await?;
     let mut resp = forward(ctx, rc, &plan, body).await?;
     if let Some(r) = &routed {
         r.apply_to_response(resp.headers_mut());

@@ -20,7 +20,7 @@ use super::context::{Listener, ProxyCtx, RequestCtx, UNKNOWN};
 use super::error::ProxyError;
 use super::plan::Plan;
 use crate::key::ServiceKey;
-use crate::resilience::CompiledPolicy;
+use crate::resilience::{CompiledPolicy, ServicePolicies};
 use crate::resilience::breaker::Admitted;
 
 /// Counts a policy's action on a request.
@@ -31,15 +31,43 @@ pub fn count(ctx: &ProxyCtx, service: &ServiceKey, policy: &str, action: &str) {
         .inc();
 }
 
+/// The policies acting on one request, read from one load of the routing snapshot.
+#[derive(Default)]
+pub struct Acting {
+    /// The policies of the service the request names (rate limits, faults).
+    named: Option<Arc<ServicePolicies>>,
+    /// The service-wide policy with a breaker of the service it is sent to.
+    breaker: Option<Arc<CompiledPolicy>>,
+}
+
+impl Acting {
+    /// For a request naming `key` that goes to `target` (a route backend's service, or `key`).
+    pub fn load(ctx: &ProxyCtx, key: &ServiceKey, target: &ServiceKey) -> Self {
+        let remote = ctx.tables.remote.load();
+        if remote.resilience.is_empty() {
+            return Self::default();
+        }
+        Self {
+            named: remote.resilience.get(key).cloned(),
+            breaker: remote
+                .resilience
+                .get(target)
+                .and_then(|p| p.whole.clone())
+                .filter(|p| p.breaker.is_some()),
+        }
+    }
+}
+
 /// Rate limits, then faults, for a request to `key` whose route matched `rule`.
 pub async fn police(
     ctx: &ProxyCtx,
     rc: &RequestCtx,
+    acting: &Acting,
     key: &ServiceKey,
     rule: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<(), ProxyError> {
-    let Some(policies) = ctx.tables.remote.load().resilience.get(key).cloned() else {
+    let Some(policies) = acting.named.as_deref() else {
         return Ok(());
     };
     let source = rc.src_cluster.as_deref().unwrap_or(UNKNOWN);
@@ -91,16 +119,12 @@ pub async fn police(
 
 /// A slot under the service breaker of the planned service, held until dropped; the policy
 /// goes to `plan.breaker` for the per-cluster and retry bounds.
-pub async fn admit(ctx: &ProxyCtx, plan: &mut Plan<'_>) -> Result<Option<Admitted>, ProxyError> {
-    let policy: Option<Arc<CompiledPolicy>> = ctx
-        .tables
-        .remote
-        .load()
-        .resilience
-        .get(plan.key)
-        .and_then(|p| p.whole.clone())
-        .filter(|p| p.breaker.is_some());
-    let Some(policy) = policy else {
+pub async fn admit(
+    ctx: &ProxyCtx,
+    acting: Acting,
+    plan: &mut Plan<'_>,
+) -> Result<Option<Admitted>, ProxyError> {
+    let Some(policy) = acting.breaker else {
         return Ok(None);
     };
     let admitted = match policy.breaker.as_ref().and_then(|b| b.service.as_ref()) {
