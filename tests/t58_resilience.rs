@@ -446,3 +446,100 @@ async fn faults_abort_a_share_delay_and_answer_the_header_only_where_allowed() {
         ) >= 21.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn success_rate_ejects_the_one_bad_endpoint_of_three() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let node = one_node(root).await;
+    let good = [
+        echo(root, "trio-a", "127.0.0.1:0").await,
+        echo(root, "trio-b", "127.0.0.1:0").await,
+    ];
+    let bad = echo_failing(root, "trio-bad", 500).await;
+    let trio = format!(
+        "[[services]]\nnamespace = \"shop\"\nname = \"trio\"\nprobe = \"/healthz\"\n\
+         endpoints = [{:?}, {:?}, {:?}]\n",
+        good[0].addr("addr"),
+        good[1].addr("addr"),
+        bad.addr("addr")
+    );
+    let east = east_of(root, &node, &trio).await;
+    let admin = http();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let out = east.outbound();
+    // POSTs are not retried: a request the bad endpoint answers comes back 500.
+    let post = || async {
+        let r = client
+            .post(format!("http://{out}/x"))
+            .header("host", "trio.shop")
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), served_by(&r))
+    };
+    eventually(Duration::from_secs(30), "trio is served", || async {
+        (post().await.0 == 200).then_some(())
+    })
+    .await;
+    // Consecutive failures alone would eject it first: set out of reach, so the success-rate
+    // condition is what acts (Envoy's default factor 1.9 cannot single out one of three).
+    put_policy(
+        &admin,
+        &node,
+        "trio-outliers",
+        &json!({"service": "shop/trio",
+        "outlier_detection": {"consecutive_failures": 100000, "interval_ms": 1000,
+            "success_rate": {"min_hosts": 3, "request_volume": 10, "stdev_factor": 1.0}}}),
+    )
+    .await;
+    let m = metrics_text(&client, &east.admin()).await;
+    assert_eq!(metric_sum(&m, "warden_outlier_ejections_total", &[]), 0.0);
+    let failed = std::sync::atomic::AtomicU32::new(0);
+    eventually(
+        Duration::from_secs(30),
+        "the bad endpoint is ejected",
+        || async {
+            for _ in 0..60 {
+                if post().await.0 == 500 {
+                    failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            let m = metrics_text(&client, &east.admin()).await;
+            (metric_sum(
+                &m,
+                "warden_outlier_ejections_total",
+                &["reason=\"success_rate\""],
+            ) >= 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+    let failed_before = failed.into_inner();
+    assert!(
+        failed_before > 0,
+        "the bad endpoint answered before it was ejected"
+    );
+    // Ejected for 10 s (the gateway's base ejection time): the next 150 go to the good two.
+    let mut served = std::collections::BTreeMap::new();
+    for _ in 0..150 {
+        let (status, by) = post().await;
+        assert_eq!(status, 200, "after the ejection: {by}");
+        *served.entry(by).or_insert(0) += 1;
+    }
+    println!("success rate: {failed_before} failed before the ejection; after: {served:?}");
+    assert!(!served.contains_key("trio-bad"));
+    let m = metrics_text(&client, &east.admin()).await;
+    assert_eq!(
+        metric_sum(
+            &m,
+            "warden_outlier_ejections_total",
+            &["reason=\"success_rate\""]
+        ),
+        1.0,
+        "one ejection: the good endpoints stay in"
+    );
+}

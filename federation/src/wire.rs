@@ -13,7 +13,9 @@ use crate::model::{
     AuthzAction, AuthzSources, Cluster, Lease, SecurityPolicy, ServiceExport, ServicePort,
     SubsetHealth, TrafficPolicy, TrustBundle,
 };
-use crate::resilience::{CircuitBreaker, FaultInjection, RateLimit, ResiliencePolicy};
+use crate::resilience::{
+    CircuitBreaker, FaultInjection, OutlierDetection, RateLimit, ResiliencePolicy,
+};
 use crate::route::{Route, RouteRule};
 
 /// The network a cluster is on when a registration names none.
@@ -200,6 +202,8 @@ pub struct ResilienceBody {
     pub rule: Option<String>,
     #[serde(default)]
     pub circuit_breaker: Option<CircuitBreaker>,
+    #[serde(default)]
+    pub outlier_detection: Option<OutlierDetection>,
     #[serde(default)]
     pub rate_limits: Vec<RateLimit>,
     #[serde(default)]

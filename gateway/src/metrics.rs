@@ -20,6 +20,7 @@ pub struct Metrics {
     pub connections_open: IntGaugeVec,
     pub connections_refused: IntCounterVec,
     pub resilience_actions: IntCounterVec,
+    pub outlier_ejections: IntCounterVec,
 }
 
 fn must<T>(r: Result<T, prometheus::Error>) -> T {
@@ -111,6 +112,13 @@ impl Metrics {
             ),
             &["service", "policy", "action"],
         ));
+        let outlier_ejections = must(IntCounterVec::new(
+            Opts::new(
+                "warden_outlier_ejections_total",
+                "Local endpoints ejected by outlier detection, by service and reason (consecutive_failures, success_rate, failure_percentage, latency).",
+            ),
+            &["service", "reason"],
+        ));
         let kube_events = must(IntCounterVec::new(
             Opts::new(
                 "warden_kube_watch_events_total",
@@ -147,6 +155,7 @@ impl Metrics {
             Box::new(connections_open.clone()),
             Box::new(connections_refused.clone()),
             Box::new(resilience_actions.clone()),
+            Box::new(outlier_ejections.clone()),
         ] {
             must(registry.register(c));
         }
@@ -166,6 +175,7 @@ impl Metrics {
             connections_open,
             connections_refused,
             resilience_actions,
+            outlier_ejections,
         }
     }
 

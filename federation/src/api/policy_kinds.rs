@@ -154,6 +154,7 @@ impl PolicyKind for Resilience {
             service: b.service,
             rule: b.rule,
             circuit_breaker: b.circuit_breaker,
+            outlier_detection: b.outlier_detection,
             rate_limits: b.rate_limits,
             fault: b.fault,
             updated_at: now_ms(),

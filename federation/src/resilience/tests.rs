@@ -92,6 +92,26 @@ fn each_bad_value_is_named() {
         "fault.delay.fixed_ms"
     );
     assert_eq!(field_of(json!({"fault": {}})), "fault");
+    assert_eq!(
+        field_of(json!({"rule": "a", "outlier_detection": {}})),
+        "outlier_detection"
+    );
+    assert_eq!(
+        field_of(json!({"outlier_detection": {"interval_ms": 10}})),
+        "outlier_detection.interval_ms"
+    );
+    assert_eq!(
+        field_of(json!({"outlier_detection": {"success_rate": {"stdev_factor": 0}}})),
+        "outlier_detection.success_rate.stdev_factor"
+    );
+    assert_eq!(
+        field_of(json!({"outlier_detection": {"failure_percentage": {"threshold": 0}}})),
+        "outlier_detection.failure_percentage.threshold"
+    );
+    assert_eq!(
+        field_of(json!({"outlier_detection": {"latency": {"threshold_ms": 0}}})),
+        "outlier_detection.latency.threshold_ms"
+    );
 }
 
 #[test]

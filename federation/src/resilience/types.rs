@@ -17,6 +17,10 @@ pub struct ResiliencePolicy {
     /// Bounds on what this gateway sends to the service at once (service-wide policies only).
     #[serde(default)]
     pub circuit_breaker: Option<CircuitBreaker>,
+    /// Ejecting misbehaving local endpoints from the data path's balancing (service-wide
+    /// policies only); replaces the gateway's `[outlier]` settings for this service.
+    #[serde(default)]
+    pub outlier_detection: Option<OutlierDetection>,
     /// Token buckets a request must each pass (at most 8).
     #[serde(default)]
     pub rate_limits: Vec<RateLimit>,
@@ -67,6 +71,116 @@ pub struct Thresholds {
     /// answer stands.
     #[serde(default)]
     pub max_retries: Option<u32>,
+}
+
+/// Outlier detection for a service's local endpoints: consecutive failures as they happen,
+/// and, once per `interval_ms`, success rate, failure percentage and latency over the interval
+/// (Envoy's semantics). An ejected endpoint is out for `base_ejection_ms`, doubled with each
+/// repeated ejection; never more than `max_ejection_percent` of the endpoints at once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierDetection {
+    /// Consecutive 5xx answers or connect failures that eject (1–100,000); the gateway's
+    /// `outlier.consecutive_failures` when absent.
+    #[serde(default)]
+    pub consecutive_failures: Option<u32>,
+    /// 1–3,600,000 ms; the gateway's `outlier.base_ejection_ms` when absent.
+    #[serde(default)]
+    pub base_ejection_ms: Option<u64>,
+    /// 0–100; the gateway's `outlier.max_ejection_percent` when absent.
+    #[serde(default)]
+    pub max_ejection_percent: Option<u32>,
+    /// How often the interval conditions are evaluated (1,000–600,000 ms, default 10,000).
+    #[serde(default = "OutlierDetection::default_interval_ms")]
+    pub interval_ms: u64,
+    #[serde(default)]
+    pub success_rate: Option<SuccessRate>,
+    #[serde(default)]
+    pub failure_percentage: Option<FailurePercentage>,
+    #[serde(default)]
+    pub latency: Option<LatencyOutlier>,
+}
+
+impl OutlierDetection {
+    pub const DEFAULT_INTERVAL_MS: u64 = 10_000;
+    fn default_interval_ms() -> u64 {
+        Self::DEFAULT_INTERVAL_MS
+    }
+}
+
+/// Ejects an endpoint whose success rate over the interval is below the mean of the
+/// endpoints' rates by more than `stdev_factor` standard deviations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuccessRate {
+    /// Endpoints with `request_volume` requests in the interval needed to judge any (2–1,000,
+    /// default 5).
+    #[serde(default = "SuccessRate::default_min_hosts")]
+    pub min_hosts: u32,
+    /// Requests an endpoint needs in the interval to be judged (1–1,000,000, default 100).
+    #[serde(default = "SuccessRate::default_request_volume")]
+    pub request_volume: u32,
+    /// 0.1–10, default 1.9.
+    #[serde(default = "SuccessRate::default_stdev_factor")]
+    pub stdev_factor: f64,
+}
+
+impl SuccessRate {
+    fn default_min_hosts() -> u32 {
+        5
+    }
+    fn default_request_volume() -> u32 {
+        100
+    }
+    fn default_stdev_factor() -> f64 {
+        1.9
+    }
+}
+
+/// Ejects an endpoint whose share of failed requests over the interval is at least
+/// `threshold` percent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailurePercentage {
+    /// 1–100, default 85.
+    #[serde(default = "FailurePercentage::default_threshold")]
+    pub threshold: u32,
+    /// 1–1,000, default 5.
+    #[serde(default = "FailurePercentage::default_min_hosts")]
+    pub min_hosts: u32,
+    /// 1–1,000,000, default 50.
+    #[serde(default = "FailurePercentage::default_request_volume")]
+    pub request_volume: u32,
+}
+
+impl FailurePercentage {
+    fn default_threshold() -> u32 {
+        85
+    }
+    fn default_min_hosts() -> u32 {
+        5
+    }
+    fn default_request_volume() -> u32 {
+        50
+    }
+}
+
+/// Ejects an endpoint whose mean time to a response head over the interval is above
+/// `threshold_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyOutlier {
+    /// 1–600,000 ms.
+    pub threshold_ms: u64,
+    /// Requests an endpoint needs in the interval to be judged (1–1,000,000, default 20).
+    #[serde(default = "LatencyOutlier::default_request_volume")]
+    pub request_volume: u32,
+}
+
+impl LatencyOutlier {
+    fn default_request_volume() -> u32 {
+        20
+    }
 }
 
 /// A token bucket: `requests` per `unit` on average, up to `burst` at once.

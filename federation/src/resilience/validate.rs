@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 
 use super::types::{
-    CircuitBreaker, FaultAbort, FaultInjection, RateKey, RateLimit, ResiliencePolicy, Thresholds,
+    CircuitBreaker, FaultAbort, FaultInjection, OutlierDetection, RateKey, RateLimit,
+    ResiliencePolicy, Thresholds,
 };
 use crate::model::{FieldError, validate_dns_label, validate_service_ref};
 
@@ -39,11 +40,24 @@ pub fn validate(p: &ResiliencePolicy) -> Result<(), FieldError> {
     if let Some(rule) = &p.rule {
         validate_dns_label("rule", rule)?;
     }
-    if p.circuit_breaker.is_none() && p.rate_limits.is_empty() && p.fault.is_none() {
+    if p.circuit_breaker.is_none()
+        && p.outlier_detection.is_none()
+        && p.rate_limits.is_empty()
+        && p.fault.is_none()
+    {
         return Err(err(
             "circuit_breaker",
-            "a policy sets at least one of circuit_breaker, rate_limits, fault",
+            "a policy sets at least one of circuit_breaker, outlier_detection, rate_limits, fault",
         ));
+    }
+    if let Some(o) = &p.outlier_detection {
+        if p.rule.is_some() {
+            return Err(err(
+                "outlier_detection",
+                "outlier detection judges a service's endpoints: set it on a policy without `rule`",
+            ));
+        }
+        outlier(o)?;
     }
     if let Some(cb) = &p.circuit_breaker {
         if p.rule.is_some() {
@@ -117,6 +131,89 @@ fn thresholds(f: &str, t: &Thresholds) -> Result<(), FieldError> {
         ));
     }
     range(&format!("{f}.max_retries"), t.max_retries, 0, 100_000)
+}
+
+fn outlier(o: &OutlierDetection) -> Result<(), FieldError> {
+    let f = "outlier_detection";
+    range(
+        &format!("{f}.consecutive_failures"),
+        o.consecutive_failures,
+        1,
+        100_000,
+    )?;
+    range(
+        &format!("{f}.base_ejection_ms"),
+        o.base_ejection_ms,
+        1,
+        3_600_000,
+    )?;
+    range(
+        &format!("{f}.max_ejection_percent"),
+        o.max_ejection_percent,
+        0,
+        100,
+    )?;
+    range(
+        &format!("{f}.interval_ms"),
+        Some(o.interval_ms),
+        1_000,
+        600_000,
+    )?;
+    if let Some(s) = &o.success_rate {
+        range(
+            &format!("{f}.success_rate.min_hosts"),
+            Some(s.min_hosts),
+            2,
+            1_000,
+        )?;
+        range(
+            &format!("{f}.success_rate.request_volume"),
+            Some(s.request_volume),
+            1,
+            1_000_000,
+        )?;
+        if !(0.1..=10.0).contains(&s.stdev_factor) {
+            return Err(err(
+                format!("{f}.success_rate.stdev_factor"),
+                "must be 0.1-10",
+            ));
+        }
+    }
+    if let Some(p) = &o.failure_percentage {
+        range(
+            &format!("{f}.failure_percentage.threshold"),
+            Some(p.threshold),
+            1,
+            100,
+        )?;
+        range(
+            &format!("{f}.failure_percentage.min_hosts"),
+            Some(p.min_hosts),
+            1,
+            1_000,
+        )?;
+        range(
+            &format!("{f}.failure_percentage.request_volume"),
+            Some(p.request_volume),
+            1,
+            1_000_000,
+        )?;
+    }
+    if let Some(l) = &o.latency {
+        range(
+            &format!("{f}.latency.threshold_ms"),
+            Some(l.threshold_ms),
+            1,
+            600_000,
+        )?;
+        range(
+            &format!("{f}.latency.request_volume"),
+            Some(l.request_volume),
+            1,
+            1_000_000,
+        )?;
+    }
+    Ok(())
 }
 
 fn rate_limit(f: &str, l: &RateLimit) -> Result<(), FieldError> {

@@ -210,6 +210,7 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
                     addr: sig.endpoint,
                     ok: sig.ok,
                     refused: sig.refused,
+                    latency_us: sig.latency_us,
                 });
             }
         }

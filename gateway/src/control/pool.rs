@@ -1,5 +1,7 @@
 //! [`PoolActor`]: one per local service. Owns endpoint membership and health (active probe
-//! thresholds, passive outlier ejections) and publishes the service's immutable snapshot.
+//! thresholds, passive outlier ejections: consecutive failures as they come, and once per
+//! interval the success-rate, failure-percentage and latency conditions of the service's
+//! resilience policy, `health::interval`) and publishes the service's immutable snapshot.
 //!
 //! Health flips are logged once, when they happen. When the last available endpoint goes away
 //! the failover is counted and logged; when endpoints recover they ramp back in over the
@@ -13,6 +15,7 @@ use actix::prelude::*;
 
 use super::guard::{InjectPanic, backoff, guarded};
 use crate::config::GatewayConfig;
+use crate::health::interval::{self, Settings, Window};
 use crate::health::{Flip, Outlier, ProbeState};
 use crate::key::ServiceKey;
 use crate::metrics::Metrics;
@@ -37,6 +40,8 @@ pub struct RequestCompleted {
     /// listening is marked down after `unhealthy_threshold` refusals instead of waiting for the
     /// next probes. Recovery still needs `healthy_threshold` successful active probes.
     pub refused: bool,
+    /// Time to the response head (µs), when a response came.
+    pub latency_us: Option<u64>,
 }
 
 /// New membership from discovery: endpoints that stay keep their health state, new ones
@@ -79,6 +84,8 @@ struct Endpoint {
     labels: Option<Labels>,
     probe: ProbeState,
     outlier: Outlier,
+    /// Requests since the last interval evaluation.
+    window: Window,
     inflight: Arc<InFlight>,
     /// Last published availability, to log flips of the combined state once.
     was_available: bool,
@@ -91,6 +98,7 @@ impl Endpoint {
             labels,
             probe: ProbeState::new(),
             outlier: Outlier::default(),
+            window: Window::default(),
             inflight: tables.inflight_for(addr),
             was_available: true,
         }
@@ -132,6 +140,8 @@ pub struct PoolActor {
     published: Option<LocalService>,
     restarts: u32,
     retired: bool,
+    /// When the interval conditions were last evaluated (ms since start).
+    interval_at: u64,
 }
 
 impl PoolActor {
@@ -162,6 +172,65 @@ impl PoolActor {
             published: None,
             restarts: 0,
             retired: false,
+            interval_at: 0,
+        }
+    }
+
+    /// The outlier settings in force: the service's resilience policy over `[outlier]`.
+    fn outlier_settings(&self) -> Settings {
+        let o = &self.cfg.outlier;
+        let remote = self.tables.remote.load();
+        let policy = remote
+            .resilience
+            .get(&self.key)
+            .and_then(|p| p.whole.as_ref())
+            .and_then(|p| p.source.outlier_detection.as_ref());
+        Settings::resolve(
+            (
+                o.consecutive_failures,
+                o.base_ejection_ms,
+                o.max_ejection_percent,
+            ),
+            policy,
+        )
+    }
+
+    /// Once per interval: ejects the endpoints the interval conditions single out (within the
+    /// ejection cap) and starts a new window.
+    fn judge_interval(&mut self) {
+        let s = self.outlier_settings();
+        let Some(cfg) = s.interval else {
+            return;
+        };
+        let now = self.now_ms();
+        if now.saturating_sub(self.interval_at) < cfg.interval_ms {
+            return;
+        }
+        self.interval_at = now;
+        let windows: Vec<Window> = self.endpoints.iter().map(|e| e.window).collect();
+        for e in &mut self.endpoints {
+            e.window = Window::default();
+        }
+        let total = self.endpoints.len();
+        for (i, reason) in interval::outliers(&windows, &cfg) {
+            let ejected = self
+                .endpoints
+                .iter()
+                .filter(|e| e.outlier.is_ejected(now))
+                .count();
+            if self.endpoints[i].outlier.is_ejected(now)
+                || (ejected + 1) * 100 > s.max_percent as usize * total
+            {
+                continue;
+            }
+            self.endpoints[i].outlier.eject(now, s.base_ms);
+            self.metrics
+                .outlier_ejections
+                .with_label_values(&[self.label.as_str(), reason.label()])
+                .inc();
+            let w = windows[i];
+            tracing::warn!(service = %self.label, endpoint = %self.endpoints[i].addr, reason = reason.label(),
+                requests = w.requests, failures = w.failures, "outlier: ejected");
         }
     }
 
@@ -255,7 +324,10 @@ impl Actor for PoolActor {
         let tick = Duration::from_millis(200);
         let delay = backoff(self.restarts);
         ctx.run_later(delay, move |_, ctx| {
-            ctx.run_interval(tick, |act, _| act.publish());
+            ctx.run_interval(tick, |act, _| {
+                act.judge_interval();
+                act.publish()
+            });
         });
     }
 }
@@ -305,12 +377,8 @@ impl Handler<RequestCompleted> for PoolActor {
     fn handle(&mut self, m: RequestCompleted, ctx: &mut Context<Self>) {
         guarded("upstream_pool", ctx, || {
             let now = self.now_ms();
-            let o = &self.cfg.outlier;
-            let (threshold, base, max_pct) = (
-                o.consecutive_failures,
-                o.base_ejection_ms,
-                o.max_ejection_percent as usize,
-            );
+            let s = self.outlier_settings();
+            let (threshold, base, max_pct) = (s.consecutive, s.base_ms, s.max_percent as usize);
             let total = self.endpoints.len();
             let ejected = self
                 .endpoints
@@ -318,6 +386,7 @@ impl Handler<RequestCompleted> for PoolActor {
                 .filter(|e| e.outlier.is_ejected(now))
                 .count();
             let Some(i) = self.find(&m.addr) else { return };
+            self.endpoints[i].window.record(m.ok, m.latency_us);
             if m.ok {
                 self.endpoints[i].outlier.success();
                 return;
@@ -337,6 +406,10 @@ impl Handler<RequestCompleted> for PoolActor {
                 .outlier
                 .failure(now, threshold, base, may_eject)
             {
+                self.metrics
+                    .outlier_ejections
+                    .with_label_values(&[self.label.as_str(), "consecutive_failures"])
+                    .inc();
                 tracing::warn!(service = %self.label, endpoint = %m.addr, "outlier: ejected");
                 self.publish();
             }

@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+pub mod interval;
+
 /// Active-probe thresholds with hysteresis: `healthy_threshold` consecutive successes to
 /// become healthy, `unhealthy_threshold` consecutive failures to become unhealthy.
 #[derive(Debug, Clone, Serialize)]
@@ -118,10 +120,15 @@ impl Outlier {
         if self.consecutive < threshold || self.is_ejected(now_ms) || !may_eject {
             return false;
         }
+        self.eject(now_ms, base_ms);
+        true
+    }
+
+    /// Ejects now for `base_ms`, doubled for each ejection before (at most 32×).
+    pub fn eject(&mut self, now_ms: u64, base_ms: u64) {
         self.consecutive = 0;
         self.ejections = (self.ejections + 1).min(6);
         self.ejected_until_ms = Some(now_ms + base_ms * (1 << (self.ejections - 1)));
-        true
     }
 }
 

@@ -51,6 +51,8 @@ pub struct PassiveSignal {
     pub ok: bool,
     /// The connection was refused: counts as a failed health probe too.
     pub refused: bool,
+    /// Time to the response head (µs), when a response came.
+    pub latency_us: Option<u64>,
 }
 
 /// Everything a request needs; shared by every connection of one data-path worker.
@@ -147,11 +149,24 @@ impl ProxyCtx {
     /// Reports an attempt's outcome to the service's pool; bounded and non-blocking: if the
     /// control plane is behind, the signal is dropped.
     pub fn signal(&self, service: &ServiceKey, endpoint: &str, ok: bool, refused: bool) {
+        self.signal_timed(service, endpoint, ok, refused, None)
+    }
+
+    /// [`Self::signal`] with the time to the response head, for latency outlier detection.
+    pub fn signal_timed(
+        &self,
+        service: &ServiceKey,
+        endpoint: &str,
+        ok: bool,
+        refused: bool,
+        latency_us: Option<u64>,
+    ) {
         let _ = self.passive.try_send(PassiveSignal {
             service: service.clone(),
             endpoint: endpoint.to_string(),
             ok,
             refused,
+            latency_us,
         });
     }
 }

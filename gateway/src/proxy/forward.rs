@@ -216,6 +216,7 @@ pub async fn forward(
         };
         rc.dst = Some(attempt.cluster.to_string());
         rc.endpoint = Some(attempt.addr.to_string());
+        let sent_at = Instant::now();
         let sent = {
             let _in_flight = attempt.inflight.track();
             ctx.clients
@@ -232,7 +233,9 @@ pub async fn forward(
             Ok(resp) => {
                 let status = resp.status();
                 if local {
-                    ctx.signal(plan.key, attempt.addr, !status.is_server_error(), false);
+                    let took = sent_at.elapsed().as_micros() as u64;
+                    let ok = !status.is_server_error();
+                    ctx.signal_timed(plan.key, attempt.addr, ok, false, Some(took));
                 }
                 let resp = stamp(resp.map(boxed), attempt.cluster);
                 if retry.after_status(status, resp.headers()) {

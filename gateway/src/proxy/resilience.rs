@@ -20,8 +20,8 @@ use super::context::{Listener, ProxyCtx, RequestCtx, UNKNOWN};
 use super::error::ProxyError;
 use super::plan::Plan;
 use crate::key::ServiceKey;
-use crate::resilience::{CompiledPolicy, ServicePolicies};
 use crate::resilience::breaker::Admitted;
+use crate::resilience::{CompiledPolicy, ServicePolicies};
 
 /// Counts a policy's action on a request.
 pub fn count(ctx: &ProxyCtx, service: &ServiceKey, policy: &str, action: &str) {
