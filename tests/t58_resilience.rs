@@ -8,6 +8,8 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -541,5 +543,210 @@ async fn success_rate_ejects_the_one_bad_endpoint_of_three() {
         ),
         1.0,
         "one ejection: the good endpoints stay in"
+    );
+}
+
+/// A shadow backend made by the test: counts the requests it gets and those marked
+/// `warden-mirror: 1`, and answers 200 — or, `silent`, reads them and never answers.
+struct Shadow {
+    addr: String,
+    seen: Arc<AtomicU32>,
+    marked: Arc<AtomicU32>,
+    /// Connections open at once, at most.
+    peak: Arc<AtomicU32>,
+}
+
+async fn shadow(silent: bool) -> Shadow {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (seen, marked, open, peak) = <(
+        Arc<AtomicU32>,
+        Arc<AtomicU32>,
+        Arc<AtomicU32>,
+        Arc<AtomicU32>,
+    )>::default();
+    let counters = (seen.clone(), marked.clone(), open, peak.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let (seen, marked, open, peak) = counters.clone();
+            let now = open.fetch_add(1, Ordering::Relaxed) + 1;
+            peak.fetch_max(now, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let _closed = Closed(open);
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = s.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    // Bodyless requests (GETs) only: each head ends a request.
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        buf.drain(..end + 4);
+                        seen.fetch_add(1, Ordering::Relaxed);
+                        if head.contains("\r\nwarden-mirror: 1") {
+                            marked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if !silent
+                            && s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                                .await
+                                .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Shadow {
+        addr,
+        seen,
+        marked,
+        peak,
+    }
+}
+
+/// Counts a connection closed when dropped.
+struct Closed(Arc<AtomicU32>);
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrors_copy_every_request_and_a_silent_shadow_changes_nothing() {
+    const N: u32 = 300;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (live, silent) = (shadow(false).await, shadow(true).await);
+    // Two shadow services; no probe on the silent one's (a TCP probe: it accepts).
+    let shadows = format!(
+        "[[services]]\nnamespace = \"shop\"\nname = \"shadow\"\nendpoints = [{:?}]\n\
+         [[services]]\nnamespace = \"shop\"\nname = \"void\"\nendpoints = [{:?}]\n",
+        live.addr, silent.addr
+    );
+    let node = one_node(root).await;
+    let east = east_of(root, &node, &shadows).await;
+    let admin = http();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let out = east.outbound();
+    eventually(Duration::from_secs(30), "cart is served", || async {
+        (get(&client, &out, "/", &[]).await.0 == 200).then_some(())
+    })
+    .await;
+    let mut plain = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        assert_eq!(get(&client, &out, "/", &[]).await.0, 200);
+        plain.push(t.elapsed());
+    }
+
+    // 100 % to shop/shadow: it sees every request, each marked, and the callers see cart.
+    put_policy(
+        &admin,
+        &node,
+        "cart-shadow",
+        &json!({"service": "shop/cart",
+        "mirror": {"percent": 100, "service": "shop/shadow"}}),
+    )
+    .await;
+    applied(&client, &east.admin(), "cart-shadow").await;
+    let before = live.seen.load(Ordering::Relaxed);
+    for _ in 0..N {
+        let (status, h) = get(&client, &out, "/", &[]).await;
+        assert_eq!(status, 200);
+        assert!(header(&h, "x-echo-server").starts_with("east-"), "{h:?}");
+    }
+    eventually(Duration::from_secs(10), "every copy arrived", || async {
+        (live.seen.load(Ordering::Relaxed) - before >= N).then_some(())
+    })
+    .await;
+    let (seen, marked) = (
+        live.seen.load(Ordering::Relaxed) - before,
+        live.marked.load(Ordering::Relaxed),
+    );
+    println!("mirror: {N} requests, the shadow saw {seen}, {marked} marked");
+    assert_eq!(seen, N, "every request copied once");
+    assert_eq!(
+        marked,
+        live.seen.load(Ordering::Relaxed),
+        "every copy marked"
+    );
+
+    // A shadow that never answers: the callers' answers are as fast and as good as without
+    // a mirror, and at most max_in_flight copies are held open.
+    put_policy(
+        &admin,
+        &node,
+        "cart-shadow",
+        &json!({"service": "shop/cart",
+        "mirror": {"percent": 100, "service": "shop/void", "max_in_flight": 8}}),
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "the silent mirror is applied",
+        || async {
+            let v = applied(&client, &east.admin(), "cart-shadow").await;
+            (v["resilience"]["mirror"]["service"] == "shop/void").then_some(())
+        },
+    )
+    .await;
+    let mut shadowed = Vec::new();
+    for _ in 0..N {
+        let t = Instant::now();
+        assert_eq!(get(&client, &out, "/", &[]).await.0, 200);
+        shadowed.push(t.elapsed());
+    }
+    plain.sort();
+    shadowed.sort();
+    let p = |v: &[Duration], q: f64| v[((v.len() - 1) as f64 * q) as usize];
+    println!(
+        "silent shadow: p50 {:?} / p99 {:?} with it, {:?} / {:?} without; at most {} connections open at once",
+        p(&shadowed, 0.5),
+        p(&shadowed, 0.99),
+        p(&plain, 0.5),
+        p(&plain, 0.99),
+        silent.peak.load(Ordering::Relaxed)
+    );
+    // Every copy waits out the gateway's per-try timeout (seconds): a primary that waited on
+    // its copy would take that long.
+    assert!(
+        *shadowed.last().unwrap() < Duration::from_secs(1),
+        "{:?}",
+        shadowed.last()
+    );
+    // Eight copies, and the TCP health probe's short connection.
+    let peak = silent.peak.load(Ordering::Relaxed);
+    assert!(
+        peak <= 9,
+        "copies in flight are bounded: {peak} connections at once"
+    );
+    let m = metrics_text(&client, &east.admin()).await;
+    assert!(
+        metric_sum(
+            &m,
+            "warden_resilience_actions_total",
+            &["action=\"mirror_dropped\""]
+        ) >= f64::from(N - 8)
+    );
+    assert_eq!(
+        metric_sum(
+            &m,
+            "warden_resilience_actions_total",
+            &["action=\"mirrored\""]
+        ),
+        f64::from(N)
     );
 }

@@ -48,7 +48,7 @@ pub enum ChangeEvent {
         export: ServiceExport,
         subsets: Vec<SubsetHealth>,
     },
-    ResiliencePolicyPut(Stored<ResiliencePolicy>),
+    ResiliencePolicyPut(Box<Stored<ResiliencePolicy>>),
     ResiliencePolicyDeleted {
         id: String,
     },

@@ -36,7 +36,7 @@ impl FederationState {
         self.resilience.insert(policy.id.clone(), policy.clone());
         let revision = self.record(
             policy.updated_at,
-            ChangeEvent::ResiliencePolicyPut(policy.clone()),
+            ChangeEvent::ResiliencePolicyPut(Box::new(policy.clone())),
         );
         CommandResult::Applied { revision }
     }

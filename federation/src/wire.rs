@@ -14,7 +14,7 @@ use crate::model::{
     SubsetHealth, TrafficPolicy, TrustBundle,
 };
 use crate::resilience::{
-    CircuitBreaker, FaultInjection, OutlierDetection, RateLimit, ResiliencePolicy,
+    CircuitBreaker, FaultInjection, Mirror, OutlierDetection, RateLimit, ResiliencePolicy,
 };
 use crate::route::{Route, RouteRule};
 
@@ -208,6 +208,8 @@ pub struct ResilienceBody {
     pub rate_limits: Vec<RateLimit>,
     #[serde(default)]
     pub fault: Option<FaultInjection>,
+    #[serde(default)]
+    pub mirror: Option<Mirror>,
 }
 
 // ---- responses ----
@@ -552,7 +554,7 @@ pub enum WatchEvent {
     #[serde(rename = "route.deleted")]
     RouteDeleted { id: String },
     #[serde(rename = "resilience_policy.put")]
-    ResiliencePolicyPut { policy: ResiliencePolicy },
+    ResiliencePolicyPut { policy: Box<ResiliencePolicy> },
     #[serde(rename = "resilience_policy.deleted")]
     ResiliencePolicyDeleted { id: String },
     /// A kind this build does not know (a newer server): not routing state for it.

@@ -157,6 +157,7 @@ impl PolicyKind for Resilience {
             outlier_detection: b.outlier_detection,
             rate_limits: b.rate_limits,
             fault: b.fault,
+            mirror: b.mirror,
             updated_at: now_ms(),
         })
     }

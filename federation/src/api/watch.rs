@@ -66,9 +66,9 @@ fn watch_line(c: &Change) -> WatchLine {
         ChangeEvent::SecurityPolicyDeleted { id } => WatchEvent::SecurityPolicyDeleted { id },
         ChangeEvent::RoutePut(route) => WatchEvent::RoutePut { route },
         ChangeEvent::RouteDeleted { id } => WatchEvent::RouteDeleted { id },
-        ChangeEvent::ResiliencePolicyPut(policy) => {
-            WatchEvent::ResiliencePolicyPut { policy: policy.0 }
-        }
+        ChangeEvent::ResiliencePolicyPut(policy) => WatchEvent::ResiliencePolicyPut {
+            policy: Box::new(policy.0),
+        },
         ChangeEvent::ResiliencePolicyDeleted { id } => WatchEvent::ResiliencePolicyDeleted { id },
     };
     WatchLine {

@@ -92,6 +92,19 @@ fn each_bad_value_is_named() {
         "fault.delay.fixed_ms"
     );
     assert_eq!(field_of(json!({"fault": {}})), "fault");
+    assert_eq!(field_of(json!({"mirror": {"percent": 50}})), "mirror");
+    assert_eq!(
+        field_of(json!({"mirror": {"percent": 50, "service": "nope"}})),
+        "mirror.service"
+    );
+    assert_eq!(
+        field_of(
+            json!({"mirror": {"percent": 5, "subset": {"version": "v2"}, "max_in_flight": 0}})
+        ),
+        "mirror.max_in_flight"
+    );
+    validate(&policy(json!({"mirror": {"percent": 5, "service": "shop/shadow"}})).unwrap())
+        .unwrap();
     assert_eq!(
         field_of(json!({"rule": "a", "outlier_detection": {}})),
         "outlier_detection"

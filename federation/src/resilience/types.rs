@@ -27,6 +27,9 @@ pub struct ResiliencePolicy {
     /// Delays and aborts injected on purpose, to test the callers.
     #[serde(default)]
     pub fault: Option<FaultInjection>,
+    /// A share of requests copied to another service or subset, answers discarded.
+    #[serde(default)]
+    pub mirror: Option<Mirror>,
     #[serde(default)]
     pub updated_at: u64,
 }
@@ -256,6 +259,39 @@ pub enum RateKey {
     /// One bucket per value of a request header (e.g. a tenant id); requests without it
     /// share one bucket.
     Header { name: String },
+}
+
+/// Shadow traffic: a share of the requests a policy acts on is copied, once, to `service`
+/// (restricted to `subset`), fire-and-forget, where the request enters the mesh (the outbound
+/// listener). The copy carries `warden-mirror: 1`; its answer is discarded; it never slows or
+/// fails the request it copies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mirror {
+    /// Share of requests copied, 0–100 (fractions allowed).
+    pub percent: f64,
+    /// `namespace/service` the copies go to; the policy's service when absent.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Endpoint labels of the copies' target subset; empty: the whole service.
+    #[serde(default)]
+    pub subset: std::collections::BTreeMap<String, String>,
+    /// Copies in flight at once from one gateway (1–10,000, default 64); over it a copy is
+    /// not made.
+    #[serde(default = "Mirror::default_max_in_flight")]
+    pub max_in_flight: u32,
+    /// Larger bodies (and streamed ones) are not copied (0–1,048,576, default 65,536).
+    #[serde(default = "Mirror::default_max_body_bytes")]
+    pub max_body_bytes: u64,
+}
+
+impl Mirror {
+    fn default_max_in_flight() -> u32 {
+        64
+    }
+    fn default_max_body_bytes() -> u64 {
+        65_536
+    }
 }
 
 /// Faults injected into the requests a policy acts on, at the gateway where they enter the

@@ -44,11 +44,35 @@ pub fn validate(p: &ResiliencePolicy) -> Result<(), FieldError> {
         && p.outlier_detection.is_none()
         && p.rate_limits.is_empty()
         && p.fault.is_none()
+        && p.mirror.is_none()
     {
         return Err(err(
             "circuit_breaker",
-            "a policy sets at least one of circuit_breaker, outlier_detection, rate_limits, fault",
+            "a policy sets at least one of circuit_breaker, outlier_detection, rate_limits, fault, mirror",
         ));
+    }
+    if let Some(m) = &p.mirror {
+        percent("mirror.percent", m.percent)?;
+        if let Some(s) = &m.service {
+            validate_service_ref("mirror.service", s)?;
+        }
+        crate::model::validate_labels("mirror.subset", &m.subset, 16)?;
+        for (k, v) in &m.subset {
+            crate::model::validate_label_value(&format!("mirror.subset.{k}"), v)?;
+        }
+        range("mirror.max_in_flight", Some(m.max_in_flight), 1, 10_000)?;
+        range(
+            "mirror.max_body_bytes",
+            Some(m.max_body_bytes),
+            0,
+            1_048_576,
+        )?;
+        if m.service.as_ref().is_none_or(|s| *s == p.service) && m.subset.is_empty() {
+            return Err(err(
+                "mirror",
+                "copies to the service itself: name another service or a subset",
+            ));
+        }
     }
     if let Some(o) = &p.outlier_detection {
         if p.rule.is_some() {

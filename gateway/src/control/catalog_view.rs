@@ -140,7 +140,7 @@ impl CatalogView {
                 self.routes.remove(&id);
             }
             WatchEvent::ResiliencePolicyPut { policy } => {
-                self.resilience.insert(policy.id.clone(), policy);
+                self.resilience.insert(policy.id.clone(), *policy);
             }
             WatchEvent::ResiliencePolicyDeleted { id } => {
                 self.resilience.remove(&id);

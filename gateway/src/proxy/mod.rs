@@ -18,6 +18,7 @@
 //!    - [`upgrade`] — a WebSocket (HTTP/1.1 `Upgrade`, or extended CONNECT across the
 //!      east-west hop) is sent once and spliced instead of buffered and retried;
 //!    - [`body`] — buffer a small body so it can be replayed;
+//!    - [`mirror`] — copy a share of requests to a shadow service, fire-and-forget;
 //!    - [`forward`] — send with [`client`], retry on another target as [`forward::Retry`]
 //!      allows, drawing on the [`budget`];
 //!    - [`respond`] — errors made into responses in one place (gRPC-aware);
@@ -38,6 +39,7 @@ pub mod error;
 pub mod forward;
 pub mod headers;
 pub mod inbound;
+pub mod mirror;
 pub mod mtls;
 pub mod naming;
 pub mod plan;

@@ -133,7 +133,31 @@ impl<'a> Plan<'a> {
         attempt: &Attempt<'_>,
         body: BoxBody,
     ) -> Result<Request<BoxBody>, ProxyError> {
-        let mut req = Request::from_parts(self.head.clone(), body);
+        let to = Addressed {
+            key: self.key,
+            source_cluster: self.source_cluster,
+            subset: self.subset.as_ref(),
+        };
+        to.request(&self.head, attempt, body)
+    }
+}
+
+/// What a request to a remote gateway names: the service, the calling cluster, the subset.
+pub struct Addressed<'a> {
+    pub key: &'a ServiceKey,
+    pub source_cluster: &'a str,
+    pub subset: Option<&'a HeaderValue>,
+}
+
+impl Addressed<'_> {
+    /// `head` with `body`, sent to `attempt`'s target.
+    pub fn request(
+        &self,
+        head: &Parts,
+        attempt: &Attempt<'_>,
+        body: BoxBody,
+    ) -> Result<Request<BoxBody>, ProxyError> {
+        let mut req = Request::from_parts(head.clone(), body);
         retarget(&mut req, attempt.addr)?;
         match attempt.hop {
             Hop::Local { h2 } => {
@@ -153,7 +177,7 @@ impl<'a> Plan<'a> {
                 if let Ok(v) = HeaderValue::from_str(self.source_cluster) {
                     h.insert(SOURCE_HEADER, v);
                 }
-                if let Some(v) = &self.subset {
+                if let Some(v) = self.subset {
                     h.insert(SUBSET_HEADER, v.clone());
                 }
             }

@@ -17,6 +17,7 @@ use super::error::ProxyError;
 use super::forward::forward;
 use super::headers::check_host;
 use super::inbound;
+use super::mirror;
 use super::naming::service_of;
 use super::plan::Plan;
 use super::resilience;
@@ -91,9 +92,9 @@ where
     routed
 }
 
-/// authorize (east-west) → match a route → rate limits and faults → plan → circuit breaker →
-/// read the body → forward with retry; an upgrade is forwarded and spliced instead of read
-/// and retried.
+/// authorize (east-west) → match a route → rate limits and faults → plan → read the body →
+/// mirror → circuit breaker → forward with retry; an upgrade is forwarded and spliced instead
+/// of read and retried.
 async fn route<B>(
     ctx: &Arc<ProxyCtx>,
     rc: &mut RequestCtx,
@@ -130,6 +131,7 @@ where
     }
     let deadline = std::time::Duration::from_millis(ctx.cfg.limits.body_read_timeout_ms);
     let body = RequestBody::read(body, deadline).await?;
+    mirror::copy(ctx, rc, &acting, key, rule, &plan, &body);
     // Taken once the body is here (a slow client holds no slot) and held until the response
     // head is; an upgrade holds a tunnel permit instead.
     let _slot = resilience::admit(ctx, acting, &mut plan).await?;

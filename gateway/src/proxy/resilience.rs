@@ -21,7 +21,7 @@ use super::error::ProxyError;
 use super::plan::Plan;
 use crate::key::ServiceKey;
 use crate::resilience::breaker::Admitted;
-use crate::resilience::{CompiledPolicy, ServicePolicies};
+use crate::resilience::{CompiledPolicy, MirrorTarget, ServicePolicies};
 
 /// Counts a policy's action on a request.
 pub fn count(ctx: &ProxyCtx, service: &ServiceKey, policy: &str, action: &str) {
@@ -55,6 +55,13 @@ impl Acting {
                 .and_then(|p| p.whole.clone())
                 .filter(|p| p.breaker.is_some()),
         }
+    }
+}
+
+impl Acting {
+    /// The mirror in force for a request whose route matched `rule`.
+    pub fn mirror(&self, rule: Option<&str>) -> Option<(&str, &MirrorTarget)> {
+        self.named.as_deref()?.mirror(rule)
     }
 }
 

@@ -1,6 +1,6 @@
 //! What `/explain` says about the resilience policies that would act on a request: which
-//! policies, their limits with the buckets each holds now, the fault, and the breaker with
-//! what it has in flight.
+//! policies, their limits with the buckets each holds now, the fault, the mirror and the
+//! breaker with what each has in flight.
 
 use serde_json::{Value, json};
 
@@ -45,5 +45,17 @@ pub fn explain(policies: &ServicePolicies, rule: Option<&str>) -> Value {
         json!({"policy": id, "service": spec.service, "per_cluster": spec.per_cluster,
             "in_flight": in_flight})
     });
-    json!({"policies": acting, "rate_limits": limits, "fault": fault, "circuit_breaker": breaker})
+    let mirror = policies.mirror(rule).map(|(id, m)| {
+        let max = policies
+            .acting(rule)
+            .find(|p| p.source.id == id)
+            .and_then(|p| p.source.mirror.as_ref())
+            .map(|s| s.max_in_flight)
+            .unwrap_or(0);
+        json!({"policy": id, "service": m.service.to_string(), "subset": m.subset,
+            "percent": f64::from(m.ppm) / 10_000.0, "max_body_bytes": m.max_body_bytes,
+            "in_flight": max.saturating_sub(m.permits.available_permits() as u32)})
+    });
+    json!({"policies": acting, "rate_limits": limits, "fault": fault, "circuit_breaker": breaker,
+        "mirror": mirror})
 }

@@ -35,7 +35,8 @@ pub struct Fault {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadFaultHeader(pub String);
 
-fn ppm(percent: f64) -> u32 {
+/// A percentage in parts per million.
+pub fn ppm(percent: f64) -> u32 {
     (percent * 10_000.0).round().clamp(0.0, 1_000_000.0) as u32
 }
 

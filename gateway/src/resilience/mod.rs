@@ -6,7 +6,8 @@
 //! `proxy/resilience.rs`.
 //!
 //! For one request, the policies acting are the service's (no `rule`) and the matched rule's:
-//! the rate limits of both apply; the rule's fault, when it has one, replaces the service's;
+//! the rate limits of both apply; the rule's fault and mirror, when it has them, replace the
+//! service's;
 //! the breaker is the service's.
 
 pub mod breaker;
@@ -14,12 +15,15 @@ pub mod bucket;
 pub mod explain;
 pub mod fault;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 
 use http::HeaderMap;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use warden_federation::resilience::{RateKey, ResiliencePolicy};
+
+use crate::key::ServiceKey;
 
 use breaker::Breaker;
 use bucket::{Buckets, Exhausted};
@@ -58,6 +62,17 @@ impl Limit {
     }
 }
 
+/// Where a policy copies requests, and how many copies may be in flight.
+#[derive(Debug)]
+pub struct MirrorTarget {
+    pub service: ServiceKey,
+    pub subset: BTreeMap<String, String>,
+    /// Share copied, parts per million.
+    pub ppm: u32,
+    pub max_body_bytes: u64,
+    pub permits: Arc<Semaphore>,
+}
+
 /// A policy as the data path applies it.
 #[derive(Debug)]
 pub struct CompiledPolicy {
@@ -65,6 +80,7 @@ pub struct CompiledPolicy {
     pub breaker: Option<Breaker>,
     pub limits: Vec<Limit>,
     pub fault: Option<Fault>,
+    pub mirror: Option<MirrorTarget>,
 }
 
 impl CompiledPolicy {
@@ -91,6 +107,16 @@ impl CompiledPolicy {
                 })
                 .collect(),
             fault: p.fault.as_ref().map(Fault::new),
+            mirror: p.mirror.as_ref().and_then(|m| {
+                let service = ServiceKey::parse(m.service.as_deref().unwrap_or(&p.service))?;
+                Some(MirrorTarget {
+                    service,
+                    subset: m.subset.clone(),
+                    ppm: fault::ppm(m.percent),
+                    max_body_bytes: m.max_body_bytes,
+                    permits: Arc::new(Semaphore::new(m.max_in_flight as usize)),
+                })
+            }),
         }
     }
 }
@@ -119,6 +145,15 @@ impl ServicePolicies {
             .into_iter()
             .flatten()
             .find_map(|p| Some((p.source.id.as_str(), p.fault.as_ref()?)))
+    }
+
+    /// The mirror that applies: the rule's, else the service's.
+    pub fn mirror(&self, rule: Option<&str>) -> Option<(&str, &MirrorTarget)> {
+        let ruled = rule.and_then(|r| self.rules.get(r));
+        [ruled, self.whole.as_ref()]
+            .into_iter()
+            .flatten()
+            .find_map(|p| Some((p.source.id.as_str(), p.mirror.as_ref()?)))
     }
 
     /// The service's breaker.
