@@ -140,20 +140,25 @@ impl ServicePolicies {
 
     /// The fault that applies: the rule's, else the service's.
     pub fn fault(&self, rule: Option<&str>) -> Option<(&str, &Fault)> {
-        let ruled = rule.and_then(|r| self.rules.get(r));
-        [ruled, self.whole.as_ref()]
-            .into_iter()
-            .flatten()
-            .find_map(|p| Some((p.source.id.as_str(), p.fault.as_ref()?)))
+        self.rule_first(rule, |p| p.fault.as_ref())
     }
 
     /// The mirror that applies: the rule's, else the service's.
     pub fn mirror(&self, rule: Option<&str>) -> Option<(&str, &MirrorTarget)> {
+        self.rule_first(rule, |p| p.mirror.as_ref())
+    }
+
+    /// What `part` finds in the rule's policy, else in the service's, with that policy's id.
+    fn rule_first<'a, T>(
+        &'a self,
+        rule: Option<&str>,
+        part: impl Fn(&'a CompiledPolicy) -> Option<&'a T>,
+    ) -> Option<(&'a str, &'a T)> {
         let ruled = rule.and_then(|r| self.rules.get(r));
         [ruled, self.whole.as_ref()]
             .into_iter()
             .flatten()
-            .find_map(|p| Some((p.source.id.as_str(), p.mirror.as_ref()?)))
+            .find_map(|p| Some((p.source.id.as_str(), part(p)?)))
     }
 
     /// The service's breaker.
