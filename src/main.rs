@@ -50,6 +50,9 @@ enum Command {
     /// injection (`warden resilience apply -f policy.yaml`).
     #[command(subcommand)]
     Resilience(cli::objects::ObjectCmd),
+    /// Apply, read and delete JWT policies (`warden jwt apply -f jwt.yaml`).
+    #[command(subcommand)]
+    Jwt(cli::objects::ObjectCmd),
     /// Add or remove federation members.
     #[command(subcommand)]
     Member(cli::client::MemberCmd),
@@ -117,6 +120,7 @@ fn run_tokio(command: Command) -> anyhow::Result<()> {
             Command::Member(c) => cli::client::member(c).await,
             Command::Route(c) => cli::objects::run::<cli::objects::Routes>(c).await,
             Command::Resilience(c) => cli::objects::run::<cli::objects::Resilience>(c).await,
+            Command::Jwt(c) => cli::objects::run::<cli::objects::Jwt>(c).await,
             Command::Status(conn) => cli::client::status(conn).await,
             Command::Bench(b) => cli::bench::run(b).await,
             Command::Echo(a) => cli::echo::run(a).await,

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::authn::JwtPolicy;
 use crate::model::{
     Cluster, Lease, SecurityPolicy, ServiceExport, SubsetHealth, TrafficPolicy, TrustBundle,
 };
@@ -50,6 +51,10 @@ pub enum ChangeEvent {
     },
     ResiliencePolicyPut(Box<Stored<ResiliencePolicy>>),
     ResiliencePolicyDeleted {
+        id: String,
+    },
+    JwtPolicyPut(Box<Stored<JwtPolicy>>),
+    JwtPolicyDeleted {
         id: String,
     },
 }

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::authn::JwtPolicy;
 use crate::model::{
     Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, SubsetHealth,
     TrafficPolicy,
@@ -99,6 +100,10 @@ pub enum Command {
     PutResiliencePolicy { policy: Stored<ResiliencePolicy> },
     /// Removes a resilience policy.
     DeleteResiliencePolicy { id: String, at: u64 },
+    /// Creates or replaces a JWT policy (one per service and rule).
+    PutJwtPolicy { policy: Stored<JwtPolicy> },
+    /// Removes a JWT policy.
+    DeleteJwtPolicy { id: String, at: u64 },
 }
 
 /// Why a command was refused by the state machine.

@@ -98,6 +98,19 @@ pub fn route_dry_run(id: &str) -> String {
     format!("{ROUTES}/{id}?dry_run=true")
 }
 
+/// `/api/v1/security/jwt`: JWT policies.
+pub const JWT_POLICIES: &str = "/api/v1/security/jwt";
+
+/// `/api/v1/security/jwt/{id}`.
+pub fn jwt_policy(id: &str) -> String {
+    format!("{JWT_POLICIES}/{id}")
+}
+
+/// A write to [`jwt_policy`] that only answers what it would change.
+pub fn jwt_policy_dry_run(id: &str) -> String {
+    format!("{JWT_POLICIES}/{id}?dry_run=true")
+}
+
 /// `/api/v1/resilience/policies/{id}`.
 pub fn resilience_policy(id: &str) -> String {
     format!("{RESILIENCE_POLICIES}/{id}")

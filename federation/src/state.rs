@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 use warden_raft_store::StateMachineCore;
 
+use crate::authn::JwtPolicy;
 pub use crate::change::{Change, ChangeEvent, ExportKey};
 use crate::command::{Command, CommandResult, Rejection};
 use crate::model::{
@@ -58,6 +59,9 @@ pub struct FederationState {
     /// Resilience policies by id (one per service and rule), each stored as its JSON
     /// document. Last, for the same reason as `credentials`.
     pub resilience: BTreeMap<String, Stored<ResiliencePolicy>>,
+    /// JWT policies by id (one per service and rule), as JSON documents. Added with
+    /// `resilience`, in the same shape change.
+    pub jwt: BTreeMap<String, Stored<JwtPolicy>>,
 }
 
 impl FederationState {
@@ -391,6 +395,7 @@ impl From<WithoutCredentials> for FederationState {
             routes: BTreeMap::new(),
             export_subsets: BTreeMap::new(),
             resilience: BTreeMap::new(),
+            jwt: BTreeMap::new(),
         }
     }
 }
@@ -543,6 +548,8 @@ impl StateMachineCore for FederationState {
             }
             Command::PutResiliencePolicy { policy } => self.put_resilience(policy),
             Command::DeleteResiliencePolicy { id, at } => self.delete_resilience(id, *at),
+            Command::PutJwtPolicy { policy } => self.put_jwt(policy),
+            Command::DeleteJwtPolicy { id, at } => self.delete_jwt(id, *at),
         }
     }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::authn::{JwtPolicy, JwtProvider};
 use crate::model::{
     AuthzAction, AuthzSources, Cluster, Lease, SecurityPolicy, ServiceExport, ServicePort,
     SubsetHealth, TrafficPolicy, TrustBundle,
@@ -212,6 +213,24 @@ pub struct ResilienceBody {
     pub mirror: Option<Mirror>,
 }
 
+/// The body of a JWT policy (the id comes from the path for PUT).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwtBody {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub service: String,
+    #[serde(default)]
+    pub rule: Option<String>,
+    pub providers: Vec<JwtProvider>,
+    #[serde(default = "default_true")]
+    pub require: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
 // ---- responses ----
 
 /// What a write with `?dry_run=true` would do; nothing is written.
@@ -279,6 +298,9 @@ pub struct RoutingCatalog {
     /// Resilience policies (absent from an older server).
     #[serde(default)]
     pub resilience: Vec<ResiliencePolicy>,
+    /// JWT policies (absent from an older server).
+    #[serde(default)]
+    pub jwt: Vec<JwtPolicy>,
     /// Healthy endpoints per label set of the exports that published them (absent from an
     /// older server).
     #[serde(default)]
@@ -557,6 +579,10 @@ pub enum WatchEvent {
     ResiliencePolicyPut { policy: Box<ResiliencePolicy> },
     #[serde(rename = "resilience_policy.deleted")]
     ResiliencePolicyDeleted { id: String },
+    #[serde(rename = "jwt_policy.put")]
+    JwtPolicyPut { policy: Box<JwtPolicy> },
+    #[serde(rename = "jwt_policy.deleted")]
+    JwtPolicyDeleted { id: String },
     /// A kind this build does not know (a newer server): not routing state for it.
     #[serde(other)]
     Unknown,

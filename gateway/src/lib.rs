@@ -17,6 +17,7 @@
 //! The data path never awaits an actor; actors never hold hyper types.
 
 pub mod admin;
+pub mod authn;
 pub mod authz;
 pub mod balance;
 pub mod config;

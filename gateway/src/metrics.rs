@@ -21,6 +21,7 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     pub resilience_actions: IntCounterVec,
     pub outlier_ejections: IntCounterVec,
+    pub jwks_loads: IntCounterVec,
 }
 
 fn must<T>(r: Result<T, prometheus::Error>) -> T {
@@ -119,6 +120,13 @@ impl Metrics {
             ),
             &["service", "reason"],
         ));
+        let jwks_loads = must(IntCounterVec::new(
+            Opts::new(
+                "warden_jwks_loads_total",
+                "JWKS key-set loads by the JWKS actor, by outcome (loaded, failed).",
+            ),
+            &["outcome"],
+        ));
         let kube_events = must(IntCounterVec::new(
             Opts::new(
                 "warden_kube_watch_events_total",
@@ -156,6 +164,7 @@ impl Metrics {
             Box::new(connections_refused.clone()),
             Box::new(resilience_actions.clone()),
             Box::new(outlier_ejections.clone()),
+            Box::new(jwks_loads.clone()),
         ] {
             must(registry.register(c));
         }
@@ -176,6 +185,7 @@ impl Metrics {
             connections_refused,
             resilience_actions,
             outlier_ejections,
+            jwks_loads,
         }
     }
 

@@ -153,6 +153,8 @@ pub struct RemoteTable {
     pub routes: HashMap<ServiceKey, Arc<crate::route::CompiledRoute>>,
     /// Resilience policies by the service they act on, compiled once per change.
     pub resilience: HashMap<ServiceKey, Arc<crate::resilience::ServicePolicies>>,
+    /// JWT policies by the service they guard, compiled once per change.
+    pub jwt: HashMap<ServiceKey, Arc<crate::authn::ServiceJwt>>,
 }
 
 /// Shared handles to both tables.
@@ -167,6 +169,11 @@ pub struct Tables {
     pub started: Arc<StartTime>,
     /// Compiled resilience policies, kept (with their counters) while unchanged.
     pub policy_cache: Arc<crate::resilience::PolicyCache>,
+    /// JWKS key sets by location, published by the JWKS actor.
+    pub jwks: Arc<ArcSwap<crate::authn::KeySets>>,
+    /// Key sets a token named an unknown key of: the JWKS actor fetches them again (at most
+    /// every few seconds each). Locations come from policies, never from requests.
+    pub jwks_wanted: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// The process start instant.

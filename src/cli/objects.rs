@@ -1,4 +1,4 @@
-//! `warden route` and `warden resilience`: apply stored objects from a file, read them,
+//! `warden route`, `warden resilience` and `warden jwt`: apply stored objects from a file, read them,
 //! delete them. What differs per kind is its [`Kind`] impl.
 
 use std::path::PathBuf;
@@ -7,10 +7,11 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use warden_federation::authn::JwtPolicy;
 use warden_federation::client::{ClientError, FederationClient};
 use warden_federation::resilience::ResiliencePolicy;
 use warden_federation::route::Route;
-use warden_federation::wire::{DryRun, DryRunChange, ResilienceBody, RouteBody};
+use warden_federation::wire::{DryRun, DryRunChange, JwtBody, ResilienceBody, RouteBody};
 
 use super::client::Conn;
 
@@ -117,6 +118,36 @@ impl Kind for Resilience {
     }
     async fn delete(c: &FederationClient, id: &str) -> Result<(), ClientError> {
         c.delete_resilience_policy(id).await
+    }
+}
+
+pub struct Jwt;
+
+impl Kind for Jwt {
+    const WHAT: &'static str = "JWT policy";
+    type Body = JwtBody;
+    type Object = JwtPolicy;
+    fn id(b: &JwtBody) -> Option<String> {
+        b.id.clone()
+    }
+    async fn put(c: &FederationClient, id: &str, b: &JwtBody) -> Result<(), ClientError> {
+        c.put_jwt_policy(id, b).await.map(|_| ())
+    }
+    async fn dry_run(
+        c: &FederationClient,
+        id: &str,
+        b: &JwtBody,
+    ) -> Result<DryRunChange, ClientError> {
+        c.dry_run_jwt_policy(id, b).await.map(|d| d.change)
+    }
+    async fn get(c: &FederationClient, id: &str) -> Result<JwtPolicy, ClientError> {
+        c.jwt_policy(id).await
+    }
+    async fn list(c: &FederationClient) -> Result<Vec<JwtPolicy>, ClientError> {
+        c.jwt_policies().await.map(|l| l.items)
+    }
+    async fn delete(c: &FederationClient, id: &str) -> Result<(), ClientError> {
+        c.delete_jwt_policy(id).await
     }
 }
 

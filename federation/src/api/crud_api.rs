@@ -174,6 +174,23 @@ pub(super) mod routes {
     );
 }
 
+/// `/api/v1/security/jwt`: JWT policies (one per service and rule).
+pub(super) mod jwt {
+    use crate::authn::JwtPolicy;
+    use crate::wire::JwtBody;
+    crud_handlers!(
+        kind = Jwt,
+        body = JwtBody,
+        object = JwtPolicy,
+        path = "/api/v1/security/jwt",
+        item = "/api/v1/security/jwt/{id}",
+        tag = "jwt",
+        every = "Every JWT policy",
+        one = "The policy",
+        id = "Policy id",
+    );
+}
+
 /// `/api/v1/resilience/policies`: circuit breakers, rate limits, faults (one per service and
 /// rule).
 pub(super) mod resilience {

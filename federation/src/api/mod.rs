@@ -113,6 +113,12 @@ fn routes() -> OpenApiRouter<Node> {
             crud_api::routes::put,
             crud_api::routes::delete
         ))
+        .routes(routes!(crud_api::jwt::list, crud_api::jwt::create))
+        .routes(routes!(
+            crud_api::jwt::get_one,
+            crud_api::jwt::put,
+            crud_api::jwt::delete
+        ))
         .routes(routes!(
             crud_api::resilience::list,
             crud_api::resilience::create

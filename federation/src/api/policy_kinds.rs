@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::policy_crud::PolicyKind;
+use crate::authn::JwtPolicy;
 use crate::clock::now_ms;
 use crate::command::Command;
 use crate::model::{FieldError, SecurityPolicy, TrafficPolicy};
@@ -11,7 +12,7 @@ use crate::resilience::ResiliencePolicy;
 use crate::route::Route;
 use crate::state::FederationState;
 use crate::stored::Stored;
-use crate::wire::{PolicyBody, ResilienceBody, RouteBody, SecurityBody};
+use crate::wire::{JwtBody, PolicyBody, ResilienceBody, RouteBody, SecurityBody};
 
 pub(super) struct Traffic;
 pub(super) struct Security;
@@ -174,6 +175,49 @@ impl PolicyKind for Resilience {
         Command::DeleteResiliencePolicy { id, at: now_ms() }
     }
     /// One per service and rule: `ns/svc` or `ns/svc rule "name"`.
+    fn one_per_service(p: &Self::Policy) -> Option<(&String, String)> {
+        Some((&p.id, p.scope()))
+    }
+    fn updated_at(p: &mut Self::Policy) -> &mut u64 {
+        &mut p.0.updated_at
+    }
+}
+
+pub(super) struct Jwt;
+
+impl PolicyKind for Jwt {
+    const WHAT: &'static str = "JWT policy";
+    type Body = JwtBody;
+    type Policy = Stored<JwtPolicy>;
+    fn body_id(b: &Self::Body) -> Option<&String> {
+        b.id.as_ref()
+    }
+    fn id(p: &Self::Policy) -> &String {
+        &p.id
+    }
+    fn build(id: String, b: Self::Body) -> Self::Policy {
+        Stored(JwtPolicy {
+            id,
+            service: b.service,
+            rule: b.rule,
+            providers: b.providers,
+            require: b.require,
+            updated_at: now_ms(),
+        })
+    }
+    fn validate(p: &Self::Policy) -> Result<(), FieldError> {
+        crate::authn::validate(p)
+    }
+    fn all(state: &FederationState) -> &BTreeMap<String, Self::Policy> {
+        &state.jwt
+    }
+    fn put_command(policy: Self::Policy) -> Command {
+        Command::PutJwtPolicy { policy }
+    }
+    fn delete_command(id: String) -> Command {
+        Command::DeleteJwtPolicy { id, at: now_ms() }
+    }
+    /// One per service and rule.
     fn one_per_service(p: &Self::Policy) -> Option<(&String, String)> {
         Some((&p.id, p.scope()))
     }

@@ -173,6 +173,7 @@ pub(super) async fn routing_catalog(
         security_policies: state.security_policies.values().cloned().collect(),
         routes: state.routes.values().cloned().collect(),
         resilience: state.resilience.values().map(|p| p.0.clone()).collect(),
+        jwt: state.jwt.values().map(|p| p.0.clone()).collect(),
         export_subsets: state
             .export_subsets
             .iter()

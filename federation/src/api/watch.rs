@@ -70,6 +70,10 @@ fn watch_line(c: &Change) -> WatchLine {
             policy: Box::new(policy.0),
         },
         ChangeEvent::ResiliencePolicyDeleted { id } => WatchEvent::ResiliencePolicyDeleted { id },
+        ChangeEvent::JwtPolicyPut(policy) => WatchEvent::JwtPolicyPut {
+            policy: Box::new(policy.0),
+        },
+        ChangeEvent::JwtPolicyDeleted { id } => WatchEvent::JwtPolicyDeleted { id },
     };
     WatchLine {
         revision: c.revision,

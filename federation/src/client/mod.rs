@@ -21,6 +21,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::authn::JwtPolicy;
 use crate::model::{Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle};
 use crate::paths;
 use crate::resilience::ResiliencePolicy;
@@ -28,8 +29,8 @@ use crate::route::Route;
 use crate::wire::{
     AddMember, BundleBody, BundleStatus, CatalogService, ClusterRegistered, ClusterStatus,
     CredentialIssued, DryRun, ErrorBody, ExportBody, GatewayBody, JoinRequest, JoinTokenIssued,
-    LeaseBody, LeaseList, Listing, MemberAdded, MeshStatus, PolicyBody, Ready, RegisterCluster,
-    ResilienceBody, RouteBody, RoutingCatalog, SecurityBody, TokenRequest,
+    JwtBody, LeaseBody, LeaseList, Listing, MemberAdded, MeshStatus, PolicyBody, Ready,
+    RegisterCluster, ResilienceBody, RouteBody, RoutingCatalog, SecurityBody, TokenRequest,
 };
 
 /// How long one request may take (watch streams excepted).
@@ -446,6 +447,35 @@ impl FederationClient {
 
     pub async fn delete_route(&self, id: &str) -> Result<(), ClientError> {
         self.delete(&paths::route(id)).await
+    }
+
+    // ---- JWT policies ----
+
+    pub async fn jwt_policies(&self) -> Result<Listing<JwtPolicy>, ClientError> {
+        self.get(paths::JWT_POLICIES).await
+    }
+
+    pub async fn jwt_policy(&self, id: &str) -> Result<JwtPolicy, ClientError> {
+        self.get(&paths::jwt_policy(id)).await
+    }
+
+    /// Creates or replaces the JWT policy `id`.
+    pub async fn put_jwt_policy(&self, id: &str, body: &JwtBody) -> Result<JwtPolicy, ClientError> {
+        self.send(Method::PUT, &paths::jwt_policy(id), body).await
+    }
+
+    /// What putting the JWT policy `id` would change; nothing is written.
+    pub async fn dry_run_jwt_policy(
+        &self,
+        id: &str,
+        body: &JwtBody,
+    ) -> Result<DryRun<JwtPolicy>, ClientError> {
+        self.send(Method::PUT, &paths::jwt_policy_dry_run(id), body)
+            .await
+    }
+
+    pub async fn delete_jwt_policy(&self, id: &str) -> Result<(), ClientError> {
+        self.delete(&paths::jwt_policy(id)).await
     }
 
     // ---- resilience policies ----

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use warden_federation::authn::JwtPolicy;
 use warden_federation::model::{
     Cluster, Lease, SecurityPolicy, ServiceExport, SubsetHealth, TrafficPolicy, TrustBundle,
 };
@@ -11,6 +12,7 @@ use warden_federation::resilience::ResiliencePolicy;
 use warden_federation::route::Route;
 use warden_federation::wire::{RoutingCatalog, WatchEvent, WatchLine};
 
+use crate::authn::{CompiledJwt, ServiceJwt};
 use crate::key::ServiceKey;
 use crate::resilience::ServicePolicies;
 use crate::route::CompiledRoute;
@@ -32,6 +34,8 @@ pub struct CatalogView {
     pub routes: BTreeMap<String, Route>,
     /// Resilience policies by id.
     pub resilience: BTreeMap<String, ResiliencePolicy>,
+    /// JWT policies by id.
+    pub jwt: BTreeMap<String, JwtPolicy>,
     /// Healthy endpoints per label set, by export.
     pub subsets: BTreeMap<(String, String, String), Arc<[SubsetHealth]>>,
 }
@@ -73,6 +77,7 @@ impl CatalogView {
                 .into_iter()
                 .map(|p| (p.id.clone(), p))
                 .collect(),
+            jwt: c.jwt.into_iter().map(|p| (p.id.clone(), p)).collect(),
             subsets: c
                 .export_subsets
                 .into_iter()
@@ -144,6 +149,12 @@ impl CatalogView {
             }
             WatchEvent::ResiliencePolicyDeleted { id } => {
                 self.resilience.remove(&id);
+            }
+            WatchEvent::JwtPolicyPut { policy } => {
+                self.jwt.insert(policy.id.clone(), *policy);
+            }
+            WatchEvent::JwtPolicyDeleted { id } => {
+                self.jwt.remove(&id);
             }
             WatchEvent::Unknown => {} // a newer server's kinds: not routing state here
         }
@@ -243,6 +254,20 @@ impl CatalogView {
                 }
             }
         }
+        let mut jwt: HashMap<ServiceKey, ServiceJwt> = HashMap::new();
+        for p in self.jwt.values() {
+            let Some(key) = ServiceKey::parse(&p.service) else {
+                continue;
+            };
+            let compiled = Arc::new(CompiledJwt::compile(p));
+            let entry = jwt.entry(key).or_default();
+            match &p.rule {
+                None => entry.whole = Some(compiled),
+                Some(r) => {
+                    entry.rules.insert(r.clone(), compiled);
+                }
+            }
+        }
         RemoteTable {
             revision: self.revision,
             connected,
@@ -259,6 +284,7 @@ impl CatalogView {
                 .into_iter()
                 .map(|(k, v)| (k, Arc::new(v)))
                 .collect(),
+            jwt: jwt.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
         }
     }
 

@@ -5,7 +5,8 @@
 //! service (through the [`registry::RegistryActor`]), the
 //! [`health_checker::HealthCheckerActor`], a [`listener::ListenerActor`] per listener, the
 //! [`catalog::CatalogWatcherActor`], the [`publisher::PublisherActor`] (registration, lease,
-//! exports), Kubernetes discovery and the certificate actor when configured — each under an
+//! exports), the [`jwks::JwksActor`] (JWT key sets), Kubernetes discovery and the certificate
+//! actor when configured — each under an
 //! actix `Supervisor` — plus the admin server. It must run inside an actix `System`.
 //! [`GatewayHandle::drain`] stops it gracefully.
 
@@ -16,6 +17,7 @@ pub mod certificate;
 pub mod exports;
 pub mod guard;
 pub mod health_checker;
+pub mod jwks;
 pub mod k8s;
 pub mod listener;
 pub mod pool;
@@ -362,6 +364,11 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         Supervisor::start(move |_| catalog::CatalogWatcherActor::new(me, td, f, t, m, trust))
     };
     hooks.insert("catalog_watcher".into(), cw.recipient());
+    let jwks = {
+        let (t, m) = (tables.clone(), metrics.clone());
+        Supervisor::start(move |_| jwks::JwksActor::new(t, m))
+    };
+    hooks.insert("jwks".into(), jwks.recipient());
     let publisher = {
         let (c, f, m, t) = (cfg.clone(), fed.clone(), metrics.clone(), tables.clone());
         let trust = tls.as_ref().map(|t| t.store.clone());

@@ -85,6 +85,15 @@ pub enum ProxyError {
         http: Option<u16>,
         grpc: Option<u8>,
     },
+    /// A JWT policy refused the request: no token, or one that does not verify.
+    #[error("{service} needs a valid JWT (policy {policy}): {why}")]
+    Unauthenticated {
+        service: String,
+        policy: String,
+        why: String,
+        /// A token was presented (`error="invalid_token"` in `www-authenticate`).
+        presented: bool,
+    },
     /// A malformed request head; `field` names the offending header.
     #[error("{field}: {message}")]
     BadRequest {
@@ -115,6 +124,7 @@ impl ProxyError {
             Self::Overflow { .. } => "overflow",
             Self::RateLimited { .. } => "rate_limited",
             Self::FaultAbort { .. } => "fault_abort",
+            Self::Unauthenticated { .. } => "unauthenticated",
         }
     }
 
@@ -127,7 +137,8 @@ impl ProxyError {
             | Self::ClientBody { .. }
             | Self::BodyTimeout { .. }
             | Self::BadRequest { .. }
-            | Self::RateLimited { .. } => Blame::Downstream,
+            | Self::RateLimited { .. }
+            | Self::Unauthenticated { .. } => Blame::Downstream,
             Self::NoHealthyUpstream(_)
             | Self::NoLocalEndpoint(_)
             | Self::PortNotRouted { .. }
@@ -164,6 +175,7 @@ impl ProxyError {
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::TunnelLimit { .. } | Self::Overflow { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Self::FaultAbort { http, grpc, .. } => match (http, grpc) {
                 (Some(h), _) => StatusCode::from_u16(*h).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
                 (None, Some(g)) => StatusCode::from_u16(http_of_grpc(*g))
@@ -188,6 +200,7 @@ impl ProxyError {
             | Self::TunnelLimit { .. }
             | Self::Overflow { .. } => 14, // UNAVAILABLE
             Self::RateLimited { .. } => 8,                        // RESOURCE_EXHAUSTED
+            Self::Unauthenticated { .. } => 16,                   // UNAUTHENTICATED
             Self::FaultAbort { http, grpc, .. } => match (grpc, http) {
                 (Some(g), _) => *g,
                 (None, Some(h)) => grpc_of_http(*h),

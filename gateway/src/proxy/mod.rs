@@ -12,6 +12,8 @@
 //!    - [`inbound`] — east-west only: the caller's identity and authorization (and CONNECT);
 //!    - [`view`], [`plan`] — the routing snapshot read once, as plain data: targets, retry
 //!      allowance, timeouts, the request each attempt sends;
+//!    - [`authn`] — a JWT policy's bearer token, before the route (the service's) and after
+//!      (the matched rule's);
 //!    - [`rules`] — match the service's route: a rule, a backend subset, filters, timeouts;
 //!    - [`resilience`] — rate limits, injected faults, then (after the plan) the service's
 //!      circuit breaker;
@@ -31,6 +33,7 @@
 
 pub mod account;
 pub mod attempt;
+pub mod authn;
 pub mod body;
 pub mod budget;
 pub mod client;

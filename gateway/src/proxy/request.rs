@@ -11,6 +11,7 @@ use tracing::Instrument;
 use warden_federation::trust::spiffe::SpiffeId;
 
 use super::account::account;
+use super::authn;
 use super::body::{BoxBody, BoxError, RequestBody};
 use super::context::{Listener, ProxyCtx, RequestCtx};
 use super::error::ProxyError;
@@ -92,7 +93,8 @@ where
     routed
 }
 
-/// authorize (east-west) → match a route → rate limits and faults → plan → read the body →
+/// authorize (east-west) → JWT (the service's) → match a route → JWT (the rule's) → rate
+/// limits and faults → plan → read the body →
 /// mirror → circuit breaker → forward with retry; an upgrade is forwarded and spliced instead
 /// of read and retried.
 async fn route<B>(
@@ -109,12 +111,16 @@ where
     if rc.listener == Listener::EastWest {
         rc.src_cluster = inbound::authorize(ctx, key, &head.headers, rc.peer.as_deref())?;
     }
+    authn::authenticate(ctx, rc, key, None, &mut head)?;
     let routed = match rules::decide(&ctx.tables, rc.listener, key, &head, fastrand::u32(..))? {
         Decision::Whole => None,
         Decision::Routed(r) => Some(r),
         Decision::Respond(resp) => return Ok(resp),
     };
     let rule = routed.as_ref().and_then(|r| r.rule().rule.name.as_deref());
+    if rule.is_some() {
+        authn::authenticate(ctx, rc, key, rule, &mut head)?;
+    }
     let target = routed.as_ref().map(|r| r.service(key)).unwrap_or(key);
     let acting = resilience::Acting::load(ctx, key, target);
     resilience::police(ctx, rc, &acting, key, rule, &head.headers).await?;

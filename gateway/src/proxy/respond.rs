@@ -62,6 +62,26 @@ pub fn error_response(e: &ProxyError, grpc: bool) -> Response<BoxBody> {
     };
     r.headers_mut()
         .insert(ERROR_HEADER, HeaderValue::from_static(e.cause()));
+    if let ProxyError::Unauthenticated {
+        service,
+        why,
+        presented,
+        ..
+    } = e
+    {
+        // RFC 6750: the realm, and for a token that was presented, why it was refused.
+        let quoted = |s: &str| s.replace(['"', '\\'], "'");
+        let mut v = format!("Bearer realm=\"{}\"", quoted(service));
+        if *presented {
+            v.push_str(&format!(
+                ", error=\"invalid_token\", error_description=\"{}\"",
+                quoted(why)
+            ));
+        }
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+        }
+    }
     if let ProxyError::RateLimited {
         requests,
         retry_after_ms,
