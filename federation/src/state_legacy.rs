@@ -4,7 +4,7 @@
 //! ones with [`decode`] — [`WithoutResilience`], [`WithoutSubsets`], [`WithoutRoutes`], then [`WithoutCredentials`] — so a node upgraded
 //! in place keeps its data (the data format stays 1). An older build refuses a newer snapshot
 //! (its bytes do not end where that build expects), so upgrade every federation node before
-//! any cluster credential is issued, any route or resilience policy is applied or any
+//! any cluster credential is issued, any route, resilience or JWT policy is applied or any
 //! gateway of this build publishes its exports.
 
 use std::collections::{BTreeMap, VecDeque};

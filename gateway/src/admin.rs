@@ -247,6 +247,13 @@ async fn handle(req: Request<Incoming>, st: AdminState) -> Response<BoxBody> {
                 let rule = v["route"]["rule"].as_str().map(str::to_string);
                 v["resilience"] = crate::resilience::explain::explain(&p, rule.as_deref());
             }
+            if let Some(key) = ServiceKey::from_authority(authority)
+                && let Some(p) = ctx.tables.remote.load().jwt.get(&key).cloned()
+            {
+                let rule = v["route"]["rule"].as_str().map(str::to_string);
+                let keys = ctx.tables.jwks.load();
+                v["jwt"] = crate::authn::explain::explain(&p, rule.as_deref(), &keys);
+            }
             json_reply(status, v)
         }
         (Method::POST, p) if p.starts_with("/debug/panic/") => match hooks {

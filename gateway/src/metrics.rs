@@ -109,7 +109,7 @@ impl Metrics {
         let resilience_actions = must(IntCounterVec::new(
             Opts::new(
                 "warden_resilience_actions_total",
-                "Requests a resilience policy acted on, by service, policy and action (overflow, cluster_overflow, retry_overflow, rate_limited, fault_delay, fault_abort, mirrored, mirror_failed, mirror_dropped, mirror_skipped).",
+                "Requests a resilience policy acted on, by service, policy and action (overflow, cluster_overflow, retry_overflow, rate_limited, fault_delay, fault_abort, mirrored, mirror_failed, mirror_dropped, mirror_skipped, jwt_refused).",
             ),
             &["service", "policy", "action"],
         ));

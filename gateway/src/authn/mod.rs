@@ -5,6 +5,8 @@
 //! The claim headers a policy sets are first removed from the caller's request, so they only
 //! ever carry verified claims.
 
+pub mod explain;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
