@@ -21,23 +21,6 @@ async fn put_policy(admin: &reqwest::Client, node: &NodeProc, id: &str, body: &V
     put_ok(admin, &node.url(&paths::resilience_policy(id)), body).await
 }
 
-/// A federation node and cluster east (with `extra` config) serving shop/cart; a client with
-/// a 20 s timeout.
-async fn mesh(root: &std::path::Path, extra: &str) -> (NodeProc, ClusterProcs, reqwest::Client) {
-    let node = one_node(root).await;
-    let east = east_of(root, &node, extra).await;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
-    let out = east.outbound();
-    eventually(Duration::from_secs(30), "cart is served", || async {
-        (get(&client, &out, "/", &[]).await.0 == 200).then_some(())
-    })
-    .await;
-    (node, east, client)
-}
-
 /// GET cart.shop`path` through `out` with extra headers: (status, headers).
 async fn get(
     client: &reqwest::Client,
@@ -96,7 +79,7 @@ async fn applied(client: &reqwest::Client, admin_addr: &str, policy: &str) -> Va
 async fn breaker_overflow_rate_limits_and_bounded_buckets() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let (node, east, client) = mesh(root, "").await;
+    let (node, east, client) = east_serving(root, "").await;
     let admin = http();
     let out = east.outbound();
 
@@ -317,7 +300,7 @@ async fn faults_abort_a_share_delay_and_answer_the_header_only_where_allowed() {
     const N: usize = 2_000;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let (node, east, client) = mesh(root, "").await;
+    let (node, east, client) = east_serving(root, "").await;
     let admin = http();
     let out = east.outbound();
     let median = |mut v: Vec<Duration>| {
@@ -634,7 +617,7 @@ async fn mirrors_copy_every_request_and_a_silent_shadow_changes_nothing() {
          [[services]]\nnamespace = \"shop\"\nname = \"void\"\nendpoints = [{:?}]\n",
         live.addr, silent.addr
     );
-    let (node, east, client) = mesh(root, &shadows).await;
+    let (node, east, client) = east_serving(root, &shadows).await;
     let admin = http();
     let out = east.outbound();
     let mut plain = Vec::new();

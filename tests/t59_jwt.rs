@@ -159,18 +159,9 @@ async fn tokens_are_verified_against_a_jwks_fetched_and_cached_by_the_gateway() 
     let (k2, jwk2) = es256("k2");
     let (forger, _) = es256("k1");
     let jwks = jwks_server(json!({"keys": [jwk1]})).await;
-    let node = one_node(root).await;
-    let east = east_of(root, &node, "").await;
+    let (node, east, client) = east_serving(root, "").await;
     let admin = http();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
     let out = east.outbound();
-    eventually(Duration::from_secs(30), "cart is served", || async {
-        (call_with(&client, &out, None).await.0 == 200).then_some(())
-    })
-    .await;
 
     // `alg: none` cannot even be written into a policy.
     let bad = admin

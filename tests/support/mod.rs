@@ -564,6 +564,23 @@ pub async fn east_of(root: &Path, node: &NodeProc, extra: &str) -> ClusterProcs 
     .await
 }
 
+/// A federation node and cluster east (with `extra` config) serving shop/cart, and a client
+/// with a 20 s timeout; returns once cart answers through east's outbound listener.
+pub async fn east_serving(root: &Path, extra: &str) -> (NodeProc, ClusterProcs, reqwest::Client) {
+    let node = one_node(root).await;
+    let east = east_of(root, &node, extra).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let out = east.outbound();
+    eventually(Duration::from_secs(30), "cart is served", || async {
+        (call(&client, &out).await.0 == 200).then_some(())
+    })
+    .await;
+    (node, east, client)
+}
+
 pub async fn cluster_with(
     root: &Path,
     name: &str,
