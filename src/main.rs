@@ -53,6 +53,9 @@ enum Command {
     /// Apply, read and delete JWT policies (`warden jwt apply -f jwt.yaml`).
     #[command(subcommand)]
     Jwt(cli::objects::ObjectCmd),
+    /// Apply, read and delete L7 authorization policies (`warden authz apply -f authz.yaml`).
+    #[command(subcommand)]
+    Authz(cli::objects::ObjectCmd),
     /// Add or remove federation members.
     #[command(subcommand)]
     Member(cli::client::MemberCmd),
@@ -121,6 +124,7 @@ fn run_tokio(command: Command) -> anyhow::Result<()> {
             Command::Route(c) => cli::objects::run::<cli::objects::Routes>(c).await,
             Command::Resilience(c) => cli::objects::run::<cli::objects::Resilience>(c).await,
             Command::Jwt(c) => cli::objects::run::<cli::objects::Jwt>(c).await,
+            Command::Authz(c) => cli::objects::run::<cli::objects::Authorization>(c).await,
             Command::Status(conn) => cli::client::status(conn).await,
             Command::Bench(b) => cli::bench::run(b).await,
             Command::Echo(a) => cli::echo::run(a).await,

@@ -279,3 +279,113 @@ async fn tokens_are_verified_against_a_jwks_fetched_and_cached_by_the_gateway() 
         "acme has its own bucket"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l7_authorization_denies_on_method_and_path_with_one_audit_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (node, east, client) = east_serving(root, "").await;
+    let admin = http();
+    let out = east.outbound();
+    let send = |method: reqwest::Method, path: &'static str| {
+        let req = client
+            .request(method, format!("http://{out}{path}"))
+            .header("host", "cart.shop");
+        async move {
+            let r = req.send().await.unwrap();
+            let code = r
+                .headers()
+                .get("x-warden-error")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            (r.status().as_u16(), code)
+        }
+    };
+    // A bad rule is a 400 naming its field, and writes nothing.
+    let bad = admin
+        .put(node.url(&paths::authorization_policy("no-admin-delete")))
+        .json(&json!({"service": "shop/cart", "action": "deny",
+            "rules": [{"methods": ["DELETE"], "paths": [{"type": "PathPrefix", "value": "admin"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    assert_eq!(
+        bad.json::<Value>().await.unwrap()["error"]["field"],
+        "rules[0].paths[0].value"
+    );
+    put_ok(
+        &admin,
+        &node.url(&paths::authorization_policy("no-admin-delete")),
+        &json!({
+            "service": "shop/cart", "action": "deny",
+            "rules": [{"methods": ["DELETE"], "paths": [{"type": "PathPrefix", "value": "/admin"}]}]
+        }),
+    )
+    .await;
+    eventually(Duration::from_secs(30), "the deny is applied", || async {
+        (send(reqwest::Method::DELETE, "/admin/users").await.0 == 403).then_some(())
+    })
+    .await;
+    let log = || std::fs::read_to_string(root.join("gateway-east.log")).unwrap_or_default();
+    let audited = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("request denied") && l.contains("no-admin-delete"))
+            .count()
+    };
+    let before = audited(&log());
+    assert_eq!(
+        send(reqwest::Method::DELETE, "/admin/users").await,
+        (403, "forbidden".to_string())
+    );
+    assert_eq!(
+        send(reqwest::Method::GET, "/admin/users").await.0,
+        200,
+        "another method"
+    );
+    assert_eq!(
+        send(reqwest::Method::DELETE, "/administrator").await.0,
+        200,
+        "another path"
+    );
+    assert_eq!(send(reqwest::Method::DELETE, "/carts/1").await.0, 200);
+    eventually(Duration::from_secs(10), "the denial is audited", || async {
+        (audited(&log()) > before).then_some(())
+    })
+    .await;
+    assert_eq!(audited(&log()), before + 1, "one audit line per denial");
+    let m = metrics_text(&client, &east.admin()).await;
+    assert!(
+        metric_sum(
+            &m,
+            "warden_authz_denied_total",
+            &["policy=\"no-admin-delete\""]
+        ) >= 2.0
+    );
+
+    // An allow policy makes the service deny by default what it does not allow: east's own
+    // callers are not among its source clusters.
+    put_ok(
+        &admin,
+        &node.url(&paths::authorization_policy("west-only")),
+        &json!({
+            "service": "shop/cart", "action": "allow", "rules": [{"source_clusters": ["west"]}]
+        }),
+    )
+    .await;
+    eventually(Duration::from_secs(30), "the allow is applied", || async {
+        (send(reqwest::Method::GET, "/x").await == (403, "forbidden".to_string())).then_some(())
+    })
+    .await;
+    let r = admin
+        .delete(node.url(&paths::authorization_policy("west-only")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    eventually(Duration::from_secs(30), "the allow is gone", || async {
+        (send(reqwest::Method::GET, "/x").await.0 == 200).then_some(())
+    })
+    .await;
+}

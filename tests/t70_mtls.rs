@@ -376,7 +376,7 @@ async fn east_west_over_mtls() {
     assert!(denied >= 1.0, "denials counted: {denied}");
     let west_log = std::fs::read_to_string(root.join("gateway-west.log")).unwrap();
     assert!(
-        west_log.contains("east-west request denied")
+        west_log.contains("request denied")
             && west_log.contains("spiffe://east.test/ns/warden/sa/gateway")
     );
     let r = client

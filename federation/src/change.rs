@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::authn::JwtPolicy;
+use crate::authz::AuthorizationPolicy;
 use crate::model::{
     Cluster, Lease, SecurityPolicy, ServiceExport, SubsetHealth, TrafficPolicy, TrustBundle,
 };
@@ -55,6 +56,10 @@ pub enum ChangeEvent {
     },
     JwtPolicyPut(Box<Stored<JwtPolicy>>),
     JwtPolicyDeleted {
+        id: String,
+    },
+    AuthorizationPolicyPut(Box<Stored<AuthorizationPolicy>>),
+    AuthorizationPolicyDeleted {
         id: String,
     },
 }

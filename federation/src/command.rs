@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::authn::JwtPolicy;
+use crate::authz::AuthorizationPolicy;
 use crate::model::{
     Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, SubsetHealth,
     TrafficPolicy,
@@ -104,6 +105,10 @@ pub enum Command {
     PutJwtPolicy { policy: Stored<JwtPolicy> },
     /// Removes a JWT policy.
     DeleteJwtPolicy { id: String, at: u64 },
+    /// Creates or replaces an L7 authorization policy.
+    PutAuthorizationPolicy { policy: Stored<AuthorizationPolicy> },
+    /// Removes an L7 authorization policy.
+    DeleteAuthorizationPolicy { id: String, at: u64 },
 }
 
 /// Why a command was refused by the state machine.

@@ -12,8 +12,8 @@
 //! - [`limits`]: the bounds every HTTP listener applies.
 //! - [`startup`]: wiring a node from its [`config`], and draining it.
 //! - [`api`]: the REST API and the watch stream.
-//! - [`route`], [`resilience`], [`authn`]: L7 routes, resilience and JWT policies, and their
-//!   validation;
+//! - [`route`], [`resilience`], [`authn`], [`authz`]: L7 routes, resilience, JWT and L7
+//!   authorization policies, and their validation;
 //!   [`stored`]: objects kept in the log as JSON documents.
 //! - [`wire`], [`paths`]: the API's bodies and paths, shared by the server and its clients.
 //! - [`client`]: the typed API client the gateway, the CLI and `warden check` use.
@@ -24,6 +24,7 @@
 pub mod advertised;
 pub mod api;
 pub mod authn;
+pub mod authz;
 pub mod change;
 pub mod client;
 pub mod clock;
@@ -44,6 +45,7 @@ pub mod rpc;
 pub mod server;
 pub mod startup;
 pub mod state;
+pub mod state_authz;
 pub mod state_jwt;
 pub mod state_legacy;
 pub mod state_resilience;

@@ -98,6 +98,19 @@ pub fn route_dry_run(id: &str) -> String {
     format!("{ROUTES}/{id}?dry_run=true")
 }
 
+/// `/api/v1/security/authorization`: L7 authorization policies.
+pub const AUTHORIZATION_POLICIES: &str = "/api/v1/security/authorization";
+
+/// `/api/v1/security/authorization/{id}`.
+pub fn authorization_policy(id: &str) -> String {
+    format!("{AUTHORIZATION_POLICIES}/{id}")
+}
+
+/// A write to [`authorization_policy`] that only answers what it would change.
+pub fn authorization_policy_dry_run(id: &str) -> String {
+    format!("{AUTHORIZATION_POLICIES}/{id}?dry_run=true")
+}
+
 /// `/api/v1/security/jwt`: JWT policies.
 pub const JWT_POLICIES: &str = "/api/v1/security/jwt";
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use warden_raft_store::StateMachineCore;
 
 use crate::authn::JwtPolicy;
+use crate::authz::AuthorizationPolicy;
 pub use crate::change::{Change, ChangeEvent, ExportKey};
 use crate::command::{Command, CommandResult, Rejection};
 use crate::model::{
@@ -62,6 +63,8 @@ pub struct FederationState {
     /// JWT policies by id (one per service and rule), as JSON documents. Added with
     /// `resilience`, in the same shape change.
     pub jwt: BTreeMap<String, Stored<JwtPolicy>>,
+    /// L7 authorization policies by id, as JSON documents (the same shape change).
+    pub authorization: BTreeMap<String, Stored<AuthorizationPolicy>>,
 }
 
 impl FederationState {
@@ -396,6 +399,7 @@ impl From<WithoutCredentials> for FederationState {
             export_subsets: BTreeMap::new(),
             resilience: BTreeMap::new(),
             jwt: BTreeMap::new(),
+            authorization: BTreeMap::new(),
         }
     }
 }
@@ -550,6 +554,8 @@ impl StateMachineCore for FederationState {
             Command::DeleteResiliencePolicy { id, at } => self.delete_resilience(id, *at),
             Command::PutJwtPolicy { policy } => self.put_jwt(policy),
             Command::DeleteJwtPolicy { id, at } => self.delete_jwt(id, *at),
+            Command::PutAuthorizationPolicy { policy } => self.put_authorization(policy),
+            Command::DeleteAuthorizationPolicy { id, at } => self.delete_authorization(id, *at),
         }
     }
 

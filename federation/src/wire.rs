@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::authn::{JwtPolicy, JwtProvider};
+use crate::authz::{AuthorizationPolicy, AuthzRule};
 use crate::model::{
     AuthzAction, AuthzSources, Cluster, Lease, SecurityPolicy, ServiceExport, ServicePort,
     SubsetHealth, TrafficPolicy, TrustBundle,
@@ -227,6 +228,17 @@ pub struct JwtBody {
     pub require: bool,
 }
 
+/// The body of an L7 authorization policy (the id comes from the path for PUT).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationBody {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub service: String,
+    pub action: AuthzAction,
+    pub rules: Vec<AuthzRule>,
+}
+
 fn default_true() -> bool {
     true
 }
@@ -301,6 +313,9 @@ pub struct RoutingCatalog {
     /// JWT policies (absent from an older server).
     #[serde(default)]
     pub jwt: Vec<JwtPolicy>,
+    /// L7 authorization policies (absent from an older server).
+    #[serde(default)]
+    pub authorization: Vec<AuthorizationPolicy>,
     /// Healthy endpoints per label set of the exports that published them (absent from an
     /// older server).
     #[serde(default)]
@@ -583,6 +598,10 @@ pub enum WatchEvent {
     JwtPolicyPut { policy: Box<JwtPolicy> },
     #[serde(rename = "jwt_policy.deleted")]
     JwtPolicyDeleted { id: String },
+    #[serde(rename = "authorization_policy.put")]
+    AuthorizationPolicyPut { policy: Box<AuthorizationPolicy> },
+    #[serde(rename = "authorization_policy.deleted")]
+    AuthorizationPolicyDeleted { id: String },
     /// A kind this build does not know (a newer server): not routing state for it.
     #[serde(other)]
     Unknown,

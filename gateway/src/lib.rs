@@ -16,6 +16,7 @@
 //!
 //! The data path never awaits an actor; actors never hold hyper types.
 
+pub mod access;
 pub mod admin;
 pub mod authn;
 pub mod authz;

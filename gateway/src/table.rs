@@ -155,6 +155,8 @@ pub struct RemoteTable {
     pub resilience: HashMap<ServiceKey, Arc<crate::resilience::ServicePolicies>>,
     /// JWT policies by the service they guard, compiled once per change.
     pub jwt: HashMap<ServiceKey, Arc<crate::authn::ServiceJwt>>,
+    /// L7 authorization policies by the service they guard, compiled once per change.
+    pub authorization: HashMap<ServiceKey, Arc<[crate::access::CompiledAuthz]>>,
 }
 
 /// Shared handles to both tables.

@@ -1,4 +1,4 @@
-//! `warden route`, `warden resilience` and `warden jwt`: apply stored objects from a file, read them,
+//! `warden route`, `warden resilience`, `warden jwt` and `warden authz`: apply stored objects from a file, read them,
 //! delete them. What differs per kind is its [`Kind`] impl.
 
 use std::path::PathBuf;
@@ -8,10 +8,13 @@ use clap::Subcommand;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use warden_federation::authn::JwtPolicy;
+use warden_federation::authz::AuthorizationPolicy;
 use warden_federation::client::{ClientError, FederationClient};
 use warden_federation::resilience::ResiliencePolicy;
 use warden_federation::route::Route;
-use warden_federation::wire::{DryRun, DryRunChange, JwtBody, ResilienceBody, RouteBody};
+use warden_federation::wire::{
+    AuthorizationBody, DryRun, DryRunChange, JwtBody, ResilienceBody, RouteBody,
+};
 
 use super::client::Conn;
 
@@ -148,6 +151,38 @@ impl Kind for Jwt {
     }
     async fn delete(c: &FederationClient, id: &str) -> Result<(), ClientError> {
         c.delete_jwt_policy(id).await
+    }
+}
+
+pub struct Authorization;
+
+impl Kind for Authorization {
+    const WHAT: &'static str = "authorization policy";
+    type Body = AuthorizationBody;
+    type Object = AuthorizationPolicy;
+    fn id(b: &AuthorizationBody) -> Option<String> {
+        b.id.clone()
+    }
+    async fn put(c: &FederationClient, id: &str, b: &AuthorizationBody) -> Result<(), ClientError> {
+        c.put_authorization_policy(id, b).await.map(|_| ())
+    }
+    async fn dry_run(
+        c: &FederationClient,
+        id: &str,
+        b: &AuthorizationBody,
+    ) -> Result<DryRunChange, ClientError> {
+        c.dry_run_authorization_policy(id, b)
+            .await
+            .map(|d| d.change)
+    }
+    async fn get(c: &FederationClient, id: &str) -> Result<AuthorizationPolicy, ClientError> {
+        c.authorization_policy(id).await
+    }
+    async fn list(c: &FederationClient) -> Result<Vec<AuthorizationPolicy>, ClientError> {
+        c.authorization_policies().await.map(|l| l.items)
+    }
+    async fn delete(c: &FederationClient, id: &str) -> Result<(), ClientError> {
+        c.delete_authorization_policy(id).await
     }
 }
 

@@ -174,6 +174,23 @@ pub(super) mod routes {
     );
 }
 
+/// `/api/v1/security/authorization`: L7 authorization policies.
+pub(super) mod authorization {
+    use crate::authz::AuthorizationPolicy;
+    use crate::wire::AuthorizationBody;
+    crud_handlers!(
+        kind = Authorization,
+        body = AuthorizationBody,
+        object = AuthorizationPolicy,
+        path = "/api/v1/security/authorization",
+        item = "/api/v1/security/authorization/{id}",
+        tag = "authorization",
+        every = "Every L7 authorization policy",
+        one = "The policy",
+        id = "Policy id",
+    );
+}
+
 /// `/api/v1/security/jwt`: JWT policies (one per service and rule).
 pub(super) mod jwt {
     use crate::authn::JwtPolicy;

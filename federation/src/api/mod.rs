@@ -113,6 +113,15 @@ fn routes() -> OpenApiRouter<Node> {
             crud_api::routes::put,
             crud_api::routes::delete
         ))
+        .routes(routes!(
+            crud_api::authorization::list,
+            crud_api::authorization::create
+        ))
+        .routes(routes!(
+            crud_api::authorization::get_one,
+            crud_api::authorization::put,
+            crud_api::authorization::delete
+        ))
         .routes(routes!(crud_api::jwt::list, crud_api::jwt::create))
         .routes(routes!(
             crud_api::jwt::get_one,

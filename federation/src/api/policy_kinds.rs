@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::policy_crud::PolicyKind;
 use crate::authn::JwtPolicy;
+use crate::authz::AuthorizationPolicy;
 use crate::clock::now_ms;
 use crate::command::Command;
 use crate::model::{FieldError, SecurityPolicy, TrafficPolicy};
@@ -12,7 +13,9 @@ use crate::resilience::ResiliencePolicy;
 use crate::route::Route;
 use crate::state::FederationState;
 use crate::stored::Stored;
-use crate::wire::{JwtBody, PolicyBody, ResilienceBody, RouteBody, SecurityBody};
+use crate::wire::{
+    AuthorizationBody, JwtBody, PolicyBody, ResilienceBody, RouteBody, SecurityBody,
+};
 
 pub(super) struct Traffic;
 pub(super) struct Security;
@@ -220,6 +223,48 @@ impl PolicyKind for Jwt {
     /// One per service and rule.
     fn one_per_service(p: &Self::Policy) -> Option<(&String, String)> {
         Some((&p.id, p.scope()))
+    }
+    fn updated_at(p: &mut Self::Policy) -> &mut u64 {
+        &mut p.0.updated_at
+    }
+}
+
+pub(super) struct Authorization;
+
+impl PolicyKind for Authorization {
+    const WHAT: &'static str = "authorization policy";
+    type Body = AuthorizationBody;
+    type Policy = Stored<AuthorizationPolicy>;
+    fn body_id(b: &Self::Body) -> Option<&String> {
+        b.id.as_ref()
+    }
+    fn id(p: &Self::Policy) -> &String {
+        &p.id
+    }
+    fn build(id: String, b: Self::Body) -> Self::Policy {
+        Stored(AuthorizationPolicy {
+            id,
+            service: b.service,
+            action: b.action,
+            rules: b.rules,
+            updated_at: now_ms(),
+        })
+    }
+    fn validate(p: &Self::Policy) -> Result<(), FieldError> {
+        crate::authz::validate(p)
+    }
+    fn all(state: &FederationState) -> &BTreeMap<String, Self::Policy> {
+        &state.authorization
+    }
+    fn put_command(policy: Self::Policy) -> Command {
+        Command::PutAuthorizationPolicy { policy }
+    }
+    fn delete_command(id: String) -> Command {
+        Command::DeleteAuthorizationPolicy { id, at: now_ms() }
+    }
+    /// Many per service.
+    fn one_per_service(_: &Self::Policy) -> Option<(&String, String)> {
+        None
     }
     fn updated_at(p: &mut Self::Policy) -> &mut u64 {
         &mut p.0.updated_at

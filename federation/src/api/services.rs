@@ -174,6 +174,7 @@ pub(super) async fn routing_catalog(
         routes: state.routes.values().cloned().collect(),
         resilience: state.resilience.values().map(|p| p.0.clone()).collect(),
         jwt: state.jwt.values().map(|p| p.0.clone()).collect(),
+        authorization: state.authorization.values().map(|p| p.0.clone()).collect(),
         export_subsets: state
             .export_subsets
             .iter()

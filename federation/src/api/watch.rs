@@ -74,6 +74,12 @@ fn watch_line(c: &Change) -> WatchLine {
             policy: Box::new(policy.0),
         },
         ChangeEvent::JwtPolicyDeleted { id } => WatchEvent::JwtPolicyDeleted { id },
+        ChangeEvent::AuthorizationPolicyPut(policy) => WatchEvent::AuthorizationPolicyPut {
+            policy: Box::new(policy.0),
+        },
+        ChangeEvent::AuthorizationPolicyDeleted { id } => {
+            WatchEvent::AuthorizationPolicyDeleted { id }
+        }
     };
     WatchLine {
         revision: c.revision,

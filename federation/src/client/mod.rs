@@ -22,15 +22,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::authn::JwtPolicy;
+use crate::authz::AuthorizationPolicy;
 use crate::model::{Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle};
 use crate::paths;
 use crate::resilience::ResiliencePolicy;
 use crate::route::Route;
 use crate::wire::{
-    AddMember, BundleBody, BundleStatus, CatalogService, ClusterRegistered, ClusterStatus,
-    CredentialIssued, DryRun, ErrorBody, ExportBody, GatewayBody, JoinRequest, JoinTokenIssued,
-    JwtBody, LeaseBody, LeaseList, Listing, MemberAdded, MeshStatus, PolicyBody, Ready,
-    RegisterCluster, ResilienceBody, RouteBody, RoutingCatalog, SecurityBody, TokenRequest,
+    AddMember, AuthorizationBody, BundleBody, BundleStatus, CatalogService, ClusterRegistered,
+    ClusterStatus, CredentialIssued, DryRun, ErrorBody, ExportBody, GatewayBody, JoinRequest,
+    JoinTokenIssued, JwtBody, LeaseBody, LeaseList, Listing, MemberAdded, MeshStatus, PolicyBody,
+    Ready, RegisterCluster, ResilienceBody, RouteBody, RoutingCatalog, SecurityBody, TokenRequest,
 };
 
 /// How long one request may take (watch streams excepted).
@@ -447,6 +448,42 @@ impl FederationClient {
 
     pub async fn delete_route(&self, id: &str) -> Result<(), ClientError> {
         self.delete(&paths::route(id)).await
+    }
+
+    // ---- authorization policies ----
+
+    pub async fn authorization_policies(
+        &self,
+    ) -> Result<Listing<AuthorizationPolicy>, ClientError> {
+        self.get(paths::AUTHORIZATION_POLICIES).await
+    }
+
+    pub async fn authorization_policy(&self, id: &str) -> Result<AuthorizationPolicy, ClientError> {
+        self.get(&paths::authorization_policy(id)).await
+    }
+
+    /// Creates or replaces the authorization policy `id`.
+    pub async fn put_authorization_policy(
+        &self,
+        id: &str,
+        body: &AuthorizationBody,
+    ) -> Result<AuthorizationPolicy, ClientError> {
+        self.send(Method::PUT, &paths::authorization_policy(id), body)
+            .await
+    }
+
+    /// What putting the authorization policy `id` would change; nothing is written.
+    pub async fn dry_run_authorization_policy(
+        &self,
+        id: &str,
+        body: &AuthorizationBody,
+    ) -> Result<DryRun<AuthorizationPolicy>, ClientError> {
+        self.send(Method::PUT, &paths::authorization_policy_dry_run(id), body)
+            .await
+    }
+
+    pub async fn delete_authorization_policy(&self, id: &str) -> Result<(), ClientError> {
+        self.delete(&paths::authorization_policy(id)).await
     }
 
     // ---- JWT policies ----

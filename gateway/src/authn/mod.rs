@@ -164,9 +164,17 @@ fn claim_value(v: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// A verified token's claims.
+pub type Claims = serde_json::Map<String, serde_json::Value>;
+
 /// Checks the request `headers` against policy `p` with the loaded `keys`; on success sets
-/// the claim headers (and drops `authorization` unless the provider forwards it).
-pub fn verify(p: &CompiledJwt, headers: &mut HeaderMap, keys: &KeySets) -> Result<(), Refused> {
+/// the claim headers (and drops `authorization` unless the provider forwards it) and answers
+/// the claims (`None`: no token, and none required).
+pub fn verify(
+    p: &CompiledJwt,
+    headers: &mut HeaderMap,
+    keys: &KeySets,
+) -> Result<Option<Claims>, Refused> {
     for pr in &p.providers {
         for (_, h) in &pr.claim_headers {
             headers.remove(h);
@@ -175,7 +183,7 @@ pub fn verify(p: &CompiledJwt, headers: &mut HeaderMap, keys: &KeySets) -> Resul
     let Some(token) = bearer(headers).map(str::to_string) else {
         return match p.source.require {
             true => Err(Refused::Missing),
-            false => Ok(()),
+            false => Ok(None),
         };
     };
     let header = jsonwebtoken::decode_header(&token)
@@ -203,10 +211,8 @@ pub fn verify(p: &CompiledJwt, headers: &mut HeaderMap, keys: &KeySets) -> Resul
         None => return Err(invalid("the token names no key id")),
     };
     let key = DecodingKey::from_jwk(jwk).map_err(|e| invalid(format!("unusable key: {e}")))?;
-    let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
-        &token, &key, validation,
-    )
-    .map_err(|e| invalid(e.to_string()))?;
+    let data = jsonwebtoken::decode::<Claims>(&token, &key, validation)
+        .map_err(|e| invalid(e.to_string()))?;
     for (claim, h) in &pr.claim_headers {
         if let Some(v) = data.claims.get(claim).and_then(claim_value)
             && let Ok(v) = HeaderValue::from_str(&v)
@@ -217,7 +223,7 @@ pub fn verify(p: &CompiledJwt, headers: &mut HeaderMap, keys: &KeySets) -> Resul
     if !pr.forward_token {
         headers.remove(http::header::AUTHORIZATION);
     }
-    Ok(())
+    Ok(Some(data.claims))
 }
 
 #[cfg(test)]

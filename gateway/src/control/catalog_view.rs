@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use warden_federation::authn::JwtPolicy;
+use warden_federation::authz::AuthorizationPolicy;
 use warden_federation::model::{
     Cluster, Lease, SecurityPolicy, ServiceExport, SubsetHealth, TrafficPolicy, TrustBundle,
 };
@@ -12,6 +13,7 @@ use warden_federation::resilience::ResiliencePolicy;
 use warden_federation::route::Route;
 use warden_federation::wire::{RoutingCatalog, WatchEvent, WatchLine};
 
+use crate::access::CompiledAuthz;
 use crate::authn::{CompiledJwt, ServiceJwt};
 use crate::key::ServiceKey;
 use crate::resilience::ServicePolicies;
@@ -36,6 +38,8 @@ pub struct CatalogView {
     pub resilience: BTreeMap<String, ResiliencePolicy>,
     /// JWT policies by id.
     pub jwt: BTreeMap<String, JwtPolicy>,
+    /// L7 authorization policies by id.
+    pub authorization: BTreeMap<String, AuthorizationPolicy>,
     /// Healthy endpoints per label set, by export.
     pub subsets: BTreeMap<(String, String, String), Arc<[SubsetHealth]>>,
 }
@@ -78,6 +82,11 @@ impl CatalogView {
                 .map(|p| (p.id.clone(), p))
                 .collect(),
             jwt: c.jwt.into_iter().map(|p| (p.id.clone(), p)).collect(),
+            authorization: c
+                .authorization
+                .into_iter()
+                .map(|p| (p.id.clone(), p))
+                .collect(),
             subsets: c
                 .export_subsets
                 .into_iter()
@@ -155,6 +164,12 @@ impl CatalogView {
             }
             WatchEvent::JwtPolicyDeleted { id } => {
                 self.jwt.remove(&id);
+            }
+            WatchEvent::AuthorizationPolicyPut { policy } => {
+                self.authorization.insert(policy.id.clone(), *policy);
+            }
+            WatchEvent::AuthorizationPolicyDeleted { id } => {
+                self.authorization.remove(&id);
             }
             WatchEvent::Unknown => {} // a newer server's kinds: not routing state here
         }
@@ -268,6 +283,15 @@ impl CatalogView {
                 }
             }
         }
+        let mut authorization: HashMap<ServiceKey, Vec<CompiledAuthz>> = HashMap::new();
+        for p in self.authorization.values() {
+            if let Some(key) = ServiceKey::parse(&p.service) {
+                authorization
+                    .entry(key)
+                    .or_default()
+                    .push(CompiledAuthz::compile(p));
+            }
+        }
         RemoteTable {
             revision: self.revision,
             connected,
@@ -285,6 +309,10 @@ impl CatalogView {
                 .map(|(k, v)| (k, Arc::new(v)))
                 .collect(),
             jwt: jwt.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+            authorization: authorization
+                .into_iter()
+                .map(|(k, v)| (k, Arc::from(v)))
+                .collect(),
         }
     }
 

@@ -15,7 +15,7 @@ use crate::key::ServiceKey;
 /// the service's own).
 pub fn authenticate(
     ctx: &ProxyCtx,
-    rc: &RequestCtx,
+    rc: &mut RequestCtx,
     key: &ServiceKey,
     rule: Option<&str>,
     head: &mut Parts,
@@ -36,7 +36,12 @@ pub fn authenticate(
     };
     let keys = ctx.tables.jwks.load();
     let refused = match verify(p, &mut head.headers, &keys) {
-        Ok(()) => return Ok(()),
+        Ok(claims) => {
+            if let Some(c) = claims {
+                rc.claims = Some(Box::new(c));
+            }
+            return Ok(());
+        }
         Err(r) => r,
     };
     let (why, presented) = match refused {

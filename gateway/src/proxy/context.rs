@@ -193,6 +193,8 @@ pub struct RequestCtx {
     /// The endpoint (local) or remote gateway of the last target tried.
     pub endpoint: Option<String>,
     pub retries: u32,
+    /// The verified JWT's claims, once a JWT policy checked the token.
+    pub claims: Option<Box<crate::authn::Claims>>,
 }
 
 /// The label value of a service or cluster that is not known (or not verified).
@@ -232,6 +234,7 @@ impl RequestCtx {
             dst: None,
             endpoint: None,
             retries: 0,
+            claims: None,
         }
     }
 

@@ -88,8 +88,8 @@ pub fn authorize(
     Err(deny(ctx, key, caller.spiffe_id, caller.cluster, &policy))
 }
 
-/// Counts and logs a denial; the error the caller gets.
-fn deny(
+/// Counts and logs a denial once (the `audit` target); the error the caller gets.
+pub fn deny(
     ctx: &ProxyCtx,
     key: &ServiceKey,
     caller: String,
@@ -102,7 +102,7 @@ fn deny(
         .authz_denied
         .with_label_values(&[service.as_str(), policy])
         .inc();
-    tracing::warn!(target: "audit", caller = %caller, source_cluster = ?cluster, service = %service, policy = %policy, "east-west request denied");
+    tracing::warn!(target: "audit", caller = %caller, source_cluster = ?cluster, service = %service, policy = %policy, "request denied");
     ProxyError::Forbidden {
         caller,
         service,

@@ -14,6 +14,7 @@
 //!      allowance, timeouts, the request each attempt sends;
 //!    - [`authn`] — a JWT policy's bearer token, before the route (the service's) and after
 //!      (the matched rule's);
+//!    - [`access`] — authorization on L7 attributes (after the rule's JWT, below);
 //!    - [`rules`] — match the service's route: a rule, a backend subset, filters, timeouts;
 //!    - [`resilience`] — rate limits, injected faults, then (after the plan) the service's
 //!      circuit breaker;
@@ -31,6 +32,7 @@
 //! (the east-west TLS listener side and connector), [`trace`] (W3C trace context),
 //! [`splice`] (raw TCP and CONNECT tunnels, with their idle timeout).
 
+pub mod access;
 pub mod account;
 pub mod attempt;
 pub mod authn;

@@ -10,6 +10,7 @@ use hyper::upgrade::OnUpgrade;
 use tracing::Instrument;
 use warden_federation::trust::spiffe::SpiffeId;
 
+use super::access;
 use super::account::account;
 use super::authn;
 use super::body::{BoxBody, BoxError, RequestBody};
@@ -93,8 +94,8 @@ where
     routed
 }
 
-/// authorize (east-west) → JWT (the service's) → match a route → JWT (the rule's) → rate
-/// limits and faults → plan → read the body →
+/// authorize (east-west) → JWT (the service's) → match a route → JWT (the rule's) → L7
+/// authorization → rate limits and faults → plan → read the body →
 /// mirror → circuit breaker → forward with retry; an upgrade is forwarded and spliced instead
 /// of read and retried.
 async fn route<B>(
@@ -121,6 +122,7 @@ where
     if rule.is_some() {
         authn::authenticate(ctx, rc, key, rule, &mut head)?;
     }
+    access::authorize(ctx, rc, key, &head)?;
     let target = routed.as_ref().map(|r| r.service(key)).unwrap_or(key);
     let acting = resilience::Acting::load(ctx, key, target);
     resilience::police(ctx, rc, &acting, key, rule, &head.headers).await?;
