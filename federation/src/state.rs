@@ -550,12 +550,16 @@ impl StateMachineCore for FederationState {
             Command::ExportServiceWithSubsets { export, subsets } => {
                 self.export_service(export, Some(subsets))
             }
-            Command::PutResiliencePolicy { policy } => self.put_resilience(policy),
-            Command::DeleteResiliencePolicy { id, at } => self.delete_resilience(id, *at),
-            Command::PutJwtPolicy { policy } => self.put_jwt(policy),
-            Command::DeleteJwtPolicy { id, at } => self.delete_jwt(id, *at),
-            Command::PutAuthorizationPolicy { policy } => self.put_authorization(policy),
-            Command::DeleteAuthorizationPolicy { id, at } => self.delete_authorization(id, *at),
+            Command::PutResiliencePolicy { policy } => self.put_document(policy),
+            Command::DeleteResiliencePolicy { id, at } => {
+                self.delete_document::<ResiliencePolicy>(id, *at)
+            }
+            Command::PutJwtPolicy { policy } => self.put_document(policy),
+            Command::DeleteJwtPolicy { id, at } => self.delete_document::<JwtPolicy>(id, *at),
+            Command::PutAuthorizationPolicy { policy } => self.put_document(policy),
+            Command::DeleteAuthorizationPolicy { id, at } => {
+                self.delete_document::<AuthorizationPolicy>(id, *at)
+            }
         }
     }
 
