@@ -5,6 +5,7 @@
 //! The claim headers a policy sets are first removed from the caller's request, so they only
 //! ever carry verified claims.
 
+pub mod cache;
 pub mod explain;
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ pub struct Provider {
     validations: Vec<(Algorithm, Validation)>,
     claim_headers: Vec<(String, HeaderName)>,
     forward_token: bool,
+    leeway: u64,
 }
 
 /// A policy, compiled.
@@ -36,6 +38,8 @@ pub struct Provider {
 pub struct CompiledJwt {
     pub source: JwtPolicy,
     pub providers: Vec<Provider>,
+    /// Tokens this policy verified, with their claims.
+    cache: cache::TokenCache,
 }
 
 fn algorithm(a: JwtAlgorithm) -> Algorithm {
@@ -88,12 +92,14 @@ impl CompiledJwt {
                         })
                         .collect(),
                     forward_token: pr.forward_token,
+                    leeway: pr.clock_skew_s,
                 }
             })
             .collect();
         Self {
             source: p.clone(),
             providers,
+            cache: cache::TokenCache::default(),
         }
     }
 }
@@ -167,6 +173,20 @@ fn claim_value(v: &serde_json::Value) -> Option<String> {
 /// A verified token's claims.
 pub type Claims = serde_json::Map<String, serde_json::Value>;
 
+/// Sets `pr`'s claim headers from `claims`, and drops the token unless `pr` forwards it.
+fn admit(pr: &Provider, claims: &Claims, headers: &mut HeaderMap) {
+    for (claim, h) in &pr.claim_headers {
+        if let Some(v) = claims.get(claim).and_then(claim_value)
+            && let Ok(v) = HeaderValue::from_str(&v)
+        {
+            headers.insert(h.clone(), v);
+        }
+    }
+    if !pr.forward_token {
+        headers.remove(http::header::AUTHORIZATION);
+    }
+}
+
 /// Checks the request `headers` against policy `p` with the loaded `keys`; on success sets
 /// the claim headers (and drops `authorization` unless the provider forwards it) and answers
 /// the claims (`None`: no token, and none required).
@@ -174,7 +194,7 @@ pub fn verify(
     p: &CompiledJwt,
     headers: &mut HeaderMap,
     keys: &KeySets,
-) -> Result<Option<Claims>, Refused> {
+) -> Result<Option<Arc<Claims>>, Refused> {
     for pr in &p.providers {
         for (_, h) in &pr.claim_headers {
             headers.remove(h);
@@ -186,13 +206,24 @@ pub fn verify(
             false => Ok(None),
         };
     };
+    let current = |i: usize| {
+        let pr: &Provider = p.providers.get(i)?;
+        Some((keys.get(&pr.jwks)?.clone(), pr.leeway))
+    };
+    if let Some(hit) = p.cache.get(&token, current)
+        && let Some(pr) = p.providers.get(hit.provider)
+    {
+        admit(pr, &hit.claims, headers);
+        return Ok(Some(hit.claims));
+    }
     let header = jsonwebtoken::decode_header(&token)
         .map_err(|e| invalid(format!("not a usable JWT: {e}")))?;
     let iss = issuer_of(&token).ok_or_else(|| invalid("the token names no issuer"))?;
-    let pr = p
+    let (index, pr) = p
         .providers
         .iter()
-        .find(|pr| pr.issuer == iss)
+        .enumerate()
+        .find(|(_, pr)| pr.issuer == iss)
         .ok_or_else(|| invalid("the token's issuer is not accepted"))?;
     let validation = pr
         .validations
@@ -213,17 +244,10 @@ pub fn verify(
     let key = DecodingKey::from_jwk(jwk).map_err(|e| invalid(format!("unusable key: {e}")))?;
     let data = jsonwebtoken::decode::<Claims>(&token, &key, validation)
         .map_err(|e| invalid(e.to_string()))?;
-    for (claim, h) in &pr.claim_headers {
-        if let Some(v) = data.claims.get(claim).and_then(claim_value)
-            && let Ok(v) = HeaderValue::from_str(&v)
-        {
-            headers.insert(h.clone(), v);
-        }
-    }
-    if !pr.forward_token {
-        headers.remove(http::header::AUTHORIZATION);
-    }
-    Ok(Some(data.claims))
+    let claims = Arc::new(data.claims);
+    admit(pr, &claims, headers);
+    p.cache.put(&token, index, set.clone(), claims.clone());
+    Ok(Some(claims))
 }
 
 #[cfg(test)]

@@ -101,3 +101,37 @@ fn a_valid_token_sets_its_claims_and_everything_else_is_refused() {
     let mut bare = HeaderMap::new();
     assert_eq!(verify(&p, &mut bare, &keys), Err(Refused::Missing));
 }
+
+#[test]
+fn a_cached_token_is_refused_once_its_key_set_is_replaced() {
+    let (key, jwk) = es256("k1");
+    let (_, other) = es256("k9");
+    let set = |jwk: &serde_json::Value| -> KeySets {
+        HashMap::from([(
+            "https://idp.test/jwks".to_string(),
+            Arc::new(serde_json::from_value(serde_json::json!({"keys": [jwk]})).unwrap()),
+        )])
+    };
+    let (first, rotated) = (set(&jwk), set(&other));
+    let p = policy();
+    let t = token(
+        &key,
+        "k1",
+        serde_json::json!({"iss": "https://idp.test", "aud": "cart", "exp": now() + 300, "tenant": "acme"}),
+    );
+    for _ in 0..3 {
+        let mut h = with_token(&t);
+        let claims = verify(&p, &mut h, &first).unwrap().unwrap();
+        assert_eq!(claims["tenant"], "acme");
+        assert_eq!(
+            h["x-tenant"], "acme",
+            "claim headers set on a cache hit too"
+        );
+    }
+    let mut h = with_token(&t);
+    assert!(
+        verify(&p, &mut h, &rotated).is_err(),
+        "the cached entry is bound to its key set"
+    );
+    assert!(h.get("x-tenant").is_none());
+}

@@ -38,7 +38,7 @@ pub fn authenticate(
     let refused = match verify(p, &mut head.headers, &keys) {
         Ok(claims) => {
             if let Some(c) = claims {
-                rc.claims = Some(Box::new(c));
+                rc.claims = Some(c);
             }
             return Ok(());
         }

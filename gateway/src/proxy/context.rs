@@ -194,7 +194,7 @@ pub struct RequestCtx {
     pub endpoint: Option<String>,
     pub retries: u32,
     /// The verified JWT's claims, once a JWT policy checked the token.
-    pub claims: Option<Box<crate::authn::Claims>>,
+    pub claims: Option<Arc<crate::authn::Claims>>,
 }
 
 /// The label value of a service or cluster that is not known (or not verified).
