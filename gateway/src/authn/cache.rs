@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 
+use http::{HeaderName, HeaderValue};
 use jsonwebtoken::jwk::JwkSet;
 
 use super::Claims;
@@ -22,6 +23,7 @@ struct Entry {
     exp: u64,
     nbf: Option<u64>,
     claims: Arc<Claims>,
+    headers: Arc<[(HeaderName, HeaderValue)]>,
 }
 
 /// One policy's verified tokens.
@@ -41,6 +43,15 @@ impl std::fmt::Debug for TokenCache {
 pub struct Hit {
     pub provider: usize,
     pub claims: Arc<Claims>,
+    /// The claim headers, made when the token was verified.
+    pub headers: Arc<[(HeaderName, HeaderValue)]>,
+}
+
+/// The map key: a hash of the token's last bytes (its signature's, for a verified token: not
+/// chosen by a caller). The whole token is compared on a hit.
+fn tail(token: &str) -> &[u8] {
+    let b = token.as_bytes();
+    &b[b.len().saturating_sub(32)..]
 }
 
 fn now_s() -> u64 {
@@ -58,7 +69,7 @@ impl TokenCache {
         token: &str,
         current: impl Fn(usize) -> Option<(Arc<JwkSet>, u64)>,
     ) -> Option<Hit> {
-        let h = self.hasher.hash_one(token);
+        let h = self.hasher.hash_one(tail(token));
         let m = self.entries.lock().ok()?;
         let e = m.get(&h).filter(|e| &*e.token == token)?;
         let (keys, leeway) = current(e.provider)?;
@@ -69,11 +80,19 @@ impl TokenCache {
         fresh.then(|| Hit {
             provider: e.provider,
             claims: e.claims.clone(),
+            headers: e.headers.clone(),
         })
     }
 
     /// Remembers a token that verified against `keys` for `provider`.
-    pub fn put(&self, token: &str, provider: usize, keys: Arc<JwkSet>, claims: Arc<Claims>) {
+    pub fn put(
+        &self,
+        token: &str,
+        provider: usize,
+        keys: Arc<JwkSet>,
+        claims: Arc<Claims>,
+        headers: Arc<[(HeaderName, HeaderValue)]>,
+    ) {
         let Some(exp) = claims.get("exp").and_then(|v| v.as_u64()) else {
             return;
         };
@@ -89,7 +108,7 @@ impl TokenCache {
             }
         }
         m.insert(
-            self.hasher.hash_one(token),
+            self.hasher.hash_one(tail(token)),
             Entry {
                 token: token.into(),
                 provider,
@@ -97,6 +116,7 @@ impl TokenCache {
                 exp,
                 nbf,
                 claims,
+                headers,
             },
         );
     }

@@ -131,9 +131,9 @@ fn invalid(why: impl Into<String>) -> Refused {
     }
 }
 
-/// The bearer token of `authorization`, if any.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+/// The bearer token of an `authorization` value, if it is one.
+fn bearer(v: &HeaderValue) -> Option<&str> {
+    let v = v.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -173,17 +173,29 @@ fn claim_value(v: &serde_json::Value) -> Option<String> {
 /// A verified token's claims.
 pub type Claims = serde_json::Map<String, serde_json::Value>;
 
-/// Sets `pr`'s claim headers from `claims`, and drops the token unless `pr` forwards it.
-fn admit(pr: &Provider, claims: &Claims, headers: &mut HeaderMap) {
-    for (claim, h) in &pr.claim_headers {
-        if let Some(v) = claims.get(claim).and_then(claim_value)
-            && let Ok(v) = HeaderValue::from_str(&v)
-        {
-            headers.insert(h.clone(), v);
-        }
+/// The headers `pr` sets from `claims`.
+fn claim_headers(pr: &Provider, claims: &Claims) -> Vec<(HeaderName, HeaderValue)> {
+    pr.claim_headers
+        .iter()
+        .filter_map(|(claim, h)| {
+            let v = claims.get(claim).and_then(claim_value)?;
+            Some((h.clone(), HeaderValue::from_str(&v).ok()?))
+        })
+        .collect()
+}
+
+/// Sets the claim headers, and puts the token back when `pr` forwards it.
+fn admit(
+    pr: &Provider,
+    set: &[(HeaderName, HeaderValue)],
+    token: HeaderValue,
+    headers: &mut HeaderMap,
+) {
+    for (h, v) in set {
+        headers.insert(h.clone(), v.clone());
     }
-    if !pr.forward_token {
-        headers.remove(http::header::AUTHORIZATION);
+    if pr.forward_token {
+        headers.insert(http::header::AUTHORIZATION, token);
     }
 }
 
@@ -200,25 +212,33 @@ pub fn verify(
             headers.remove(h);
         }
     }
-    let Some(token) = bearer(headers).map(str::to_string) else {
-        return match p.source.require {
-            true => Err(Refused::Missing),
-            false => Ok(None),
+    // Taken out (not copied); put back only for a provider that forwards it.
+    let value = headers.remove(http::header::AUTHORIZATION);
+    let Some(token) = value.as_ref().and_then(bearer) else {
+        return match (p.source.require, value) {
+            (true, _) => Err(Refused::Missing),
+            (false, v) => {
+                if let Some(v) = v {
+                    headers.insert(http::header::AUTHORIZATION, v);
+                }
+                Ok(None)
+            }
         };
     };
     let current = |i: usize| {
         let pr: &Provider = p.providers.get(i)?;
         Some((keys.get(&pr.jwks)?.clone(), pr.leeway))
     };
-    if let Some(hit) = p.cache.get(&token, current)
+    if let Some(hit) = p.cache.get(token, current)
         && let Some(pr) = p.providers.get(hit.provider)
     {
-        admit(pr, &hit.claims, headers);
+        let value = value.clone().unwrap_or(HeaderValue::from_static(""));
+        admit(pr, &hit.headers, value, headers);
         return Ok(Some(hit.claims));
     }
-    let header = jsonwebtoken::decode_header(&token)
+    let header = jsonwebtoken::decode_header(token)
         .map_err(|e| invalid(format!("not a usable JWT: {e}")))?;
-    let iss = issuer_of(&token).ok_or_else(|| invalid("the token names no issuer"))?;
+    let iss = issuer_of(token).ok_or_else(|| invalid("the token names no issuer"))?;
     let (index, pr) = p
         .providers
         .iter()
@@ -242,11 +262,14 @@ pub fn verify(
         None => return Err(invalid("the token names no key id")),
     };
     let key = DecodingKey::from_jwk(jwk).map_err(|e| invalid(format!("unusable key: {e}")))?;
-    let data = jsonwebtoken::decode::<Claims>(&token, &key, validation)
+    let data = jsonwebtoken::decode::<Claims>(token, &key, validation)
         .map_err(|e| invalid(e.to_string()))?;
     let claims = Arc::new(data.claims);
-    admit(pr, &claims, headers);
-    p.cache.put(&token, index, set.clone(), claims.clone());
+    let set_headers: Arc<[(HeaderName, HeaderValue)]> = claim_headers(pr, &claims).into();
+    let token_value = value.clone().unwrap_or(HeaderValue::from_static(""));
+    admit(pr, &set_headers, token_value, headers);
+    p.cache
+        .put(token, index, set.clone(), claims.clone(), set_headers);
     Ok(Some(claims))
 }
 

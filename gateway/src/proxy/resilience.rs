@@ -136,7 +136,7 @@ pub async fn admit(
     };
     let admitted = match policy.breaker.as_ref().and_then(|b| b.service.as_ref()) {
         None => None,
-        Some(gate) => match gate.admit(Instant::now() + plan.overall).await {
+        Some(gate) => match gate.admit(plan.overall).await {
             Ok(a) => Some(a),
             Err(bound) => {
                 count(ctx, plan.key, &policy.source.id, "overflow");

@@ -27,6 +27,9 @@ struct Bucket {
 
 #[derive(Debug)]
 struct Table {
+    /// The bucket of the empty key (a whole-policy limit, or requests without the header),
+    /// kept apart so that the common case hashes nothing.
+    empty: Bucket,
     buckets: HashMap<u64, Bucket>,
     overflow: Bucket,
     last_sweep: Instant,
@@ -58,6 +61,7 @@ impl Buckets {
             max: limit.max_buckets as usize,
             hasher: RandomState::new(),
             table: Mutex::new(Table {
+                empty: full,
                 buckets: HashMap::new(),
                 overflow: full,
                 last_sweep: now,
@@ -73,11 +77,14 @@ impl Buckets {
 
     /// Takes a token from `key`'s bucket at `now`.
     pub fn take(&self, key: &[u8], now: Instant) -> Result<(), Exhausted> {
-        let h = self.hasher.hash_one(key);
         let mut t = match self.table.lock() {
             Ok(t) => t,
             Err(p) => p.into_inner(),
         };
+        if key.is_empty() {
+            return self.take_from(&mut t.empty, now);
+        }
+        let h = self.hasher.hash_one(key);
         let known = t.buckets.contains_key(&h);
         if !known
             && t.buckets.len() >= self.max
@@ -99,19 +106,19 @@ impl Buckets {
             true => t.buckets.entry(h).or_insert(fresh),
             false => &mut t.overflow,
         };
-        let mut b = *bucket;
-        self.refill(&mut b, now);
-        let out = if b.tokens >= 1.0 {
+        self.take_from(bucket, now)
+    }
+
+    fn take_from(&self, b: &mut Bucket, now: Instant) -> Result<(), Exhausted> {
+        self.refill(b, now);
+        if b.tokens >= 1.0 {
             b.tokens -= 1.0;
-            Ok(())
-        } else {
-            let secs = (1.0 - b.tokens) / self.rate;
-            Err(Exhausted {
-                retry_after: Duration::from_secs_f64(secs.max(0.001)),
-            })
-        };
-        *bucket = b;
-        out
+            return Ok(());
+        }
+        let secs = (1.0 - b.tokens) / self.rate;
+        Err(Exhausted {
+            retry_after: Duration::from_secs_f64(secs.max(0.001)),
+        })
     }
 
     /// Buckets held (the overflow bucket not counted).
