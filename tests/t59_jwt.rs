@@ -328,6 +328,18 @@ async fn l7_authorization_denies_on_method_and_path_with_one_audit_line() {
         (send(reqwest::Method::DELETE, "/admin/users").await.0 == 403).then_some(())
     })
     .await;
+    let explain = |q: &str| {
+        let url = format!("http://{}/explain?authority=cart.shop&{q}", east.admin());
+        let client = client.clone();
+        async move { get_json(&client, &url).await.unwrap() }
+    };
+    let v = explain("method=DELETE&path=/admin/x").await;
+    assert_eq!(
+        v["authorization"]["verdict"],
+        json!({"allowed": false, "policy": "no-admin-delete"})
+    );
+    let v = explain("method=GET&path=/admin/x").await;
+    assert_eq!(v["authorization"]["verdict"]["allowed"], true);
     let log = || std::fs::read_to_string(root.join("gateway-east.log")).unwrap_or_default();
     let audited = |log: &str| {
         log.lines()

@@ -254,6 +254,12 @@ async fn handle(req: Request<Incoming>, st: AdminState) -> Response<BoxBody> {
                 let keys = ctx.tables.jwks.load();
                 v["jwt"] = crate::authn::explain::explain(&p, rule.as_deref(), &keys);
             }
+            if let Some(key) = ServiceKey::from_authority(authority)
+                && let Some(p) = ctx.tables.remote.load().authorization.get(&key).cloned()
+                && let Ok(req) = crate::route::explain::describe(&query)
+            {
+                v["authorization"] = crate::access::explain::explain(&p, &req, &ctx.me.cluster);
+            }
             json_reply(status, v)
         }
         (Method::POST, p) if p.starts_with("/debug/panic/") => match hooks {

@@ -5,6 +5,8 @@
 //! only where the token was checked (the outbound listener); on the east-west hop a policy
 //! whose every rule asks for claims is left to the calling gateway, which checked them.
 
+pub mod explain;
+
 use http::{HeaderMap, Method};
 use regex::Regex;
 use warden_federation::authz::{AuthorizationPolicy, AuthzRule, ValuesCondition};
