@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use http::{HeaderName, HeaderValue};
 use jsonwebtoken::jwk::JwkSet;
 
-use super::Claims;
-
 pub const MAX_ENTRIES: usize = 4096;
+
+/// A verified token's claims.
+pub type Claims = serde_json::Map<String, serde_json::Value>;
 
 struct Entry {
     token: Box<str>,

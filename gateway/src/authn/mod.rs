@@ -170,8 +170,7 @@ fn claim_value(v: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// A verified token's claims.
-pub type Claims = serde_json::Map<String, serde_json::Value>;
+pub use cache::Claims;
 
 /// The headers `pr` sets from `claims`.
 fn claim_headers(pr: &Provider, claims: &Claims) -> Vec<(HeaderName, HeaderValue)> {
