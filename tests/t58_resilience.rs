@@ -387,6 +387,32 @@ async fn faults_abort_a_share_delay_and_answer_the_header_only_where_allowed() {
         "{b:?} → {a:?}"
     );
 
+    // A gRPC caller gets an abort as a gRPC status: the one named, or the HTTP status's.
+    for (abort, want) in [
+        (json!({"grpc_status": 8}), "8"),
+        (json!({"http_status": 503}), "14"),
+    ] {
+        let mut a = abort.clone();
+        a["percent"] = json!(100);
+        put_policy(
+            &admin,
+            &node,
+            "grpc-chaos",
+            &json!({"service": "shop/grpc-echo",
+            "fault": {"abort": a}}),
+        )
+        .await;
+        eventually(
+            Duration::from_secs(30),
+            "the gRPC abort is applied",
+            || async {
+                let (status, _, grpc) = grpc_call(&out).await;
+                (status == 200 && grpc.as_deref() == Some(want)).then_some(())
+            },
+        )
+        .await;
+    }
+
     // The header names a fault only where the policy allows it.
     let fault = [("x-warden-fault", "abort=418")];
     assert_eq!(

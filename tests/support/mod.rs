@@ -807,7 +807,8 @@ pub async fn call(client: &reqwest::Client, outbound: &str) -> (u16, String) {
 }
 
 /// A gRPC-shaped call (HTTP/2 prior knowledge, `content-type: application/grpc`) to
-/// shop/grpc-echo through a gateway; returns (status, serving backend, grpc-status trailer).
+/// shop/grpc-echo through a gateway; returns (status, serving backend, grpc-status: the
+/// trailer's, or the header's of a trailers-only answer).
 pub async fn grpc_call(outbound: &str) -> (u16, String, Option<String>) {
     use http_body_util::BodyExt;
     // As a gRPC client with an authority override: dial the gateway, name the service in
@@ -847,12 +848,20 @@ pub async fn grpc_call(outbound: &str) -> (u16, String, Option<String>) {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let in_head = resp
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let collected = resp.into_body().collect().await.ok();
-    let grpc_status = collected.and_then(|c| c.trailers().cloned()).and_then(|t| {
-        t.get("grpc-status")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    });
+    let grpc_status = collected
+        .and_then(|c| c.trailers().cloned())
+        .and_then(|t| {
+            t.get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+        .or(in_head);
     (status, server, grpc_status)
 }
 
