@@ -4,7 +4,9 @@
 //! `retry-after`; random tenant header values held to the bucket bound (and not passing the
 //! limit); a 10 % abort over 2,000 requests; an injected delay shifting the median; the
 //! `x-warden-fault` header only where allowed; `warden resilience apply --dry-run`; bad input
-//! refused naming the field, and a second policy for a service refused with 409.
+//! refused naming the field, and a second policy for a service refused with 409; connections
+//! to a local backend bounded in number and in requests each, and a request that finds every
+//! connection busy answered 503 overflow after the connect timeout.
 
 mod support;
 
@@ -556,34 +558,44 @@ async fn success_rate_ejects_the_one_bad_endpoint_of_three() {
     );
 }
 
-/// A shadow backend made by the test: counts the requests it gets and those marked
-/// `warden-mirror: 1`, and answers 200 — or, `silent`, reads them and never answers.
+/// A backend made by the test: counts the requests it gets and those marked
+/// `warden-mirror: 1`, and answers 200 after `delay` — or, `silent`, reads them and never
+/// answers.
+#[derive(Clone, Default)]
 struct Shadow {
     addr: String,
     seen: Arc<AtomicU32>,
     marked: Arc<AtomicU32>,
+    open: Arc<AtomicU32>,
     /// Connections open at once, at most.
     peak: Arc<AtomicU32>,
+    /// Connections that carried a request, and the most requests one carried.
+    carrying: Arc<AtomicU32>,
+    most_on_one: Arc<AtomicU32>,
 }
 
 async fn shadow(silent: bool) -> Shadow {
+    backend(silent, Duration::ZERO).await
+}
+
+async fn backend(silent: bool, delay: Duration) -> Shadow {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let (seen, marked, open, peak) = <(
-        Arc<AtomicU32>,
-        Arc<AtomicU32>,
-        Arc<AtomicU32>,
-        Arc<AtomicU32>,
-    )>::default();
-    let counters = (seen.clone(), marked.clone(), open, peak.clone());
+    let counters = Shadow {
+        addr,
+        ..Default::default()
+    };
+    let c = counters.clone();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
-            let (seen, marked, open, peak) = counters.clone();
-            let now = open.fetch_add(1, Ordering::Relaxed) + 1;
-            peak.fetch_max(now, Ordering::Relaxed);
+            let c = c.clone();
+            let now = c.open.fetch_add(1, Ordering::Relaxed) + 1;
+            c.peak.fetch_max(now, Ordering::Relaxed);
             tokio::spawn(async move {
-                let _closed = Closed(open);
+                let _closed = Closed(c.open.clone());
+                let (seen, marked) = (&c.seen, &c.marked);
+                let mut carried = 0;
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
                 loop {
@@ -599,8 +611,16 @@ async fn shadow(silent: bool) -> Shadow {
                         let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
                         buf.drain(..end + 4);
                         seen.fetch_add(1, Ordering::Relaxed);
+                        carried += 1;
+                        if carried == 1 {
+                            c.carrying.fetch_add(1, Ordering::Relaxed);
+                        }
+                        c.most_on_one.fetch_max(carried, Ordering::Relaxed);
                         if head.contains("\r\nwarden-mirror: 1") {
                             marked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
                         }
                         if !silent
                             && s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
@@ -614,12 +634,7 @@ async fn shadow(silent: bool) -> Shadow {
             });
         }
     });
-    Shadow {
-        addr,
-        seen,
-        marked,
-        peak,
-    }
+    counters
 }
 
 /// Counts a connection closed when dropped.
@@ -750,4 +765,176 @@ async fn mirrors_copy_every_request_and_a_silent_shadow_changes_nothing() {
         ),
         f64::from(N)
     );
+}
+
+/// GET `host``path` through `out`: (status, headers).
+async fn get_host(
+    client: &reqwest::Client,
+    out: &str,
+    host: &str,
+    path: &str,
+) -> (u16, reqwest::header::HeaderMap) {
+    let r = client
+        .get(format!("http://{out}{path}"))
+        .header("host", host)
+        .send()
+        .await;
+    match r {
+        Ok(resp) => (resp.status().as_u16(), resp.headers().clone()),
+        Err(_) => (0, Default::default()),
+    }
+}
+
+/// Sends `n` GETs to `host` at once; their statuses.
+async fn burst(client: &reqwest::Client, out: &str, host: &str, n: usize) -> Vec<u16> {
+    let calls = (0..n).map(|_| {
+        let (client, out, host) = (client.clone(), out.to_string(), host.to_string());
+        tokio::spawn(async move { get_host(&client, &out, &host, "/").await.0 })
+    });
+    let calls: Vec<_> = calls.collect();
+    let mut statuses = Vec::new();
+    for c in calls {
+        statuses.push(c.await.unwrap());
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaker_bounds_connections_and_the_requests_each_carries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (slow, silent) = (
+        backend(false, Duration::from_millis(100)).await,
+        shadow(true).await,
+    );
+    let services = format!(
+        "[[services]]\nnamespace = \"shop\"\nname = \"slow\"\nendpoints = [{:?}]\n\
+         [[services]]\nnamespace = \"shop\"\nname = \"void\"\nendpoints = [{:?}]\n",
+        slow.addr, silent.addr
+    );
+    let (node, east, client) = east_serving(root, &services).await;
+    let admin = http();
+    let out = east.outbound();
+    put_policy(
+        &admin,
+        &node,
+        "slow-conns",
+        &json!({"service": "shop/slow", "circuit_breaker": {"connections":
+            {"max_connections": 2, "max_requests_per_connection": 5}}}),
+    )
+    .await;
+    let explain = format!("http://{}/explain?authority=slow.shop", east.admin());
+    let v = eventually(Duration::from_secs(30), "the bound is applied", || async {
+        let v = get_json(&client, &explain).await?;
+        v["resilience"]["circuit_breaker"]["connections"]["max_connections"]
+            .as_u64()
+            .map(|_| v)
+    })
+    .await;
+    assert_eq!(v["resilience"]["circuit_breaker"]["policy"], "slow-conns");
+
+    // Eight at once over two connections (a TCP health probe may hold a third for a moment).
+    slow.peak
+        .store(slow.open.load(Ordering::Relaxed), Ordering::Relaxed);
+    let statuses = burst(&client, &out, "slow.shop", 8).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let peak = slow.peak.load(Ordering::Relaxed);
+    // Then one after another: each connection is replaced after five requests.
+    for _ in 0..20 {
+        assert_eq!(get_host(&client, &out, "slow.shop", "/").await.0, 200);
+    }
+    let (carrying, most) = (
+        slow.carrying.load(Ordering::Relaxed),
+        slow.most_on_one.load(Ordering::Relaxed),
+    );
+    println!(
+        "max_connections 2: at most {peak} connections open under 8 at once; 28 requests over {carrying} connections, at most {most} on one"
+    );
+    assert!(peak <= 3, "{peak} connections open at once");
+    assert!(most <= 5, "a connection carried {most} requests");
+    assert!(
+        carrying >= 6,
+        "28 requests need 6 connections, got {carrying}"
+    );
+
+    // Every connection busy: the next request waits out the connect timeout (1 s), then 503.
+    put_policy(
+        &admin,
+        &node,
+        "void-conns",
+        &json!({"service": "shop/void", "circuit_breaker": {"connections":
+            {"max_connections": 1}}}),
+    )
+    .await;
+    let explain_void = format!("http://{}/explain?authority=void.shop", east.admin());
+    eventually(
+        Duration::from_secs(30),
+        "the void bound is applied",
+        || async {
+            let v = get_json(&client, &explain_void).await?;
+            (v["resilience"]["circuit_breaker"]["policy"] == "void-conns").then_some(())
+        },
+    )
+    .await;
+    let held = {
+        let (client, out) = (client.clone(), out.clone());
+        tokio::spawn(async move { get_host(&client, &out, "void.shop", "/").await })
+    };
+    let seen = silent.seen.load(Ordering::Relaxed);
+    eventually(
+        Duration::from_secs(10),
+        "the first holds the connection",
+        || async { (silent.seen.load(Ordering::Relaxed) > seen).then_some(()) },
+    )
+    .await;
+    let t = Instant::now();
+    let (status, h) = get_host(&client, &out, "void.shop", "/").await;
+    let waited = t.elapsed();
+    println!("max_connections 1, held: 503 after {waited:?}");
+    assert_eq!(status, 503, "{h:?}");
+    assert_eq!(header(&h, "x-warden-error"), "overflow");
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    held.abort();
+    let m = metrics_text(&client, &east.admin()).await;
+    assert_eq!(
+        metric_sum(
+            &m,
+            "warden_resilience_actions_total",
+            &["policy=\"void-conns\"", "action=\"connection_overflow\""]
+        ),
+        1.0
+    );
+    // Nothing was blamed on the endpoint.
+    assert_eq!(
+        metric_sum(
+            &m,
+            "warden_outlier_ejections_total",
+            &["service=\"shop/void\""]
+        ),
+        0.0
+    );
+
+    // Without the bound, the same burst opens a connection per request.
+    let r = admin
+        .delete(node.url(&paths::resilience_policy("slow-conns")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    eventually(Duration::from_secs(30), "the bound is gone", || async {
+        let v = get_json(&client, &explain).await?;
+        v["resilience"]["circuit_breaker"].is_null().then_some(())
+    })
+    .await;
+    slow.peak
+        .store(slow.open.load(Ordering::Relaxed), Ordering::Relaxed);
+    let open_before = slow.open.load(Ordering::Relaxed);
+    let statuses = burst(&client, &out, "slow.shop", 8).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let unbounded = slow.peak.load(Ordering::Relaxed) - open_before;
+    println!(
+        "no bound: {unbounded} more connections under 8 at once (open before {open_before}, carrying {})",
+        slow.carrying.load(Ordering::Relaxed)
+    );
+    assert!(unbounded >= 4, "{unbounded}");
 }

@@ -52,6 +52,20 @@ fn each_bad_value_is_named() {
         "circuit_breaker.per_cluster.max_pending_requests"
     );
     assert_eq!(
+        field_of(json!({"circuit_breaker": {"connections": {}}})),
+        "circuit_breaker.connections"
+    );
+    assert_eq!(
+        field_of(json!({"circuit_breaker": {"connections": {"max_connections": 0}}})),
+        "circuit_breaker.connections.max_connections"
+    );
+    assert_eq!(
+        field_of(
+            json!({"circuit_breaker": {"connections": {"max_requests_per_connection": 1_000_001}}})
+        ),
+        "circuit_breaker.connections.max_requests_per_connection"
+    );
+    assert_eq!(
         field_of(json!({"rate_limits": [{"requests": 1}, {"requests": 0}]})),
         "rate_limits[1].requests"
     );

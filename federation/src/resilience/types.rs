@@ -56,6 +56,26 @@ pub struct CircuitBreaker {
     /// cluster is passed over for the next in failover order; when every one is full, 503.
     #[serde(default)]
     pub per_cluster: Option<Thresholds>,
+    /// Bounds on the connections this gateway opens to the service's local endpoints.
+    #[serde(default)]
+    pub connections: Option<ConnectionLimits>,
+}
+
+/// Bounds on the connections to a service's local endpoints (all of them together, from this
+/// gateway; idle pooled connections count). Remote gateways are reached over one shared,
+/// multiplexed HTTP/2 connection each, which these bounds do not govern: `max_requests`
+/// bounds what is sent there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionLimits {
+    /// Connections open at once (1–100,000). When all are busy a request waits, up to the
+    /// gateway's `timeouts.connect_ms`, for one to come free, then is answered 503
+    /// overflow (`max_connections`).
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    /// Requests a connection carries before it is closed and replaced (1–1,000,000).
+    #[serde(default)]
+    pub max_requests_per_connection: Option<u32>,
 }
 
 /// The bounds of one circuit breaker.

@@ -115,11 +115,32 @@ pub fn validate(p: &ResiliencePolicy) -> Result<(), FieldError> {
 }
 
 fn breaker(cb: &CircuitBreaker) -> Result<(), FieldError> {
-    if cb.service.is_none() && cb.per_cluster.is_none() {
+    if cb.service.is_none() && cb.per_cluster.is_none() && cb.connections.is_none() {
         return Err(err(
             "circuit_breaker",
-            "set `service`, `per_cluster` or both",
+            "set `service`, `per_cluster`, `connections` or several",
         ));
+    }
+    if let Some(c) = &cb.connections {
+        let f = "circuit_breaker.connections";
+        if c.max_connections.is_none() && c.max_requests_per_connection.is_none() {
+            return Err(err(
+                f,
+                "set max_connections, max_requests_per_connection or both",
+            ));
+        }
+        range(
+            &format!("{f}.max_connections"),
+            c.max_connections,
+            1,
+            100_000,
+        )?;
+        range(
+            &format!("{f}.max_requests_per_connection"),
+            c.max_requests_per_connection,
+            1,
+            1_000_000,
+        )?;
     }
     for (name, t) in [("service", &cb.service), ("per_cluster", &cb.per_cluster)] {
         if let Some(t) = t {

@@ -9,12 +9,14 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use super::attempt::{Attempt, Hop};
 use super::body::BoxBody;
+use super::builders::{h2_client, http1_client};
 use super::error::ProxyError;
+use super::limited::{Bounded, connection_limit};
 use super::mtls::TlsCtx;
+use crate::resilience::breaker::Overflow;
 
 /// Pooled clients of one data-path worker.
 pub struct Clients {
@@ -32,22 +34,43 @@ impl Clients {
         let mut conn = HttpConnector::new();
         conn.set_nodelay(true);
         conn.set_connect_timeout(Some(connect_timeout));
-        let list = u32::try_from(max_header_bytes).unwrap_or(u32::MAX);
         Self {
-            local: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .http1_max_buf_size(max_header_bytes.max(8192))
-                .build(conn.clone()),
-            h2: Client::builder(TokioExecutor::new())
-                .http2_only(true)
-                .http2_max_header_list_size(list)
-                .pool_idle_timeout(Duration::from_secs(60))
-                .build(conn),
+            local: http1_client(conn.clone(), max_header_bytes),
+            h2: h2_client(conn, max_header_bytes),
         }
     }
 
     /// Sends one attempt's request, bounded by `per_try`.
+    /// Local endpoints of a service whose breaker bounds its connections are reached through
+    /// that service's own pool (`bounded`).
     pub async fn send(
+        &self,
+        tls: Option<&TlsCtx>,
+        attempt: &Attempt<'_>,
+        req: Request<BoxBody>,
+        per_try: Duration,
+        bounded: Option<&Bounded>,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let target = attempt.addr;
+        match (&attempt.hop, tls, bounded) {
+            (Hop::Local { h2 }, _, Some(b)) => {
+                let sent = tokio::time::timeout(per_try, b.pool.request(*h2, req)).await;
+                if let Ok(Err(e)) = &sent
+                    && connection_limit(e).is_some()
+                {
+                    return Err(ProxyError::Overflow {
+                        service: b.service.clone(),
+                        policy: b.policy.clone(),
+                        bound: Overflow::Connections.label(),
+                    });
+                }
+                classify(sent, target, per_try)
+            }
+            _ => self.send_shared(tls, attempt, req, per_try).await,
+        }
+    }
+
+    async fn send_shared(
         &self,
         tls: Option<&TlsCtx>,
         attempt: &Attempt<'_>,
@@ -83,7 +106,23 @@ async fn send<C>(
 where
     C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
 {
-    match tokio::time::timeout(per_try, client.request(req)).await {
+    classify(
+        tokio::time::timeout(per_try, client.request(req)).await,
+        target,
+        per_try,
+    )
+}
+
+/// A send's outcome as the proxy sees it.
+fn classify(
+    sent: Result<
+        Result<Response<Incoming>, hyper_util::client::legacy::Error>,
+        tokio::time::error::Elapsed,
+    >,
+    target: &str,
+    per_try: Duration,
+) -> Result<Response<Incoming>, ProxyError> {
+    match sent {
         Err(_) => Err(ProxyError::Timeout {
             target: target.to_string(),
             ms: per_try.as_millis() as u64,

@@ -2,7 +2,8 @@
 //! [`Retry`] policy allows — the failed target excluded each time. Each local attempt's
 //! outcome goes to the service's pool as a passive health signal. Under a circuit breaker, a
 //! target whose cluster is full is passed over (not a retry), and a retry over the breaker's
-//! `max_retries` is not made.
+//! `max_retries` is not made; a breaker that bounds connections sends through the service's
+//! own pool, and a request that finds every connection busy is answered overflow.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use super::body::{BoxBody, RequestBody, boxed};
 use super::budget::RetryBudget;
 use super::context::{ProxyCtx, RequestCtx};
 use super::error::ProxyError;
+use super::limited::{Bounded, LimitedPool};
 use super::plan::Plan;
 use super::resilience::count;
 use super::respond::stamp;
@@ -157,6 +159,18 @@ pub async fn forward(
         .breaker
         .as_ref()
         .and_then(|p| Some((&p.source.id, p.breaker.as_ref()?)));
+    let bounded = breaker.and_then(|(id, b)| {
+        let limits = b.connections.as_ref()?;
+        Some(Bounded {
+            pool: LimitedPool::of(
+                limits,
+                Duration::from_millis(ctx.cfg.timeouts.connect_ms),
+                ctx.cfg.limits.max_header_bytes,
+            ),
+            service: plan.key.to_string(),
+            policy: id.clone(),
+        })
+    });
     while let Some(attempt) = plan.view.choose(&ctx.me, over, &exclude, draws()) {
         let cluster_gate = breaker.and_then(|(_, b)| b.cluster(attempt.cluster));
         let _cluster_slot = match cluster_gate.as_ref().map(|g| g.try_admit()) {
@@ -225,6 +239,7 @@ pub async fn forward(
                     &attempt,
                     req,
                     plan.per_try_until(deadline),
+                    bounded.as_ref(),
                 )
                 .await
         };
@@ -244,6 +259,14 @@ pub async fn forward(
                     continue;
                 }
                 return Ok(resp);
+            }
+            // Every connection to the service is busy: no endpoint failed, none is tried next.
+            Err(e @ ProxyError::Overflow { .. }) => {
+                if let Some((id, _)) = breaker {
+                    count(ctx, plan.key, id, "connection_overflow");
+                }
+                last_err = Some(e);
+                break;
             }
             Err(e) => {
                 if local {

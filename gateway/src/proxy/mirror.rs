@@ -122,7 +122,7 @@ pub fn copy(
         let _in_flight = attempt.inflight.track();
         let sent = ctx
             .clients
-            .send(ctx.tls.as_deref(), &attempt, req, per_try)
+            .send(ctx.tls.as_deref(), &attempt, req, per_try, None)
             .await;
         let outcome = match sent {
             Ok(resp) => {

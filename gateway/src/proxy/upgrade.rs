@@ -194,6 +194,7 @@ pub async fn forward(
                 &attempt,
                 req,
                 plan.per_try_until(deadline),
+                None,
             )
             .await;
         let local = matches!(attempt.hop, Hop::Local { .. });

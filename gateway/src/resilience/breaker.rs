@@ -1,15 +1,17 @@
 //! Circuit breakers: bounds on what this gateway has in flight to a service, as a whole and
 //! per target cluster. A request over `max_requests` waits, first come first served, while
 //! fewer than `max_pending_requests` do (until its deadline), else is refused at once; a
-//! retry over `max_retries` is not made. Counts are shared by every worker of the gateway and
+//! retry over `max_retries` is not made; connections to the local endpoints are bounded in
+//! number and in requests each ([`ConnLimits`]). Counts are shared by every worker of the gateway and
 //! survive routing-table updates while the policy is unchanged.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use warden_federation::resilience::{CircuitBreaker, Thresholds};
+use warden_federation::resilience::{CircuitBreaker, ConnectionLimits, Thresholds};
 
 /// Which bound was reached (the `x-warden-error: overflow` detail and the metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +19,7 @@ pub enum Overflow {
     Requests,
     Pending,
     Retries,
+    Connections,
 }
 
 impl Overflow {
@@ -25,6 +28,7 @@ impl Overflow {
             Overflow::Requests => "max_requests",
             Overflow::Pending => "max_pending_requests",
             Overflow::Retries => "max_retries",
+            Overflow::Connections => "max_connections",
         }
     }
 }
@@ -128,6 +132,51 @@ impl Drop for Undo<'_> {
     }
 }
 
+/// Bounds on the connections to a service's local endpoints, shared by every worker. The
+/// proxy opens those connections through a pool of its own for these bounds, kept in `pool`
+/// (made on first use, dropped with the policy).
+pub struct ConnLimits {
+    pub max_connections: Option<u32>,
+    pub max_requests_per_connection: Option<u32>,
+    /// One permit per open connection, held by the connection until it closes.
+    pub permits: Option<Arc<Semaphore>>,
+    pub pool: OnceLock<Arc<dyn Any + Send + Sync>>,
+}
+
+impl ConnLimits {
+    pub fn new(c: &ConnectionLimits) -> Self {
+        Self {
+            max_connections: c.max_connections,
+            max_requests_per_connection: c.max_requests_per_connection,
+            permits: c
+                .max_connections
+                .map(|m| Arc::new(Semaphore::new(m as usize))),
+            pool: OnceLock::new(),
+        }
+    }
+
+    /// Connections open now (for `/explain`).
+    pub fn open(&self) -> u32 {
+        match (&self.permits, self.max_connections) {
+            (Some(s), Some(max)) => max.saturating_sub(s.available_permits() as u32),
+            _ => 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnLimits")
+            .field("max_connections", &self.max_connections)
+            .field(
+                "max_requests_per_connection",
+                &self.max_requests_per_connection,
+            )
+            .field("open", &self.open())
+            .finish()
+    }
+}
+
 /// A service's breaker: its own gate and one per target cluster, made on first use (one per
 /// cluster of the mesh at most: the names come from the routing table, not from requests).
 #[derive(Debug)]
@@ -135,6 +184,7 @@ pub struct Breaker {
     pub service: Option<Gate>,
     per_cluster: Option<Thresholds>,
     clusters: Mutex<HashMap<String, Arc<Gate>>>,
+    pub connections: Option<ConnLimits>,
 }
 
 impl Breaker {
@@ -143,6 +193,7 @@ impl Breaker {
             service: cb.service.as_ref().map(Gate::new),
             per_cluster: cb.per_cluster.clone(),
             clusters: Mutex::new(HashMap::new()),
+            connections: cb.connections.as_ref().map(ConnLimits::new),
         }
     }
 
@@ -223,6 +274,7 @@ mod tests {
                 max_requests: Some(1),
                 ..Default::default()
             }),
+            connections: None,
         });
         let east = b.cluster("east").unwrap();
         let _held = east.try_admit().unwrap();

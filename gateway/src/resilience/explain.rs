@@ -42,8 +42,10 @@ pub fn explain(policies: &ServicePolicies, rule: Option<&str>) -> Value {
             .and_then(|t| t.max_requests)
             .unwrap_or(0);
         let in_flight = b.service.as_ref().map(|g| g.in_flight(max)).unwrap_or(0);
+        let open = b.connections.as_ref().map(|c| c.open());
         json!({"policy": id, "service": spec.service, "per_cluster": spec.per_cluster,
-            "in_flight": in_flight})
+            "connections": spec.connections, "in_flight": in_flight,
+            "connections_open": open})
     });
     let mirror = policies.mirror(rule).map(|(id, m)| {
         let max = policies
