@@ -295,6 +295,12 @@ pub struct Listeners {
     pub admin: String,
     /// Raw TCP: `listen address -> namespace/service:port`.
     pub tcp: Vec<TcpRoute>,
+    /// TLS on the outbound listener, with this gateway's `[tls]` certificate, so that a
+    /// workload presenting a SPIFFE client certificate (verified against the federation's
+    /// trust bundles) is known by its identity to authorization (`workloads` rules):
+    /// `off` (plain HTTP, the default), `optional` (a workload may present one) or
+    /// `required` (a handshake without one fails).
+    pub outbound_tls: OutboundTls,
     /// Accept an east-west listener on a non-loopback address without `[tls]`: other
     /// clusters' traffic and identities would be plaintext and unverified. Only for a network
     /// nobody else reaches.
@@ -308,9 +314,21 @@ impl Default for Listeners {
             eastwest: "127.0.0.1:15008".into(),
             admin: "127.0.0.1:15000".into(),
             tcp: Vec::new(),
+            outbound_tls: OutboundTls::Off,
             insecure_plaintext: false,
         }
     }
+}
+
+/// Whether the outbound listener speaks TLS, and whether its clients must present a
+/// certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboundTls {
+    #[default]
+    Off,
+    Optional,
+    Required,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -608,6 +626,11 @@ impl GatewayConfig {
                 )));
             }
         }
+        if self.tls.is_none() && self.listeners.outbound_tls != OutboundTls::Off {
+            return Err(ConfigError::Invalid(
+                "listeners.outbound_tls needs the [tls] table: the outbound listener presents this gateway's certificate".into(),
+            ));
+        }
         if self.tls.is_none()
             && !self.listeners.insecure_plaintext
             && !warden_federation::config::is_loopback(&self.listeners.eastwest)
@@ -711,6 +734,16 @@ mod tests {
 
     /// A TCP route to a port the service's endpoints do not serve is refused at start, naming
     /// the port they do serve; the default authorization is typed.
+    #[test]
+    fn outbound_tls_needs_the_gateways_certificate() {
+        let err = parse("outbound_tls = \"optional\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs the [tls] table"), "{err}");
+        assert!(parse("outbound_tls = \"sometimes\"\n").is_err());
+        assert_eq!(parse("").unwrap().listeners.outbound_tls, OutboundTls::Off);
+    }
+
     #[test]
     fn tcp_routes_name_the_port_the_endpoints_serve() {
         let svc = "[[services]]\nnamespace = \"shop\"\nname = \"db\"\nports = [{ name = \"pg\", port = 5432, protocol = \"tcp\" }]\nendpoints = [\"127.0.0.1:5432\"]\n";

@@ -1,5 +1,5 @@
 //! Authorization policies on L7 attributes: who may call a service (the verified source
-//! cluster, the calling gateway's SPIFFE ID) and with what (method, path, headers, verified JWT
+//! cluster, the calling gateway's or workload's SPIFFE ID) and with what (method, path, headers, verified JWT
 //! claims). A service with any `allow` policy denies what none of them allows; a matching `deny`
 //! policy wins. Stored as JSON documents ([`crate::stored::Stored`]); [`validate`] names the
 //! field at fault.
@@ -35,9 +35,16 @@ pub struct AuthzRule {
     #[serde(default)]
     pub source_clusters: Vec<String>,
     /// The calling gateway's SPIFFE ID is one of these (east-west, with mTLS; never matches on
-    /// the outbound listener, whose callers present no certificate).
+    /// the outbound listener, whose callers are workloads: see `workloads`).
     #[serde(default)]
     pub spiffe_ids: Vec<String>,
+    /// The calling workload's SPIFFE ID is one of these — exact, or a prefix ending in `/*`
+    /// (`spiffe://east.example/ns/shop/*`). Known only on the outbound listener with
+    /// `listeners.outbound_tls`, from the client certificate the workload presented; a
+    /// workload without one never matches, and on the east-west hop such a rule is left to
+    /// the calling gateway.
+    #[serde(default)]
+    pub workloads: Vec<String>,
     /// The method is one of these, e.g. `GET`.
     #[serde(default)]
     pub methods: Vec<String>,
@@ -63,9 +70,27 @@ pub struct ValuesCondition {
 }
 
 impl AuthzRule {
-    /// Whether the rule asks for JWT claims (and so can hold only where the token is checked).
-    pub fn needs_claims(&self) -> bool {
-        !self.claims.is_empty()
+    /// Whether the rule asks for what only the caller's own gateway knows — JWT claims, the
+    /// workload's identity — and so can hold only on the outbound listener.
+    pub fn needs_caller(&self) -> bool {
+        !self.claims.is_empty() || !self.workloads.is_empty()
+    }
+}
+
+/// Checks a `spiffe://<trust domain>/…` URI (a `workloads` entry may end in `/*`).
+fn spiffe_uri(field: &str, id: &str, prefix_ok: bool) -> Result<(), FieldError> {
+    let td = id
+        .strip_prefix("spiffe://")
+        .and_then(|r| r.split('/').next());
+    let star = id.find('*');
+    let star_ok = match star {
+        None => true,
+        Some(i) => prefix_ok && i + 1 == id.len() && id.ends_with("/*"),
+    };
+    match td {
+        Some(td) if id.len() <= 2048 && star_ok => validate_dns_name(field, td),
+        _ if !star_ok => Err(err(field, "`*` only as a last `/*` segment")),
+        _ => Err(err(field, "a spiffe:// URI")),
     }
 }
 
@@ -118,15 +143,11 @@ pub fn validate(p: &AuthorizationPolicy) -> Result<(), FieldError> {
         }
         list(&format!("{f}.spiffe_ids"), &r.spiffe_ids)?;
         for (j, id) in r.spiffe_ids.iter().enumerate() {
-            let td = id
-                .strip_prefix("spiffe://")
-                .and_then(|r| r.split('/').next());
-            match td {
-                Some(td) if id.len() <= 2048 => {
-                    validate_dns_name(&format!("{f}.spiffe_ids[{j}]"), td)?
-                }
-                _ => return Err(err(format!("{f}.spiffe_ids[{j}]"), "a spiffe:// URI")),
-            }
+            spiffe_uri(&format!("{f}.spiffe_ids[{j}]"), id, false)?;
+        }
+        list(&format!("{f}.workloads"), &r.workloads)?;
+        for (j, id) in r.workloads.iter().enumerate() {
+            spiffe_uri(&format!("{f}.workloads[{j}]"), id, true)?;
         }
         list(&format!("{f}.methods"), &r.methods)?;
         for (j, m) in r.methods.iter().enumerate() {
@@ -192,6 +213,20 @@ mod tests {
         assert_eq!(
             field_of(json!([{"spiffe_ids": ["west"]}])),
             "rules[0].spiffe_ids[0]"
+        );
+        assert_eq!(
+            field_of(json!([{"spiffe_ids": ["spiffe://east.test/ns/shop/*"]}])),
+            "rules[0].spiffe_ids[0]"
+        );
+        assert_eq!(
+            field_of(json!([{"workloads": ["spiffe://east.test/ns/*/sa/web"]}])),
+            "rules[0].workloads[0]"
+        );
+        assert_eq!(
+            field_of(
+                json!([{"workloads": ["spiffe://east.test/ns/shop/*"]}, {"workloads": ["shop"]}])
+            ),
+            "rules[1].workloads[0]"
         );
         assert_eq!(
             field_of(json!([{"source_clusters": ["West_1"]}])),

@@ -15,7 +15,8 @@ pub fn explain(policies: &[CompiledAuthz], req: &Described, me: &str) -> Value {
         source_cluster: Some(me),
         spiffe_id: None,
         claims: None,
-        claims_known_here: true,
+        workload: None,
+        caller_known_here: true,
     };
     let verdict = match decide(policies, &attrs) {
         Verdict::Allow => json!({"allowed": true}),

@@ -1,9 +1,10 @@
 //! L7 authorization as the data path applies it: each service's authorization policies
 //! compiled once per change (path expressions compiled here, never per request), and
 //! [`decide`] — pure — over one request's attributes. A matching `deny` wins; a service with
-//! `allow` policies denies what none of them allows. Rules that ask for JWT claims can hold
-//! only where the token was checked (the outbound listener); on the east-west hop a policy
-//! whose every rule asks for claims is left to the calling gateway, which checked them.
+//! `allow` policies denies what none of them allows. Rules that ask for JWT claims or the
+//! calling workload's identity can hold only where those are known (the outbound listener);
+//! on the east-west hop a policy whose every rule asks for them is left to the calling
+//! gateway, which checked them.
 
 pub mod explain;
 
@@ -22,10 +23,13 @@ pub struct Attributes<'a> {
     pub source_cluster: Option<&'a str>,
     /// The calling gateway's SPIFFE ID (east-west with mTLS).
     pub spiffe_id: Option<&'a str>,
+    /// The calling workload's SPIFFE ID (outbound listener with a client certificate).
+    pub workload: Option<&'a str>,
     /// The verified JWT's claims, where a token was checked.
     pub claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
-    /// Claims can be known here (the outbound listener).
-    pub claims_known_here: bool,
+    /// What only the caller's own gateway knows (claims, the workload) can be known here: the
+    /// outbound listener.
+    pub caller_known_here: bool,
 }
 
 enum PathCond {
@@ -62,8 +66,8 @@ pub struct CompiledAuthz {
     pub id: String,
     pub action: AuthzAction,
     rules: Vec<Rule>,
-    /// Every rule asks for claims.
-    claims_only: bool,
+    /// Every rule asks for what only the caller's gateway knows.
+    caller_only: bool,
 }
 
 impl std::fmt::Debug for CompiledAuthz {
@@ -99,7 +103,7 @@ impl CompiledAuthz {
         Self {
             id: p.id.clone(),
             action: p.action,
-            claims_only: p.rules.iter().all(AuthzRule::needs_claims),
+            caller_only: p.rules.iter().all(AuthzRule::needs_caller),
             rules,
         }
     }
@@ -111,6 +115,14 @@ impl CompiledAuthz {
 
 fn any_of(list: &[String], v: Option<&str>) -> bool {
     list.is_empty() || v.is_some_and(|v| list.iter().any(|x| x == v))
+}
+
+/// A workload ID matches an exact entry, or one ending in `/*` that it extends.
+fn workload_holds(list: &[String], id: &str) -> bool {
+    list.iter().any(|x| match x.strip_suffix('*') {
+        Some(prefix) => id.len() > prefix.len() && id.starts_with(prefix),
+        None => x == id,
+    })
 }
 
 fn header_holds(c: &ValuesCondition, headers: &HeaderMap) -> bool {
@@ -141,6 +153,7 @@ fn rule_holds(r: &Rule, a: &Attributes<'_>) -> bool {
     let s = &r.source;
     any_of(&s.source_clusters, a.source_cluster)
         && any_of(&s.spiffe_ids, a.spiffe_id)
+        && (s.workloads.is_empty() || a.workload.is_some_and(|w| workload_holds(&s.workloads, w)))
         && (s.methods.is_empty() || s.methods.iter().any(|m| m == a.method.as_str()))
         && (r.paths.is_empty() || r.paths.iter().any(|p| p.holds(a.path)))
         && s.headers.iter().all(|c| header_holds(c, a.headers))
@@ -159,7 +172,7 @@ pub enum Verdict {
 
 /// Decides a request to a service with `policies`.
 pub fn decide(policies: &[CompiledAuthz], a: &Attributes<'_>) -> Verdict {
-    let here = |p: &&CompiledAuthz| a.claims_known_here || !p.claims_only;
+    let here = |p: &&CompiledAuthz| a.caller_known_here || !p.caller_only;
     if let Some(p) = policies
         .iter()
         .filter(here)

@@ -15,6 +15,7 @@ struct Req {
     headers: HeaderMap,
     claims: Option<serde_json::Map<String, serde_json::Value>>,
     source: Option<&'static str>,
+    workload: Option<String>,
     outbound: bool,
 }
 
@@ -26,6 +27,7 @@ impl Req {
             headers: HeaderMap::new(),
             claims: None,
             source: Some("east"),
+            workload: None,
             outbound: true,
         }
     }
@@ -37,7 +39,8 @@ impl Req {
             source_cluster: self.source,
             spiffe_id: None,
             claims: self.claims.as_ref(),
-            claims_known_here: self.outbound,
+            workload: self.workload.as_deref(),
+            caller_known_here: self.outbound,
         }
     }
 }
@@ -101,4 +104,40 @@ fn headers_and_claims_must_each_hold_and_claims_only_where_a_token_was_checked()
     let mut ew = Req::new(Method::GET, "/x");
     ew.outbound = false;
     assert_eq!(decide(&ps, &ew.attrs()), Verdict::Allow);
+}
+
+#[test]
+fn workload_rules_match_the_presented_identity_exactly_or_by_prefix_and_only_outbound() {
+    let allow = policy(
+        "allow",
+        serde_json::json!([{"workloads": ["spiffe://east.test/ns/shop/sa/web",
+            "spiffe://east.test/ns/ops/*"]}]),
+    );
+    let ps = [allow];
+    let mut r = Req::new(Method::GET, "/carts");
+    assert_eq!(
+        decide(&ps, &r.attrs()),
+        Verdict::Deny(None),
+        "no certificate"
+    );
+    for (id, allowed) in [
+        ("spiffe://east.test/ns/shop/sa/web", true),
+        ("spiffe://east.test/ns/shop/sa/web2", false),
+        ("spiffe://east.test/ns/shop/sa/batch", false),
+        ("spiffe://east.test/ns/ops/sa/probe", true),
+        ("spiffe://east.test/ns/ops/", false),
+        ("spiffe://west.test/ns/ops/sa/probe", false),
+    ] {
+        r.workload = Some(id.to_string());
+        let want = if allowed {
+            Verdict::Allow
+        } else {
+            Verdict::Deny(None)
+        };
+        assert_eq!(decide(&ps, &r.attrs()), want, "{id}");
+    }
+    // On the east-west hop the workload is not known: the calling gateway decided.
+    r.workload = None;
+    r.outbound = false;
+    assert_eq!(decide(&ps, &r.attrs()), Verdict::Allow);
 }

@@ -235,6 +235,7 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
                 loaded.id,
                 loaded.store,
                 Duration::from_millis(cfg.timeouts.connect_ms),
+                cfg.listeners.outbound_tls,
             )?;
             (Some(ctx), Some(loaded.bundle_pem))
         }

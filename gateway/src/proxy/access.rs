@@ -1,6 +1,6 @@
 //! Stage "authorize on L7 attributes": the service's authorization policies
 //! ([`crate::access`]) on the request's method, path, headers, verified source cluster,
-//! calling gateway identity and verified JWT claims — on both listeners, after the JWT stage.
+//! calling gateway or workload identity and verified JWT claims — on both listeners, after the JWT stage.
 //! A denial is 403 `forbidden`, counted in `warden_authz_denied_total` and written once on the
 //! `audit` target.
 
@@ -26,6 +26,7 @@ pub fn authorize(
         return Ok(());
     };
     let spiffe = rc.peer.as_ref().map(|p| p.to_string());
+    let workload = rc.workload.as_ref().map(|p| p.to_string());
     let attrs = Attributes {
         method: &head.method,
         path: head.uri.path(),
@@ -33,12 +34,15 @@ pub fn authorize(
         source_cluster: rc.src_cluster.as_deref(),
         spiffe_id: spiffe.as_deref(),
         claims: rc.claims.as_deref(),
-        claims_known_here: rc.listener == Listener::Outbound,
+        workload: workload.as_deref(),
+        caller_known_here: rc.listener == Listener::Outbound,
     };
     let Verdict::Deny(by) = decide(policies, &attrs) else {
         return Ok(());
     };
     let policy = by.unwrap_or_else(|| DEFAULT_DENY.to_string());
-    let caller = spiffe.unwrap_or_else(|| format!("cluster {}", rc.src_label()));
+    let caller = spiffe
+        .or(workload)
+        .unwrap_or_else(|| format!("cluster {}", rc.src_label()));
     Err(deny(ctx, key, caller, rc.src_cluster.clone(), &policy))
 }

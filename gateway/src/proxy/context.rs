@@ -178,6 +178,9 @@ pub struct RequestCtx {
     pub started: Instant,
     /// The verified mTLS identity of the peer gateway (east-west with mTLS).
     pub peer: Option<Arc<SpiffeId>>,
+    /// The verified identity of the calling workload (outbound listener with
+    /// `listeners.outbound_tls`, when it presented a certificate).
+    pub workload: Option<Arc<SpiffeId>>,
     /// The calling cluster: this one for local callers; on the east-west hop the claimed
     /// one once verified (registered with the peer's trust domain), else `None`.
     pub src_cluster: Option<String>,
@@ -214,6 +217,11 @@ impl RequestCtx {
         path: &str,
         headers: &HeaderMap,
     ) -> Self {
+        // A TLS client of the outbound listener is a workload, of the east-west one a gateway.
+        let (peer, workload) = match listener {
+            Listener::Outbound => (None, peer),
+            _ => (peer, None),
+        };
         // East-west: set by authorization, from the verified peer.
         let src_cluster = match listener {
             Listener::Outbound | Listener::Tcp(_) => Some(ctx.me.cluster.clone()),
@@ -226,6 +234,7 @@ impl RequestCtx {
             listener,
             started: Instant::now(),
             peer,
+            workload,
             src_cluster,
             grpc: is_grpc(headers),
             trace: TraceContext::from_headers(headers),

@@ -21,6 +21,7 @@ use warden_federation::trust::tls::{Identity, client_config, peer_id};
 use warden_federation::trust::verify::TrustStore;
 
 use super::body::BoxBody;
+use crate::config::OutboundTls;
 use crate::metrics::Metrics;
 
 /// This gateway's identity and the federation's trust bundles.
@@ -29,6 +30,9 @@ pub struct TlsCtx {
     pub id: SpiffeId,
     pub store: Arc<TrustStore>,
     pub server: tokio_rustls::TlsAcceptor,
+    /// The outbound listener's, when `listeners.outbound_tls` is on: HTTP/1.1 or h2, a
+    /// workload's client certificate optional or required.
+    pub workloads: Option<tokio_rustls::TlsAcceptor>,
     /// One pooled client per remote trust domain, created on first use.
     clients: ArcSwap<std::collections::HashMap<String, Client<MtlsConnector, BoxBody>>>,
     connect_timeout: Duration,
@@ -50,51 +54,79 @@ impl TlsCtx {
         id: SpiffeId,
         store: Arc<TrustStore>,
         connect_timeout: Duration,
+        outbound: OutboundTls,
     ) -> Result<Arc<Self>, warden_federation::trust::TrustError> {
-        let cfg = warden_federation::trust::tls::server_config(
-            identity.clone(),
-            store.clone(),
-            &[b"h2"],
-        )?;
+        use warden_federation::trust::tls::{server_config, server_config_optional_client};
+        let cfg = server_config(identity.clone(), store.clone(), &[b"h2"])?;
+        let alpn: &[&[u8]] = &[b"h2", b"http/1.1"];
+        let workloads = match outbound {
+            OutboundTls::Off => None,
+            OutboundTls::Optional => Some(server_config_optional_client(
+                identity.clone(),
+                store.clone(),
+                alpn,
+            )?),
+            OutboundTls::Required => Some(server_config(identity.clone(), store.clone(), alpn)?),
+        };
         Ok(Arc::new(Self {
             identity,
             id,
             store,
             server: tokio_rustls::TlsAcceptor::from(cfg),
+            workloads: workloads.map(tokio_rustls::TlsAcceptor::from),
             clients: ArcSwap::from_pointee(Default::default()),
             connect_timeout,
         }))
     }
 
-    /// Accepts a TLS connection on a listener; `None` (counted) if the handshake fails or the
-    /// client cannot speak h2.
+    /// Accepts a TLS connection on the east-west listener; `None` (counted) if the handshake
+    /// fails or the client cannot speak h2.
     pub async fn accept(
         &self,
         tcp: TcpStream,
         listener: &str,
         metrics: &Metrics,
     ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, Peer)> {
-        match tokio::time::timeout(Duration::from_secs(10), self.server.accept(tcp)).await {
+        self.handshake(&self.server, tcp, listener, metrics, true)
+            .await
+    }
+
+    /// Accepts a workload's TLS connection on the outbound listener (`None`, counted, if the
+    /// handshake fails); the peer is the workload's verified identity, when it presented one.
+    pub async fn accept_workload(
+        &self,
+        tcp: TcpStream,
+        metrics: &Metrics,
+    ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, Peer)> {
+        let acceptor = self.workloads.as_ref()?;
+        self.handshake(acceptor, tcp, "outbound", metrics, false)
+            .await
+    }
+
+    async fn handshake(
+        &self,
+        acceptor: &tokio_rustls::TlsAcceptor,
+        tcp: TcpStream,
+        listener: &str,
+        metrics: &Metrics,
+        need_h2: bool,
+    ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, Peer)> {
+        let refused = |r: &str| metrics.tls_errors.with_label_values(&[listener, r]).inc();
+        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
             Err(_) => {
-                metrics
-                    .tls_errors
-                    .with_label_values(&[listener, "timeout"])
-                    .inc();
+                refused("timeout");
                 None
             }
             Ok(Err(e)) => {
                 let r = reason(&e);
-                metrics.tls_errors.with_label_values(&[listener, r]).inc();
+                refused(r);
                 tracing::debug!(listener, reason = r, error = %e, "tls handshake refused");
                 None
             }
             Ok(Ok(tls)) => {
                 let (_, conn) = tls.get_ref();
-                if conn.alpn_protocol() != Some(b"h2") {
-                    metrics
-                        .tls_errors
-                        .with_label_values(&[listener, "no_h2"])
-                        .inc();
+                if need_h2 && conn.alpn_protocol() != Some(b"h2") {
+                    refused("no_h2");
                     return None;
                 }
                 let peer = Peer {
@@ -106,13 +138,11 @@ impl TlsCtx {
                 };
                 // A resumed session skips the certificate check: the chain it carries over from
                 // the first handshake must still verify against the bundles loaded now.
-                if conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+                if !peer.chain.is_empty()
+                    && conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
                     && !self.store.still_trusts_client(&peer.chain)
                 {
-                    metrics
-                        .tls_errors
-                        .with_label_values(&[listener, "revoked_session"])
-                        .inc();
+                    refused("revoked_session");
                     return None;
                 }
                 Some((tls, peer))

@@ -1,5 +1,6 @@
 //! Stage "accept": one accepted connection — TCP options, the mandatory mTLS handshake on the
-//! east-west listener (the peer's SPIFFE identity is kept for authorization), then HTTP/1.1
+//! east-west listener (the peer's SPIFFE identity is kept for authorization) and, with
+//! `listeners.outbound_tls`, TLS on the outbound listener (a workload's identity), then HTTP/1.1
 //! or HTTP/2 with upgrades (CONNECT), each request handed to [`super::request::handle`]. Raw
 //! TCP listeners go to [`super::tcp`]. Every connection watches the drain signal: once the
 //! gateway drains, it finishes the requests in flight and closes. An mTLS connection also
@@ -32,19 +33,27 @@ pub async fn serve_connection(ctx: Arc<ProxyCtx>, stream: TcpStream, listener: L
         return tcp::serve(ctx, stream, i).await;
     }
     let _ = stream.set_nodelay(true);
-    if listener == Listener::EastWest
-        && let Some(tls) = ctx.tls.clone()
-    {
+    let tls = ctx.tls.clone().filter(|t| match listener {
         // mTLS is mandatory on the east-west listener when configured.
-        let Some((stream, peer)) = tls.accept(stream, "eastwest", &ctx.metrics).await else {
+        Listener::EastWest => true,
+        // `listeners.outbound_tls`: the workload's identity, when it presented a certificate.
+        _ => t.workloads.is_some(),
+    });
+    if let Some(tls) = tls {
+        let accepted = match listener {
+            Listener::EastWest => tls.accept(stream, "eastwest", &ctx.metrics).await,
+            _ => tls.accept_workload(stream, &ctx.metrics).await,
+        };
+        let Some((stream, peer)) = accepted else {
             return;
         };
-        tracing::debug!(peer = ?peer.id.as_ref().map(|p| p.to_string()), "east-west peer");
-        let trust = Trust {
+        tracing::debug!(peer = ?peer.id.as_ref().map(|p| p.to_string()), ?listener, "tls peer");
+        // A connection without a client certificate has nothing to re-check.
+        let trust = (!peer.chain.is_empty()).then(|| Trust {
             changes: tls.store.subscribe(),
             store: tls.store.clone(),
             chain: peer.chain,
-        };
+        });
         let id = peer.id.map(Arc::new);
         return serve_http(
             ctx,
@@ -52,7 +61,7 @@ pub async fn serve_connection(ctx: Arc<ProxyCtx>, stream: TcpStream, listener: L
             listener,
             id,
             draining,
-            Some(trust),
+            trust,
             None,
         )
         .await;
@@ -119,9 +128,13 @@ async fn serve_http<I>(
                 }
                 // The peer's CA was rotated out or its domain removed: GOAWAY now.
                 revoked = true;
+                let name = match listener {
+                    Listener::Outbound => "outbound",
+                    _ => "eastwest",
+                };
                 ctx.metrics
                     .tls_errors
-                    .with_label_values(&["eastwest", "revoked"])
+                    .with_label_values(&[name, "revoked"])
                     .inc();
                 tracing::warn!(peer = ?who, "peer no longer trusted: closing its connection");
                 if !closing {
