@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::authn::JwtPolicy;
 use crate::authz::AuthorizationPolicy;
+use crate::load::LoadReport;
 use crate::model::{
     Cluster, Lease, SecurityPolicy, ServiceExport, SubsetHealth, TrafficPolicy, TrustBundle,
 };
@@ -61,6 +62,10 @@ pub enum ChangeEvent {
     AuthorizationPolicyPut(Box<Stored<AuthorizationPolicy>>),
     AuthorizationPolicyDeleted {
         id: String,
+    },
+    LeaseRenewedWithLoad {
+        lease: Lease,
+        load: Box<Stored<LoadReport>>,
     },
 }
 

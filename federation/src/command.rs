@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::authn::JwtPolicy;
 use crate::authz::AuthorizationPolicy;
+use crate::load::LoadReport;
 use crate::model::{
     Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, SubsetHealth,
     TrafficPolicy,
@@ -109,6 +110,11 @@ pub enum Command {
     PutAuthorizationPolicy { policy: Stored<AuthorizationPolicy> },
     /// Removes an L7 authorization policy.
     DeleteAuthorizationPolicy { id: String, at: u64 },
+    /// Renews a cluster's lease, carrying its gateway's demand on mesh-wide rate limits.
+    RenewLeaseWithLoad {
+        lease: Lease,
+        load: Stored<LoadReport>,
+    },
 }
 
 /// Why a command was refused by the state machine.

@@ -33,6 +33,7 @@ pub mod config;
 pub mod credential;
 pub mod head_timeout;
 pub mod limits;
+pub mod load;
 pub mod metrics;
 pub mod model;
 pub mod network;

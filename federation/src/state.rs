@@ -14,6 +14,7 @@ use crate::authn::JwtPolicy;
 use crate::authz::AuthorizationPolicy;
 pub use crate::change::{Change, ChangeEvent, ExportKey};
 use crate::command::{Command, CommandResult, Rejection};
+use crate::load::LoadReport;
 use crate::model::{
     Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, SubsetHealth,
     TrafficPolicy, TrustBundle,
@@ -303,7 +304,7 @@ impl FederationState {
 }
 
 impl FederationState {
-    fn renew_lease(&mut self, lease: &Lease) -> CommandResult {
+    fn renew_lease(&mut self, lease: &Lease, load: Option<&Stored<LoadReport>>) -> CommandResult {
         if !self.clusters.contains_key(&lease.cluster) {
             return CommandResult::Rejected(Rejection::NotFound(format!(
                 "cluster {:?}",
@@ -311,7 +312,14 @@ impl FederationState {
             )));
         }
         self.leases.insert(lease.cluster.clone(), lease.clone());
-        let revision = self.record(lease.renewed_at, ChangeEvent::LeaseRenewed(lease.clone()));
+        let event = match load {
+            None => ChangeEvent::LeaseRenewed(lease.clone()),
+            Some(l) => ChangeEvent::LeaseRenewedWithLoad {
+                lease: lease.clone(),
+                load: Box::new(l.clone()),
+            },
+        };
+        let revision = self.record(lease.renewed_at, event);
         CommandResult::Applied { revision }
     }
 
@@ -449,7 +457,8 @@ impl StateMachineCore for FederationState {
                 service,
                 at,
             } => self.unexport_service((cluster.clone(), namespace.clone(), service.clone()), *at),
-            Command::RenewLease { lease } => self.renew_lease(lease),
+            Command::RenewLease { lease } => self.renew_lease(lease, None),
+            Command::RenewLeaseWithLoad { lease, load } => self.renew_lease(lease, Some(load)),
             Command::CreateJoinToken { token } => {
                 if self.join_tokens.contains_key(&token.id) {
                     return CommandResult::Rejected(Rejection::AlreadyExists(format!(
@@ -940,6 +949,47 @@ mod tests {
             },
         );
         assert!(s.leases.is_empty());
+    }
+
+    #[test]
+    fn a_renewal_with_load_carries_it_in_its_one_change_and_the_snapshot_reads_back() {
+        let mut s = FederationState::default();
+        register(&mut s, "a", "a.td", false);
+        let lease = Lease {
+            cluster: "a".into(),
+            renewed_at: 5,
+            ttl_ms: 1000,
+            trust_versions: Default::default(),
+        };
+        let load = LoadReport {
+            demand: [("cart-mesh/all".to_string(), 150.5)].into(),
+        };
+        let before = s.history.len();
+        assert_eq!(
+            s.apply(
+                2,
+                &Command::RenewLeaseWithLoad {
+                    lease: lease.clone(),
+                    load: Stored(load.clone()),
+                }
+            ),
+            CommandResult::Applied { revision: 2 }
+        );
+        assert_eq!(
+            s.history.len(),
+            before + 1,
+            "one change, as a plain renewal"
+        );
+        assert_eq!(s.leases["a"], lease);
+        match &s.history.back().unwrap().event {
+            ChangeEvent::LeaseRenewedWithLoad { lease: l, load: r } => {
+                assert_eq!((l, &r.0), (&lease, &load))
+            }
+            e => panic!("{e:?}"),
+        }
+        let back =
+            FederationState::decode_state(&warden_raft_store::codec::encode(&s).unwrap()).unwrap();
+        assert_eq!(back.history, s.history);
     }
 
     #[test]

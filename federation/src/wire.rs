@@ -127,6 +127,10 @@ pub struct LeaseBody {
     /// elsewhere can be reported (kept by the receiving node in memory, not in the store).
     #[serde(default)]
     pub gateway: Option<String>,
+    /// The renewing gateway's demand on mesh-wide rate limits (replaces its last report; a
+    /// renewal without it clears the report).
+    #[serde(default)]
+    pub load: Option<crate::load::LoadReport>,
 }
 
 /// The body of `PUT /api/v1/clusters/{name}/gateway`: where other clusters reach it.
@@ -574,7 +578,12 @@ pub enum WatchEvent {
     #[serde(rename = "trust_bundle.deleted")]
     TrustBundleDeleted { trust_domain: String },
     #[serde(rename = "lease.renewed")]
-    LeaseRenewed { lease: Lease },
+    LeaseRenewed {
+        lease: Lease,
+        /// The renewing gateway's demand on mesh-wide rate limits, when it reported one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        load: Option<crate::load::LoadReport>,
+    },
     /// The cluster's gateway withdrew its lease (it is draining): stop sending to it now.
     #[serde(rename = "lease.withdrawn")]
     LeaseWithdrawn { cluster: String },

@@ -157,6 +157,8 @@ pub struct RemoteTable {
     pub jwt: HashMap<ServiceKey, Arc<crate::authn::ServiceJwt>>,
     /// L7 authorization policies by the service they guard, compiled once per change.
     pub authorization: HashMap<ServiceKey, Arc<[crate::access::CompiledAuthz]>>,
+    /// The demand other live clusters' gateways last reported on mesh-wide rate limits.
+    pub loads: HashMap<String, Arc<warden_federation::load::LoadReport>>,
 }
 
 /// Shared handles to both tables.

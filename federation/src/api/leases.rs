@@ -17,6 +17,7 @@ use crate::advertised::CredentialKind;
 use crate::clock::now_ms;
 use crate::command::{Command, CommandResult};
 use crate::model::{Lease, validate_dns_label, validate_host_port};
+use crate::stored::Stored;
 use crate::wire::{LeaseBody, LeaseList, LeaseView};
 
 #[utoipa::path(
@@ -43,18 +44,25 @@ pub(super) async fn renew(
     if let Some(gw) = &body.gateway {
         validate_host_port("gateway", gw)?;
     }
+    if let Some(load) = &body.load {
+        load.validate()?;
+    }
     let lease = Lease {
         cluster: name,
         renewed_at: now_ms(),
         ttl_ms: body.ttl_ms,
         trust_versions: body.trust_versions,
     };
-    match node
-        .write(Command::RenewLease {
+    let command = match body.load {
+        None => Command::RenewLease {
             lease: lease.clone(),
-        })
-        .await?
-    {
+        },
+        Some(load) => Command::RenewLeaseWithLoad {
+            lease: lease.clone(),
+            load: Stored(load),
+        },
+    };
+    match node.write(command).await? {
         CommandResult::Applied { .. } => {
             if let Some(gw) = &body.gateway {
                 node.advertised.record(&lease.cluster, gw, lease.renewed_at);

@@ -58,7 +58,11 @@ fn watch_line(c: &Change) -> WatchLine {
         ChangeEvent::TrustBundleDeleted { trust_domain } => {
             WatchEvent::TrustBundleDeleted { trust_domain }
         }
-        ChangeEvent::LeaseRenewed(lease) => WatchEvent::LeaseRenewed { lease },
+        ChangeEvent::LeaseRenewed(lease) => WatchEvent::LeaseRenewed { lease, load: None },
+        ChangeEvent::LeaseRenewedWithLoad { lease, load } => WatchEvent::LeaseRenewed {
+            lease,
+            load: Some(load.0),
+        },
         ChangeEvent::LeaseWithdrawn { cluster } => WatchEvent::LeaseWithdrawn { cluster },
         ChangeEvent::PolicyPut(policy) => WatchEvent::PolicyPut { policy },
         ChangeEvent::PolicyDeleted { id } => WatchEvent::PolicyDeleted { id },

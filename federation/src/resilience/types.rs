@@ -232,6 +232,23 @@ pub struct RateLimit {
     /// Only requests from these clusters are counted (empty: every request).
     #[serde(default)]
     pub source_clusters: Vec<String>,
+    /// Where the limit holds: `local` (each gateway counts on its own) or `mesh`.
+    #[serde(default)]
+    pub scope: RateScope,
+}
+
+/// Where a rate limit holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RateScope {
+    /// Each gateway has its own buckets, on both listeners.
+    #[default]
+    Local,
+    /// `requests` (and `burst`) for the whole mesh: charged once, where a request enters the
+    /// mesh (the outbound listener of the caller's gateway), and divided among the gateways
+    /// that see the service's traffic by their recent share of it (each reports its demand
+    /// with its lease renewal).
+    Mesh,
 }
 
 impl RateLimit {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use warden_federation::authn::JwtPolicy;
 use warden_federation::authz::AuthorizationPolicy;
+use warden_federation::load::LoadReport;
 use warden_federation::model::{
     Cluster, Lease, SecurityPolicy, ServiceExport, SubsetHealth, TrafficPolicy, TrustBundle,
 };
@@ -42,6 +43,9 @@ pub struct CatalogView {
     pub authorization: BTreeMap<String, AuthorizationPolicy>,
     /// Healthy endpoints per label set, by export.
     pub subsets: BTreeMap<(String, String, String), Arc<[SubsetHealth]>>,
+    /// Each cluster's last reported demand on mesh-wide rate limits (from its renewals only:
+    /// the listing has none).
+    pub loads: BTreeMap<String, Arc<LoadReport>>,
 }
 
 fn export_key(e: &ServiceExport) -> (String, String, String) {
@@ -92,6 +96,7 @@ impl CatalogView {
                 .into_iter()
                 .map(|s| ((s.cluster, s.namespace, s.service), Arc::from(s.subsets)))
                 .collect(),
+            loads: BTreeMap::new(),
         }
     }
 
@@ -105,6 +110,7 @@ impl CatalogView {
             WatchEvent::ClusterDeleted { name } => {
                 self.clusters.remove(&name);
                 self.leases.remove(&name);
+                self.loads.remove(&name);
             }
             WatchEvent::ServicePut { service, subsets } => {
                 let key = export_key(&service);
@@ -123,11 +129,16 @@ impl CatalogView {
                 self.subsets.remove(&key);
                 self.exports.remove(&key);
             }
-            WatchEvent::LeaseRenewed { lease } => {
+            WatchEvent::LeaseRenewed { lease, load } => {
+                match load {
+                    Some(l) => self.loads.insert(lease.cluster.clone(), Arc::new(l)),
+                    None => self.loads.remove(&lease.cluster),
+                };
                 self.leases.insert(lease.cluster.clone(), lease);
             }
             WatchEvent::LeaseWithdrawn { cluster } => {
                 self.leases.remove(&cluster);
+                self.loads.remove(&cluster);
             }
             WatchEvent::PolicyPut { policy } => {
                 self.policies.insert(policy.id.clone(), policy);
@@ -313,6 +324,12 @@ impl CatalogView {
                 .into_iter()
                 .map(|(k, v)| (k, Arc::from(v)))
                 .collect(),
+            loads: self
+                .loads
+                .iter()
+                .filter(|(c, _)| *c != me && self.live(c, now_ms))
+                .map(|(c, l)| (c.clone(), l.clone()))
+                .collect(),
         }
     }
 
@@ -389,6 +406,39 @@ mod tests {
             serde_json::json!({"type": "mirror.put", "revision": 12})
         )));
         assert_eq!(view.revision, 12, "unknown kinds still move the revision");
+    }
+
+    #[test]
+    fn load_reports_of_live_clusters_reach_the_table_until_a_renewal_without_one() {
+        let mut view = CatalogView::from_listing(listing());
+        let renew = |rev: u64, at: u64, load: Option<serde_json::Value>| {
+            let mut l = serde_json::json!({"type": "lease.renewed", "revision": rev,
+                "lease": {"cluster": "b", "renewed_at": at, "ttl_ms": 500}});
+            if let Some(load) = load {
+                l["load"] = load;
+            }
+            line(l)
+        };
+        view.apply(renew(
+            8,
+            5000,
+            Some(serde_json::json!({"demand": {"p/all": 50.0}})),
+        ));
+        let t = view.build("a", 5100, true, &Tables::default());
+        assert_eq!(t.loads["b"].demand["p/all"], 50.0);
+        let t = view.build("b", 5100, true, &Tables::default());
+        assert!(
+            t.loads.is_empty(),
+            "a gateway's own report is not another's"
+        );
+        let t = view.build("a", 6000, true, &Tables::default());
+        assert!(
+            t.loads.is_empty(),
+            "an expired lease's report does not count"
+        );
+        view.apply(renew(9, 5200, None));
+        let t = view.build("a", 5300, true, &Tables::default());
+        assert!(t.loads.is_empty(), "a renewal without a report clears it");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use arc_swap::ArcSwap;
 use warden_federation::client::{ClientError, FederationClient};
+use warden_federation::load::LoadReport;
 use warden_federation::trust::verify::TrustStore;
 use warden_federation::wire::{ExportBody, LeaseBody, RegisterCluster};
 
@@ -34,6 +35,7 @@ use crate::config::Credential;
 use crate::config::GatewayConfig;
 use crate::key::ServiceKey;
 use crate::metrics::Metrics;
+use crate::resilience::share::{self, Meter};
 use crate::table::Tables;
 
 /// Stop publishing and withdraw the lease; answers once the store took it (or could not).
@@ -69,6 +71,10 @@ struct Job {
     renewing: tokio::sync::Mutex<()>,
     /// The node accepts `gateway` in lease renewals (an older one refuses the field).
     report_gateway: AtomicBool,
+    /// The node accepts `load` in lease renewals.
+    report_load: AtomicBool,
+    /// Demand on mesh-wide rate limits, and the last report sent (the share follows it).
+    meter: std::sync::Mutex<(Meter, Option<LoadReport>)>,
 }
 
 impl PublisherActor {
@@ -95,6 +101,8 @@ impl PublisherActor {
                 withdrawn: AtomicBool::new(false),
                 renewing: tokio::sync::Mutex::new(()),
                 report_gateway: AtomicBool::new(true),
+                report_load: AtomicBool::new(true),
+                meter: Default::default(),
             }),
             metrics,
             restarts: 0,
@@ -241,6 +249,11 @@ impl Job {
                 .report_gateway
                 .load(Ordering::Relaxed)
                 .then(|| self.advertise.clone()),
+            load: self
+                .report_load
+                .load(Ordering::Relaxed)
+                .then(|| self.sample_load())
+                .flatten(),
         };
         let me = &self.cfg.cluster.name;
         match self.fed.renew_lease(me, &body).await {
@@ -250,7 +263,40 @@ impl Job {
                 body.gateway = None;
                 self.fed.renew_lease(me, &body).await.map(|_| true)
             }
+            Err(ClientError::BadRequest { field: Some(f), .. }) if f == "load" => {
+                tracing::warn!(
+                    "the federation node does not take load reports: mesh-wide rate limits act as local ones"
+                );
+                self.report_load.store(false, Ordering::Relaxed);
+                body.load = None;
+                self.fed.renew_lease(me, &body).await.map(|_| true)
+            }
             r => r.map(|_| true),
+        }
+    }
+
+    /// Measures the demand on mesh-wide rate limits since the last renewal; `None` when no
+    /// policy has one.
+    fn sample_load(&self) -> Option<LoadReport> {
+        let policies = self.tables.policy_cache.live();
+        let mut m = match self.meter.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        let report = m.0.sample(&policies, tokio::time::Instant::now());
+        m.1 = report.clone();
+        report
+    }
+
+    /// Scales mesh-wide rate limits to this gateway's share of the demand last reported.
+    fn rebalance(&self) {
+        let m = match self.meter.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(mine) = &m.1 {
+            let policies = self.tables.policy_cache.live();
+            share::rebalance(&policies, mine, &self.tables.remote.load().loads);
         }
     }
 
@@ -290,6 +336,7 @@ impl Job {
                 }
                 self.check_registration(&mut mismatch).await;
             }
+            self.rebalance();
             let set = self.exports.load_full();
             published.retain(|k, _| {
                 set.items

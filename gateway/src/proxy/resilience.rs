@@ -3,7 +3,8 @@
 //!
 //! 1. rate limits, on both listeners, each gateway with its own buckets (a request from
 //!    another cluster is counted under its verified source cluster) — 429 with
-//!    `retry-after` when a bucket is empty;
+//!    `retry-after` when a bucket is empty; a mesh-wide limit on the outbound listener only,
+//!    at this gateway's share;
 //! 2. faults, on the outbound listener only (where the request enters the mesh, so it is
 //!    faulted once): a delay, then an abort answered instead of forwarding;
 //! 3. after the plan, the circuit breaker of the service the request is sent to: the request
@@ -79,8 +80,10 @@ pub async fn police(
     };
     let source = rc.src_cluster.as_deref().unwrap_or(UNKNOWN);
     let now = Instant::now();
+    let entering = rc.listener == Listener::Outbound;
     for p in policies.acting(rule) {
-        for l in &p.limits {
+        // A mesh-wide limit is charged once: where the request enters the mesh.
+        for l in p.limits.iter().filter(|l| entering || !l.mesh) {
             if let Err(e) = l.take(source, headers, now) {
                 count(ctx, key, &p.source.id, "rate_limited");
                 return Err(ProxyError::RateLimited {

@@ -33,12 +33,18 @@ struct Table {
     buckets: HashMap<u64, Bucket>,
     overflow: Bucket,
     last_sweep: Instant,
+    /// Tokens per second and bucket size in force: the limit's, times this gateway's share of
+    /// a mesh-wide limit.
+    rate: f64,
+    capacity: f64,
+    /// Requests that asked for a token, admitted or not (the demand a mesh-wide limit reports).
+    offered: u64,
 }
 
 /// The buckets of one rate limit.
 #[derive(Debug)]
 pub struct Buckets {
-    /// Tokens per second.
+    /// Tokens per second, and the bucket size, of the limit as written.
     rate: f64,
     capacity: f64,
     max: usize,
@@ -65,24 +71,51 @@ impl Buckets {
                 buckets: HashMap::new(),
                 overflow: full,
                 last_sweep: now,
+                rate: limit.requests as f64 / limit.unit.seconds() as f64,
+                capacity,
+                offered: 0,
             }),
         }
     }
 
-    fn refill(&self, b: &mut Bucket, now: Instant) {
-        let dt = now.saturating_duration_since(b.at).as_secs_f64();
-        b.tokens = (b.tokens + dt * self.rate).min(self.capacity);
-        b.at = now;
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        match self.table.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Scales the limit to `share` (0–1] of its rate and burst: this gateway's part of a
+    /// mesh-wide limit. A bucket holds at least one token.
+    pub fn set_share(&self, share: f64) {
+        let share = share.clamp(0.0, 1.0);
+        let mut t = self.table();
+        t.rate = self.rate * share;
+        t.capacity = (self.capacity * share).max(1.0);
+    }
+
+    /// The share in force.
+    pub fn share(&self) -> f64 {
+        let t = self.table();
+        if self.rate > 0.0 {
+            t.rate / self.rate
+        } else {
+            1.0
+        }
+    }
+
+    /// Requests that asked for a token so far.
+    pub fn offered(&self) -> u64 {
+        self.table().offered
     }
 
     /// Takes a token from `key`'s bucket at `now`.
     pub fn take(&self, key: &[u8], now: Instant) -> Result<(), Exhausted> {
-        let mut t = match self.table.lock() {
-            Ok(t) => t,
-            Err(p) => p.into_inner(),
-        };
+        let mut t = self.table();
+        t.offered += 1;
+        let (rate, cap) = (t.rate, t.capacity);
         if key.is_empty() {
-            return self.take_from(&mut t.empty, now);
+            return take_from(&mut t.empty, rate, cap, now);
         }
         let h = self.hasher.hash_one(key);
         let known = t.buckets.contains_key(&h);
@@ -91,14 +124,13 @@ impl Buckets {
             && now.saturating_duration_since(t.last_sweep) >= SWEEP_EVERY
         {
             t.last_sweep = now;
-            let (rate, cap) = (self.rate, self.capacity);
             t.buckets.retain(|_, b| {
                 let dt = now.saturating_duration_since(b.at).as_secs_f64();
                 b.tokens + dt * rate < cap
             });
         }
         let fresh = Bucket {
-            tokens: self.capacity,
+            tokens: cap,
             at: now,
         };
         let room = t.buckets.len() < self.max;
@@ -106,32 +138,36 @@ impl Buckets {
             true => t.buckets.entry(h).or_insert(fresh),
             false => &mut t.overflow,
         };
-        self.take_from(bucket, now)
-    }
-
-    fn take_from(&self, b: &mut Bucket, now: Instant) -> Result<(), Exhausted> {
-        self.refill(b, now);
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            return Ok(());
-        }
-        let secs = (1.0 - b.tokens) / self.rate;
-        Err(Exhausted {
-            retry_after: Duration::from_secs_f64(secs.max(0.001)),
-        })
+        take_from(bucket, rate, cap, now)
     }
 
     /// Buckets held (the overflow bucket not counted).
     pub fn len(&self) -> usize {
-        match self.table.lock() {
-            Ok(t) => t.buckets.len(),
-            Err(p) => p.into_inner().buckets.len(),
-        }
+        self.table().buckets.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Refills `b` at `rate` up to `cap`, then takes a token.
+fn take_from(b: &mut Bucket, rate: f64, cap: f64, now: Instant) -> Result<(), Exhausted> {
+    let dt = now.saturating_duration_since(b.at).as_secs_f64();
+    b.tokens = (b.tokens + dt * rate).min(cap);
+    b.at = now;
+    if b.tokens >= 1.0 {
+        b.tokens -= 1.0;
+        return Ok(());
+    }
+    // A share of 0 never refills: a second is as good a hint as any.
+    let secs = match rate > 0.0 {
+        true => (1.0 - b.tokens) / rate,
+        false => 1.0,
+    };
+    Err(Exhausted {
+        retry_after: Duration::from_secs_f64(secs.clamp(0.001, 3600.0)),
+    })
 }
 
 #[cfg(test)]
@@ -140,6 +176,38 @@ mod tests {
 
     fn limit(v: serde_json::Value) -> RateLimit {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_share_scales_rate_and_burst_and_offers_are_counted() {
+        let b = Buckets::new(
+            &limit(serde_json::json!({"requests": 100, "burst": 20})),
+            Instant::now(),
+        );
+        b.set_share(0.25);
+        assert_eq!(b.share(), 0.25);
+        // The full bucket is clamped to the smaller burst (5) at the next take.
+        let now = Instant::now();
+        let passed = (0..20).filter(|_| b.take(b"", now).is_ok()).count();
+        assert_eq!(passed, 5);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let passed = (0..100)
+            .filter(|_| b.take(b"", Instant::now()).is_ok())
+            .count();
+        assert_eq!(
+            passed, 5,
+            "25/s, but never more than the burst of 5 at once"
+        );
+        assert_eq!(b.offered(), 120);
+        // 1/s with a burst of 0.2: the bucket still holds one token.
+        b.set_share(0.01);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let now = Instant::now();
+        assert!(
+            b.take(b"", now).is_ok(),
+            "a bucket holds at least one token"
+        );
+        assert!(b.take(b"", now).is_err());
     }
 
     #[tokio::test(start_paused = true)]

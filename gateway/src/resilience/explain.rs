@@ -19,7 +19,8 @@ pub fn explain(policies: &ServicePolicies, rule: Option<&str>) -> Value {
                 json!({"policy": p.source.id, "name": l.name, "requests": l.requests,
                     "unit": spec.unit, "burst": l.burst, "key": spec.key,
                     "source_clusters": spec.source_clusters,
-                    "buckets": l.buckets.len(), "max_buckets": spec.max_buckets})
+                    "buckets": l.buckets.len(), "max_buckets": spec.max_buckets,
+                    "scope": spec.scope, "share": l.buckets.share()})
             })
         })
         .collect();

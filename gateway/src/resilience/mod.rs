@@ -14,6 +14,7 @@ pub mod breaker;
 pub mod bucket;
 pub mod explain;
 pub mod fault;
+pub mod share;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex, Weak};
 use http::HeaderMap;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use warden_federation::resilience::{RateKey, ResiliencePolicy};
+use warden_federation::resilience::{RateKey, RateScope, ResiliencePolicy};
 
 use crate::key::ServiceKey;
 
@@ -40,6 +41,8 @@ pub struct Limit {
     pub burst: u64,
     key: RateKey,
     sources: Vec<String>,
+    /// Mesh-wide: charged on the outbound listener only, scaled to this gateway's share.
+    pub mesh: bool,
     pub buckets: Buckets,
 }
 
@@ -103,6 +106,7 @@ impl CompiledPolicy {
                     burst: l.capacity(),
                     key: l.key.clone(),
                     sources: l.source_clusters.clone(),
+                    mesh: l.scope == RateScope::Mesh,
                     buckets: Buckets::new(l, now),
                 })
                 .collect(),
@@ -189,6 +193,15 @@ impl PolicyCache {
         let c = Arc::new(CompiledPolicy::compile(p));
         m.insert(p.id.clone(), Arc::downgrade(&c));
         c
+    }
+
+    /// The compiled policies some table still holds.
+    pub fn live(&self) -> Vec<Arc<CompiledPolicy>> {
+        let m = match self.0.lock() {
+            Ok(m) => m,
+            Err(e) => e.into_inner(),
+        };
+        m.values().filter_map(Weak::upgrade).collect()
     }
 }
 
