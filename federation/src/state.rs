@@ -917,15 +917,19 @@ mod tests {
         );
     }
 
-    #[test]
-    fn leases_need_a_cluster_and_go_with_it() {
-        let mut s = FederationState::default();
-        let lease = Lease {
+    fn lease_of_a() -> Lease {
+        Lease {
             cluster: "a".into(),
             renewed_at: 5,
             ttl_ms: 1000,
             trust_versions: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn leases_need_a_cluster_and_go_with_it() {
+        let mut s = FederationState::default();
+        let lease = lease_of_a();
         assert!(matches!(
             s.apply(
                 1,
@@ -955,12 +959,7 @@ mod tests {
     fn a_renewal_with_load_carries_it_in_its_one_change_and_the_snapshot_reads_back() {
         let mut s = FederationState::default();
         register(&mut s, "a", "a.td", false);
-        let lease = Lease {
-            cluster: "a".into(),
-            renewed_at: 5,
-            ttl_ms: 1000,
-            trust_versions: Default::default(),
-        };
+        let lease = lease_of_a();
         let load = LoadReport {
             demand: [("cart-mesh/all".to_string(), 150.5)].into(),
         };
@@ -996,12 +995,7 @@ mod tests {
     fn a_withdrawn_lease_is_gone_and_a_gateway_can_be_corrected() {
         let mut s = FederationState::default();
         register(&mut s, "a", "a.td", false);
-        let lease = Lease {
-            cluster: "a".into(),
-            renewed_at: 5,
-            ttl_ms: 1000,
-            trust_versions: Default::default(),
-        };
+        let lease = lease_of_a();
         s.apply(2, &Command::RenewLease { lease });
         let w = Command::WithdrawLease {
             cluster: "a".into(),
