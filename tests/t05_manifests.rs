@@ -124,8 +124,9 @@ fn base_manifests_parse_into_kubernetes_types() {
     ] {
         assert!(kinds.iter().any(|x| x == k), "the base has a {k}");
     }
-    // Least privilege: read-only discovery plus status writes (ServiceExports, HTTPRoutes,
-    // GRPCRoutes), nothing else.
+    // Least privilege: read-only discovery plus status writes (ServiceExports, ServiceImports,
+    // HTTPRoutes, GRPCRoutes) and the objects of imports (ServiceImports, derived Services,
+    // their EndpointSlices: create, update, delete — never patch, never anything else).
     let role: ClusterRole = serde_json::from_value(
         yaml_docs(
             &std::fs::read_to_string(base.join("gateway-clusterrole.yaml")).unwrap(),
@@ -140,13 +141,15 @@ fn base_manifests_parse_into_kubernetes_types() {
             let write = !["get", "list", "watch"].contains(&verb.as_str());
             let statuses = [
                 "serviceexports/status",
+                "serviceimports/status",
                 "httproutes/status",
                 "grpcroutes/status",
             ];
-            assert!(
-                !write || resources.iter().all(|r| statuses.contains(&r.as_str())),
-                "write verb {verb} on {resources:?}"
-            );
+            let imports = ["serviceimports", "services", "endpointslices"];
+            let allowed = resources.iter().all(|r| statuses.contains(&r.as_str()))
+                || (["create", "update", "delete"].contains(&verb.as_str())
+                    && resources.iter().all(|r| imports.contains(&r.as_str())));
+            assert!(!write || allowed, "write verb {verb} on {resources:?}");
         }
     }
 }

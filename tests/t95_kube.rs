@@ -48,16 +48,7 @@ async fn exported(client: &reqwest::Client, node: &NodeProc, ns: &str, name: &st
 }
 
 fn condition(obj: &Option<Value>, typ: &str) -> Option<(String, String)> {
-    obj.as_ref()?["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == typ)
-        .map(|c| {
-            (
-                c["status"].as_str().unwrap_or("").to_string(),
-                c["reason"].as_str().unwrap_or("").to_string(),
-            )
-        })
+    support::kube_fake::condition(obj.as_ref()?, typ)
 }
 
 /// A one-node federation and a fake API server with a kubeconfig pointing at it.
@@ -74,47 +65,7 @@ async fn setup(root: &std::path::Path, crd: bool) -> (NodeProc, FakeKube) {
 
 /// Starts a gateway of cluster kube-a with Kubernetes discovery (fast probes).
 async fn kube_gateway(root: &std::path::Path, node: &NodeProc) -> Proc {
-    let cfg = format!(
-        r#"[cluster]
-name = "kube-a"
-region = "r1"
-zone = "z1"
-trust_domain = "kube-a.test"
-[federation]
-endpoints = ["http://{api}"]
-lease_ttl_ms = 1500
-publish_interval_ms = 200
-[listeners]
-outbound = "127.0.0.1:0"
-eastwest = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-[health]
-interval_ms = 200
-timeout_ms = 200
-healthy_threshold = 1
-unhealthy_threshold = 1
-[discovery]
-source = "kubernetes"
-allow_loopback_endpoints = true
-[discovery.kubernetes]
-probe = "/healthz"
-"#,
-        api = node.api
-    );
-    let path = root.join("gateway.toml");
-    std::fs::write(&path, cfg).unwrap();
-    let args: Vec<String> = vec![
-        "gateway".into(),
-        "--config".into(),
-        path.display().to_string(),
-    ];
-    let kc = root.join("kubeconfig").display().to_string();
-    Proc::start_env(
-        &args,
-        &root.join("gateway.log"),
-        &[("KUBECONFIG", kc.as_str())],
-    )
-    .await
+    support::kube_gateway(root, node, "kube-a", "probe = \"/healthz\"\n").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -166,6 +166,14 @@ pub struct KubernetesSection {
     pub probe: String,
     /// Write `Valid`, `Exported` and `Conflict` conditions on each ServiceExport.
     pub write_status: bool,
+    /// Keep a ServiceImport, a derived Service and its EndpointSlice for every service the
+    /// mesh exports, so that clients call it by `<svc>.<ns>.svc.clusterset.local`.
+    pub imports: bool,
+    /// `namespace/name` of the Service in front of this cluster's gateway pods: the derived
+    /// Services' endpoints are its ready addresses.
+    pub gateway_service: String,
+    /// The name of that Service's port that reaches the outbound listener.
+    pub gateway_port_name: String,
 }
 
 impl Default for KubernetesSection {
@@ -175,6 +183,9 @@ impl Default for KubernetesSection {
             weight: default_weight(),
             probe: default_probe(),
             write_status: true,
+            imports: false,
+            gateway_service: "warden-system/warden-gateway".into(),
+            gateway_port_name: "http".into(),
         }
     }
 }

@@ -159,7 +159,14 @@ pub struct RemoteTable {
     pub authorization: HashMap<ServiceKey, Arc<[crate::access::CompiledAuthz]>>,
     /// The demand other live clusters' gateways last reported on mesh-wide rate limits.
     pub loads: HashMap<String, Arc<warden_federation::load::LoadReport>>,
+    /// The derived Service name (`ns/derived-<hash>`) of each exported service, to the service.
+    pub derived: HashMap<ServiceKey, ServiceKey>,
 }
+
+/// How a derived Service's name ends, or — for a long service name — starts (see
+/// `control/k8s/imports.rs`).
+pub const DERIVED_SUFFIX: &str = "-clusterset";
+pub const DERIVED_PREFIX: &str = "derived-";
 
 /// Shared handles to both tables.
 #[derive(Clone, Default)]

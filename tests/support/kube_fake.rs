@@ -6,8 +6,11 @@
 //! counter; watches stream newline-delimited JSON events from a given version, send
 //! `BOOKMARK`s every 500 ms, and answer a version older than the compaction point with an
 //! `ERROR` event carrying a `410 Expired` Status (which forces a relist); and merge-patches of
-//! the status subresource of ServiceExports, HTTPRoutes and GRPCRoutes (the server without
-//! the CRDs answers 404 for all three). Pods are served too, and — like the real API server —
+//! the status subresource of ServiceExports, ServiceImports, HTTPRoutes and GRPCRoutes (the
+//! server without the CRDs answers 404 for all of them); creates (`POST`, 409 AlreadyExists,
+//! a ClusterIP allocated for a Service), replaces (`PUT`, 409 Conflict on a stale
+//! `resourceVersion`, status and `clusterIP` kept) and deletes, each recorded
+//! ([`FakeKube::writes`]). Pods are served too, and — like the real API server —
 //! as `PartialObjectMetadata` (metadata only) to a client whose `Accept` asks for it; such
 //! requests are counted ([`FakeKube::metadata_requests`]). Tests mutate the state, drop watch
 //! connections, or lose events on purpose ([`FakeKube::delete_unseen`]).
@@ -22,7 +25,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch};
+use axum::routing::{get, patch, post, put};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -39,6 +42,11 @@ pub const HTTP_ROUTES: (&str, &str, &str) =
     ("httproutes", "gateway.networking.k8s.io/v1", "HTTPRoute");
 pub const GRPC_ROUTES: (&str, &str, &str) =
     ("grpcroutes", "gateway.networking.k8s.io/v1", "GRPCRoute");
+pub const IMPORTS: (&str, &str, &str) = (
+    "serviceimports",
+    "multicluster.x-k8s.io/v1alpha1",
+    "ServiceImport",
+);
 
 fn kind_of(plural: &str) -> (&'static str, &'static str, &'static str) {
     match plural {
@@ -47,6 +55,7 @@ fn kind_of(plural: &str) -> (&'static str, &'static str, &'static str) {
         "pods" => PODS,
         "httproutes" => HTTP_ROUTES,
         "grpcroutes" => GRPC_ROUTES,
+        "serviceimports" => IMPORTS,
         _ => EXPORTS,
     }
 }
@@ -74,6 +83,10 @@ struct St {
     lists: HashMap<String, u32>,
     watches: HashMap<String, u32>,
     status_patches: Vec<(String, String, Value)>,
+    /// (method, plural, namespace, name): every create, replace and delete served.
+    writes: Vec<(String, String, String, String)>,
+    /// ClusterIPs handed out so far.
+    cluster_ips: u32,
 }
 
 impl St {
@@ -149,6 +162,19 @@ impl FakeKube {
             .route(
                 "/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}/status",
                 patch(patch_status),
+            )
+            .route("/api/v1/namespaces/{ns}/{plural}", post(create_core))
+            .route(
+                "/api/v1/namespaces/{ns}/{plural}/{name}",
+                put(replace_core).delete(delete_core),
+            )
+            .route(
+                "/apis/{group}/{version}/namespaces/{ns}/{plural}",
+                post(create_group),
+            )
+            .route(
+                "/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}",
+                put(replace_group).delete(delete_group),
             )
             .with_state(st.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -236,6 +262,26 @@ impl FakeKube {
         )
     }
 
+    /// (method, namespace, name) of every write to a resource so far.
+    pub fn writes(&self, res: (&str, &str, &str)) -> Vec<(String, String, String)> {
+        let s = self.st.lock().unwrap();
+        s.writes
+            .iter()
+            .filter(|(_, p, _, _)| p == res.0)
+            .map(|(m, _, ns, n)| (m.clone(), ns.clone(), n.clone()))
+            .collect()
+    }
+
+    /// Every object of a resource, by (namespace, name).
+    pub fn objects(&self, res: (&str, &str, &str)) -> BTreeMap<(String, String), Value> {
+        let s = self.st.lock().unwrap();
+        s.objects
+            .iter()
+            .filter(|((p, _, _), _)| p == res.0)
+            .map(|((_, ns, n), o)| ((ns.clone(), n.clone()), o.clone()))
+            .collect()
+    }
+
     pub fn object(&self, res: (&str, &str, &str), ns: &str, name: &str) -> Option<Value> {
         self.st
             .lock()
@@ -253,6 +299,20 @@ impl FakeKube {
         );
         std::fs::write(path, cfg).expect("write kubeconfig");
     }
+}
+
+/// The (status, reason) of condition `typ` in an object's `status.conditions`.
+pub fn condition(obj: &Value, typ: &str) -> Option<(String, String)> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == typ)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or("").to_string(),
+                c["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
 }
 
 /// Whether the client asked for metadata only (`Accept: ...;as=PartialObjectMetadata...`).
@@ -305,18 +365,8 @@ fn serve(
     q: HashMap<String, String>,
     meta: bool,
 ) -> Response {
-    let known = matches!(
-        (group, plural),
-        ("", "services")
-            | ("", "pods")
-            | ("discovery.k8s.io/v1", "endpointslices")
-            | ("multicluster.x-k8s.io/v1alpha1", "serviceexports")
-            | ("gateway.networking.k8s.io/v1", "httproutes" | "grpcroutes")
-    );
     let mut s = st.lock().unwrap();
-    if !known
-        || (s.no_crd && plural != "services" && plural != "endpointslices" && plural != "pods")
-    {
+    if !served(&s, group, plural) {
         return not_found(&format!("{group}/{plural}"));
     }
     let (_, api_version, kind) = kind_of(plural);
@@ -385,6 +435,197 @@ fn serve(
         .header("content-type", "application/json")
         .body(Body::from_stream(stream))
         .expect("watch response")
+}
+
+/// Whether the server serves `group/plural` (a CRD's resources only when CRDs are installed).
+fn served(s: &St, group: &str, plural: &str) -> bool {
+    let known = matches!(
+        (group, plural),
+        ("", "services")
+            | ("", "pods")
+            | ("discovery.k8s.io/v1", "endpointslices")
+            | (
+                "multicluster.x-k8s.io/v1alpha1",
+                "serviceexports" | "serviceimports"
+            )
+            | ("gateway.networking.k8s.io/v1", "httproutes" | "grpcroutes")
+    );
+    known && (!s.no_crd || matches!(plural, "services" | "endpointslices" | "pods"))
+}
+
+fn status(code: StatusCode, reason: &str, message: String) -> Response {
+    (
+        code,
+        axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "message": message, "reason": reason,
+            "code": code.as_u16()})),
+    )
+        .into_response()
+}
+
+/// `POST`: creates an object; 409 AlreadyExists when it exists. A Service without a
+/// `clusterIP` gets one, as the API server allocates it.
+fn create(st: &Mutex<St>, group: &str, ns: &str, plural: &str, body: &[u8]) -> Response {
+    let mut s = st.lock().unwrap();
+    if !served(&s, group, plural) {
+        return not_found(&format!("{group}/{plural}"));
+    }
+    let Ok(mut obj) = serde_json::from_slice::<Value>(body) else {
+        return status(StatusCode::BAD_REQUEST, "BadRequest", "not JSON".into());
+    };
+    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+    if name.is_empty() {
+        return status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "metadata.name: Required".into(),
+        );
+    }
+    if s.objects
+        .contains_key(&(plural.to_string(), ns.to_string(), name.clone()))
+    {
+        return status(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            format!("{plural} {name:?} already exists"),
+        );
+    }
+    obj["metadata"]["namespace"] = json!(ns);
+    obj["metadata"]
+        .as_object_mut()
+        .map(|m| m.remove("resourceVersion"));
+    if plural == "services" && obj["spec"]["clusterIP"].as_str().unwrap_or("").is_empty() {
+        s.cluster_ips += 1;
+        let n = s.cluster_ips;
+        obj["spec"]["clusterIP"] = json!(format!("10.96.{}.{}", n / 250, n % 250 + 1));
+    }
+    s.writes
+        .push(("create".into(), plural.into(), ns.into(), name));
+    let obj = s.put(plural, obj);
+    (StatusCode::CREATED, axum::Json(obj)).into_response()
+}
+
+/// `PUT`: replaces an object; 404 when it does not exist, 409 Conflict when the body's
+/// `resourceVersion` is not the stored one (optimistic concurrency). Status is kept: it has
+/// its own subresource.
+fn replace(
+    st: &Mutex<St>,
+    group: &str,
+    ns: &str,
+    plural: &str,
+    name: &str,
+    body: &[u8],
+) -> Response {
+    let mut s = st.lock().unwrap();
+    if !served(&s, group, plural) {
+        return not_found(&format!("{group}/{plural}"));
+    }
+    let Ok(mut obj) = serde_json::from_slice::<Value>(body) else {
+        return status(StatusCode::BAD_REQUEST, "BadRequest", "not JSON".into());
+    };
+    let key = (plural.to_string(), ns.to_string(), name.to_string());
+    let Some(current) = s.objects.get(&key).cloned() else {
+        return not_found(&format!("{plural} {ns}/{name}"));
+    };
+    let theirs = obj["metadata"]["resourceVersion"].as_str().unwrap_or("");
+    if theirs
+        != current["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+    {
+        return status(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {plural} {name:?}: the object has been modified; please apply your changes to the latest version and try again"
+            ),
+        );
+    }
+    obj["metadata"]["namespace"] = json!(ns);
+    obj["metadata"]["uid"] = current["metadata"]["uid"].clone();
+    if !current["status"].is_null() {
+        obj["status"] = current["status"].clone();
+    }
+    if plural == "services" {
+        // spec.clusterIP is immutable.
+        obj["spec"]["clusterIP"] = current["spec"]["clusterIP"].clone();
+    }
+    s.writes
+        .push(("replace".into(), plural.into(), ns.into(), name.into()));
+    let obj = s.put(plural, obj);
+    axum::Json(obj).into_response()
+}
+
+fn delete_obj(st: &Mutex<St>, group: &str, ns: &str, plural: &str, name: &str) -> Response {
+    let mut s = st.lock().unwrap();
+    if !served(&s, group, plural) {
+        return not_found(&format!("{group}/{plural}"));
+    }
+    let Some(mut obj) = s
+        .objects
+        .remove(&(plural.to_string(), ns.to_string(), name.to_string()))
+    else {
+        return not_found(&format!("{plural} {ns}/{name}"));
+    };
+    s.rv += 1;
+    obj["metadata"]["resourceVersion"] = json!(s.rv.to_string());
+    s.writes
+        .push(("delete".into(), plural.into(), ns.into(), name.into()));
+    s.emit(plural, "DELETED", obj.clone());
+    axum::Json(obj).into_response()
+}
+
+async fn create_core(
+    State(st): State<Arc<Mutex<St>>>,
+    Path((ns, plural)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    create(&st, "", &ns, &plural, &body)
+}
+
+async fn create_group(
+    State(st): State<Arc<Mutex<St>>>,
+    Path((group, version, ns, plural)): Path<(String, String, String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    create(&st, &format!("{group}/{version}"), &ns, &plural, &body)
+}
+
+async fn replace_core(
+    State(st): State<Arc<Mutex<St>>>,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    replace(&st, "", &ns, &plural, &name, &body)
+}
+
+async fn replace_group(
+    State(st): State<Arc<Mutex<St>>>,
+    Path((group, version, ns, plural, name)): Path<(String, String, String, String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    replace(
+        &st,
+        &format!("{group}/{version}"),
+        &ns,
+        &plural,
+        &name,
+        &body,
+    )
+}
+
+async fn delete_core(
+    State(st): State<Arc<Mutex<St>>>,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+) -> Response {
+    delete_obj(&st, "", &ns, &plural, &name)
+}
+
+async fn delete_group(
+    State(st): State<Arc<Mutex<St>>>,
+    Path((group, version, ns, plural, name)): Path<(String, String, String, String, String)>,
+) -> Response {
+    delete_obj(&st, &format!("{group}/{version}"), &ns, &plural, &name)
 }
 
 async fn patch_status(

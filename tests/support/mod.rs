@@ -1086,3 +1086,49 @@ pub fn series_count(text: &str, family: &str) -> usize {
         .filter(|l| l.strip_prefix(family).is_some_and(|r| r.starts_with('{')))
         .count()
 }
+
+/// Starts a gateway of cluster `name` with Kubernetes discovery (kubeconfig `root/kubeconfig`,
+/// fast probes), `kube_extra` in its `[discovery.kubernetes]` table; config and log are
+/// `root/gateway-<name>.{toml,log}`.
+pub async fn kube_gateway(root: &Path, node: &NodeProc, name: &str, kube_extra: &str) -> Proc {
+    let cfg = format!(
+        r#"[cluster]
+name = "{name}"
+region = "r1"
+zone = "z1"
+trust_domain = "{name}.test"
+[federation]
+endpoints = ["http://{api}"]
+lease_ttl_ms = 1500
+publish_interval_ms = 200
+[listeners]
+outbound = "127.0.0.1:0"
+eastwest = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+[health]
+interval_ms = 200
+timeout_ms = 200
+healthy_threshold = 1
+unhealthy_threshold = 1
+[discovery]
+source = "kubernetes"
+allow_loopback_endpoints = true
+[discovery.kubernetes]
+{kube_extra}"#,
+        api = node.api
+    );
+    let path = root.join(format!("gateway-{name}.toml"));
+    std::fs::write(&path, cfg).expect("write gateway config");
+    let args: Vec<String> = vec![
+        "gateway".into(),
+        "--config".into(),
+        path.display().to_string(),
+    ];
+    let kc = root.join("kubeconfig").display().to_string();
+    Proc::start_env(
+        &args,
+        &root.join(format!("gateway-{name}.log")),
+        &[("KUBECONFIG", kc.as_str())],
+    )
+    .await
+}

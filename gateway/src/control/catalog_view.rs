@@ -16,6 +16,7 @@ use warden_federation::wire::{RoutingCatalog, WatchEvent, WatchLine};
 
 use crate::access::CompiledAuthz;
 use crate::authn::{CompiledJwt, ServiceJwt};
+use crate::control::k8s::imports::derived_name;
 use crate::key::ServiceKey;
 use crate::resilience::ServicePolicies;
 use crate::route::CompiledRoute;
@@ -323,6 +324,14 @@ impl CatalogView {
             authorization: authorization
                 .into_iter()
                 .map(|(k, v)| (k, Arc::from(v)))
+                .collect(),
+            derived: self
+                .exports
+                .values()
+                .map(|e| {
+                    let key = ServiceKey::new(&e.namespace, &e.service);
+                    (ServiceKey::new(&e.namespace, derived_name(&key)), key)
+                })
                 .collect(),
             loads: self
                 .loads

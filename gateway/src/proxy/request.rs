@@ -27,6 +27,7 @@ use super::respond::error_response;
 use super::rules::{self, Decision};
 use super::upgrade;
 use crate::key::ServiceKey;
+use crate::table::{DERIVED_PREFIX, DERIVED_SUFFIX};
 
 /// Handles one request; `peer` is the verified mTLS identity on the east-west hop.
 pub async fn handle<B>(
@@ -85,7 +86,14 @@ where
     B::Error: Into<BoxError>,
 {
     check_host(&head.uri, &head.headers)?;
-    let key = service_of(&head.uri, &head.headers, rc.listener)?;
+    let mut key = service_of(&head.uri, &head.headers, rc.listener)?;
+    // A derived Service's name (an imported service's, on Kubernetes) stands for the service.
+    if rc.listener == Listener::Outbound
+        && (key.name.ends_with(DERIVED_SUFFIX) || key.name.starts_with(DERIVED_PREFIX))
+        && let Some(real) = ctx.tables.remote.load().derived.get(&key)
+    {
+        key = real.clone();
+    }
     let routed = route(ctx, rc, &key, head, body).await;
     // A name nobody serves is not a label (a client could make up any number of them).
     if !matches!(routed, Err(ProxyError::UnknownService(_))) {

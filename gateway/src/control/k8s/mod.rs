@@ -14,6 +14,8 @@
 
 pub mod desired;
 pub mod gateway_api;
+pub mod import_sync;
+pub mod imports;
 pub mod routes;
 pub mod status;
 
@@ -99,6 +101,7 @@ enum Res {
     Pods = 3,
     HttpRoutes = 4,
     GrpcRoutes = 5,
+    ServiceImports = 6,
 }
 
 impl Res {
@@ -110,6 +113,7 @@ impl Res {
             Res::Pods => "pods",
             Res::HttpRoutes => "httproutes",
             Res::GrpcRoutes => "grpcroutes",
+            Res::ServiceImports => "serviceimports",
         }
     }
 }
@@ -162,6 +166,8 @@ struct Stores {
     /// Gateway API routes (empty when their CRDs are not installed).
     http_routes: Store<DynamicObject>,
     grpc_routes: Store<DynamicObject>,
+    /// ServiceImports (empty unless imports are on and the CRD is installed).
+    imports: Store<DynamicObject>,
 }
 
 impl Stores {
@@ -269,6 +275,8 @@ async fn run(
     let grpc_ar = route_resource(gateway_api::Kind::Grpc);
     let http_w = reflector::store::Writer::<DynamicObject>::new(http_ar.clone());
     let grpc_w = reflector::store::Writer::<DynamicObject>::new(grpc_ar.clone());
+    let imp_ar = import_sync::service_import_resource();
+    let imp_w = reflector::store::Writer::<DynamicObject>::new(imp_ar.clone());
     let stores = Stores {
         services: svc_r,
         slices: sl_r,
@@ -276,6 +284,7 @@ async fn run(
         pods: pod_r,
         http_routes: http_w.as_reader(),
         grpc_routes: grpc_w.as_reader(),
+        imports: imp_w.as_reader(),
     };
     let mut streams: Vec<Events> = vec![
         follow(Res::Services, Api::all(client.clone()), svc_w),
@@ -296,8 +305,17 @@ async fn run(
     if grpc_crd {
         streams.push(follow(Res::GrpcRoutes, grpc_api, grpc_w));
     }
+    let imp_api: Api<DynamicObject> = Api::all_with(client.clone(), &imp_ar);
+    let imports_on =
+        cfg.discovery.kubernetes.imports && installed(&imp_api, "serviceimports").await?;
+    if imports_on {
+        streams.push(follow(Res::ServiceImports, imp_api, imp_w));
+    } else if cfg.discovery.kubernetes.imports {
+        tracing::warn!("the ServiceImport CRD is not installed: no service is imported");
+    }
     let mut events = futures::stream::select_all(streams);
-    let mut listed = [false, false, !crd, false, !http_crd, !grpc_crd];
+    let mut listed = [false, false, !crd, false, !http_crd, !grpc_crd, !imports_on];
+    let mut next_imports = Instant::now();
     let mut route_sync = routes::RouteSync::new(&cfg.cluster.name);
     let mut routes_dirty = true;
     let mut next_routes_full = Instant::now();
@@ -366,6 +384,10 @@ async fn run(
                         next_routes_full = now + ROUTES_EVERY;
                     }
                     sync_routes(&client, &fed, &cfg, &stores, &mut route_sync, full).await;
+                }
+                if imports_on && now >= next_imports {
+                    next_imports = now + STATUS_EVERY;
+                    sync_imports(&client, &fed, &cfg, &stores).await;
                 }
                 if crd && cfg.discovery.kubernetes.write_status && now >= next_status {
                     next_status = now + STATUS_EVERY;
@@ -441,6 +463,28 @@ async fn sync_routes(
             Err(e) => tracing::warn!(object = %what, error = %e, "cannot update route status"),
         }
     }
+}
+
+/// Keeps the ServiceImports, derived Services and their slices of the mesh's services.
+async fn sync_imports(
+    client: &kube::Client,
+    fed: &FederationClient,
+    cfg: &GatewayConfig,
+    stores: &Stores,
+) {
+    let catalog = match fed.services().await {
+        Ok(c) => c.items,
+        Err(e) => {
+            tracing::debug!(error = %e, "no catalog for imports yet");
+            return;
+        }
+    };
+    let seen = import_sync::Observed {
+        services: &stores.services,
+        slices: &stores.slices,
+        imports: &stores.imports,
+    };
+    import_sync::sync(client, &cfg.discovery.kubernetes, &seen, &catalog).await;
 }
 
 /// Patches the conditions of every ServiceExport whose conditions changed.

@@ -1,0 +1,206 @@
+//! ServiceImports against the fake Kubernetes API server: cluster east (static services) exports
+//! shop/cart and shop/grpc-echo; the gateway of cluster kube-b, with Kubernetes discovery and
+//! `imports = true`, keeps in its cluster a ServiceImport per service (ports, `spec.ips` = the
+//! derived Service's ClusterIP, `status.clusters`), a derived Service and its EndpointSlice
+//! whose endpoint is the gateway pod on the outbound port. A client that reaches that endpoint
+//! by the derived Service's name or by `cart.shop.svc.clusterset.local` gets east's cart. A
+//! Service that Warden did not make under a derived name, and a ServiceImport it did not make,
+//! are never written; two clusters disagreeing on a port is a `Conflict` condition; an export
+//! withdrawn everywhere takes its three objects with it.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::kube_fake::{FakeKube, IMPORTS, SERVICES, SLICES, condition};
+use support::*;
+use warden_federation::paths;
+use warden_gateway::control::k8s::imports::derived_name;
+use warden_gateway::key::ServiceKey;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Starts the gateway of cluster kube-b with Kubernetes discovery and imports.
+async fn kube_gateway(root: &std::path::Path, node: &NodeProc) -> Proc {
+    support::kube_gateway(root, node, "kube-b", "imports = true\n").await
+}
+
+/// GET `/` from `addr` with `host`: (status, x-echo-server).
+async fn get_as(addr: &str, host: &str) -> (u16, String) {
+    let r = http()
+        .get(format!("http://{addr}/"))
+        .header("host", host)
+        .send()
+        .await;
+    match r {
+        Ok(r) => (r.status().as_u16(), served_by(&r)),
+        Err(_) => (0, String::new()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mesh_s_services_are_imported_and_callable_by_their_clusterset_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let node = one_node(root).await;
+    let _east = east_of(root, &node, "").await;
+    let kube = FakeKube::start().await;
+    kube.kubeconfig(&root.join("kubeconfig"));
+    let admin = http();
+    let grpc_derived = derived_name(&ServiceKey::new("shop", "grpc-echo"));
+    // Objects Warden did not make: a Service under grpc-echo's derived name, and a
+    // ServiceImport of a service nobody exports.
+    kube.apply(
+        SERVICES,
+        json!({"metadata": {"namespace": "shop", "name": grpc_derived},
+            "spec": {"type": "ClusterIP", "clusterIP": "10.96.9.9", "ports": [{"name": "x", "port": 1, "protocol": "TCP"}]}}),
+    );
+    kube.apply(
+        IMPORTS,
+        json!({"metadata": {"namespace": "shop", "name": "legacy"},
+            "spec": {"type": "ClusterSetIP", "ports": [{"port": 80, "protocol": "TCP"}]}}),
+    );
+    let gw = kube_gateway(root, &node).await;
+    let out = gw.addr("outbound");
+    let (ip, port) = out.rsplit_once(':').unwrap();
+    let port: u16 = port.parse().unwrap();
+    // The gateway's own Service and slice, as the endpointslice controller would keep them.
+    kube.apply(
+        SERVICES,
+        json!({"metadata": {"namespace": "warden-system", "name": "warden-gateway"},
+            "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 80, "targetPort": "outbound", "protocol": "TCP"}]}}),
+    );
+    kube.apply(
+        SLICES,
+        json!({"metadata": {"namespace": "warden-system", "name": "warden-gateway-abc",
+                "labels": {"kubernetes.io/service-name": "warden-gateway"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}]}),
+    );
+
+    // cart: a ServiceImport with the derived Service's ClusterIP, and the derived objects.
+    let cart_derived = derived_name(&ServiceKey::new("shop", "cart"));
+    let imp = eventually(PATIENCE, "cart is imported", || async {
+        let o = kube.object(IMPORTS, "shop", "cart")?;
+        (o["spec"]["ips"].as_array()?.len() == 1 && o["status"]["clusters"].is_array()).then_some(o)
+    })
+    .await;
+    let svc = kube
+        .object(SERVICES, "shop", &cart_derived)
+        .expect("derived Service");
+    assert_eq!(imp["spec"]["type"], "ClusterSetIP");
+    assert_eq!(imp["spec"]["ips"][0], svc["spec"]["clusterIP"]);
+    assert_eq!(imp["status"]["clusters"], json!([{"cluster": "east"}]));
+    assert_eq!(
+        imp["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "warden"
+    );
+    assert_eq!(condition(&imp, "Conflict").unwrap().0, "False");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], json!(port));
+    let slice = kube
+        .object(SLICES, "shop", &cart_derived)
+        .expect("derived slice");
+    assert_eq!(
+        slice["metadata"]["labels"]["kubernetes.io/service-name"],
+        json!(cart_derived)
+    );
+    assert_eq!(slice["endpoints"][0]["addresses"], json!([ip]));
+    assert_eq!(slice["ports"][0]["port"], json!(port));
+
+    // An unmodified client: DNS and kube-proxy take it to the slice's endpoint; the name it
+    // used says the rest.
+    let endpoint = format!("{ip}:{}", slice["ports"][0]["port"]);
+    for host in [
+        format!("{cart_derived}.shop.svc.cluster.local"),
+        "cart.shop.svc.clusterset.local".to_string(),
+    ] {
+        let (status, by) = eventually(PATIENCE, "cart answers", || async {
+            let r = get_as(&endpoint, &host).await;
+            (r.0 == 200).then_some(r)
+        })
+        .await;
+        assert!(
+            by.starts_with("east-"),
+            "{host}: served by {by:?} ({status})"
+        );
+    }
+
+    // grpc-echo's derived name is taken by a Service Warden did not make: left alone, said.
+    let grpc = eventually(PATIENCE, "grpc-echo is imported", || async {
+        let o = kube.object(IMPORTS, "shop", "grpc-echo")?;
+        condition(&o, "Ready").map(|_| o)
+    })
+    .await;
+    assert_eq!(
+        condition(&grpc, "Ready").unwrap(),
+        ("False".to_string(), "DerivedServiceTaken".to_string())
+    );
+    let foreign = kube.object(SERVICES, "shop", &grpc_derived).unwrap();
+    assert_eq!(foreign["spec"]["clusterIP"], "10.96.9.9");
+    assert!(
+        kube.writes(SERVICES)
+            .iter()
+            .all(|(_, _, n)| *n != grpc_derived),
+        "a Service Warden did not make was written: {:?}",
+        kube.writes(SERVICES)
+    );
+
+    // Cluster south exports cart with http on 8080 (east: 80) and a service of its own: cart's ports
+    // conflict; south's only service is imported.
+    assert_eq!(register(&admin, &node, "south").await, Some(201));
+    let ports = |p: u16| json!({"ports": [{"name": "http", "port": p, "protocol": "http"}], "healthy_endpoints": 1});
+    put_ok(
+        &admin,
+        &node.url(&paths::export("south", "shop", "cart")),
+        &ports(8080),
+    )
+    .await;
+    put_ok(
+        &admin,
+        &node.url(&paths::export("south", "shop", "lone")),
+        &ports(80),
+    )
+    .await;
+    let cart = eventually(PATIENCE, "the conflict is reported", || async {
+        let o = kube.object(IMPORTS, "shop", "cart")?;
+        (condition(&o, "Conflict")?.0 == "True").then_some(o)
+    })
+    .await;
+    assert_eq!(
+        cart["status"]["clusters"],
+        json!([{"cluster": "east"}, {"cluster": "south"}])
+    );
+    assert_eq!(condition(&cart, "Conflict").unwrap().1, "PortConflict");
+    let lone_derived = derived_name(&ServiceKey::new("shop", "lone"));
+    eventually(PATIENCE, "lone is imported", || async {
+        kube.object(SLICES, "shop", &lone_derived).map(|_| ())
+    })
+    .await;
+
+    // lone withdrawn everywhere: its three objects go; the foreign ones stay.
+    let r = admin
+        .delete(node.url(&paths::export("south", "shop", "lone")))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    eventually(PATIENCE, "lone's objects are deleted", || async {
+        let gone = kube.object(IMPORTS, "shop", "lone").is_none()
+            && kube.object(SERVICES, "shop", &lone_derived).is_none()
+            && kube.object(SLICES, "shop", &lone_derived).is_none();
+        gone.then_some(())
+    })
+    .await;
+    assert!(
+        kube.object(IMPORTS, "shop", "legacy").is_some(),
+        "a foreign ServiceImport was deleted"
+    );
+    assert!(
+        kube.writes(IMPORTS).iter().all(|(_, _, n)| n != "legacy"),
+        "a ServiceImport Warden did not make was written"
+    );
+    assert!(kube.object(IMPORTS, "shop", "cart").is_some());
+    drop(gw);
+}
