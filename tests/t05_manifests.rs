@@ -2,11 +2,15 @@
 //! and survives a round trip unchanged (so a misspelt field cannot hide), every kustomization
 //! names files that exist, the overlays' TOML files are valid gateway and node configs, and —
 //! where `kubectl` is installed — every overlay renders and its output passes the same checks.
+//! The Helm chart (`deploy/helm/warden/`), where `helm` is installed, lints and renders for each
+//! kind cluster, its output passes the same checks, and — object by object — equals the
+//! overlay's render (labels and the chart's config checksums aside), so the two cannot drift.
 
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -70,6 +74,7 @@ fn check_object(doc: &Value, what: &str) -> String {
         "PodDisruptionBudget" => round_trip::<PodDisruptionBudget>(doc, what),
         "ConfigMap" => round_trip::<ConfigMap>(doc, what),
         "CustomResourceDefinition" => round_trip::<CustomResourceDefinition>(doc, what),
+        "NetworkPolicy" => round_trip::<NetworkPolicy>(doc, what),
         other => panic!("{what}: unexpected kind {other}"),
     }
     kind.to_string()
@@ -289,5 +294,176 @@ fn overlays_render_with_kubectl_kustomize() {
             .unwrap();
         assert_eq!(eastwest["spec"]["type"], "NodePort");
         assert_eq!(eastwest["spec"]["ports"][0]["nodePort"], 30008);
+    }
+}
+
+fn helm() -> Option<String> {
+    let h = std::env::var("WARDEN_HELM").unwrap_or_else(|_| "helm".into());
+    let ok = std::process::Command::new(&h)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some(h)
+}
+
+fn chart() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/helm/warden")
+}
+
+/// `helm <verb>` of the chart for kind cluster `name`, with `extra` arguments; its stdout.
+fn helm_run(helm: &str, verb: &[&str], name: &str, extra: &[&str]) -> String {
+    let overlay = deploy().join("overlays").join(name);
+    let out = std::process::Command::new(helm)
+        .args(verb)
+        .arg(chart())
+        .arg("-f")
+        .arg(chart().join(format!("values-{name}.yaml")))
+        .arg("--set-file")
+        .arg(format!(
+            "gateway.config={}",
+            overlay.join("gateway.toml").display()
+        ))
+        .arg("--set-file")
+        .arg(format!(
+            "federation.config={}",
+            overlay.join("node.toml").display()
+        ))
+        .args(extra)
+        .output()
+        .expect("run helm");
+    assert!(
+        out.status.success(),
+        "helm {verb:?} {name}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// An object as both tools must agree on it: labels, annotations and the chart's config
+/// checksums left out, kustomize's ConfigMap name hashes taken off.
+fn normalized(doc: &Value) -> Value {
+    fn unhash(v: &mut Value) {
+        match v {
+            Value::String(s) => {
+                for base in ["warden-gateway-config", "warden-federation-config"] {
+                    if s.starts_with(&format!("{base}-")) && s.len() == base.len() + 11 {
+                        *s = base.to_string();
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(unhash),
+            Value::Object(o) => o.values_mut().for_each(unhash),
+            _ => {}
+        }
+    }
+    let mut d = doc.clone();
+    if let Some(m) = d["metadata"].as_object_mut() {
+        m.remove("labels");
+        m.remove("annotations");
+    }
+    if let Some(meta) = d
+        .pointer_mut("/spec/template/metadata")
+        .and_then(Value::as_object_mut)
+    {
+        if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.retain(|k, _| !k.starts_with("checksum/"));
+        }
+        if meta
+            .get("annotations")
+            .and_then(Value::as_object)
+            .is_some_and(|a| a.is_empty())
+        {
+            meta.remove("annotations");
+        }
+    }
+    unhash(&mut d);
+    d
+}
+
+#[test]
+fn the_chart_renders_and_matches_the_kustomize_overlays() {
+    let Some(helm) = helm() else {
+        eprintln!("skipped: helm not found (set WARDEN_HELM or put helm on PATH)");
+        return;
+    };
+    // The chart's CRDs are the base's.
+    for crd in ["serviceexport-crd.yaml", "serviceimport-crd.yaml"] {
+        assert_eq!(
+            std::fs::read_to_string(chart().join("crds").join(crd)).unwrap(),
+            std::fs::read_to_string(deploy().join("base").join(crd)).unwrap(),
+            "deploy/helm/warden/crds/{crd} differs from the base's"
+        );
+    }
+    let kubectl = kubectl();
+    for name in ["cluster-a", "cluster-b", "cluster-c"] {
+        helm_run(&helm, &["lint"], name, &["--strict"]);
+        let all = [
+            "--namespace",
+            "warden-system",
+            "--include-crds",
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "serviceMonitor.enabled=true",
+        ];
+        let full = yaml_docs(&helm_run(&helm, &["template", "warden"], name, &all), name);
+        for d in &full {
+            if d["kind"] == "ServiceMonitor" {
+                assert_eq!(d["apiVersion"], "monitoring.coreos.com/v1");
+                assert_eq!(d["spec"]["endpoints"][0]["port"], "admin");
+                continue;
+            }
+            let kind = check_object(d, name);
+            if kind != "CustomResourceDefinition" && !kind.starts_with("Cluster") {
+                assert_eq!(
+                    d["metadata"]["namespace"], "warden-system",
+                    "{name}: {kind}"
+                );
+            }
+        }
+        assert_eq!(
+            full.iter().filter(|d| d["kind"] == "NetworkPolicy").count(),
+            2,
+            "{name}: a NetworkPolicy for the gateway and one for the node"
+        );
+        let Some(kubectl) = &kubectl else {
+            eprintln!("skipped: the comparison with the overlays needs kubectl");
+            continue;
+        };
+        let chart_docs = yaml_docs(
+            &helm_run(
+                &helm,
+                &["template", "warden"],
+                name,
+                &["--namespace", "warden-system", "--include-crds"],
+            ),
+            name,
+        );
+        let out = std::process::Command::new(kubectl)
+            .arg("kustomize")
+            .arg(deploy().join("overlays").join(name))
+            .output()
+            .expect("run kubectl kustomize");
+        assert!(out.status.success());
+        let kust = yaml_docs(&String::from_utf8(out.stdout).unwrap(), name);
+        for k in kust.iter().filter(|d| d["kind"] != "Namespace") {
+            let k = normalized(k);
+            let (kind, obj) = (&k["kind"], &k["metadata"]["name"]);
+            let c = chart_docs
+                .iter()
+                .map(normalized)
+                .find(|c| c["kind"] == *kind && c["metadata"]["name"] == *obj)
+                .unwrap_or_else(|| panic!("{name}: the chart has no {kind} {obj}"));
+            assert_eq!(
+                c, k,
+                "{name}: the chart's {kind} {obj} differs from the overlay's"
+            );
+        }
+        assert_eq!(
+            chart_docs.len(),
+            kust.len() - 1,
+            "{name}: the chart renders the overlay's objects (the Namespace aside), no more"
+        );
     }
 }
