@@ -371,6 +371,43 @@ pub struct StaticService {
     pub export: bool,
     /// Active probe: `tcp` (connect) or an HTTP path like `/healthz`.
     pub probe: String,
+    /// The endpoints' port for each service port after the first (whose port is each
+    /// endpoint's own); a port without an entry is served on its own number.
+    pub port_targets: BTreeMap<u16, u16>,
+}
+
+impl StaticService {
+    /// The port endpoint `addr` serves service port `port` on (`None`: not a port of the
+    /// service).
+    pub fn target_of(&self, port: u16) -> Option<TargetPort> {
+        let first = self.ports.first()?;
+        let p = self.ports.iter().find(|p| p.port == port)?;
+        let h2 = matches!(
+            p.protocol,
+            warden_federation::model::Protocol::Http2 | warden_federation::model::Protocol::Grpc
+        );
+        Some(match p.port == first.port {
+            true => TargetPort {
+                own: true,
+                port: 0,
+                h2,
+            },
+            false => TargetPort {
+                own: false,
+                port: self.port_targets.get(&port).copied().unwrap_or(port),
+                h2,
+            },
+        })
+    }
+}
+
+/// Where a service port is served: on each endpoint's own port (`own`, the first port) or on
+/// `port`; and whether it speaks HTTP/2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetPort {
+    pub own: bool,
+    pub port: u16,
+    pub h2: bool,
 }
 
 /// `[[services]]` as written.
@@ -394,6 +431,10 @@ struct ServiceInFile {
     export: bool,
     #[serde(default = "default_probe")]
     probe: String,
+    /// The endpoints' port for a service port other than the first, by port name, e.g.
+    /// `port_targets = { admin = 9001 }` (default: the port's own number).
+    #[serde(default)]
+    port_targets: BTreeMap<String, u16>,
 }
 
 #[derive(Deserialize)]
@@ -425,6 +466,18 @@ impl TryFrom<ServiceInFile> for StaticService {
                 endpoints.push(addr);
             }
         }
+        let mut port_targets = BTreeMap::new();
+        for (name, target) in f.port_targets {
+            let Some(p) = f.ports.iter().skip(1).find(|p| p.name == name) else {
+                return Err(format!(
+                    "port_targets.{name}: not a port of the service after its first (whose endpoints name their own port)"
+                ));
+            };
+            if target == 0 {
+                return Err(format!("port_targets.{name}: a port 1-65535"));
+            }
+            port_targets.insert(p.port, target);
+        }
         Ok(StaticService {
             namespace: f.namespace,
             name: f.name,
@@ -434,6 +487,7 @@ impl TryFrom<ServiceInFile> for StaticService {
             weight: f.weight,
             export: f.export,
             probe: f.probe,
+            port_targets,
         })
     }
 }
@@ -622,18 +676,21 @@ impl GatewayConfig {
                 &r.service,
             )
             .map_err(bad)?;
-            // A service's endpoints serve its first port: a route to another would never reach
-            // them, so say so now rather than drop every connection.
+            // A route to a port the local service does not have would never reach its
+            // endpoints: say so now rather than drop every connection.
             let local = self
                 .services
                 .iter()
                 .find(|s| format!("{}/{}", s.namespace, s.name) == r.service);
-            if let Some(first) = local.and_then(|s| s.ports.first())
-                && first.port != r.port
+            if let Some(s) = local
+                && s.target_of(r.port).is_none()
             {
+                let ports: Vec<String> = s.ports.iter().map(|p| p.port.to_string()).collect();
                 return Err(ConfigError::Invalid(format!(
-                    "listeners.tcp[{i}].port is {}, but {}'s endpoints serve its first port {} (set the service's ports, or route port {})",
-                    r.port, r.service, first.port, first.port
+                    "listeners.tcp[{i}].port is {}, but {} has ports {} only (set the service's ports, or route one of them)",
+                    r.port,
+                    r.service,
+                    ports.join(", ")
                 )));
             }
         }
@@ -767,7 +824,7 @@ mod tests {
         let err = parse(&format!("{}{svc}", route(80)))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("first port 5432"), "{err}");
+        assert!(err.contains("has ports 5432 only"), "{err}");
         // A route to a service only other clusters have is not checked here.
         assert!(parse(&route(80)).is_ok());
         assert_eq!(parse("").unwrap().authz.default, AuthzDefault::Allow);

@@ -77,11 +77,41 @@ pub struct LocalService {
     pub h2: bool,
     /// The service port the endpoints serve (the service's first port).
     pub port: u16,
+    /// Where every port of the service is served (the first on each endpoint's own port).
+    pub ports: PortTargets,
     /// Published to the federation: only then may other clusters reach it.
     pub exported: bool,
 }
 
+/// `addr` (`host:port`, `[v6]:port`) on another port.
+pub fn with_port(addr: &str, port: u16) -> Option<String> {
+    let (host, _) = addr.rsplit_once(':')?;
+    Some(format!("{host}:{port}"))
+}
+
+/// A local endpoint's address for a port served at `target` (its own address for the first).
+pub fn local_addr(
+    addr: &str,
+    target: Option<crate::config::TargetPort>,
+) -> std::borrow::Cow<'_, str> {
+    match target
+        .filter(|t| !t.own)
+        .and_then(|t| with_port(addr, t.port))
+    {
+        Some(moved) => std::borrow::Cow::Owned(moved),
+        None => std::borrow::Cow::Borrowed(addr),
+    }
+}
+
+/// Each service port and where the endpoints serve it.
+pub type PortTargets = Arc<[(u16, crate::config::TargetPort)]>;
+
 impl LocalService {
+    /// Where the endpoints serve service port `port`; `None`: not a port of the service.
+    pub fn target(&self, port: u16) -> Option<crate::config::TargetPort> {
+        self.ports.iter().find(|(p, _)| *p == port).map(|(_, t)| *t)
+    }
+
     pub fn available_count(&self) -> usize {
         self.endpoints.iter().filter(|e| e.available).count()
     }

@@ -142,6 +142,14 @@ fn tables(local: &[&str], clusters: &[(&str, &str)], security: Vec<SecurityPolic
             weight: 100,
             h2: false,
             port: 80,
+            ports: Arc::from([(
+                80,
+                warden_gateway::config::TargetPort {
+                    own: true,
+                    port: 0,
+                    h2: false,
+                },
+            )]),
             exported: true,
         };
         lt.services.insert(cart(), Arc::new(svc));

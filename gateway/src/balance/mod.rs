@@ -350,6 +350,7 @@ mod tests {
             weight: 100,
             h2: false,
             port: 80,
+            ports: Arc::from([]),
             exported: true,
         }
     }

@@ -88,18 +88,27 @@ impl EndpointGuard {
     /// `svc` with only the endpoints traffic may go to, and the refused ones with why.
     pub fn filter(&self, mut svc: StaticService) -> (StaticService, Vec<(String, Refused)>) {
         let mut refused = Vec::new();
-        svc.endpoints.retain(|e| match self.check(e) {
-            Ok(()) => true,
-            Err(why) => {
-                refused.push((e.clone(), why));
-                false
+        // Every port an endpoint is reached on is checked: another port of the service lands
+        // on the same address.
+        let targets: Vec<u16> = svc.port_targets.values().copied().collect();
+        svc.endpoints.retain(|e| {
+            let others = targets.iter().map(|t| with_port(e, *t));
+            let checked = std::iter::once(e.clone()).chain(others.flatten());
+            for a in checked {
+                if let Err(why) = self.check(&a) {
+                    refused.push((a, why));
+                    return false;
+                }
             }
+            true
         });
         let kept = &svc.endpoints;
         svc.labels.retain(|addr, _| kept.contains(addr));
         (svc, refused)
     }
 }
+
+pub use crate::table::with_port;
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it is.
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -186,10 +195,18 @@ mod tests {
             weight: 1,
             export: true,
             probe: "tcp".into(),
+            port_targets: Default::default(),
         };
-        let (kept, refused) = g.filter(svc);
+        let (kept, refused) = g.filter(svc.clone());
         assert_eq!(kept.endpoints, ["10.0.0.1:80"]);
         assert_eq!(refused, [("169.254.169.254:80".into(), Refused::LinkLocal)]);
         assert!(describe(&refused).starts_with("169.254.169.254:80: a link-local address"));
+        // A second port is checked on every endpoint too: here it would land on a listener.
+        let g = guard(false, false, &["10.0.0.1:15000"]);
+        let mut two = svc;
+        two.port_targets.insert(9000, 15000);
+        let (kept, refused) = g.filter(two);
+        assert!(kept.endpoints.is_empty(), "{:?}", kept.endpoints);
+        assert_eq!(refused[0].0, "10.0.0.1:15000");
     }
 }

@@ -19,7 +19,7 @@ use crate::health::interval::{self, Settings, Window};
 use crate::health::{Flip, Outlier, ProbeState};
 use crate::key::ServiceKey;
 use crate::metrics::Metrics;
-use crate::table::{InFlight, Labels, LocalEndpoint, LocalService, Tables};
+use crate::table::{InFlight, Labels, LocalEndpoint, LocalService, PortTargets, Tables};
 use warden_federation::model::{MAX_SUBSETS, SubsetHealth};
 
 /// An active probe result.
@@ -55,6 +55,7 @@ pub struct Update {
     pub weight: u32,
     pub h2: bool,
     pub port: u16,
+    pub ports: PortTargets,
     pub exported: bool,
 }
 
@@ -120,6 +121,8 @@ pub struct Membership {
     pub h2: bool,
     /// The service port the endpoints serve.
     pub port: u16,
+    /// Every port of the service and where it is served.
+    pub ports: PortTargets,
     /// Other clusters may reach it.
     pub exported: bool,
 }
@@ -134,6 +137,7 @@ pub struct PoolActor {
     weight: u32,
     h2: bool,
     port: u16,
+    ports: PortTargets,
     exported: bool,
     had_available: bool,
     /// The snapshot last published: an unchanged one is not published again.
@@ -167,6 +171,7 @@ impl PoolActor {
             weight: m.weight,
             h2: m.h2,
             port: m.port,
+            ports: m.ports,
             exported: m.exported,
             had_available: true,
             published: None,
@@ -298,6 +303,7 @@ impl PoolActor {
             weight: self.weight,
             h2: self.h2,
             port: self.port,
+            ports: self.ports.clone(),
             exported: self.exported,
         };
         if self.published.as_ref() == Some(&snapshot) {
@@ -439,6 +445,7 @@ impl Handler<Update> for PoolActor {
             self.weight = m.weight;
             self.h2 = m.h2;
             self.port = m.port;
+            self.ports = m.ports;
             self.exported = m.exported;
             self.publish();
         });
@@ -521,6 +528,7 @@ mod tests {
             weight: 100,
             h2: false,
             port: 80,
+            ports: Arc::from([]),
             exported: true,
         };
         PoolActor::new(

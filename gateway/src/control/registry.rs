@@ -61,6 +61,11 @@ fn membership(s: &StaticService) -> Membership {
         weight: s.weight,
         h2: speaks_h2(s),
         port: s.ports.first().map(|p| p.port).unwrap_or(0),
+        ports: s
+            .ports
+            .iter()
+            .filter_map(|p| Some((p.port, s.target_of(p.port)?)))
+            .collect(),
         exported: s.export,
     }
 }
@@ -174,6 +179,7 @@ impl RegistryActor {
                         || old.labels != s.labels
                         || old.weight != s.weight
                         || old.ports != s.ports
+                        || old.port_targets != s.port_targets
                         || old.export != s.export
                     {
                         let m = membership(&s);
@@ -183,6 +189,7 @@ impl RegistryActor {
                             weight: m.weight,
                             h2: m.h2,
                             port: m.port,
+                            ports: m.ports,
                             exported: m.exported,
                         });
                     }

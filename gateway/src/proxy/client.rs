@@ -52,9 +52,11 @@ impl Clients {
         bounded: Option<&Bounded>,
     ) -> Result<Response<Incoming>, ProxyError> {
         let target = attempt.addr;
+        // A local request's version says which client (a port of the service may speak h2).
+        let h2 = req.version() == http::Version::HTTP_2;
         match (&attempt.hop, tls, bounded) {
-            (Hop::Local { h2 }, _, Some(b)) => {
-                let sent = tokio::time::timeout(per_try, b.pool.request(*h2, req)).await;
+            (Hop::Local { .. }, _, Some(b)) => {
+                let sent = tokio::time::timeout(per_try, b.pool.request(h2, req)).await;
                 if let Ok(Err(e)) = &sent
                     && connection_limit(e).is_some()
                 {
@@ -78,9 +80,10 @@ impl Clients {
         per_try: Duration,
     ) -> Result<Response<Incoming>, ProxyError> {
         let target = attempt.addr;
+        let h2 = req.version() == http::Version::HTTP_2;
         match (&attempt.hop, tls) {
-            (Hop::Local { h2: false }, _) => send(&self.local, req, target, per_try).await,
-            (Hop::Local { h2: true }, _) | (Hop::Remote { .. }, None) => {
+            (Hop::Local { .. }, _) if !h2 => send(&self.local, req, target, per_try).await,
+            (Hop::Local { .. }, _) | (Hop::Remote { .. }, None) => {
                 send(&self.h2, req, target, per_try).await
             }
             (Hop::Remote { trust_domain }, Some(tls)) => {

@@ -196,6 +196,8 @@ pub struct RequestCtx {
     /// The endpoint (local) or remote gateway of the last target tried.
     pub endpoint: Option<String>,
     pub retries: u32,
+    /// The service port the request names (`None`: the service's first).
+    pub port: Option<u16>,
     /// The verified JWT's claims, once a JWT policy checked the token.
     pub claims: Option<Arc<crate::authn::Claims>>,
 }
@@ -243,6 +245,7 @@ impl RequestCtx {
             dst: None,
             endpoint: None,
             retries: 0,
+            port: None,
             claims: None,
         }
     }

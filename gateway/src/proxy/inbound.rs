@@ -21,8 +21,7 @@ use crate::authz::{self, Caller};
 use crate::config::AuthzDefault;
 use crate::key::ServiceKey;
 
-/// Header naming the service port on a CONNECT over the east-west hop.
-pub const PORT_HEADER: &str = "x-warden-port";
+pub use super::naming::PORT_HEADER;
 
 /// Checks an east-west caller, and returns its verified cluster: the service must be exported (a local-only service is not
 /// reachable from other clusters), and the caller must pass the service's authorization
@@ -136,15 +135,14 @@ pub async fn connect_local(
     let Some(local) = view.local.as_ref() else {
         return Err(ProxyError::NoLocalEndpoint(key.to_string()));
     };
-    if let Some(p) = port
-        && p != local.port
-    {
-        return Err(ProxyError::PortNotRouted {
+    let target = match port {
+        None => None,
+        Some(p) => Some(local.target(p).ok_or_else(|| ProxyError::PortNotRouted {
             service: key.to_string(),
             port: p,
             served: local.port,
-        });
-    }
+        })?),
+    };
     let timeout = Duration::from_millis(ctx.cfg.timeouts.connect_ms);
     let over = ctx.cfg.routing.overprovisioning_percent;
     let mut exclude = Vec::new();
@@ -152,7 +150,8 @@ pub async fn connect_local(
         let Some(a) = view.choose(&ctx.me, over, &exclude, draws()) else {
             break;
         };
-        match tokio::time::timeout(timeout, TcpStream::connect(a.addr)).await {
+        let addr = crate::table::local_addr(a.addr, target);
+        match tokio::time::timeout(timeout, TcpStream::connect(addr.as_ref())).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 return Ok(s);

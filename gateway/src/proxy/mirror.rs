@@ -109,6 +109,8 @@ pub fn copy(
         key: &m.service,
         source_cluster: plan.source_cluster,
         subset: subset.as_ref(),
+        port: None,
+        target: None,
     };
     let Ok(req) = to.request(&head, &attempt, full(bytes)) else {
         return count(ctx, key, policy, "mirror_failed");

@@ -11,6 +11,8 @@ use crate::key::ServiceKey;
 
 /// Header carrying the service on the east-west hop.
 pub const SERVICE_HEADER: &str = "x-warden-service";
+/// Header carrying the service port on the east-west hop (HTTP requests and TCP tunnels).
+pub const PORT_HEADER: &str = "x-warden-port";
 
 /// The service a request names.
 pub fn service_of(
@@ -34,6 +36,31 @@ pub fn service_of(
         .ok_or(ProxyError::NoService)
 }
 
+/// The service port a request names: on the east-west hop the calling gateway's
+/// `x-warden-port`; otherwise the port of the authority that named the service (`None`: none
+/// given, the service's first port).
+pub fn port_of(uri: &Uri, headers: &HeaderMap, listener: Listener) -> Option<u16> {
+    let port = |a: &str| {
+        let (_, p) = a.rsplit_once(':')?;
+        p.parse::<u16>().ok().filter(|p| *p != 0)
+    };
+    if listener == Listener::EastWest {
+        return headers
+            .get(PORT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u16>().ok());
+    }
+    if let Some(a) = uri.authority().map(|a| a.as_str())
+        && ServiceKey::from_authority(a).is_some()
+    {
+        return port(a);
+    }
+    headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(port)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +71,23 @@ mod tests {
             h.insert(*k, http::HeaderValue::from_static(v));
         }
         h
+    }
+
+    #[test]
+    fn the_port_comes_from_the_authority_that_named_the_service() {
+        let named: Uri = "http://cart.shop:8080/x".parse().unwrap();
+        assert_eq!(
+            port_of(&named, &HeaderMap::new(), Listener::Outbound),
+            Some(8080)
+        );
+        let dialed: Uri = "http://127.0.0.1:15001/x".parse().unwrap();
+        let h = headers(&[("host", "cart.shop.svc.clusterset.local:9090")]);
+        assert_eq!(port_of(&dialed, &h, Listener::Outbound), Some(9090));
+        let h = headers(&[("host", "cart.shop")]);
+        assert_eq!(port_of(&dialed, &h, Listener::Outbound), None);
+        let h = headers(&[("x-warden-port", "7000"), ("host", "cart.shop:1")]);
+        let bare: Uri = "/x".parse().unwrap();
+        assert_eq!(port_of(&bare, &h, Listener::EastWest), Some(7000));
     }
 
     #[test]

@@ -15,11 +15,13 @@ use super::context::Listener;
 use super::context::{ProxyCtx, RequestCtx, SOURCE_HEADER};
 use super::error::ProxyError;
 use super::headers::{CALLER_HEADER, caller_value, clean};
-use super::naming::SERVICE_HEADER;
+use super::naming::{PORT_HEADER, SERVICE_HEADER};
 use super::rules::{Routed, SUBSET_HEADER, subset_from, subset_value};
 use super::trace::TRACEPARENT;
 use super::view::ServiceView;
+use crate::config::TargetPort;
 use crate::key::ServiceKey;
+use crate::table::local_addr;
 use warden_federation::route::RetryOn;
 
 /// An HTTP request's plan: where it may go, how it may be retried, what it sends.
@@ -48,6 +50,10 @@ pub struct Plan<'a> {
     pub backoff: Option<(u64, u64)>,
     /// The service's resilience policy with a circuit breaker, set by the resilience stage.
     pub breaker: Option<std::sync::Arc<crate::resilience::CompiledPolicy>>,
+    /// The service port the request names (`None`: the first), and where the local endpoints
+    /// serve it.
+    pub port: Option<u16>,
+    pub target: Option<TargetPort>,
 }
 
 impl<'a> Plan<'a> {
@@ -60,7 +66,11 @@ impl<'a> Plan<'a> {
         mut head: Parts,
         routed: Option<&'a Routed>,
     ) -> Result<Self, ProxyError> {
+        let named = key;
         let key = routed.map(|r| r.service(key)).unwrap_or(key);
+        // The port belongs to the service the client named: a route to another service sends
+        // to that one's first port.
+        let port = rc.port.filter(|_| key == named);
         // The subset: the route's on the outbound listener, the calling gateway's on the
         // east-west hop (read before `clean` drops every `x-warden-*` header).
         let named = match rc.listener {
@@ -75,6 +85,14 @@ impl<'a> Plan<'a> {
         if let Some(e) = view.missing(key, rc.listener) {
             return Err(e);
         }
+        let target = match (port, view.local.as_ref()) {
+            (Some(p), Some(l)) => Some(l.target(p).ok_or_else(|| ProxyError::PortNotRouted {
+                service: key.to_string(),
+                port: p,
+                served: l.port,
+            })?),
+            _ => None,
+        };
         clean(&mut head.headers);
         if let Some(r) = routed {
             r.apply_to_request(&mut head)?;
@@ -118,6 +136,8 @@ impl<'a> Plan<'a> {
             retry_on: retry.map(|r| r.on.as_slice()),
             backoff: retry.map(|r| (r.backoff_base_ms, r.backoff_max_ms)),
             breaker: None,
+            port,
+            target,
         })
     }
 
@@ -137,6 +157,8 @@ impl<'a> Plan<'a> {
             key: self.key,
             source_cluster: self.source_cluster,
             subset: self.subset.as_ref(),
+            port: self.port,
+            target: self.target,
         };
         to.request(&self.head, attempt, body)
     }
@@ -147,6 +169,9 @@ pub struct Addressed<'a> {
     pub key: &'a ServiceKey,
     pub source_cluster: &'a str,
     pub subset: Option<&'a HeaderValue>,
+    /// The service port, named to remote gateways, and where local endpoints serve it.
+    pub port: Option<u16>,
+    pub target: Option<TargetPort>,
 }
 
 impl Addressed<'_> {
@@ -158,9 +183,15 @@ impl Addressed<'_> {
         body: BoxBody,
     ) -> Result<Request<BoxBody>, ProxyError> {
         let mut req = Request::from_parts(head.clone(), body);
-        retarget(&mut req, attempt.addr)?;
+        // Another port of a local endpoint: the same address on that port's target.
+        let addr = match attempt.hop {
+            Hop::Local { .. } => local_addr(attempt.addr, self.target),
+            Hop::Remote { .. } => std::borrow::Cow::Borrowed(attempt.addr),
+        };
+        retarget(&mut req, &addr)?;
         match attempt.hop {
             Hop::Local { h2 } => {
+                let h2 = self.target.map(|t| t.h2).unwrap_or(h2);
                 *req.version_mut() = if h2 {
                     http::Version::HTTP_2
                 } else {
@@ -179,6 +210,9 @@ impl Addressed<'_> {
                 }
                 if let Some(v) = self.subset {
                     h.insert(SUBSET_HEADER, v.clone());
+                }
+                if let Some(p) = self.port {
+                    h.insert(PORT_HEADER, HeaderValue::from(p));
                 }
             }
         }
@@ -235,6 +269,8 @@ mod tests {
             retry_on: None,
             backoff: None,
             breaker: None,
+            port: None,
+            target: None,
         };
         let me = me();
         let a = plan.view.choose(&me, 140, &[], [0.1, 0.1, 0.1]).unwrap();

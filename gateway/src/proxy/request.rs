@@ -20,7 +20,7 @@ use super::forward::forward;
 use super::headers::check_host;
 use super::inbound;
 use super::mirror;
-use super::naming::service_of;
+use super::naming::{port_of, service_of};
 use super::plan::Plan;
 use super::resilience;
 use super::respond::error_response;
@@ -94,6 +94,7 @@ where
     {
         key = real.clone();
     }
+    rc.port = port_of(&head.uri, &head.headers, rc.listener);
     let routed = route(ctx, rc, &key, head, body).await;
     // A name nobody serves is not a label (a client could make up any number of them).
     if !matches!(routed, Err(ProxyError::UnknownService(_))) {

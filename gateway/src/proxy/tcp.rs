@@ -18,7 +18,9 @@ use super::inbound::PORT_HEADER;
 use super::naming::SERVICE_HEADER;
 use super::splice::splice;
 use super::view::{ServiceView, draws};
+use crate::config::TargetPort;
 use crate::key::ServiceKey;
+use crate::table::local_addr;
 
 /// Serves one TCP connection accepted on route `idx` of `listeners.tcp`.
 pub async fn serve(ctx: Arc<ProxyCtx>, mut client: TcpStream, idx: usize) {
@@ -46,9 +48,11 @@ pub async fn serve(ctx: Arc<ProxyCtx>, mut client: TcpStream, idx: usize) {
     let over = ctx.cfg.routing.overprovisioning_percent;
     let connect = Duration::from_millis(ctx.cfg.timeouts.connect_ms);
     let mut exclude = Vec::new();
-    // Local endpoints serve one port; for another, only remote gateways can be asked.
+    // Where the local endpoints serve the port; a port they do not serve only remote
+    // gateways can be asked for.
+    let target = view.local.as_ref().and_then(|l| l.target(port));
     if let Some(l) = &view.local
-        && l.port != port
+        && target.is_none()
     {
         exclude.extend((0..l.endpoints.len()).map(crate::balance::Target::Local));
     }
@@ -58,7 +62,7 @@ pub async fn serve(ctx: Arc<ProxyCtx>, mut client: TcpStream, idx: usize) {
         };
         // Counted in flight for the whole stream, as least-request balancing needs.
         let _in_flight = a.inflight.track();
-        match open(&ctx, &a, &key, port, connect).await {
+        match open(&ctx, &a, &key, (port, target), connect).await {
             Ok(Stream::Tcp(mut upstream)) => {
                 splice(&mut client, &mut upstream, idle).await;
                 return count(&ctx, &key, a.cluster);
@@ -91,12 +95,13 @@ async fn open(
     ctx: &ProxyCtx,
     a: &Attempt<'_>,
     key: &ServiceKey,
-    port: u16,
+    (port, target): (u16, Option<TargetPort>),
     connect: Duration,
 ) -> Result<Stream, String> {
     match &a.hop {
         Hop::Local { .. } => {
-            let s = tokio::time::timeout(connect, TcpStream::connect(a.addr))
+            let addr = local_addr(a.addr, target);
+            let s = tokio::time::timeout(connect, TcpStream::connect(addr.as_ref()))
                 .await
                 .map_err(|_| "connect timed out".to_string())?
                 .map_err(|e| e.to_string())?;

@@ -212,6 +212,7 @@ pub(super) mod fixtures {
                 weight: 100,
                 h2: false,
                 port: 80,
+                ports: Arc::from([]),
                 exported: true,
             }),
         );

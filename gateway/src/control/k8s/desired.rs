@@ -266,10 +266,26 @@ fn outcome(
         }
     };
     let empty = Vec::new();
-    // Requests go to the Service's first port; its endpoints are the ready addresses on the
-    // matching EndpointSlice port (the target port).
-    let (endpoints, labels) =
-        ready_endpoints(slices.unwrap_or(&empty), kports[0].name.as_deref(), pods);
+    let slices = slices.unwrap_or(&empty);
+    // The endpoints are the ready addresses on the EndpointSlice port matching the Service's
+    // first port; every other port is served on the slice port of its name (the first slice
+    // that has it: the Pods of one Service name their ports alike).
+    let (endpoints, labels) = ready_endpoints(slices, kports[0].name.as_deref(), pods);
+    let port_targets = kports
+        .iter()
+        .zip(&ports)
+        .skip(1)
+        .filter_map(|(k, p)| {
+            let target = slices.iter().find_map(|s| {
+                s.ports
+                    .iter()
+                    .flatten()
+                    .find(|sp| sp.name.as_deref().unwrap_or("") == k.name.as_deref().unwrap_or(""))
+                    .and_then(|sp| sp.port)
+            })?;
+            Some((p.port, u16::try_from(target).ok()?))
+        })
+        .collect();
     let export = warden_federation::model::ServiceExport {
         cluster: "local".into(),
         namespace: ns.clone(),
@@ -292,6 +308,7 @@ fn outcome(
             weight,
             export: true,
             probe,
+            port_targets,
         }),
         invalid: None,
         refused: Vec::new(),
