@@ -44,7 +44,17 @@ async fn the_mesh_s_services_are_imported_and_callable_by_their_clusterset_names
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let node = one_node(root).await;
-    let _east = east_of(root, &node, "").await;
+    // shop/secret is exported to cluster west only.
+    let secret = echo(root, "secret", "127.0.0.1:0").await;
+    let east = east_of(
+        root,
+        &node,
+        &format!(
+            "[[services]]\nnamespace = \"shop\"\nname = \"secret\"\nendpoints = [{:?}]\nprobe = \"tcp\"\nexport_to = [\"west\"]\n",
+            secret.addr("addr")
+        ),
+    )
+    .await;
     let kube = FakeKube::start().await;
     kube.kubeconfig(&root.join("kubeconfig"));
     let admin = http();
@@ -178,6 +188,31 @@ async fn the_mesh_s_services_are_imported_and_callable_by_their_clusterset_names
         kube.object(SLICES, "shop", &lone_derived).map(|_| ())
     })
     .await;
+
+    // shop/secret is for west only: no ServiceImport here, no route from here, and east's
+    // gateway refuses a caller of another cluster.
+    assert!(
+        kube.object(IMPORTS, "shop", "secret").is_none(),
+        "an export for west only was imported"
+    );
+    let (s, _) = get_as(&out, "secret.shop.svc.clusterset.local").await;
+    assert_ne!(s, 200, "kube-b reached an export for west only");
+    let eastwest = east.gateway.addr("eastwest");
+    let direct = |source: &'static str| {
+        let url = format!("http://{eastwest}/");
+        async move {
+            http()
+                .get(url)
+                .header("x-warden-service", "shop/secret")
+                .header("x-warden-source-cluster", source)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(direct("kube-b").await, 403, "another cluster is refused");
+    assert_eq!(direct("west").await, 200, "the named cluster is served");
 
     // lone withdrawn everywhere: its three objects go; the foreign ones stay.
     let r = admin

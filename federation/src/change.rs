@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::audience::ExportAudience;
 use crate::authn::JwtPolicy;
 use crate::authz::AuthorizationPolicy;
 use crate::load::LoadReport;
@@ -66,6 +67,11 @@ pub enum ChangeEvent {
     LeaseRenewedWithLoad {
         lease: Lease,
         load: Box<Stored<LoadReport>>,
+    },
+    ServicePutTo {
+        export: ServiceExport,
+        subsets: Vec<SubsetHealth>,
+        audience: Box<Stored<ExportAudience>>,
     },
 }
 

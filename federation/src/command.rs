@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::audience::ExportAudience;
 use crate::authn::JwtPolicy;
 use crate::authz::AuthorizationPolicy;
 use crate::load::LoadReport;
@@ -110,6 +111,12 @@ pub enum Command {
     PutAuthorizationPolicy { policy: Stored<AuthorizationPolicy> },
     /// Removes an L7 authorization policy.
     DeleteAuthorizationPolicy { id: String, at: u64 },
+    /// [`Command::ExportServiceWithSubsets`] for the named clusters only.
+    ExportServiceTo {
+        export: ServiceExport,
+        subsets: Vec<SubsetHealth>,
+        audience: Stored<ExportAudience>,
+    },
     /// Renews a cluster's lease, carrying its gateway's demand on mesh-wide rate limits.
     RenewLeaseWithLoad {
         lease: Lease,

@@ -23,6 +23,7 @@
 
 pub mod advertised;
 pub mod api;
+pub mod audience;
 pub mod authn;
 pub mod authz;
 pub mod change;

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 use warden_raft_store::StateMachineCore;
 
+use crate::audience::ExportAudience;
 use crate::authn::JwtPolicy;
 use crate::authz::AuthorizationPolicy;
 pub use crate::change::{Change, ChangeEvent, ExportKey};
@@ -21,7 +22,9 @@ use crate::model::{
 };
 use crate::resilience::ResiliencePolicy;
 use crate::route::Route;
-use crate::state_legacy::{WithoutCredentials, WithoutResilience, WithoutRoutes, WithoutSubsets};
+use crate::state_legacy::{
+    WithoutAudience, WithoutCredentials, WithoutResilience, WithoutRoutes, WithoutSubsets,
+};
 use crate::stored::Stored;
 
 /// How many changes the history keeps; a watcher further behind must re-list.
@@ -66,6 +69,9 @@ pub struct FederationState {
     pub jwt: BTreeMap<String, Stored<JwtPolicy>>,
     /// L7 authorization policies by id, as JSON documents (the same shape change).
     pub authorization: BTreeMap<String, Stored<AuthorizationPolicy>>,
+    /// The clusters each export is for, when it names them (JSON documents). Last, for the
+    /// same reason as `credentials`.
+    pub export_audience: BTreeMap<ExportKey, Stored<ExportAudience>>,
 }
 
 impl FederationState {
@@ -215,6 +221,7 @@ impl FederationState {
         for key in keys {
             self.exports.remove(&key);
             self.export_subsets.remove(&key);
+            self.export_audience.remove(&key);
             let (cluster, namespace, service) = key;
             self.record(
                 at,
@@ -252,6 +259,7 @@ impl FederationState {
         &mut self,
         export: &ServiceExport,
         subsets: Option<&[SubsetHealth]>,
+        audience: Option<&Stored<ExportAudience>>,
     ) -> CommandResult {
         if !self.clusters.contains_key(&export.cluster) {
             return CommandResult::Rejected(Rejection::NotFound(format!(
@@ -265,6 +273,24 @@ impl FederationState {
             export.service.clone(),
         );
         self.exports.insert(key.clone(), export.clone());
+        match audience {
+            Some(a) => self.export_audience.insert(key.clone(), a.clone()),
+            None => self.export_audience.remove(&key),
+        };
+        if let Some(a) = audience {
+            let subsets = subsets.map(<[SubsetHealth]>::to_vec).unwrap_or_default();
+            match subsets.is_empty() {
+                true => self.export_subsets.remove(&key),
+                false => self.export_subsets.insert(key, subsets.clone()),
+            };
+            let event = ChangeEvent::ServicePutTo {
+                export: export.clone(),
+                subsets,
+                audience: Box::new(a.clone()),
+            };
+            let revision = self.record(export.updated_at, event);
+            return CommandResult::Applied { revision };
+        }
         let event = match subsets {
             Some(subsets) => {
                 self.export_subsets.insert(key, subsets.to_vec());
@@ -284,6 +310,7 @@ impl FederationState {
 
     fn unexport_service(&mut self, key: ExportKey, at: u64) -> CommandResult {
         self.export_subsets.remove(&key);
+        self.export_audience.remove(&key);
         if self.exports.remove(&key).is_none() {
             return CommandResult::Rejected(Rejection::NotFound(format!(
                 "service {}/{} in cluster {:?}",
@@ -408,6 +435,7 @@ impl From<WithoutCredentials> for FederationState {
             resilience: BTreeMap::new(),
             jwt: BTreeMap::new(),
             authorization: BTreeMap::new(),
+            export_audience: BTreeMap::new(),
         }
     }
 }
@@ -439,6 +467,17 @@ impl From<WithoutResilience> for FederationState {
     }
 }
 
+impl From<WithoutAudience> for FederationState {
+    fn from(old: WithoutAudience) -> Self {
+        FederationState {
+            resilience: old.resilience,
+            jwt: old.jwt,
+            authorization: old.authorization,
+            ..FederationState::from(old.before)
+        }
+    }
+}
+
 impl StateMachineCore for FederationState {
     type Request = Command;
     type Response = CommandResult;
@@ -450,7 +489,12 @@ impl StateMachineCore for FederationState {
                 ca_bundle_pem,
             } => self.register_cluster(cluster, ca_bundle_pem.as_deref(), false),
             Command::RemoveCluster { name, at } => self.remove_cluster(name, *at),
-            Command::ExportService { export } => self.export_service(export, None),
+            Command::ExportService { export } => self.export_service(export, None, None),
+            Command::ExportServiceTo {
+                export,
+                subsets,
+                audience,
+            } => self.export_service(export, Some(subsets), Some(audience)),
             Command::UnexportService {
                 cluster,
                 namespace,
@@ -557,7 +601,7 @@ impl StateMachineCore for FederationState {
             Command::PutRoute { route } => self.put_route(route),
             Command::DeleteRoute { id, at } => self.delete_route(id, *at),
             Command::ExportServiceWithSubsets { export, subsets } => {
-                self.export_service(export, Some(subsets))
+                self.export_service(export, Some(subsets), None)
             }
             Command::PutResiliencePolicy { policy } => self.put_document(policy),
             Command::DeleteResiliencePolicy { id, at } => {
@@ -575,8 +619,9 @@ impl StateMachineCore for FederationState {
     fn decode_state(bytes: &[u8]) -> Result<Self, warden_raft_store::codec::CodecError> {
         use crate::state_legacy as legacy;
         warden_raft_store::codec::decode::<FederationState>(bytes).or_else(|current| {
-            legacy::decode::<WithoutResilience>(bytes)
+            legacy::decode::<WithoutAudience>(bytes)
                 .map(FederationState::from)
+                .or_else(|_| legacy::decode::<WithoutResilience>(bytes).map(FederationState::from))
                 .or_else(|_| legacy::decode::<WithoutSubsets>(bytes).map(FederationState::from))
                 .or_else(|_| legacy::decode::<WithoutRoutes>(bytes).map(FederationState::from))
                 .or_else(|_| legacy::decode::<WithoutCredentials>(bytes).map(FederationState::from))

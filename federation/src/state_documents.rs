@@ -220,6 +220,58 @@ mod tests {
     }
 
     #[test]
+    fn the_state_before_audiences_still_decodes_and_an_audience_goes_with_its_export() {
+        use crate::audience::ExportAudience;
+        use crate::state_legacy::WithoutAudience;
+        use warden_raft_store::codec;
+        let mut old = WithoutAudience::default();
+        old.before.before.before.before.revision = 9;
+        old.resilience
+            .insert("a".into(), policy("a", "shop/cart", None));
+        let s = FederationState::decode_state(&codec::encode(&old).unwrap()).unwrap();
+        assert_eq!((s.revision, s.resilience.len()), (9, 1));
+        assert!(s.export_audience.is_empty());
+
+        let mut s = FederationState::default();
+        s.apply(
+            1,
+            &Command::RegisterCluster {
+                cluster: serde_json::from_value(serde_json::json!({"name": "east",
+                    "region": "r", "zone": "z", "network": "n", "gateway": "127.0.0.1:1",
+                    "trust_domain": "east.test", "labels": {}, "registered_at": 1}))
+                .unwrap(),
+                ca_bundle_pem: None,
+            },
+        );
+        let export: crate::model::ServiceExport = serde_json::from_value(serde_json::json!({
+            "cluster": "east", "namespace": "shop", "service": "cart", "ports": [],
+            "healthy_endpoints": 1, "weight": 100, "updated_at": 2}))
+        .unwrap();
+        let to_west = Stored(ExportAudience {
+            export_to: vec!["west".into()],
+        });
+        s.apply(
+            2,
+            &Command::ExportServiceTo {
+                export: export.clone(),
+                subsets: vec![],
+                audience: to_west.clone(),
+            },
+        );
+        let key = ("east".to_string(), "shop".to_string(), "cart".to_string());
+        assert_eq!(s.export_audience[&key], to_west);
+        assert!(matches!(
+            &s.history.back().unwrap().event,
+            ChangeEvent::ServicePutTo { audience, .. } if **audience == to_west
+        ));
+        let back = FederationState::decode_state(&codec::encode(&s).unwrap()).unwrap();
+        assert_eq!(back.export_audience, s.export_audience);
+        // Exported again for everyone: the audience goes.
+        s.apply(3, &Command::ExportService { export });
+        assert!(s.export_audience.is_empty());
+    }
+
+    #[test]
     fn authorization_policies_are_many_per_service() {
         let mut s = FederationState::default();
         let authz = |id: &str| {

@@ -1,7 +1,8 @@
 //! Reading the federation state an older build wrote. Snapshots are bincode, which is
 //! positional: a field added at the end of [`crate::state::FederationState`] makes an older
 //! snapshot end early. When the current shape does not decode, the state reads the earlier
-//! ones with [`decode`] — [`WithoutResilience`], [`WithoutSubsets`], [`WithoutRoutes`], then [`WithoutCredentials`] — so a node upgraded
+//! ones with [`decode`] — [`WithoutAudience`], [`WithoutResilience`], [`WithoutSubsets`],
+//! [`WithoutRoutes`], then [`WithoutCredentials`] — so a node upgraded
 //! in place keeps its data (the data format stays 1). An older build refuses a newer snapshot
 //! (its bytes do not end where that build expects), so upgrade every federation node before
 //! any cluster credential is issued, any route, resilience or JWT policy is applied or any
@@ -12,12 +13,16 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::Deserialize;
 use warden_raft_store::codec::{self, CodecError};
 
+use crate::authn::JwtPolicy;
+use crate::authz::AuthorizationPolicy;
 use crate::change::{Change, ExportKey};
 use crate::model::{
     Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, SubsetHealth,
     TrafficPolicy, TrustBundle,
 };
+use crate::resilience::ResiliencePolicy;
 use crate::route::Route;
+use crate::stored::Stored;
 
 /// The state before cluster credentials.
 #[derive(Deserialize)]
@@ -57,6 +62,17 @@ pub struct WithoutSubsets {
 pub struct WithoutResilience {
     pub before: WithoutSubsets,
     pub export_subsets: BTreeMap<ExportKey, Vec<SubsetHealth>>,
+}
+
+/// The state before export audiences: the shape above, then the resilience, JWT and
+/// authorization documents.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize, Default))]
+pub struct WithoutAudience {
+    pub before: WithoutResilience,
+    pub resilience: BTreeMap<String, Stored<ResiliencePolicy>>,
+    pub jwt: BTreeMap<String, Stored<JwtPolicy>>,
+    pub authorization: BTreeMap<String, Stored<AuthorizationPolicy>>,
 }
 
 /// Decodes a snapshot of an earlier shape; the state module turns it into the current shape

@@ -113,6 +113,10 @@ pub struct ExportBody {
     /// where it can serve (at most 32 sets of at most 16 labels).
     #[serde(default)]
     pub subsets: Vec<SubsetHealth>,
+    /// Only these clusters may import this copy (at most 64; empty: every cluster). Left out
+    /// when empty, so that a node from before the field takes the body.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub export_to: Vec<String>,
 }
 
 /// The body of a lease renewal, `PUT /api/v1/clusters/{name}/lease`.
@@ -129,7 +133,7 @@ pub struct LeaseBody {
     pub gateway: Option<String>,
     /// The renewing gateway's demand on mesh-wide rate limits (replaces its last report; a
     /// renewal without it clears the report).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<crate::load::LoadReport>,
 }
 
@@ -293,6 +297,9 @@ pub struct CatalogEntry {
     /// Healthy endpoints per label set, when the exporting gateway published them.
     #[serde(default)]
     pub subsets: Vec<SubsetHealth>,
+    /// The clusters this copy is for (empty: every cluster).
+    #[serde(default)]
+    pub export_to: Vec<String>,
 }
 
 /// Everything a gateway routes by, at one revision: it lists this, then watches from
@@ -324,6 +331,18 @@ pub struct RoutingCatalog {
     /// older server).
     #[serde(default)]
     pub export_subsets: Vec<ExportSubsets>,
+    /// The exports that are for named clusters only (absent from an older server).
+    #[serde(default)]
+    pub export_audience: Vec<ExportTo>,
+}
+
+/// One export's audience.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExportTo {
+    pub cluster: String,
+    pub namespace: String,
+    pub service: String,
+    pub export_to: Vec<String>,
 }
 
 /// One export's healthy endpoints per label set.
@@ -566,6 +585,9 @@ pub enum WatchEvent {
         /// Healthy endpoints per label set (absent from an older server or gateway).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         subsets: Option<Vec<SubsetHealth>>,
+        /// The clusters this copy is for, when it names them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        export_to: Option<Vec<String>>,
     },
     #[serde(rename = "service.deleted")]
     ServiceDeleted {

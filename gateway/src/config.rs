@@ -374,6 +374,8 @@ pub struct StaticService {
     /// The endpoints' port for each service port after the first (whose port is each
     /// endpoint's own); a port without an entry is served on its own number.
     pub port_targets: BTreeMap<u16, u16>,
+    /// Only these clusters may import the service (empty: every cluster).
+    pub export_to: Vec<String>,
 }
 
 impl StaticService {
@@ -435,6 +437,9 @@ struct ServiceInFile {
     /// `port_targets = { admin = 9001 }` (default: the port's own number).
     #[serde(default)]
     port_targets: BTreeMap<String, u16>,
+    /// Only these clusters may import the service (default: every cluster).
+    #[serde(default)]
+    export_to: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -478,6 +483,11 @@ impl TryFrom<ServiceInFile> for StaticService {
             }
             port_targets.insert(p.port, target);
         }
+        warden_federation::audience::ExportAudience {
+            export_to: f.export_to.clone(),
+        }
+        .validate("export_to")
+        .map_err(|e| e.to_string())?;
         Ok(StaticService {
             namespace: f.namespace,
             name: f.name,
@@ -488,6 +498,7 @@ impl TryFrom<ServiceInFile> for StaticService {
             export: f.export,
             probe: f.probe,
             port_targets,
+            export_to: f.export_to,
         })
     }
 }

@@ -81,6 +81,8 @@ pub struct LocalService {
     pub ports: PortTargets,
     /// Published to the federation: only then may other clusters reach it.
     pub exported: bool,
+    /// Only these clusters may reach it (empty: every cluster).
+    pub export_to: Arc<[String]>,
 }
 
 /// `addr` (`host:port`, `[v6]:port`) on another port.

@@ -151,6 +151,7 @@ fn tables(local: &[&str], clusters: &[(&str, &str)], security: Vec<SecurityPolic
                 },
             )]),
             exported: true,
+            export_to: Arc::from([]),
         };
         lt.services.insert(cart(), Arc::new(svc));
         t.local.store(Arc::new(lt));

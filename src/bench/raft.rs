@@ -108,6 +108,7 @@ fn export_body(i: u64) -> ExportBody {
         healthy_endpoints: (i % 7) as u32,
         weight: 100,
         subsets: Vec::new(),
+        export_to: Vec::new(),
     }
 }
 

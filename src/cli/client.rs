@@ -353,6 +353,7 @@ pub async fn service(cmd: ServiceCmd) -> anyhow::Result<()> {
                 healthy_endpoints,
                 weight,
                 subsets: Vec::new(),
+                export_to: Vec::new(),
             };
             print(&conn.client()?.export(&cluster, ns, svc, &body).await?);
         }

@@ -12,11 +12,13 @@ use super::body::JsonBody;
 use super::common::{Node, Params, read_barrier, state, written};
 use super::error::ApiError;
 use super::error::responses::{BadRequest, NotFound, Unauthorized, Unavailable};
+use crate::audience::ExportAudience;
 use crate::clock::now_ms;
 use crate::command::Command;
 use crate::model::{FieldError, ServiceExport, validate_dns_label, validate_subsets};
+use crate::stored::Stored;
 use crate::wire::{
-    CatalogEntry, CatalogService, ExportBody, ExportSubsets, Listing, RoutingCatalog,
+    CatalogEntry, CatalogService, ExportBody, ExportSubsets, ExportTo, Listing, RoutingCatalog,
 };
 
 #[utoipa::path(
@@ -58,10 +60,21 @@ pub(super) async fn export(
         )
         .into());
     }
+    let audience = ExportAudience {
+        export_to: body.export_to,
+    };
+    audience.validate("export_to")?;
     let answer = export.clone();
-    let command = Command::ExportServiceWithSubsets {
-        export,
-        subsets: body.subsets,
+    let command = match audience.export_to.is_empty() {
+        true => Command::ExportServiceWithSubsets {
+            export,
+            subsets: body.subsets,
+        },
+        false => Command::ExportServiceTo {
+            export,
+            subsets: body.subsets,
+            audience: Stored(audience),
+        },
     };
     let result = node.write(command).await?;
     written(result, StatusCode::OK, Some(answer))
@@ -127,6 +140,11 @@ pub(super) async fn catalog(
                     .get(&(e.cluster.clone(), e.namespace.clone(), e.service.clone()))
                     .cloned()
                     .unwrap_or_default(),
+                export_to: state
+                    .export_audience
+                    .get(&(e.cluster.clone(), e.namespace.clone(), e.service.clone()))
+                    .map(|a| a.0.export_to.clone())
+                    .unwrap_or_default(),
             });
     }
     let items = by_service
@@ -183,6 +201,16 @@ pub(super) async fn routing_catalog(
                 namespace: namespace.clone(),
                 service: service.clone(),
                 subsets: subsets.clone(),
+            })
+            .collect(),
+        export_audience: state
+            .export_audience
+            .iter()
+            .map(|((cluster, namespace, service), a)| ExportTo {
+                cluster: cluster.clone(),
+                namespace: namespace.clone(),
+                service: service.clone(),
+                export_to: a.0.export_to.clone(),
             })
             .collect(),
     })

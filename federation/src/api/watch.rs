@@ -40,10 +40,21 @@ fn watch_line(c: &Change) -> WatchLine {
         ChangeEvent::ServicePut(service) => WatchEvent::ServicePut {
             service,
             subsets: None,
+            export_to: None,
         },
         ChangeEvent::ServicePutWithSubsets { export, subsets } => WatchEvent::ServicePut {
             service: export,
             subsets: Some(subsets),
+            export_to: None,
+        },
+        ChangeEvent::ServicePutTo {
+            export,
+            subsets,
+            audience,
+        } => WatchEvent::ServicePut {
+            service: export,
+            subsets: Some(subsets),
+            export_to: Some(audience.0.export_to),
         },
         ChangeEvent::ServiceDeleted {
             cluster,

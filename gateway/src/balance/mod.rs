@@ -352,6 +352,7 @@ mod tests {
             port: 80,
             ports: Arc::from([]),
             exported: true,
+            export_to: Arc::from([]),
         }
     }
 

@@ -196,6 +196,7 @@ mod tests {
             export: true,
             probe: "tcp".into(),
             port_targets: Default::default(),
+            export_to: Vec::new(),
         };
         let (kept, refused) = g.filter(svc.clone());
         assert_eq!(kept.endpoints, ["10.0.0.1:80"]);

@@ -44,6 +44,8 @@ pub struct CatalogView {
     pub authorization: BTreeMap<String, AuthorizationPolicy>,
     /// Healthy endpoints per label set, by export.
     pub subsets: BTreeMap<(String, String, String), Arc<[SubsetHealth]>>,
+    /// The clusters an export is for, when it names them.
+    pub audience: BTreeMap<(String, String, String), Vec<String>>,
     /// Each cluster's last reported demand on mesh-wide rate limits (from its renewals only:
     /// the listing has none).
     pub loads: BTreeMap<String, Arc<LoadReport>>,
@@ -97,6 +99,11 @@ impl CatalogView {
                 .into_iter()
                 .map(|s| ((s.cluster, s.namespace, s.service), Arc::from(s.subsets)))
                 .collect(),
+            audience: c
+                .export_audience
+                .into_iter()
+                .map(|a| ((a.cluster, a.namespace, a.service), a.export_to))
+                .collect(),
             loads: BTreeMap::new(),
         }
     }
@@ -113,8 +120,16 @@ impl CatalogView {
                 self.leases.remove(&name);
                 self.loads.remove(&name);
             }
-            WatchEvent::ServicePut { service, subsets } => {
+            WatchEvent::ServicePut {
+                service,
+                subsets,
+                export_to,
+            } => {
                 let key = export_key(&service);
+                match export_to.filter(|t| !t.is_empty()) {
+                    Some(t) => self.audience.insert(key.clone(), t),
+                    None => self.audience.remove(&key),
+                };
                 match subsets {
                     Some(s) => self.subsets.insert(key.clone(), Arc::from(s)),
                     None => self.subsets.remove(&key),
@@ -128,6 +143,7 @@ impl CatalogView {
             } => {
                 let key = (cluster, namespace, service);
                 self.subsets.remove(&key);
+                self.audience.remove(&key);
                 self.exports.remove(&key);
             }
             WatchEvent::LeaseRenewed { lease, load } => {
@@ -207,6 +223,12 @@ impl CatalogView {
                 continue;
             };
             let key = (cluster.clone(), ns.clone(), svc.clone());
+            // A copy for other clusters only is not this cluster's to send to.
+            if let Some(to) = self.audience.get(&key)
+                && !warden_federation::audience::allows(to, me)
+            {
+                continue;
+            }
             services
                 .entry(ServiceKey::new(ns, svc))
                 .or_default()

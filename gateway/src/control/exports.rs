@@ -12,6 +12,8 @@ pub struct Export {
     pub name: String,
     pub ports: Vec<warden_federation::model::ServicePort>,
     pub weight: u32,
+    /// Only these clusters may import it (empty: every cluster).
+    pub export_to: Vec<String>,
     pub pool: Addr<PoolActor>,
 }
 

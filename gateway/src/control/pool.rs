@@ -57,6 +57,7 @@ pub struct Update {
     pub port: u16,
     pub ports: PortTargets,
     pub exported: bool,
+    pub export_to: Arc<[String]>,
 }
 
 /// The service is gone: remove it from the routing table and stop. A retired pool never
@@ -125,6 +126,8 @@ pub struct Membership {
     pub ports: PortTargets,
     /// Other clusters may reach it.
     pub exported: bool,
+    /// Only these clusters may (empty: every cluster).
+    pub export_to: Arc<[String]>,
 }
 
 pub struct PoolActor {
@@ -139,6 +142,7 @@ pub struct PoolActor {
     port: u16,
     ports: PortTargets,
     exported: bool,
+    export_to: Arc<[String]>,
     had_available: bool,
     /// The snapshot last published: an unchanged one is not published again.
     published: Option<LocalService>,
@@ -173,6 +177,7 @@ impl PoolActor {
             port: m.port,
             ports: m.ports,
             exported: m.exported,
+            export_to: m.export_to,
             had_available: true,
             published: None,
             restarts: 0,
@@ -305,6 +310,7 @@ impl PoolActor {
             port: self.port,
             ports: self.ports.clone(),
             exported: self.exported,
+            export_to: self.export_to.clone(),
         };
         if self.published.as_ref() == Some(&snapshot) {
             return;
@@ -447,6 +453,7 @@ impl Handler<Update> for PoolActor {
             self.port = m.port;
             self.ports = m.ports;
             self.exported = m.exported;
+            self.export_to = m.export_to;
             self.publish();
         });
     }
@@ -530,6 +537,7 @@ mod tests {
             port: 80,
             ports: Arc::from([]),
             exported: true,
+            export_to: Arc::from([]),
         };
         PoolActor::new(
             ServiceKey::new("shop", "cart"),

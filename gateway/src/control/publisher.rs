@@ -364,6 +364,7 @@ impl Job {
                     healthy_endpoints: healthy,
                     weight: ex.weight,
                     subsets: counts.subsets.clone(),
+                    export_to: ex.export_to.clone(),
                 };
                 let me = &self.cfg.cluster.name;
                 match self.fed.export(me, &ex.namespace, &ex.name, &body).await {

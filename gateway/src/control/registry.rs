@@ -67,6 +67,7 @@ fn membership(s: &StaticService) -> Membership {
             .filter_map(|p| Some((p.port, s.target_of(p.port)?)))
             .collect(),
         exported: s.export,
+        export_to: s.export_to.iter().cloned().collect(),
     }
 }
 
@@ -105,6 +106,7 @@ fn export_of(s: &StaticService, pool: &Addr<PoolActor>) -> Export {
         name: s.name.clone(),
         ports: s.ports.clone(),
         weight: s.weight,
+        export_to: s.export_to.clone(),
         pool: pool.clone(),
     }
 }
@@ -180,6 +182,7 @@ impl RegistryActor {
                         || old.weight != s.weight
                         || old.ports != s.ports
                         || old.port_targets != s.port_targets
+                        || old.export_to != s.export_to
                         || old.export != s.export
                     {
                         let m = membership(&s);
@@ -191,6 +194,7 @@ impl RegistryActor {
                             port: m.port,
                             ports: m.ports,
                             exported: m.exported,
+                            export_to: m.export_to,
                         });
                     }
                     if old.endpoints != s.endpoints || old.probe != s.probe {

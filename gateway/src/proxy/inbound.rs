@@ -34,19 +34,31 @@ pub fn authorize(
     headers: &HeaderMap,
     peer: Option<&SpiffeId>,
 ) -> Result<Option<String>, ProxyError> {
-    let exported = ctx
-        .tables
-        .local
-        .load()
-        .services
-        .get(key)
-        .is_some_and(|s| s.exported);
-    if !exported {
+    let local = ctx.tables.local.load();
+    let Some(service) = local.services.get(key).filter(|s| s.exported) else {
         // Not exported looks the same as not there: nothing about it is told to other clusters.
         return Err(ProxyError::UnknownService(key.to_string()));
-    }
+    };
+    let export_to = service.export_to.clone();
     let remote = ctx.tables.remote.load();
+    let claimed = headers.get(SOURCE_HEADER).and_then(|v| v.to_str().ok());
+    // An export for named clusters only: any other caller is refused (the claimed source
+    // counts only when verified, below; without mTLS the configuration trusts it).
+    let audience = |cluster: Option<&str>, caller: &str| match cluster
+        .is_some_and(|c| warden_federation::audience::allows(&export_to, c))
+        || export_to.is_empty()
+    {
+        true => Ok(()),
+        false => Err(deny(
+            ctx,
+            key,
+            caller.to_string(),
+            cluster.map(str::to_string),
+            "export_to",
+        )),
+    };
     let Some(peer) = peer else {
+        audience(claimed, "unauthenticated")?;
         let policies = remote.security.get(key).map(Vec::len).unwrap_or(0);
         if policies == 0 && ctx.cfg.authz.default == AuthzDefault::Allow {
             return Ok(None);
@@ -59,7 +71,6 @@ pub fn authorize(
             "no_verified_peer",
         ));
     };
-    let claimed = headers.get(SOURCE_HEADER).and_then(|v| v.to_str().ok());
     // The claimed source cluster counts only if it is registered with the peer's domain.
     let cluster = claimed
         .filter(|c| {
@@ -69,6 +80,7 @@ pub fn authorize(
                 .is_some_and(|td| *td == peer.trust_domain)
         })
         .map(str::to_string);
+    audience(cluster.as_deref(), &peer.to_string())?;
     let caller = Caller {
         spiffe_id: peer.to_string(),
         trust_domain: peer.trust_domain.clone(),

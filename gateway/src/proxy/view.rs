@@ -214,6 +214,7 @@ pub(super) mod fixtures {
                 port: 80,
                 ports: Arc::from([]),
                 exported: true,
+                export_to: Arc::from([]),
             }),
         );
         t.local.store(Arc::new(lt));

@@ -26,6 +26,8 @@ pub const EXPORT_ANNOTATION: &str = "warden.io/export";
 pub const WEIGHT_ANNOTATION: &str = "warden.io/weight";
 /// Per-Service active probe: `tcp` or an HTTP path.
 pub const PROBE_ANNOTATION: &str = "warden.io/probe";
+/// Only these clusters (comma-separated names) may import the Service.
+pub const EXPORT_TO_ANNOTATION: &str = "warden.io/export-to";
 /// The label EndpointSlices carry to name their Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -265,6 +267,22 @@ fn outcome(
             );
         }
     };
+    let export_to: Vec<String> = annotations
+        .get(EXPORT_TO_ANNOTATION)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let audience = warden_federation::audience::ExportAudience {
+        export_to: export_to.clone(),
+    };
+    if let Err(e) = audience.validate(EXPORT_TO_ANNOTATION) {
+        return invalid("InvalidAnnotation", e.to_string());
+    }
     let empty = Vec::new();
     let slices = slices.unwrap_or(&empty);
     // The endpoints are the ready addresses on the EndpointSlice port matching the Service's
@@ -309,6 +327,7 @@ fn outcome(
             export: true,
             probe,
             port_targets,
+            export_to,
         }),
         invalid: None,
         refused: Vec::new(),

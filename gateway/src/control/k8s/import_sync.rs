@@ -89,10 +89,11 @@ fn ns_name(
 pub async fn sync(
     client: &kube::Client,
     cfg: &KubernetesSection,
+    me: &str,
     seen: &Observed<'_>,
     catalog: &[CatalogService],
 ) {
-    let wanted = imports(catalog, &cfg.namespaces);
+    let wanted = imports(catalog, &cfg.namespaces, me);
     let target = gateway_target(cfg, seen.slices);
     if target.is_none() {
         tracing::debug!(gateway_service = %cfg.gateway_service, "the gateway's own endpoints are not known yet: derived Services wait");

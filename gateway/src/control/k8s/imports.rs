@@ -82,14 +82,22 @@ fn owner_labels() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The imports for the catalog, in the namespaces of `scope` (empty: all).
-pub fn imports(catalog: &[CatalogService], scope: &[String]) -> Vec<Import> {
+/// The imports of cluster `me` for the catalog, in the namespaces of `scope` (empty: all): a
+/// copy exported to other clusters only does not count.
+pub fn imports(catalog: &[CatalogService], scope: &[String], me: &str) -> Vec<Import> {
     let mut out = Vec::new();
     for s in catalog {
-        if s.clusters.is_empty() || (!scope.is_empty() && !scope.contains(&s.namespace)) {
+        if !scope.is_empty() && !scope.contains(&s.namespace) {
             continue;
         }
-        let mut copies: Vec<_> = s.clusters.iter().collect();
+        let mut copies: Vec<_> = s
+            .clusters
+            .iter()
+            .filter(|c| warden_federation::audience::allows(&c.export_to, me))
+            .collect();
+        if copies.is_empty() {
+            continue;
+        }
         copies.sort_by(|a, b| a.cluster.cmp(&b.cluster));
         let mut ports: Vec<(ServicePort, String)> = Vec::new();
         let mut conflicts = Vec::new();
@@ -352,6 +360,7 @@ mod tests {
             weight: 100,
             updated_at: 1,
             subsets: vec![],
+            export_to: vec![],
         }
     }
 
@@ -375,7 +384,7 @@ mod tests {
                 &[("http", 80, Protocol::Http), ("grpc", 9090, Protocol::Grpc)],
             ),
         ]);
-        let imps = imports(&[c], &[]);
+        let imps = imports(&[c], &[], "kube-b");
         let imp = &imps[0];
         assert_eq!(imp.clusters, ["east", "west"]);
         let ports: Vec<(&str, u16)> = imp
@@ -416,8 +425,15 @@ mod tests {
         l.remove("warden.io/import");
         assert!(!owned(Some(&l)), "managed-by alone is not enough");
         let c = cart(vec![copy("east", &[("http", 80, Protocol::Http)])]);
-        assert!(imports(std::slice::from_ref(&c), &["other".into()]).is_empty());
-        assert_eq!(imports(&[c], &["shop".into()]).len(), 1);
+        assert!(imports(std::slice::from_ref(&c), &["other".into()], "b").is_empty());
+        assert_eq!(
+            imports(std::slice::from_ref(&c), &["shop".into()], "b").len(),
+            1
+        );
+        let mut only_west = c;
+        only_west.clusters[0].export_to = vec!["west".into()];
+        assert!(imports(std::slice::from_ref(&only_west), &[], "b").is_empty());
+        assert_eq!(imports(&[only_west], &[], "west").len(), 1);
         assert_eq!(
             derived_name(&Key::new("shop", "cart")),
             derived_name(&Key::new("shop", "cart"))

@@ -484,7 +484,14 @@ async fn sync_imports(
         slices: &stores.slices,
         imports: &stores.imports,
     };
-    import_sync::sync(client, &cfg.discovery.kubernetes, &seen, &catalog).await;
+    import_sync::sync(
+        client,
+        &cfg.discovery.kubernetes,
+        &cfg.cluster.name,
+        &seen,
+        &catalog,
+    )
+    .await;
 }
 
 /// Patches the conditions of every ServiceExport whose conditions changed.
