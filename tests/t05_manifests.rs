@@ -147,6 +147,8 @@ fn base_manifests_parse_into_kubernetes_types() {
             let statuses = [
                 "serviceexports/status",
                 "serviceimports/status",
+                "wardentrafficpolicies/status",
+                "wardensecuritypolicies/status",
                 "httproutes/status",
                 "grpcroutes/status",
             ];
@@ -388,7 +390,12 @@ fn the_chart_renders_and_matches_the_kustomize_overlays() {
         return;
     };
     // The chart's CRDs are the base's.
-    for crd in ["serviceexport-crd.yaml", "serviceimport-crd.yaml"] {
+    for crd in [
+        "serviceexport-crd.yaml",
+        "serviceimport-crd.yaml",
+        "wardentrafficpolicy-crd.yaml",
+        "wardensecuritypolicy-crd.yaml",
+    ] {
         assert_eq!(
             std::fs::read_to_string(chart().join("crds").join(crd)).unwrap(),
             std::fs::read_to_string(deploy().join("base").join(crd)).unwrap(),

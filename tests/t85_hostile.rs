@@ -574,6 +574,28 @@ async fn a_cluster_credential_touches_only_its_own_cluster() {
             paths::route("k8s-east-0123456789ab"),
             Value::Null,
         ),
+        // And the policies its gateway makes from east's WardenTrafficPolicy and
+        // WardenSecurityPolicy objects.
+        (
+            reqwest::Method::PUT,
+            paths::traffic_policy("k8s-east-0123456789ab"),
+            json!({"service": "shop/cart", "weights": {"east": 100}}),
+        ),
+        (
+            reqwest::Method::DELETE,
+            paths::traffic_policy("k8s-east-0123456789ab"),
+            Value::Null,
+        ),
+        (
+            reqwest::Method::PUT,
+            paths::security_policy("k8s-east-0123456789ab"),
+            json!({"service": "shop/cart", "action": "allow", "sources": {"clusters": ["east"]}}),
+        ),
+        (
+            reqwest::Method::DELETE,
+            paths::security_policy("k8s-east-0123456789ab"),
+            Value::Null,
+        ),
     ];
     for (m, p, body) in own {
         let mut req = east.request(m.clone(), url(&p));
@@ -657,6 +679,17 @@ async fn a_cluster_credential_touches_only_its_own_cluster() {
             reqwest::Method::POST,
             paths::ROUTES.to_string(),
             route.clone(),
+        ),
+        // Policies: not west's Kubernetes ones, not one made through the API.
+        (
+            reqwest::Method::PUT,
+            paths::traffic_policy("k8s-west-0123456789ab"),
+            json!({"service": "shop/cart", "weights": {"east": 100}}),
+        ),
+        (
+            reqwest::Method::PUT,
+            paths::security_policy("cart-callers"),
+            json!({"service": "shop/cart", "action": "deny", "sources": {"clusters": ["west"]}}),
         ),
         (
             reqwest::Method::POST,

@@ -526,3 +526,130 @@ async fn httproutes_become_routes_with_their_status() {
     .await;
     assert_eq!(ours().await.unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warden_policy_objects_reach_the_store_and_report_their_status() {
+    use support::kube_fake::{SECURITY_POLICIES, TRAFFIC_POLICIES, condition};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let client = http();
+    let (node, kube) = setup(root, true).await;
+    // An operator's policy for shop/orders through the REST API, first.
+    put_ok(
+        &client,
+        &node.url(&paths::traffic_policy("orders-rest")),
+        &json!({"service": "shop/orders", "weights": {"kube-a": 100}}),
+    )
+    .await;
+    let policy = |name: &str, spec: Value| json!({"metadata": {"namespace": "shop", "name": name}, "spec": spec});
+    kube.apply(
+        TRAFFIC_POLICIES,
+        policy(
+            "cart-split",
+            json!({"service": "cart", "weights": {"kube-a": 70, "west": 30}}),
+        ),
+    );
+    kube.apply(
+        TRAFFIC_POLICIES,
+        policy(
+            "orders-split",
+            json!({"service": "orders", "weights": {"west": 100}}),
+        ),
+    );
+    kube.apply(
+        TRAFFIC_POLICIES,
+        policy("typo", json!({"service": "cart", "wieghts": {}})),
+    );
+    kube.apply(
+        SECURITY_POLICIES,
+        policy(
+            "cart-callers",
+            json!({"service": "cart", "action": "allow", "sources": {"clusters": ["west"]}}),
+        ),
+    );
+    let _gw = kube_gateway(root, &node).await;
+
+    // cart-split: in the store under this cluster's id, and its status says so.
+    let obj = eventually(PATIENCE, "cart-split is programmed", || async {
+        let o = kube.object(TRAFFIC_POLICIES, "shop", "cart-split")?;
+        (condition(&o, "Programmed")?.0 == "True").then_some(o)
+    })
+    .await;
+    let id = obj["status"]["policyId"].as_str().unwrap().to_string();
+    assert!(id.starts_with("k8s-kube-a-"), "{id}");
+    assert_eq!(condition(&obj, "Accepted").unwrap().0, "True");
+    assert_eq!(obj["status"]["conditions"][0]["observedGeneration"], 1);
+    let stored = get_json(&client, &node.url(&paths::traffic_policy(&id)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (stored["service"].as_str(), &stored["weights"]["west"]),
+        (Some("shop/cart"), &json!(30))
+    );
+    let sec = eventually(PATIENCE, "cart-callers is programmed", || async {
+        let o = kube.object(SECURITY_POLICIES, "shop", "cart-callers")?;
+        (condition(&o, "Programmed")?.0 == "True").then_some(o)
+    })
+    .await;
+    let sid = sec["status"]["policyId"].as_str().unwrap().to_string();
+    let stored = get_json(&client, &node.url(&paths::security_policy(&sid)))
+        .await
+        .unwrap();
+    assert_eq!(stored["sources"]["clusters"], json!(["west"]));
+
+    // A bad spec: not accepted, the field named; nothing written for it.
+    let typo = eventually(PATIENCE, "typo is refused", || async {
+        let o = kube.object(TRAFFIC_POLICIES, "shop", "typo")?;
+        (condition(&o, "Accepted")?.0 == "False").then_some(o)
+    })
+    .await;
+    assert_eq!(condition(&typo, "Accepted").unwrap().1, "Invalid");
+    let msg = typo["status"]["conditions"][0]["message"]
+        .as_str()
+        .unwrap_or("");
+    assert!(msg.contains("wieghts"), "{msg}");
+
+    // The REST API's policy for orders came first: the object is Conflicted, the REST one
+    // untouched; once it goes, the object's policy applies.
+    let orders = eventually(PATIENCE, "orders-split conflicts", || async {
+        let o = kube.object(TRAFFIC_POLICIES, "shop", "orders-split")?;
+        (condition(&o, "Conflicted")?.0 == "True").then_some(o)
+    })
+    .await;
+    assert_eq!(condition(&orders, "Programmed").unwrap().0, "False");
+    let rest = get_json(&client, &node.url(&paths::traffic_policy("orders-rest")))
+        .await
+        .unwrap();
+    assert_eq!(
+        rest["weights"]["kube-a"], 100,
+        "the REST policy is untouched"
+    );
+    let r = client
+        .delete(node.url(&paths::traffic_policy("orders-rest")))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    eventually(
+        PATIENCE,
+        "orders-split applies once the REST one is gone",
+        || async {
+            let o = kube.object(TRAFFIC_POLICIES, "shop", "orders-split")?;
+            (condition(&o, "Programmed")?.0 == "True").then_some(())
+        },
+    )
+    .await;
+
+    // The object deleted: its policy goes from the store.
+    kube.delete(TRAFFIC_POLICIES, "shop", "cart-split");
+    eventually(PATIENCE, "cart-split's policy is deleted", || async {
+        let v = get_json(&client, &node.url(paths::TRAFFIC_POLICIES)).await?;
+        let ids: Vec<&str> = v["items"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["id"].as_str())
+            .collect();
+        (!ids.contains(&id.as_str())).then_some(())
+    })
+    .await;
+}

@@ -42,6 +42,16 @@ pub const HTTP_ROUTES: (&str, &str, &str) =
     ("httproutes", "gateway.networking.k8s.io/v1", "HTTPRoute");
 pub const GRPC_ROUTES: (&str, &str, &str) =
     ("grpcroutes", "gateway.networking.k8s.io/v1", "GRPCRoute");
+pub const TRAFFIC_POLICIES: (&str, &str, &str) = (
+    "wardentrafficpolicies",
+    "warden.io/v1alpha1",
+    "WardenTrafficPolicy",
+);
+pub const SECURITY_POLICIES: (&str, &str, &str) = (
+    "wardensecuritypolicies",
+    "warden.io/v1alpha1",
+    "WardenSecurityPolicy",
+);
 pub const IMPORTS: (&str, &str, &str) = (
     "serviceimports",
     "multicluster.x-k8s.io/v1alpha1",
@@ -56,6 +66,8 @@ fn kind_of(plural: &str) -> (&'static str, &'static str, &'static str) {
         "httproutes" => HTTP_ROUTES,
         "grpcroutes" => GRPC_ROUTES,
         "serviceimports" => IMPORTS,
+        "wardentrafficpolicies" => TRAFFIC_POLICIES,
+        "wardensecuritypolicies" => SECURITY_POLICIES,
         _ => EXPORTS,
     }
 }
@@ -115,6 +127,16 @@ impl St {
             obj["metadata"]["uid"] = json!(format!("uid-{plural}-{ns}-{name}"));
         }
         let key = (plural.to_string(), ns, name);
+        // metadata.generation counts changes of the spec (not of the status), as the API server
+        // keeps it.
+        let generation = match self.objects.get(&key) {
+            None => 1,
+            Some(old) => {
+                let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
+                if old["spec"] == obj["spec"] { g } else { g + 1 }
+            }
+        };
+        obj["metadata"]["generation"] = json!(generation);
         let typ = if self.objects.contains_key(&key) {
             "MODIFIED"
         } else {
@@ -449,6 +471,10 @@ fn served(s: &St, group: &str, plural: &str) -> bool {
                 "serviceexports" | "serviceimports"
             )
             | ("gateway.networking.k8s.io/v1", "httproutes" | "grpcroutes")
+            | (
+                "warden.io/v1alpha1",
+                "wardentrafficpolicies" | "wardensecuritypolicies"
+            )
     );
     known && (!s.no_crd || matches!(plural, "services" | "endpointslices" | "pods"))
 }

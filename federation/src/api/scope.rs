@@ -1,8 +1,9 @@
 //! What a cluster credential may do: read, and write what is that cluster's own — its lease,
 //! its exports (with their health), its registered gateway address, its own trust domain's
-//! bundle (bundle status travels with the lease), the routes its gateway makes from the
-//! cluster's Kubernetes `HTTPRoute`/`GRPCRoute` objects (ids `k8s-<cluster>-<12 hex>`), and
-//! issuing itself a new credential. Every other write needs the admin token or an admin
+//! bundle (bundle status travels with the lease), the routes and the traffic and security
+//! policies its gateway makes from the cluster's Kubernetes objects (`HTTPRoute`/`GRPCRoute`,
+//! `WardenTrafficPolicy`, `WardenSecurityPolicy`: ids `k8s-<cluster>-<12 hex>`), and issuing
+//! itself a new credential. Every other write needs the admin token or an admin
 //! identity.
 
 use axum::http::Method;
@@ -35,13 +36,18 @@ pub fn cluster_may(
         (&Method::PUT, ["trust", "bundles", td]) => owner_of(td).as_deref() == Some(cluster),
         // Routes its gateway makes from the cluster's own Kubernetes objects.
         (&Method::PUT | &Method::DELETE, ["routes", id]) => cluster_owns_route(cluster, id),
+        // Policies its gateway makes from the cluster's own Kubernetes objects.
+        (&Method::PUT | &Method::DELETE, ["traffic", "policies", id])
+        | (&Method::PUT | &Method::DELETE, ["security", "policies", id]) => {
+            cluster_owns_route(cluster, id)
+        }
         _ => false,
     };
     if allowed {
         Ok(())
     } else {
         Err(format!(
-            "the credential of cluster {cluster} may only read and write that cluster's own lease, exports, gateway address, trust bundle and Kubernetes routes (k8s-{cluster}-<12 hex>); {method} {path} needs the admin token"
+            "the credential of cluster {cluster} may only read and write that cluster's own lease, exports, gateway address, trust bundle and the routes and policies made from its Kubernetes objects (k8s-{cluster}-<12 hex>); {method} {path} needs the admin token"
         ))
     }
 }
@@ -74,6 +80,19 @@ mod tests {
         assert!(!may(Method::POST, &paths::cluster_credential("west")));
         assert!(!may(Method::POST, paths::CLUSTERS));
         assert!(!may(Method::DELETE, &paths::cluster("east")));
+        assert!(may(
+            Method::PUT,
+            &paths::traffic_policy("k8s-east-0123456789ab")
+        ));
+        assert!(may(
+            Method::DELETE,
+            &paths::security_policy("k8s-east-0123456789ab")
+        ));
+        assert!(!may(
+            Method::PUT,
+            &paths::traffic_policy("k8s-west-0123456789ab")
+        ));
+        assert!(!may(Method::PUT, &paths::security_policy("cart-west")));
         assert!(!may(Method::POST, paths::SECURITY_POLICIES));
         assert!(!may(Method::POST, paths::TRAFFIC_POLICIES));
         assert!(!may(Method::POST, paths::JOIN_TOKENS));

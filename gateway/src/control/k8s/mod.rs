@@ -16,6 +16,7 @@ pub mod desired;
 pub mod gateway_api;
 pub mod import_sync;
 pub mod imports;
+pub mod policies;
 pub mod routes;
 pub mod status;
 
@@ -69,6 +70,17 @@ pub fn route_resource(kind: gateway_api::Kind) -> ApiResource {
     }
 }
 
+/// A Warden policy resource (`wardentrafficpolicies`, `wardensecuritypolicies`).
+pub fn policy_resource(kind: policies::PolicyKind) -> ApiResource {
+    ApiResource {
+        group: "warden.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "warden.io/v1alpha1".into(),
+        kind: kind.name().into(),
+        plural: kind.plural().into(),
+    }
+}
+
 /// How often this cluster's routes in the store are reconciled without any change.
 const ROUTES_EVERY: Duration = Duration::from_secs(30);
 /// How soon a route that conflicted or could not be written is tried again.
@@ -102,6 +114,8 @@ enum Res {
     HttpRoutes = 4,
     GrpcRoutes = 5,
     ServiceImports = 6,
+    TrafficPolicies = 7,
+    SecurityPolicies = 8,
 }
 
 impl Res {
@@ -114,6 +128,8 @@ impl Res {
             Res::HttpRoutes => "httproutes",
             Res::GrpcRoutes => "grpcroutes",
             Res::ServiceImports => "serviceimports",
+            Res::TrafficPolicies => "wardentrafficpolicies",
+            Res::SecurityPolicies => "wardensecuritypolicies",
         }
     }
 }
@@ -157,6 +173,39 @@ where
     Box::pin(stream)
 }
 
+/// The objects of `store` in this gateway's namespaces, with their namespace and name.
+fn in_scope(
+    store: &Store<DynamicObject>,
+    cfg: &GatewayConfig,
+) -> Vec<(String, String, Arc<DynamicObject>)> {
+    let scope = &cfg.discovery.kubernetes.namespaces;
+    store
+        .state()
+        .into_iter()
+        .filter_map(|o| {
+            let (ns, name) = (o.metadata.namespace.clone()?, o.metadata.name.clone()?);
+            (scope.is_empty() || scope.contains(&ns)).then_some((ns, name, o))
+        })
+        .collect()
+}
+
+/// A status merge patch: (resource, namespace, name, what the log calls it, patch).
+type StatusPatch = (ApiResource, String, String, String, serde_json::Value);
+
+/// Merge-patches each object's status.
+async fn patch_statuses(client: &kube::Client, patches: Vec<StatusPatch>) {
+    for (ar, ns, name, what, patch) in patches {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+        match api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => tracing::info!(object = %what, "status updated"),
+            Err(e) => tracing::warn!(object = %what, error = %e, "cannot update the status"),
+        }
+    }
+}
+
 struct Stores {
     services: Store<Service>,
     slices: Store<EndpointSlice>,
@@ -168,30 +217,45 @@ struct Stores {
     grpc_routes: Store<DynamicObject>,
     /// ServiceImports (empty unless imports are on and the CRD is installed).
     imports: Store<DynamicObject>,
+    /// Warden policy objects (empty when their CRDs are not installed).
+    traffic_policies: Store<DynamicObject>,
+    security_policies: Store<DynamicObject>,
 }
 
 impl Stores {
     /// Every HTTPRoute and GRPCRoute in this gateway's namespaces.
     fn route_objects(&self, cfg: &GatewayConfig) -> Vec<(routes::Obj, serde_json::Value)> {
-        let scope = &cfg.discovery.kubernetes.namespaces;
         let mut out = Vec::new();
         for (kind, store) in [
             (gateway_api::Kind::Http, &self.http_routes),
             (gateway_api::Kind::Grpc, &self.grpc_routes),
         ] {
-            for o in store.state() {
-                let (Some(ns), Some(name)) =
-                    (o.metadata.namespace.clone(), o.metadata.name.clone())
-                else {
-                    continue;
-                };
-                if !scope.is_empty() && !scope.contains(&ns) {
-                    continue;
-                }
+            for (ns, name, o) in in_scope(store, cfg) {
                 let obj = routes::Obj {
                     kind,
                     namespace: ns,
                     name,
+                    spec: o.data["spec"].clone(),
+                };
+                out.push((obj, o.data["status"].clone()));
+            }
+        }
+        out
+    }
+
+    /// Every Warden policy object in this gateway's namespaces, with its status.
+    fn policy_objects(&self, cfg: &GatewayConfig) -> Vec<(policies::Obj, serde_json::Value)> {
+        let mut out = Vec::new();
+        for (kind, store) in [
+            (policies::PolicyKind::Traffic, &self.traffic_policies),
+            (policies::PolicyKind::Security, &self.security_policies),
+        ] {
+            for (ns, name, o) in in_scope(store, cfg) {
+                let obj = policies::Obj {
+                    kind,
+                    namespace: ns,
+                    name,
+                    generation: o.metadata.generation,
                     spec: o.data["spec"].clone(),
                 };
                 out.push((obj, o.data["status"].clone()));
@@ -277,6 +341,10 @@ async fn run(
     let grpc_w = reflector::store::Writer::<DynamicObject>::new(grpc_ar.clone());
     let imp_ar = import_sync::service_import_resource();
     let imp_w = reflector::store::Writer::<DynamicObject>::new(imp_ar.clone());
+    let tp_ar = policy_resource(policies::PolicyKind::Traffic);
+    let sp_ar = policy_resource(policies::PolicyKind::Security);
+    let tp_w = reflector::store::Writer::<DynamicObject>::new(tp_ar.clone());
+    let sp_w = reflector::store::Writer::<DynamicObject>::new(sp_ar.clone());
     let stores = Stores {
         services: svc_r,
         slices: sl_r,
@@ -285,6 +353,8 @@ async fn run(
         http_routes: http_w.as_reader(),
         grpc_routes: grpc_w.as_reader(),
         imports: imp_w.as_reader(),
+        traffic_policies: tp_w.as_reader(),
+        security_policies: sp_w.as_reader(),
     };
     let mut streams: Vec<Events> = vec![
         follow(Res::Services, Api::all(client.clone()), svc_w),
@@ -313,8 +383,32 @@ async fn run(
     } else if cfg.discovery.kubernetes.imports {
         tracing::warn!("the ServiceImport CRD is not installed: no service is imported");
     }
+    let tp_api: Api<DynamicObject> = Api::all_with(client.clone(), &tp_ar);
+    let sp_api: Api<DynamicObject> = Api::all_with(client.clone(), &sp_ar);
+    let tp_crd = installed(&tp_api, "wardentrafficpolicies").await?;
+    let sp_crd = installed(&sp_api, "wardensecuritypolicies").await?;
+    if tp_crd {
+        streams.push(follow(Res::TrafficPolicies, tp_api, tp_w));
+    }
+    if sp_crd {
+        streams.push(follow(Res::SecurityPolicies, sp_api, sp_w));
+    }
     let mut events = futures::stream::select_all(streams);
-    let mut listed = [false, false, !crd, false, !http_crd, !grpc_crd, !imports_on];
+    let mut listed = [
+        false,
+        false,
+        !crd,
+        false,
+        !http_crd,
+        !grpc_crd,
+        !imports_on,
+        !tp_crd,
+        !sp_crd,
+    ];
+    let mut policy_sync = policies::PolicySync::new(&cfg.cluster.name);
+    let mut policies_dirty = true;
+    let mut next_policies_full = Instant::now();
+    let mut next_policies_retry = Instant::now();
     let mut next_imports = Instant::now();
     let mut route_sync = routes::RouteSync::new(&cfg.cluster.name);
     let mut routes_dirty = true;
@@ -358,6 +452,7 @@ async fn run(
                 if dirty_since.is_some_and(|t| now.duration_since(t) >= DEBOUNCE) {
                     dirty_since = None;
                     routes_dirty = true;
+                    policies_dirty = true;
                     let next = stores.desired(&cfg, &guard);
                     for (key, o) in &next {
                         let before = outcomes.get(key).map(|o: &Outcome| &o.refused);
@@ -385,6 +480,16 @@ async fn run(
                     }
                     sync_routes(&client, &fed, &cfg, &stores, &mut route_sync, full).await;
                 }
+                let retry = policy_sync.waiting() && now >= next_policies_retry;
+                if (tp_crd || sp_crd) && (policies_dirty || retry || now >= next_policies_full) {
+                    let full = now >= next_policies_full;
+                    policies_dirty = false;
+                    next_policies_retry = now + ROUTES_RETRY;
+                    if full {
+                        next_policies_full = now + ROUTES_EVERY;
+                    }
+                    sync_policies(&client, &fed, &cfg, &stores, &mut policy_sync, full).await;
+                }
                 if imports_on && now >= next_imports {
                     next_imports = now + STATUS_EVERY;
                     sync_imports(&client, &fed, &cfg, &stores).await;
@@ -403,10 +508,7 @@ async fn installed(api: &Api<DynamicObject>, resource: &'static str) -> Result<b
     match api.list(&ListParams::default().limit(1)).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 404 => {
-            tracing::info!(
-                resource,
-                "Gateway API CRD not installed: its routes are not followed"
-            );
+            tracing::info!(resource, "CRD not installed: its objects are not followed");
             Ok(false)
         }
         Err(source) => Err(KubeError::List { resource, source }),
@@ -444,25 +546,55 @@ async fn sync_routes(
     }
     let now =
         k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
-    for (o, status) in &objects {
-        let key = (o.kind, o.namespace.clone(), o.name.clone());
-        let Some(v) = sync.verdicts.get(&key) else {
-            continue;
-        };
-        let Some(patch) = routes::status_patch(v, status, &now) else {
-            continue;
-        };
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), &o.namespace, &route_resource(o.kind));
+    let patches = objects.iter().filter_map(|(o, status)| {
+        let v = sync
+            .verdicts
+            .get(&(o.kind, o.namespace.clone(), o.name.clone()))?;
+        let patch = routes::status_patch(v, status, &now)?;
         let what = format!("{} {}/{}", o.kind.name(), o.namespace, o.name);
-        match api
-            .patch_status(&o.name, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-        {
-            Ok(_) => tracing::info!(object = %what, "route status updated"),
-            Err(e) => tracing::warn!(object = %what, error = %e, "cannot update route status"),
-        }
+        Some((
+            route_resource(o.kind),
+            o.namespace.clone(),
+            o.name.clone(),
+            what,
+            patch,
+        ))
+    });
+    patch_statuses(client, patches.collect()).await;
+}
+
+/// Writes this cluster's Warden policy objects to the store, and each object's status.
+async fn sync_policies(
+    client: &kube::Client,
+    fed: &FederationClient,
+    cfg: &GatewayConfig,
+    stores: &Stores,
+    sync: &mut policies::PolicySync,
+    full: bool,
+) {
+    let objects = stores.policy_objects(cfg);
+    let objs: Vec<policies::Obj> = objects.iter().map(|(o, _)| o.clone()).collect();
+    sync.sync(fed, &objs, full).await;
+    if !cfg.discovery.kubernetes.write_status {
+        return;
     }
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    let patches = objects.iter().filter_map(|(o, status)| {
+        let v = sync
+            .verdicts
+            .get(&(o.kind, o.namespace.clone(), o.name.clone()))?;
+        let patch = policies::status_patch(v, status, &now)?;
+        let what = format!("{} {}/{}", o.kind.name(), o.namespace, o.name);
+        Some((
+            policy_resource(o.kind),
+            o.namespace.clone(),
+            o.name.clone(),
+            what,
+            patch,
+        ))
+    });
+    patch_statuses(client, patches.collect()).await;
 }
 
 /// Keeps the ServiceImports, derived Services and their slices of the mesh's services.
