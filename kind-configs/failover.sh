@@ -8,33 +8,8 @@ need kubectl curl
 
 app() {
   local c="$1"
+  echo_app demo cart "cart-$c" 2
   cat <<YAML
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: demo
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: cart
-  namespace: demo
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: cart}
-  template:
-    metadata:
-      labels: {app: cart}
-    spec:
-      containers:
-        - name: echo
-          image: $IMAGE
-          args: [echo, --name, cart-$c, --listen, "0.0.0.0:8080"]
-          ports: [{name: http, containerPort: 8080}]
-          readinessProbe:
-            httpGet: {path: /healthz, port: http}
-            periodSeconds: 1
 ---
 apiVersion: v1
 kind: Service

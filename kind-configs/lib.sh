@@ -41,6 +41,40 @@ warden() {
   "$bin" "$@"
 }
 
+# YAML of namespace <ns> and a Deployment <name> of <replicas> echo servers that answer with
+# x-echo-server: <server-name> on their port "http" (8080).
+echo_app() {
+  local ns="$1" name="$2" server="$3" replicas="$4"
+  cat <<YAML
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: $ns
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: $name
+  namespace: $ns
+spec:
+  replicas: $replicas
+  selector:
+    matchLabels: {app: $name}
+  template:
+    metadata:
+      labels: {app: $name}
+    spec:
+      containers:
+        - name: echo
+          image: $IMAGE
+          args: [echo, --name, $server, --listen, "0.0.0.0:8080"]
+          ports: [{name: http, containerPort: 8080}]
+          readinessProbe:
+            httpGet: {path: /healthz, port: http}
+            periodSeconds: 1
+YAML
+}
+
 # kubectl apply of a generic Secret built from files (idempotent).
 apply_secret() {
   local context="$1" name="$2"

@@ -653,3 +653,71 @@ async fn warden_policy_objects_reach_the_store_and_report_their_status() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_port_of_a_kubernetes_service_is_routed_here_and_from_another_cluster() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let client = http();
+    let (node, kube) = setup(root, true).await;
+    let web = echo(root, "multi-web", "127.0.0.1:0").await;
+    let admin = echo(root, "multi-admin", "127.0.0.1:0").await;
+    let port = |p: &Proc| {
+        p.addr("addr")
+            .rsplit_once(':')
+            .unwrap()
+            .1
+            .parse::<u16>()
+            .unwrap()
+    };
+    // Two named ports; the EndpointSlice names the target port of each.
+    kube.apply(
+        SERVICES,
+        json!({"metadata": {"namespace": "shop", "name": "multi", "annotations": {"warden.io/export": "true"}},
+            "spec": {"type": "ClusterIP", "ports": [
+                {"name": "http", "port": 80, "protocol": "TCP", "appProtocol": "http"},
+                {"name": "admin", "port": 9000, "protocol": "TCP", "appProtocol": "http"}]}}),
+    );
+    kube.apply(
+        SLICES,
+        json!({"metadata": {"namespace": "shop", "name": "multi-1", "labels": {"kubernetes.io/service-name": "multi"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": port(&web), "protocol": "TCP"},
+                      {"name": "admin", "port": port(&admin), "protocol": "TCP"}],
+            "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}]}),
+    );
+    let gw = kube_gateway(root, &node).await;
+    let out = gw.addr("outbound");
+    let get = |out: String, host: &'static str| {
+        let client = client.clone();
+        async move {
+            match client
+                .get(format!("http://{out}/"))
+                .header("host", host)
+                .send()
+                .await
+            {
+                Ok(r) => (r.status().as_u16(), served_by(&r)),
+                Err(_) => (0, String::new()),
+            }
+        }
+    };
+    let by = eventually(PATIENCE, "multi's admin port answers", || async {
+        let (s, by) = get(out.clone(), "multi.shop:9000").await;
+        (s == 200).then_some(by)
+    })
+    .await;
+    assert_eq!(by, "multi-admin");
+    assert_eq!(
+        get(out.clone(), "multi.shop").await,
+        (200, "multi-web".to_string())
+    );
+    // Cluster east (static) calls the second port across the east-west hop.
+    let east = east_of(root, &node, "").await;
+    let (s, by) = eventually(PATIENCE, "east reaches multi's admin port", || async {
+        let r = get(east.outbound(), "multi.shop:9000").await;
+        (r.0 == 200).then_some(r)
+    })
+    .await;
+    assert_eq!((s, by.as_str()), (200, "multi-admin"));
+}

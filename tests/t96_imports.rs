@@ -137,6 +137,23 @@ async fn the_mesh_s_services_are_imported_and_callable_by_their_clusterset_names
         );
     }
 
+    // Someone edits Warden's slice: the next round puts it back (a replace with the stored
+    // resourceVersion).
+    let mut edited = slice.clone();
+    edited["endpoints"] = json!([{"addresses": ["10.9.9.9"], "conditions": {"ready": true}}]);
+    kube.apply(SLICES, edited);
+    eventually(PATIENCE, "the slice is restored", || async {
+        let s = kube.object(SLICES, "shop", &cart_derived)?;
+        (s["endpoints"][0]["addresses"] == json!([ip])).then_some(())
+    })
+    .await;
+    assert!(
+        kube.writes(SLICES)
+            .iter()
+            .any(|(m, _, n)| m == "replace" && *n == cart_derived),
+        "restored by a replace"
+    );
+
     // grpc-echo's derived name is taken by a Service Warden did not make: left alone, said.
     let grpc = eventually(PATIENCE, "grpc-echo is imported", || async {
         let o = kube.object(IMPORTS, "shop", "grpc-echo")?;
