@@ -3,8 +3,8 @@
 //! each served by another backend on the endpoint's address (`port_targets`). A request naming
 //! port 9000 reaches the admin backend from east's own callers and from west's (the port crosses
 //! the east-west hop); no port reaches the first; an unknown port is refused with
-//! `port_not_routed`; and a TCP route of west to port 7000 reaches the raw backend through
-//! east's gateway.
+//! `port_not_routed`; and a TCP route to port 7000 reaches the raw backend — from east on the
+//! endpoint's target, from west through east's gateway.
 
 mod support;
 
@@ -49,7 +49,8 @@ async fn a_service_is_routed_on_every_port_locally_and_across_clusters() {
     let multi = format!(
         "[[services]]\nnamespace = \"shop\"\nname = \"multi\"\n\
          ports = [{{ name = \"http\", port = 80, protocol = \"http\" }}, {{ name = \"admin\", port = 9000, protocol = \"http\" }}, {{ name = \"raw\", port = 7000, protocol = \"tcp\" }}]\n\
-         endpoints = [{:?}]\nprobe = \"tcp\"\nport_targets = {{ admin = {}, raw = {} }}\n",
+         endpoints = [{:?}]\nprobe = \"tcp\"\nport_targets = {{ admin = {}, raw = {} }}\n\
+         [[listeners.tcp]]\nlisten = \"127.0.0.1:0\"\nservice = \"shop/multi\"\nport = 7000\n",
         web.addr("addr"),
         port_of(&admin.addr("addr")),
         port_of(&raw.addr("addr")),
@@ -74,6 +75,9 @@ async fn a_service_is_routed_on_every_port_locally_and_across_clusters() {
         (404, "port_not_routed"),
         "an unknown port"
     );
+    // A TCP route to the third port, served by the local endpoints on its target.
+    let local_raw = east.gateway.info["tcp"][1].as_str().unwrap().to_string();
+    assert_eq!(tcp_call(&local_raw).await, "multi-raw");
 
     // From west: the port crosses the east-west hop; a TCP route to the third port.
     let west_tcp =

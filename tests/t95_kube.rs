@@ -567,7 +567,7 @@ async fn warden_policy_objects_reach_the_store_and_report_their_status() {
             json!({"service": "cart", "action": "allow", "sources": {"clusters": ["west"]}}),
         ),
     );
-    let _gw = kube_gateway(root, &node).await;
+    let gw = kube_gateway(root, &node).await;
 
     // cart-split: in the store under this cluster's id, and its status says so.
     let obj = eventually(PATIENCE, "cart-split is programmed", || async {
@@ -586,6 +586,13 @@ async fn warden_policy_objects_reach_the_store_and_report_their_status() {
         (stored["service"].as_str(), &stored["weights"]["west"]),
         (Some("shop/cart"), &json!(30))
     );
+    // The gateway routes by it: its routing table holds the weights.
+    let dump = format!("http://{}/config_dump", gw.addr("admin"));
+    eventually(PATIENCE, "the gateway applies cart-split", || async {
+        let v = get_json(&client, &dump).await?;
+        (v["policies"]["shop/cart"]["weights"]["west"] == 30).then_some(())
+    })
+    .await;
     let sec = eventually(PATIENCE, "cart-callers is programmed", || async {
         let o = kube.object(SECURITY_POLICIES, "shop", "cart-callers")?;
         (condition(&o, "Programmed")?.0 == "True").then_some(o)
