@@ -56,6 +56,9 @@ pub fn endpoint_labels(pod: &BTreeMap<String, String>) -> BTreeMap<String, Strin
 /// A Kubernetes Service (and its ServiceExport) by namespace and name: the mesh's service key.
 pub type Key = crate::key::ServiceKey;
 
+/// The ServiceExports by the Service they name, with their annotations.
+pub type Exports = BTreeMap<Key, BTreeMap<String, String>>;
+
 /// What the state says about one exported Service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -152,7 +155,7 @@ pub fn desired<'a>(
     cfg: &KubernetesSection,
     services: impl IntoIterator<Item = &'a Service>,
     slices: impl IntoIterator<Item = &'a EndpointSlice>,
-    exports: &BTreeSet<Key>,
+    exports: &Exports,
     pods: PodLabels<'_>,
 ) -> BTreeMap<Key, Outcome> {
     let mut by_service: BTreeMap<Key, Vec<&EndpointSlice>> = BTreeMap::new();
@@ -179,17 +182,23 @@ pub fn desired<'a>(
             continue;
         }
         seen.insert(key.clone());
-        let annotations = svc.metadata.annotations.clone().unwrap_or_default();
+        let mut annotations = svc.metadata.annotations.clone().unwrap_or_default();
         let annotated = annotations.get(EXPORT_ANNOTATION).map(String::as_str) == Some("true");
-        if !annotated && !exports.contains(&key) {
+        if !annotated && !exports.contains_key(&key) {
             continue;
+        }
+        // A `warden.io/` annotation on the ServiceExport overrides the Service's.
+        if let Some(ex) = exports.get(&key) {
+            for (k, v) in ex.iter().filter(|(k, _)| k.starts_with("warden.io/")) {
+                annotations.insert(k.clone(), v.clone());
+            }
         }
         out.insert(
             key.clone(),
             outcome(cfg, svc, &annotations, by_service.get(&key), pods),
         );
     }
-    for key in exports {
+    for key in exports.keys() {
         if in_scope(cfg, &key.namespace) && !seen.contains(key) {
             out.insert(
                 key.clone(),
@@ -407,7 +416,7 @@ mod tests {
                 .collect(),
             )
         };
-        let out = desired(&cfg, [&s], [&sl], &BTreeSet::new(), &pods);
+        let out = desired(&cfg, [&s], [&sl], &Exports::new(), &pods);
         let svc = out[&Key::new("shop", "cart")].service.clone().unwrap();
         assert_eq!(
             svc.endpoints.len(),
@@ -434,7 +443,7 @@ mod tests {
         let cfg = KubernetesSection::default();
         let s = cart(json!({"warden.io/export": "true"}));
         let sl = cart_slice();
-        let out = desired(&cfg, [&s], [&sl], &BTreeSet::new(), &no_pods);
+        let out = desired(&cfg, [&s], [&sl], &Exports::new(), &no_pods);
         let o = &out[&Key::new("shop", "cart")];
         let svc = o.service.as_ref().unwrap();
         assert_eq!(svc.endpoints, vec!["10.0.0.1:8080", "10.0.0.3:8080"]);
@@ -447,9 +456,21 @@ mod tests {
     fn service_export_exports_and_missing_service_is_invalid() {
         let cfg = KubernetesSection::default();
         let s = cart(json!({}));
-        let exports: BTreeSet<Key> = [Key::new("shop", "cart"), Key::new("shop", "ghost")].into();
+        let exports: Exports = [
+            (
+                Key::new("shop", "cart"),
+                [("warden.io/export-to".to_string(), "west".to_string())].into(),
+            ),
+            (Key::new("shop", "ghost"), BTreeMap::new()),
+        ]
+        .into();
         let out = desired(&cfg, [&s], [], &exports, &no_pods);
-        assert!(out[&Key::new("shop", "cart")].service.is_some());
+        let cart = out[&Key::new("shop", "cart")].service.as_ref().unwrap();
+        assert_eq!(
+            cart.export_to,
+            ["west"],
+            "the ServiceExport's annotation counts"
+        );
         let ghost = &out[&Key::new("shop", "ghost")];
         assert!(ghost.service.is_none());
         assert_eq!(ghost.invalid.as_ref().unwrap().0, "ServiceNotFound");
@@ -463,7 +484,7 @@ mod tests {
                 &KubernetesSection::default(),
                 [&s],
                 [],
-                &BTreeSet::new(),
+                &Exports::new(),
                 &no_pods
             )
             .is_empty()
@@ -473,18 +494,18 @@ mod tests {
             ..Default::default()
         };
         let s = cart(json!({"warden.io/export": "true"}));
-        assert!(desired(&cfg, [&s], [], &BTreeSet::new(), &no_pods).is_empty());
+        assert!(desired(&cfg, [&s], [], &Exports::new(), &no_pods).is_empty());
     }
 
     #[test]
     fn bad_annotations_are_reported_not_guessed() {
         let cfg = KubernetesSection::default();
         let s = cart(json!({"warden.io/export": "true", "warden.io/weight": "lots"}));
-        let out = desired(&cfg, [&s], [], &BTreeSet::new(), &no_pods);
+        let out = desired(&cfg, [&s], [], &Exports::new(), &no_pods);
         let o = &out[&Key::new("shop", "cart")];
         assert_eq!(o.invalid.as_ref().unwrap().0, "InvalidAnnotation");
         let s = cart(json!({"warden.io/export": "true", "warden.io/probe": "healthz"}));
-        let out = desired(&cfg, [&s], [], &BTreeSet::new(), &no_pods);
+        let out = desired(&cfg, [&s], [], &Exports::new(), &no_pods);
         assert!(out[&Key::new("shop", "cart")].service.is_none());
     }
 
@@ -501,7 +522,7 @@ mod tests {
             "ports": [{"port": 5432}],
             "endpoints": [{"addresses": ["fd00::1"]}]
         }));
-        let out = desired(&cfg, [&s], [&sl], &BTreeSet::new(), &no_pods);
+        let out = desired(&cfg, [&s], [&sl], &Exports::new(), &no_pods);
         let svc = out[&Key::new("a", "db")].service.clone().unwrap();
         assert_eq!(svc.endpoints, vec!["[fd00::1]:5432"]);
         assert_eq!(svc.ports[0].name, "port-5432");

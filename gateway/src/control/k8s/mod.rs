@@ -264,15 +264,13 @@ impl Stores {
         out
     }
 
-    fn export_keys(&self) -> BTreeSet<Key> {
+    fn export_keys(&self) -> desired::Exports {
         self.exports
             .state()
             .iter()
             .filter_map(|o| {
-                Some(Key::new(
-                    o.metadata.namespace.clone()?,
-                    o.metadata.name.clone()?,
-                ))
+                let key = Key::new(o.metadata.namespace.clone()?, o.metadata.name.clone()?);
+                Some((key, o.metadata.annotations.clone().unwrap_or_default()))
             })
             .collect()
     }
