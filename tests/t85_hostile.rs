@@ -889,3 +889,72 @@ async fn the_api_bounds_heads_bodies_and_trickling_clients() {
         "nothing was written"
     );
 }
+
+/// A lease renewal's load report and an export's audience are checked field by field: bad
+/// values are a 400 naming the field, and nothing reaches the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_load_reports_and_export_audiences_are_refused_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let node = one_node(root).await;
+    let admin = http();
+    let ca = init_ca("east.test", Duration::from_secs(86_400)).unwrap();
+    let r = admin
+        .post(node.url(paths::CLUSTERS))
+        .json(&cluster_body("east", "east.test", &ca.cert_pem))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let before = last_log_index(&admin, &node).await;
+    let many: serde_json::Map<String, Value> =
+        (0..300).map(|i| (format!("p/l{i}"), json!(1.0))).collect();
+    let port = json!([{"name": "http", "port": 80, "protocol": "http"}]);
+    let names: Vec<String> = (0..65).map(|i| format!("c{i}")).collect();
+    let cases = [
+        (
+            paths::lease("east"),
+            json!({"ttl_ms": 5000, "load": {"demand": {"cart/all": -1.0}}}),
+            Some("load.demand[\"cart/all\"]"),
+        ),
+        (
+            paths::lease("east"),
+            json!({"ttl_ms": 5000, "load": {"demand": {"cart/all": 2e9}}}),
+            Some("load.demand[\"cart/all\"]"),
+        ),
+        (
+            paths::lease("east"),
+            json!({"ttl_ms": 5000, "load": {"demand": many}}),
+            Some("load.demand"),
+        ),
+        (
+            paths::lease("east"),
+            json!({"ttl_ms": 5000, "load": {"demand": {}, "share": 1}}),
+            None,
+        ),
+        (
+            paths::export("east", "shop", "cart"),
+            json!({"ports": port, "export_to": ["west", "Not A Label"]}),
+            Some("export_to[1]"),
+        ),
+        (
+            paths::export("east", "shop", "cart"),
+            json!({"ports": port, "export_to": names}),
+            Some("export_to"),
+        ),
+    ];
+    for (path, body, field) in cases {
+        let r = admin.put(node.url(&path)).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        let e: Value = r.json().await.unwrap_or_default();
+        assert_eq!(status, 400, "{path} {body}: {e}");
+        if let Some(f) = field {
+            assert_eq!(e["error"]["field"], f, "{path}: {e}");
+        }
+    }
+    assert_eq!(
+        last_log_index(&admin, &node).await,
+        before,
+        "a refused body writes nothing"
+    );
+}

@@ -814,6 +814,33 @@ mod tests {
     /// A TCP route to a port the service's endpoints do not serve is refused at start, naming
     /// the port they do serve; the default authorization is typed.
     #[test]
+    fn port_targets_name_a_later_port_and_export_to_names_clusters() {
+        let svc = |extra: &str| {
+            format!(
+                "[[services]]\nnamespace = \"shop\"\nname = \"multi\"\nendpoints = [\"10.0.0.1:8080\"]\n\
+                 ports = [{{ name = \"http\", port = 80, protocol = \"http\" }}, {{ name = \"admin\", port = 9000, protocol = \"http\" }}]\n{extra}"
+            )
+        };
+        let cfg = parse(&svc("port_targets = { admin = 9001 }\n")).unwrap();
+        let s = &cfg.services[0];
+        assert_eq!(
+            s.target_of(9000).map(|t| (t.own, t.port)),
+            Some((false, 9001))
+        );
+        assert_eq!(s.target_of(80).map(|t| t.own), Some(true));
+        assert_eq!(s.target_of(81), None);
+        for (bad, says) in [
+            ("port_targets = { http = 9001 }\n", "port_targets.http"),
+            ("port_targets = { nope = 9001 }\n", "port_targets.nope"),
+            ("port_targets = { admin = 0 }\n", "port_targets.admin"),
+            ("export_to = [\"Not A Label\"]\n", "export_to[0]"),
+        ] {
+            let err = parse(&svc(bad)).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn outbound_tls_needs_the_gateways_certificate() {
         let err = parse("outbound_tls = \"optional\"\n")
             .unwrap_err()
