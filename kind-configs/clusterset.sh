@@ -2,7 +2,8 @@
 # Calls a service of another cluster by its MCS name, the app unchanged: deploys an echo
 # service "orders" in cluster-b only, exported with a ServiceExport; cluster-a's gateway
 # keeps a ServiceImport and the derived Service orders-clusterset for it; a client pod in
-# cluster-a calls http://orders.demo.svc.clusterset.local/ and is answered by cluster-b.
+# cluster-a calls http://orders.demo.svc.clusterset.local/ and is answered by cluster-b, then
+# the same over orders' raw TCP port 7000 (a pod port of its own on cluster-a's gateways).
 # Run after deploy.sh and coredns-clusterset.sh.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -20,7 +21,10 @@ metadata:
   namespace: demo
 spec:
   selector: {app: orders}
-  ports: [{name: http, port: 80, targetPort: http, appProtocol: http}]
+  ports:
+    - {name: http, port: 80, targetPort: http, appProtocol: http}
+    # A raw TCP port (no appProtocol, no http name): spliced, never parsed.
+    - {name: raw, port: 7000, targetPort: http}
 ---
 apiVersion: multicluster.x-k8s.io/v1alpha1
 kind: ServiceExport
@@ -48,3 +52,10 @@ echo "== from a pod in cluster-a: curl http://orders.demo.svc.clusterset.local/"
 kubectl --context "$ctx_a" -n demo run clusterset-client --rm -i --restart=Never \
   --image=curlimages/curl:8.11.1 --command -- \
   sh -c 'for i in 1 2 3; do curl -s -D - -o /dev/null http://orders.demo.svc.clusterset.local/ | grep -i "^x-echo-server"; done'
+
+echo "== the raw TCP port: cluster-a's derived Service sends port 7000 to a gateway pod port"
+kubectl --context "$ctx_a" -n demo get service orders-clusterset \
+  -o jsonpath='{range .spec.ports[*]}{.name} {.port} -> {.targetPort}{"\n"}{end}'
+kubectl --context "$ctx_a" -n demo run clusterset-tcp-client --rm -i --restart=Never \
+  --image=curlimages/curl:8.11.1 --command -- \
+  sh -c 'curl -s -D - -o /dev/null http://orders.demo.svc.clusterset.local:7000/ | grep -i "^x-echo-server"'

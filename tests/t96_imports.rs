@@ -6,7 +6,10 @@
 //! by the derived Service's name or by `cart.shop.svc.clusterset.local` gets east's cart. A
 //! Service that Warden did not make under a derived name, and a ServiceImport it did not make,
 //! are never written; two clusters disagreeing on a port is a `Conflict` condition; an export
-//! withdrawn everywhere takes its three objects with it.
+//! withdrawn everywhere takes its three objects with it. A raw TCP port of an imported service
+//! gets a pod port of its own from `import_tcp_ports`: the derived Service and slice send it
+//! there, and the gateway serves it as that service's port; the range used up is a `Ready`
+//! condition, and a port given back goes to the next import once its Service is gone.
 
 mod support;
 
@@ -24,6 +27,27 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// Starts the gateway of cluster kube-b with Kubernetes discovery and imports.
 async fn kube_gateway(root: &std::path::Path, node: &NodeProc) -> Proc {
     support::kube_gateway(root, node, "kube-b", "imports = true\n").await
+}
+
+/// The gateway's own Service and slice for its outbound listener `out`, as the endpointslice
+/// controller would keep them; (its address, its port).
+fn gateway_objects(kube: &FakeKube, out: &str) -> (String, u16) {
+    let (ip, port) = out.rsplit_once(':').unwrap();
+    let port: u16 = port.parse().unwrap();
+    kube.apply(
+        SERVICES,
+        json!({"metadata": {"namespace": "warden-system", "name": "warden-gateway"},
+            "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 80, "targetPort": "outbound", "protocol": "TCP"}]}}),
+    );
+    kube.apply(
+        SLICES,
+        json!({"metadata": {"namespace": "warden-system", "name": "warden-gateway-abc",
+                "labels": {"kubernetes.io/service-name": "warden-gateway"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}]}),
+    );
+    (ip.to_string(), port)
 }
 
 /// GET `/` from `addr` with `host`: (status, x-echo-server).
@@ -73,22 +97,8 @@ async fn the_mesh_s_services_are_imported_and_callable_by_their_clusterset_names
     );
     let gw = kube_gateway(root, &node).await;
     let out = gw.addr("outbound");
-    let (ip, port) = out.rsplit_once(':').unwrap();
-    let port: u16 = port.parse().unwrap();
-    // The gateway's own Service and slice, as the endpointslice controller would keep them.
-    kube.apply(
-        SERVICES,
-        json!({"metadata": {"namespace": "warden-system", "name": "warden-gateway"},
-            "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 80, "targetPort": "outbound", "protocol": "TCP"}]}}),
-    );
-    kube.apply(
-        SLICES,
-        json!({"metadata": {"namespace": "warden-system", "name": "warden-gateway-abc",
-                "labels": {"kubernetes.io/service-name": "warden-gateway"}},
-            "addressType": "IPv4",
-            "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}]}),
-    );
+    let (ip, port) = gateway_objects(&kube, &out);
+    let ip = ip.as_str();
 
     // cart: a ServiceImport with the derived Service's ClusterIP, and the derived objects.
     let cart_derived = derived_name(&ServiceKey::new("shop", "cart"));
@@ -254,5 +264,152 @@ async fn the_mesh_s_services_are_imported_and_callable_by_their_clusterset_names
         "a ServiceImport Warden did not make was written"
     );
     assert!(kube.object(IMPORTS, "shop", "cart").is_some());
+    drop(gw);
+}
+
+/// Two consecutive free loopback ports (P, P+1): the import listeners' range. Nothing holds
+/// them after this returns; a port taken meanwhile shows as a bind error in the gateway's log.
+fn free_pair() -> u16 {
+    for _ in 0..50 {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = a.local_addr().unwrap().port();
+        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no two consecutive free ports");
+}
+
+/// The `targetPort` of `port` on a derived Service.
+fn target_of(svc: &serde_json::Value, port: u16) -> Option<u16> {
+    svc["spec"]["ports"]
+        .as_array()?
+        .iter()
+        .find(|p| p["port"] == json!(port))?["targetPort"]
+        .as_u64()
+        .map(|p| p as u16)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_tcp_port_gets_a_pod_port_of_its_own_and_is_served_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let node = one_node(root).await;
+    let db = echo(root, "db", "127.0.0.1:0").await;
+    let _east = east_of(
+        root,
+        &node,
+        &format!(
+            "[[services]]\nnamespace = \"shop\"\nname = \"db\"\nports = [{{ name = \"sql\", port = 5432, protocol = \"tcp\" }}]\nendpoints = [{:?}]\nprobe = \"tcp\"\n",
+            db.addr("addr")
+        ),
+    )
+    .await;
+    let kube = FakeKube::start().await;
+    kube.kubeconfig(&root.join("kubeconfig"));
+    let first = free_pair();
+    let gw = support::kube_gateway(
+        root,
+        &node,
+        "kube-b",
+        &format!(
+            "imports = true\nimport_tcp_ports = \"{first}-{}\"\n",
+            first + 1
+        ),
+    )
+    .await;
+    let (ip, _) = gateway_objects(&kube, &gw.addr("outbound"));
+    let admin = http();
+
+    // shop/db's sql port: a pod port from the range, in the Service and the slice alike.
+    let db_derived = derived_name(&ServiceKey::new("shop", "db"));
+    let svc = eventually(PATIENCE, "db's derived Service", || async {
+        let s = kube.object(SERVICES, "shop", &db_derived)?;
+        target_of(&s, 5432).map(|_| s)
+    })
+    .await;
+    let pod_port = target_of(&svc, 5432).unwrap();
+    assert!((first..=first + 1).contains(&pod_port), "{pod_port}");
+    assert!(svc["spec"]["ports"][0]["appProtocol"].is_null(), "raw TCP");
+    let slice = eventually(PATIENCE, "db's slice", || async {
+        kube.object(SLICES, "shop", &db_derived)
+    })
+    .await;
+    assert_eq!(slice["ports"][0]["name"], "sql");
+    assert_eq!(slice["ports"][0]["port"], json!(pod_port));
+    let imp = eventually(PATIENCE, "db's ServiceImport is ready", || async {
+        let o = kube.object(IMPORTS, "shop", "db")?;
+        (condition(&o, "Ready")?.1 == "Served").then_some(o)
+    })
+    .await;
+    assert_eq!(imp["spec"]["ports"][0]["port"], 5432);
+
+    // An unmodified TCP client, sent by kube-proxy to the slice's endpoint: east's db answers.
+    let endpoint = format!("{ip}:{pod_port}");
+    let by = eventually(PATIENCE, "db answers over raw TCP", || async {
+        let by = tcp_call(&endpoint).await;
+        (!by.is_empty()).then_some(by)
+    })
+    .await;
+    assert_eq!(by, "db");
+
+    // Cluster south exports two more TCP services: the range holds one of them.
+    assert_eq!(register(&admin, &node, "south").await, Some(201));
+    let tcp = |p: u16| json!({"ports": [{"name": "raw", "port": p, "protocol": "tcp"}], "healthy_endpoints": 1});
+    put_ok(
+        &admin,
+        &node.url(&paths::export("south", "shop", "cache")),
+        &tcp(6379),
+    )
+    .await;
+    let cache_derived = derived_name(&ServiceKey::new("shop", "cache"));
+    let cache_port = eventually(PATIENCE, "cache gets the other pod port", || async {
+        target_of(&kube.object(SERVICES, "shop", &cache_derived)?, 6379)
+    })
+    .await;
+    assert_eq!(
+        cache_port,
+        if pod_port == first { first + 1 } else { first }
+    );
+    put_ok(
+        &admin,
+        &node.url(&paths::export("south", "shop", "queue")),
+        &tcp(5672),
+    )
+    .await;
+    let queue = eventually(PATIENCE, "queue is told the range is used up", || async {
+        let o = kube.object(IMPORTS, "shop", "queue")?;
+        (condition(&o, "Ready")?.1 == "NoServedPorts").then_some(o)
+    })
+    .await;
+    assert_eq!(condition(&queue, "Ready").unwrap().0, "False");
+    let queue_derived = derived_name(&ServiceKey::new("shop", "queue"));
+    assert!(
+        kube.object(SERVICES, "shop", &queue_derived).is_none(),
+        "a derived Service without a port"
+    );
+
+    // cache withdrawn: its objects go, its listener closes, and queue gets its pod port.
+    let r = admin
+        .delete(node.url(&paths::export("south", "shop", "cache")))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let queue_port = eventually(PATIENCE, "queue gets cache's pod port", || async {
+        target_of(&kube.object(SERVICES, "shop", &queue_derived)?, 5672)
+    })
+    .await;
+    assert_eq!(queue_port, cache_port);
+    assert!(kube.object(SERVICES, "shop", &cache_derived).is_none());
+    eventually(PATIENCE, "queue's import is ready", || async {
+        let o = kube.object(IMPORTS, "shop", "queue")?;
+        (condition(&o, "Ready")?.1 == "Served").then_some(())
+    })
+    .await;
+    // db kept its pod port through all of it.
+    let svc = kube.object(SERVICES, "shop", &db_derived).unwrap();
+    assert_eq!(target_of(&svc, 5432), Some(pod_port));
+    assert_eq!(tcp_call(&endpoint).await, "db");
     drop(gw);
 }

@@ -174,6 +174,61 @@ pub struct KubernetesSection {
     pub gateway_service: String,
     /// The name of that Service's port that reaches the outbound listener.
     pub gateway_port_name: String,
+    /// Pod ports (`"first-last"`) the gateway opens, one per raw TCP port of an imported
+    /// service, on the outbound listener's address: a TCP connection carries no name, so the
+    /// port it arrives on says which service it is for. Each derived Service records its
+    /// ports' pod ports (they stick across restarts and are shared by every replica).
+    pub import_tcp_ports: PortRange,
+}
+
+/// An inclusive range of ports, written `"first-last"` (or one port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    pub fn contains(self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
+
+    pub fn iter(self) -> std::ops::RangeInclusive<u16> {
+        self.first..=self.last
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, b) = s.split_once('-').unwrap_or((s, s));
+        let port = |x: &str| {
+            x.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{x:?} is not a port (1-65535)"))
+        };
+        let (first, last) = (port(a)?, port(b)?);
+        if first > last {
+            return Err(format!("{first} is above {last}"));
+        }
+        Ok(Self { first, last })
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map_err(|e| serde::de::Error::custom(format!("a port range \"first-last\": {e}")))
+    }
 }
 
 impl Default for KubernetesSection {
@@ -186,6 +241,10 @@ impl Default for KubernetesSection {
             imports: false,
             gateway_service: "warden-system/warden-gateway".into(),
             gateway_port_name: "http".into(),
+            import_tcp_ports: PortRange {
+                first: 15100,
+                last: 15199,
+            },
         }
     }
 }
@@ -867,5 +926,29 @@ mod tests {
         assert!(parse(&route(80)).is_ok());
         assert_eq!(parse("").unwrap().authz.default, AuthzDefault::Allow);
         assert!(parse("[authz]\ndefault = \"maybe\"").is_err());
+    }
+
+    #[test]
+    fn import_tcp_ports_is_a_port_range() {
+        let k = |v: &str| {
+            parse(&format!(
+                "[discovery.kubernetes]\nimport_tcp_ports = {v:?}\n"
+            ))
+        };
+        let r = k("15000-15009")
+            .unwrap()
+            .discovery
+            .kubernetes
+            .import_tcp_ports;
+        assert_eq!((r.first, r.last), (15000, 15009));
+        assert!(r.contains(15009) && !r.contains(15010));
+        let one = k("16000").unwrap().discovery.kubernetes.import_tcp_ports;
+        assert_eq!((one.first, one.last), (16000, 16000));
+        for bad in ["15010-15000", "0-10", "x", "1-70000"] {
+            let e = k(bad).unwrap_err().to_string();
+            assert!(e.contains("port range"), "{bad}: {e}");
+        }
+        let d = parse("").unwrap().discovery.kubernetes.import_tcp_ports;
+        assert_eq!(d.to_string(), "15100-15199");
     }
 }

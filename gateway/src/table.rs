@@ -217,7 +217,13 @@ pub struct Tables {
     /// Key sets a token named an unknown key of: the JWKS actor fetches them again (at most
     /// every few seconds each). Locations come from policies, never from requests.
     pub jwks_wanted: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// What each import listener serves, by its pod port (published by the import
+    /// listeners' actor before it opens a port, cleared after it closes one).
+    pub tcp_imports: Arc<ArcSwap<TcpImports>>,
 }
+
+/// (service, port) by the pod port of an import listener.
+pub type TcpImports = BTreeMap<u16, (ServiceKey, u16)>;
 
 /// The process start instant.
 #[derive(Debug)]

@@ -48,6 +48,8 @@ pub struct EndpointGuard {
     allow_link_local: bool,
     /// The addresses this gateway's listeners are bound to.
     own: Vec<SocketAddr>,
+    /// Ports the gateway may open import listeners on, at this address.
+    import_ports: Option<(std::net::IpAddr, crate::config::PortRange)>,
 }
 
 impl EndpointGuard {
@@ -56,7 +58,18 @@ impl EndpointGuard {
             allow_loopback: discovery.allow_loopback_endpoints,
             allow_link_local: discovery.allow_link_local_endpoints,
             own,
+            import_ports: None,
         }
+    }
+
+    /// Also refuses the ports of `range` at `ip`: import listeners open there.
+    pub fn with_import_ports(
+        mut self,
+        ip: std::net::IpAddr,
+        range: crate::config::PortRange,
+    ) -> Self {
+        self.import_ports = Some((ip, range));
+        self
     }
 
     /// Whether traffic may go to `endpoint` (`ip:port`).
@@ -65,11 +78,16 @@ impl EndpointGuard {
         let ip = canonical(addr.ip());
         // A listener on a wildcard address is also reached on loopback and on the unspecified
         // address (both name this host).
-        let own = self.own.iter().any(|o| {
-            o.port() == addr.port()
-                && (canonical(o.ip()) == ip
-                    || (o.ip().is_unspecified() && (ip.is_loopback() || ip.is_unspecified())))
-        });
+        let same_host = |o: std::net::IpAddr| {
+            canonical(o) == ip || (o.is_unspecified() && (ip.is_loopback() || ip.is_unspecified()))
+        };
+        let own = self
+            .own
+            .iter()
+            .any(|o| o.port() == addr.port() && same_host(o.ip()))
+            || self
+                .import_ports
+                .is_some_and(|(o, r)| r.contains(addr.port()) && same_host(o));
         if own {
             return Err(Refused::OwnListener);
         }
@@ -181,6 +199,15 @@ mod tests {
             Err(Refused::OwnListener)
         );
         assert_eq!(g.check("127.0.0.2:15001"), Ok(()));
+        let g = g.with_import_ports(
+            "127.0.0.1".parse().unwrap(),
+            crate::config::PortRange {
+                first: 15100,
+                last: 15101,
+            },
+        );
+        assert_eq!(g.check("127.0.0.1:15101"), Err(Refused::OwnListener));
+        assert_eq!(g.check("127.0.0.1:15102"), Ok(()));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! service (through the [`registry::RegistryActor`]), the
 //! [`health_checker::HealthCheckerActor`], a [`listener::ListenerActor`] per listener, the
 //! [`catalog::CatalogWatcherActor`], the [`publisher::PublisherActor`] (registration, lease,
-//! exports), the [`jwks::JwksActor`] (JWT key sets), Kubernetes discovery and the certificate
+//! exports), the [`jwks::JwksActor`] (JWT key sets), Kubernetes discovery (with the
+//! [`import_listeners::ImportListenersActor`] for imported TCP ports) and the certificate
 //! actor when configured — each under an
 //! actix `Supervisor` — plus the admin server. It must run inside an actix `System`.
 //! [`GatewayHandle::drain`] stops it gracefully.
@@ -17,6 +18,7 @@ pub mod certificate;
 pub mod exports;
 pub mod guard;
 pub mod health_checker;
+pub mod import_listeners;
 pub mod jwks;
 pub mod k8s;
 pub mod listener;
@@ -38,7 +40,7 @@ use crate::config::GatewayConfig;
 use crate::drain::Drain;
 use crate::key::ServiceKey;
 use crate::metrics::Metrics;
-use crate::proxy::context::{Listener, PassiveSignal, ProxyCtx};
+use crate::proxy::context::{Listener, PassiveSignal, ProxyCtx, TcpSource};
 use crate::proxy::mtls::TlsCtx;
 use crate::table::Tables;
 use guard::InjectPanic;
@@ -73,6 +75,8 @@ pub struct GatewayHandle {
     pub tables: Tables,
     pub metrics: Arc<Metrics>,
     listeners: Vec<Addr<ListenerActor>>,
+    /// The listeners of imported TCP ports (Kubernetes imports only).
+    import_listeners: Option<Addr<import_listeners::ImportListenersActor>>,
     publisher: Addr<PublisherActor>,
     drain: Drain,
 }
@@ -98,6 +102,9 @@ impl GatewayHandle {
             tracing::warn!("the lease withdrawal did not finish in time; it expires by itself");
         }
         for l in &self.listeners {
+            let _ = tokio::time::timeout(left(), l.send(StopAccepting)).await;
+        }
+        if let Some(l) = &self.import_listeners {
             let _ = tokio::time::timeout(left(), l.send(StopAccepting)).await;
         }
         self.drain.start();
@@ -164,13 +171,17 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
     }
     // Endpoints never point at this gateway's own listeners (nor, unless allowed, at
     // loopback or link-local addresses).
-    let guard = Arc::new(addresses::EndpointGuard::new(
+    let mut guard = addresses::EndpointGuard::new(
         &cfg.discovery,
         [outbound, eastwest, admin]
             .into_iter()
             .chain(tcp.iter().copied())
             .collect(),
-    ));
+    );
+    if cfg.discovery.kubernetes.imports {
+        guard = guard.with_import_ports(outbound.ip(), cfg.discovery.kubernetes.import_tcp_ports);
+    }
+    let guard = Arc::new(guard);
     let advertise = cfg
         .cluster
         .advertise
@@ -315,7 +326,11 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         ),
     ];
     for (i, sock) in tcp_socks.into_iter().enumerate() {
-        listeners.push((format!("listener_tcp_{i}"), sock, Listener::Tcp(i)));
+        listeners.push((
+            format!("listener_tcp_{i}"),
+            sock,
+            Listener::Tcp(TcpSource::Config(i)),
+        ));
     }
     // A connection cap above the open-file limit never binds: accepts fail first (EMFILE).
     if let Some(files) = warden_federation::limits::raise_open_files()
@@ -378,9 +393,15 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         Supervisor::start(move |_| PublisherActor::new(c, f, adv, own_bundle, trust, exports, t, m))
     };
     hooks.insert("publisher".into(), publisher.clone().recipient());
+    let import_listeners = (kube && cfg.discovery.kubernetes.imports).then(|| {
+        let (p, m, w) = (proxy.clone(), metrics.clone(), workers.clone());
+        let host = outbound.ip();
+        Supervisor::start(move |_| import_listeners::ImportListenersActor::new(host, p, m, w))
+    });
     if kube {
         let (c, f, m, g) = (cfg.clone(), fed.clone(), metrics.clone(), guard.clone());
-        let kd = Supervisor::start(move |_| k8s::KubeDiscoveryActor::new(c, f, registry, m, g));
+        let il = import_listeners.clone().map(|a| a.recipient());
+        let kd = Supervisor::start(move |_| k8s::KubeDiscoveryActor::new(c, f, registry, m, g, il));
         hooks.insert("kube_discovery".into(), kd.recipient());
     }
     if let (Some(t), Some(ctx)) = (cfg.tls.clone(), tls.as_ref()) {
@@ -411,6 +432,7 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         tables,
         metrics,
         listeners: listener_addrs,
+        import_listeners,
         publisher,
         drain,
     })

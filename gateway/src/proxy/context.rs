@@ -29,8 +29,18 @@ use crate::table::Tables;
 pub enum Listener {
     Outbound,
     EastWest,
-    /// Raw TCP route `listeners.tcp[i]`.
-    Tcp(usize),
+    /// A raw TCP listener.
+    Tcp(TcpSource),
+}
+
+/// Which service a raw TCP listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpSource {
+    /// Route `listeners.tcp[i]` of the configuration.
+    Config(usize),
+    /// The import listener on this pod port (see `control::import_listeners`): the service
+    /// is looked up per connection in [`crate::table::Tables::tcp_imports`].
+    Import(u16),
 }
 
 impl Listener {

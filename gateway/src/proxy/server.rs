@@ -27,10 +27,10 @@ use crate::drain::Draining;
 /// on, TLS handshake and raw TCP streams included.
 pub async fn serve_connection(ctx: Arc<ProxyCtx>, stream: TcpStream, listener: Listener) {
     let draining = ctx.drain.watch();
-    if let Listener::Tcp(i) = listener {
+    if let Listener::Tcp(source) = listener {
         // A raw stream cannot be asked to finish: the drain waits for it, up to its deadline.
         let _open = draining;
-        return tcp::serve(ctx, stream, i).await;
+        return tcp::serve(ctx, stream, source).await;
     }
     let _ = stream.set_nodelay(true);
     let tls = ctx.tls.clone().filter(|t| match listener {

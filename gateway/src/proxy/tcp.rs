@@ -1,4 +1,6 @@
-//! Raw TCP by port mapping: a TCP listener bound to `namespace/service:port` forwards each
+//! Raw TCP by port mapping: a TCP listener bound to `namespace/service:port` (a route of
+//! `listeners.tcp`, or an import listener whose pod port the Kubernetes actor gave an
+//! imported service's TCP port) forwards each
 //! connection to a local endpoint, or — when local endpoints cannot serve — to a remote
 //! cluster's gateway through an HTTP/2 CONNECT stream on its east-west listener, naming the
 //! service and port. The receiving gateway connects one of its own endpoints (never
@@ -13,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use super::attempt::{Attempt, Hop};
-use super::context::{Listener, ProxyCtx, SOURCE_HEADER};
+use super::context::{Listener, ProxyCtx, SOURCE_HEADER, TcpSource};
 use super::inbound::PORT_HEADER;
 use super::naming::SERVICE_HEADER;
 use super::splice::splice;
@@ -22,16 +24,43 @@ use crate::config::TargetPort;
 use crate::key::ServiceKey;
 use crate::table::local_addr;
 
-/// Serves one TCP connection accepted on route `idx` of `listeners.tcp`.
-pub async fn serve(ctx: Arc<ProxyCtx>, mut client: TcpStream, idx: usize) {
+/// Serves one TCP connection accepted on a raw TCP listener.
+pub async fn serve(ctx: Arc<ProxyCtx>, client: TcpStream, source: TcpSource) {
     let _ = client.set_nodelay(true);
-    let Some(route) = ctx.cfg.listeners.tcp.get(idx) else {
-        return;
+    let (key, port) = match source {
+        TcpSource::Config(idx) => {
+            let Some(route) = ctx.cfg.listeners.tcp.get(idx) else {
+                return;
+            };
+            let Some(key) = ServiceKey::parse(&route.service) else {
+                tracing::warn!(service = %route.service, "tcp route names no namespace/service");
+                return;
+            };
+            (key, route.port)
+        }
+        TcpSource::Import(pod_port) => match ctx.tables.tcp_imports.load().get(&pod_port) {
+            Some((key, port)) => (key.clone(), *port),
+            // The import went away between the accept and here.
+            None => {
+                ctx.metrics
+                    .proxy_errors
+                    .with_label_values(&["tcp_import_gone"])
+                    .inc();
+                return;
+            }
+        },
     };
-    let Some(key) = ServiceKey::parse(&route.service) else {
-        tracing::warn!(service = %route.service, "tcp route names no namespace/service");
-        return;
-    };
+    forward(ctx, client, key, port, source).await
+}
+
+/// Forwards one TCP connection to `key`:`port`.
+async fn forward(
+    ctx: Arc<ProxyCtx>,
+    mut client: TcpStream,
+    key: ServiceKey,
+    port: u16,
+    source: TcpSource,
+) {
     // Each stream holds one of the gateway's tunnel permits until it ends; none left, the
     // connection is closed at once rather than queued.
     let Ok(_permit) = ctx.tunnels.clone().try_acquire_owned() else {
@@ -43,8 +72,7 @@ pub async fn serve(ctx: Arc<ProxyCtx>, mut client: TcpStream, idx: usize) {
         return;
     };
     let idle = Duration::from_millis(ctx.cfg.limits.tunnel_idle_ms);
-    let port = route.port;
-    let view = ServiceView::load(&ctx.tables, &key, Listener::Tcp(idx));
+    let view = ServiceView::load(&ctx.tables, &key, Listener::Tcp(source));
     let over = ctx.cfg.routing.overprovisioning_percent;
     let connect = Duration::from_millis(ctx.cfg.timeouts.connect_ms);
     let mut exclude = Vec::new();

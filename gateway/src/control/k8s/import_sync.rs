@@ -3,7 +3,9 @@
 //! creates, replaces (with the stored `resourceVersion`: a 409 from a concurrent writer — the
 //! other gateway replica — is left to the next round) or deletes — deletes only objects that
 //! carry the owner labels, and never changes one that does not. A derived Service's ClusterIP
-//! (allocated by the API server) goes into its ServiceImport's `spec.ips`.
+//! (allocated by the API server) goes into its ServiceImport's `spec.ips`. Each round also
+//! answers which pod ports serve which imported TCP port ([`super::tcp_ports`]), for the
+//! gateway's import listeners.
 
 use std::collections::BTreeSet;
 
@@ -18,9 +20,10 @@ use warden_federation::wire::CatalogService;
 use super::desired::{Key, SERVICE_NAME_LABEL};
 use super::imports::{
     Import, derived_service, derived_slice, import_conditions, import_labels, import_spec, imports,
-    owned,
+    owned, served_ports,
 };
 use super::status;
+use super::tcp_ports::{self, TcpPorts};
 use crate::config::KubernetesSection;
 
 /// The ServiceImport resource.
@@ -85,28 +88,45 @@ fn ns_name(
 }
 
 /// One round: every import's objects made or corrected, and Warden's objects of imports that
-/// are gone deleted. Errors are logged; the next round tries again.
+/// are gone deleted. Errors are logged; the next round tries again. Returns the pod port of
+/// each imported raw TCP port this cluster serves.
 pub async fn sync(
     client: &kube::Client,
     cfg: &KubernetesSection,
     me: &str,
     seen: &Observed<'_>,
     catalog: &[CatalogService],
-) {
+) -> TcpPorts {
     let wanted = imports(catalog, &cfg.namespaces, me);
+    // An import whose derived name a foreign Service holds gets nothing (and no pod port).
+    let taken = |imp: &Import| {
+        seen.services
+            .get(&ObjectRef::new(&imp.derived).within(&imp.key.namespace))
+            .is_some_and(|s| !owned(s.metadata.labels.as_ref()))
+    };
+    let servable: Vec<Import> = wanted.iter().filter(|i| !taken(i)).cloned().collect();
+    let held = tcp_ports::held(seen.services.state().iter().map(|s| s.as_ref()));
+    let tcp = tcp_ports::allocate(&servable, &held, cfg.import_tcp_ports);
     let target = gateway_target(cfg, seen.slices);
     if target.is_none() {
         tracing::debug!(gateway_service = %cfg.gateway_service, "the gateway's own endpoints are not known yet: derived Services wait");
     }
     let now = Time(k8s_openapi::jiff::Timestamp::now());
+    // A Service needs a port: an import with none served has no derived objects.
+    let serves = |imp: &Import| !served_ports(imp, 0, &tcp).is_empty();
     for imp in &wanted {
         let (ip, taken) = match &target {
-            Some((addrs, port)) => derived(client, seen, imp, addrs, *port).await,
-            None => (None, false),
+            Some((addrs, port)) if serves(imp) => {
+                derived(client, seen, imp, addrs, *port, &tcp).await
+            }
+            _ => (None, taken(imp)),
         };
-        service_import(client, seen, imp, ip.as_deref(), taken, &now).await;
+        let conds = import_conditions(imp, taken, &tcp, cfg.import_tcp_ports);
+        service_import(client, seen, imp, ip.as_deref(), conds, &now).await;
     }
-    collect(client, seen, &wanted).await;
+    let with_derived: Vec<&Import> = wanted.iter().filter(|i| serves(i)).collect();
+    collect(client, seen, &wanted, &with_derived).await;
+    tcp
 }
 
 /// Makes or corrects the derived Service and its slice; (its ClusterIP, whether the name is
@@ -117,11 +137,12 @@ async fn derived(
     imp: &Import,
     addrs: &[String],
     port: u16,
+    tcp: &TcpPorts,
 ) -> (Option<String>, bool) {
     let ns = &imp.key.namespace;
     let at = ObjectRef::new(&imp.derived).within(ns);
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
-    let want = derived_service(imp, port);
+    let want = derived_service(imp, port, tcp);
     let ip = match seen.services.get(&at) {
         Some(s) if !owned(s.metadata.labels.as_ref()) => return (None, true),
         Some(s) => {
@@ -158,7 +179,7 @@ async fn derived(
         },
     };
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
-    let want = derived_slice(imp, addrs, port);
+    let want = derived_slice(imp, addrs, port, tcp);
     match seen.slices.get(&ObjectRef::new(&imp.derived).within(ns)) {
         Some(s) if !owned(s.metadata.labels.as_ref()) => {}
         Some(s) => {
@@ -196,7 +217,7 @@ async fn service_import(
     seen: &Observed<'_>,
     imp: &Import,
     ip: Option<&str>,
-    taken: bool,
+    conditions: Vec<super::imports::Condition>,
     now: &Time,
 ) {
     let ns = &imp.key.namespace;
@@ -247,7 +268,7 @@ async fn service_import(
             serde_json::Value::Null
         }
     };
-    let next: Vec<_> = import_conditions(imp, taken)
+    let next: Vec<_> = conditions
         .into_iter()
         .map(|(t, ok, reason, message)| status::cond(t, ok, reason, message, now))
         .collect();
@@ -275,13 +296,19 @@ async fn service_import(
     );
 }
 
-/// Deletes Warden's import objects whose service the mesh no longer exports.
-async fn collect(client: &kube::Client, seen: &Observed<'_>, wanted: &[Import]) {
+/// Deletes Warden's import objects whose service the mesh no longer exports, and the derived
+/// objects of imports that serve no port.
+async fn collect(
+    client: &kube::Client,
+    seen: &Observed<'_>,
+    wanted: &[Import],
+    with_derived: &[&Import],
+) {
     let imports: BTreeSet<(String, String)> = wanted
         .iter()
         .map(|i| (i.key.namespace.clone(), i.key.name.clone()))
         .collect();
-    let derived: BTreeSet<(String, String)> = wanted
+    let derived: BTreeSet<(String, String)> = with_derived
         .iter()
         .map(|i| (i.key.namespace.clone(), i.derived.clone()))
         .collect();

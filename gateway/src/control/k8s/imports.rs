@@ -10,9 +10,11 @@
 //! Ports are merged across the exporting clusters by name; clusters that disagree on a port
 //! (same name with another number or protocol, or the same number under another name) conflict,
 //! and — as Warden knows no creation time of an export — the definition of the first cluster by
-//! name wins, the conflict is reported. Ports that carry raw TCP are listed in the
-//! ServiceImport but not served through the derived Service (the outbound listener routes
-//! HTTP and gRPC by name); the ServiceImport says so.
+//! name wins, the conflict is reported. HTTP and gRPC ports are sent to the outbound
+//! listener, which routes by the name the client used; a raw TCP port is sent to a pod port
+//! of its own ([`super::tcp_ports`]), where the gateway serves that service's port. A TCP
+//! port left without a pod port (the range is used up) is listed in the ServiceImport but not
+//! served, and its `Ready` condition says so.
 //!
 //! Every object carries [`OWNER_LABELS`]; only objects with them are ever changed or deleted.
 
@@ -28,6 +30,10 @@ use warden_federation::trust::digest::sha256_hex;
 use warden_federation::wire::CatalogService;
 
 use super::desired::{Key, SERVICE_NAME_LABEL};
+use crate::config::PortRange;
+
+/// Pod port by (imported service, its port number): see `super::tcp_ports`.
+pub type TcpPorts = BTreeMap<(Key, u16), u16>;
 use crate::table::{DERIVED_PREFIX, DERIVED_SUFFIX};
 
 /// Labels on every object Warden keeps for an import.
@@ -151,11 +157,19 @@ fn app_protocol(p: Protocol) -> Option<String> {
     }
 }
 
-/// The ports the derived Service serves: those the outbound listener routes by name.
-pub fn served_ports(imp: &Import) -> Vec<&ServicePort> {
+/// The ports the derived Service serves, each with its pod port: HTTP and gRPC on
+/// `target` (the outbound listener), raw TCP on the pod port `tcp` gives it (none: not served).
+pub fn served_ports<'a>(
+    imp: &'a Import,
+    target: u16,
+    tcp: &TcpPorts,
+) -> Vec<(&'a ServicePort, u16)> {
     imp.ports
         .iter()
-        .filter(|p| p.protocol != Protocol::Tcp)
+        .filter_map(|p| match p.protocol {
+            Protocol::Tcp => tcp.get(&(imp.key.clone(), p.port)).map(|t| (p, *t)),
+            _ => Some((p, target)),
+        })
         .collect()
 }
 
@@ -181,17 +195,17 @@ fn meta(imp: &Import, name: &str, extra: &[(&str, &str)]) -> ObjectMeta {
     }
 }
 
-/// The derived Service: ClusterIP, no selector, each served port sent to `target` (the
-/// gateway pods' outbound port).
-pub fn derived_service(imp: &Import, target: u16) -> Service {
-    let ports = served_ports(imp)
+/// The derived Service: ClusterIP, no selector, each served port sent to its pod port on the
+/// gateway pods (see [`served_ports`]).
+pub fn derived_service(imp: &Import, target: u16, tcp: &TcpPorts) -> Service {
+    let ports = served_ports(imp, target, tcp)
         .into_iter()
-        .map(|p| KubePort {
+        .map(|(p, t)| KubePort {
             name: Some(port_name(p)),
             port: i32::from(p.port),
             protocol: Some("TCP".into()),
             app_protocol: app_protocol(p.protocol),
-            target_port: Some(IntOrString::Int(i32::from(target))),
+            target_port: Some(IntOrString::Int(i32::from(t))),
             ..Default::default()
         })
         .collect();
@@ -206,13 +220,19 @@ pub fn derived_service(imp: &Import, target: u16) -> Service {
     }
 }
 
-/// The derived Service's EndpointSlice: the gateway pods' ready `addresses` on `target`.
-pub fn derived_slice(imp: &Import, addresses: &[String], target: u16) -> EndpointSlice {
-    let ports = served_ports(imp)
+/// The derived Service's EndpointSlice: the gateway pods' ready `addresses`, on the same pod
+/// ports as the Service.
+pub fn derived_slice(
+    imp: &Import,
+    addresses: &[String],
+    target: u16,
+    tcp: &TcpPorts,
+) -> EndpointSlice {
+    let ports = served_ports(imp, target, tcp)
         .into_iter()
-        .map(|p| EndpointPort {
+        .map(|(p, t)| EndpointPort {
             name: Some(port_name(p)),
-            port: Some(i32::from(target)),
+            port: Some(i32::from(t)),
             protocol: Some("TCP".into()),
             app_protocol: app_protocol(p.protocol),
         })
@@ -295,18 +315,30 @@ pub fn import_labels() -> BTreeMap<String, String> {
 pub type Condition = (&'static str, bool, &'static str, String);
 
 /// The ServiceImport's conditions: `Conflict` (ports the clusters disagree on) and `Ready`
-/// (the derived Service serves every port, or which it does not).
-pub fn import_conditions(imp: &Import, derived_taken: bool) -> Vec<Condition> {
+/// (the derived Service serves every port, or which it does not: raw TCP ports `tcp` has no
+/// pod port for, out of `range`).
+pub fn import_conditions(
+    imp: &Import,
+    derived_taken: bool,
+    tcp: &TcpPorts,
+    range: PortRange,
+) -> Vec<Condition> {
     let conflict = match imp.conflicts.is_empty() {
         true => ("Conflict", false, "NoConflict", String::new()),
         false => ("Conflict", true, "PortConflict", imp.conflicts.join("; ")),
     };
-    let tcp: Vec<String> = imp
+    let unserved: Vec<String> = imp
         .ports
         .iter()
-        .filter(|p| p.protocol == Protocol::Tcp)
+        .filter(|p| p.protocol == Protocol::Tcp && !tcp.contains_key(&(imp.key.clone(), p.port)))
         .map(|p| format!("{}/{}", port_name(p), p.port))
         .collect();
+    let exhausted = || {
+        format!(
+            "raw TCP ports {} are not served: no pod port is left in discovery.kubernetes.import_tcp_ports ({range})",
+            unserved.join(", ")
+        )
+    };
     let ready = if derived_taken {
         (
             "Ready",
@@ -317,23 +349,10 @@ pub fn import_conditions(imp: &Import, derived_taken: bool) -> Vec<Condition> {
                 imp.derived
             ),
         )
-    } else if served_ports(imp).is_empty() {
-        (
-            "Ready",
-            false,
-            "NoServedPorts",
-            "only raw TCP ports: not served through the derived Service".into(),
-        )
-    } else if !tcp.is_empty() {
-        (
-            "Ready",
-            true,
-            "SomePortsNotServed",
-            format!(
-                "raw TCP ports {} are not served through the derived Service",
-                tcp.join(", ")
-            ),
-        )
+    } else if unserved.len() == imp.ports.len() {
+        ("Ready", false, "NoServedPorts", exhausted())
+    } else if !unserved.is_empty() {
+        ("Ready", true, "SomePortsNotServed", exhausted())
     } else {
         ("Ready", true, "Served", String::new())
     };
@@ -395,19 +414,51 @@ mod tests {
         assert_eq!(ports, [("http", 80), ("grpc", 9090), ("db", 5432)]);
         assert_eq!(imp.conflicts.len(), 1, "{:?}", imp.conflicts);
         assert!(imp.conflicts[0].contains("west exports 8080/http, east exports 80/http"));
-        let conds = import_conditions(imp, false);
+        let range = PortRange {
+            first: 15100,
+            last: 15100,
+        };
+        let none = TcpPorts::new();
+        let conds = import_conditions(imp, false, &none, range);
         assert!(conds[0].1);
         assert_eq!((conds[1].1, conds[1].2), (true, "SomePortsNotServed"));
+        assert!(conds[1].3.contains("db/5432") && conds[1].3.contains("15100-15100"));
 
-        let svc = derived_service(imp, 15001);
+        let svc = derived_service(imp, 15001, &none);
         let sp = svc.spec.unwrap().ports.unwrap();
-        assert_eq!(sp.len(), 2, "the raw TCP port is not served");
+        assert_eq!(
+            sp.len(),
+            2,
+            "a raw TCP port without a pod port is not served"
+        );
         assert!(
             sp.iter()
                 .all(|p| p.target_port == Some(IntOrString::Int(15001)))
         );
+        let tcp: TcpPorts = [((imp.key.clone(), 5432), 15100)].into_iter().collect();
+        assert_eq!(import_conditions(imp, false, &tcp, range)[1].2, "Served");
+        let sp = derived_service(imp, 15001, &tcp)
+            .spec
+            .unwrap()
+            .ports
+            .unwrap();
+        let db = sp.iter().find(|p| p.port == 5432).expect("db is served");
+        assert_eq!(db.target_port, Some(IntOrString::Int(15100)));
+        assert_eq!(db.app_protocol, None);
+        let slice = derived_slice(imp, &["10.0.0.7".into()], 15001, &tcp);
+        let db = slice
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some("db"));
+        assert_eq!(
+            db.and_then(|p| p.port),
+            Some(15100),
+            "the slice has the same pod port"
+        );
+        let svc = derived_service(imp, 15001, &none);
         assert_eq!(svc.metadata.name.unwrap(), "cart-clusterset");
-        let slice = derived_slice(imp, &["10.0.0.7".into()], 15001);
+        let slice = derived_slice(imp, &["10.0.0.7".into()], 15001, &none);
         let labels = slice.metadata.labels.clone().unwrap();
         assert_eq!(labels[SERVICE_NAME_LABEL], imp.derived);
         assert!(owned(Some(&labels)));

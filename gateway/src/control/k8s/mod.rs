@@ -19,6 +19,7 @@ pub mod imports;
 pub mod policies;
 pub mod routes;
 pub mod status;
+pub mod tcp_ports;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
@@ -38,6 +39,7 @@ use serde_json::json;
 
 use super::addresses::{EndpointGuard, describe};
 use super::guard::{InjectPanic, guarded, on_restart, spawn_supervised};
+use super::import_listeners::ServeImports;
 use super::registry::{RegistryActor, SetServices};
 use crate::config::{GatewayConfig, StaticService};
 use crate::metrics::Metrics;
@@ -308,6 +310,7 @@ async fn run(
     registry: Addr<RegistryActor>,
     metrics: Arc<Metrics>,
     guard: Arc<EndpointGuard>,
+    import_listeners: Option<Recipient<ServeImports>>,
 ) -> Result<(), KubeError> {
     let client = kube::Client::try_default()
         .await
@@ -490,7 +493,11 @@ async fn run(
                 }
                 if imports_on && now >= next_imports {
                     next_imports = now + STATUS_EVERY;
-                    sync_imports(&client, &fed, &cfg, &stores).await;
+                    let tcp = sync_imports(&client, &fed, &cfg, &stores).await;
+                    if let (Some(tcp), Some(l)) = (tcp, &import_listeners) {
+                        let by_pod_port = tcp.into_iter().map(|((k, p), pod)| (pod, (k, p)));
+                        l.do_send(ServeImports(by_pod_port.collect()));
+                    }
                 }
                 if crd && cfg.discovery.kubernetes.write_status && now >= next_status {
                     next_status = now + STATUS_EVERY;
@@ -595,18 +602,19 @@ async fn sync_policies(
     patch_statuses(client, patches.collect()).await;
 }
 
-/// Keeps the ServiceImports, derived Services and their slices of the mesh's services.
+/// Keeps the ServiceImports, derived Services and their slices of the mesh's services;
+/// the pod ports of imported TCP ports (`None`: no catalog, nothing changes).
 async fn sync_imports(
     client: &kube::Client,
     fed: &FederationClient,
     cfg: &GatewayConfig,
     stores: &Stores,
-) {
+) -> Option<tcp_ports::TcpPorts> {
     let catalog = match fed.services().await {
         Ok(c) => c.items,
         Err(e) => {
             tracing::debug!(error = %e, "no catalog for imports yet");
-            return;
+            return None;
         }
     };
     let seen = import_sync::Observed {
@@ -614,7 +622,7 @@ async fn sync_imports(
         slices: &stores.slices,
         imports: &stores.imports,
     };
-    import_sync::sync(
+    let tcp = import_sync::sync(
         client,
         &cfg.discovery.kubernetes,
         &cfg.cluster.name,
@@ -622,6 +630,7 @@ async fn sync_imports(
         &catalog,
     )
     .await;
+    Some(tcp)
 }
 
 /// Patches the conditions of every ServiceExport whose conditions changed.
@@ -680,6 +689,8 @@ pub struct KubeDiscoveryActor {
     registry: Addr<RegistryActor>,
     metrics: Arc<Metrics>,
     guard: Arc<EndpointGuard>,
+    /// Told, each imports round, which pod ports serve imported TCP ports.
+    import_listeners: Option<Recipient<ServeImports>>,
     restarts: u32,
     task: Option<tokio::task::AbortHandle>,
 }
@@ -691,6 +702,7 @@ impl KubeDiscoveryActor {
         registry: Addr<RegistryActor>,
         metrics: Arc<Metrics>,
         guard: Arc<EndpointGuard>,
+        import_listeners: Option<Recipient<ServeImports>>,
     ) -> Self {
         Self {
             cfg,
@@ -698,6 +710,7 @@ impl KubeDiscoveryActor {
             registry,
             metrics,
             guard,
+            import_listeners,
             restarts: 0,
             task: None,
         }
@@ -715,8 +728,9 @@ impl Actor for KubeDiscoveryActor {
             self.metrics.clone(),
             self.guard.clone(),
         );
+        let il = self.import_listeners.clone();
         let work = async move {
-            if let Err(e) = run(cfg, fed, reg, m, g).await {
+            if let Err(e) = run(cfg, fed, reg, m, g, il).await {
                 tracing::error!(error = %e, "kubernetes discovery stopped; restarting");
             }
         };
