@@ -6,7 +6,8 @@
 //! by the derived Service's name or by `cart.shop.svc.clusterset.local` gets east's cart. A
 //! Service that Warden did not make under a derived name, and a ServiceImport it did not make,
 //! are never written; two clusters disagreeing on a port is a `Conflict` condition; an export
-//! withdrawn everywhere takes its three objects with it. A raw TCP port of an imported service
+//! withdrawn everywhere takes its three objects with it; a replace that loses a race (409) is
+//! retried on the next round. A raw TCP port of an imported service
 //! gets a pod port of its own from `import_tcp_ports`: the derived Service and slice send it
 //! there, and the gateway serves it as that service's port; the range used up is a `Ready`
 //! condition, and a port given back goes to the next import once its Service is gone.
@@ -151,7 +152,7 @@ async fn the_mesh_s_services_are_imported_and_callable_by_their_clusterset_names
     // resourceVersion).
     let mut edited = slice.clone();
     edited["endpoints"] = json!([{"addresses": ["10.9.9.9"], "conditions": {"ready": true}}]);
-    kube.apply(SLICES, edited);
+    kube.apply(SLICES, edited.clone());
     eventually(PATIENCE, "the slice is restored", || async {
         let s = kube.object(SLICES, "shop", &cart_derived)?;
         (s["endpoints"][0]["addresses"] == json!([ip])).then_some(())
@@ -162,6 +163,30 @@ async fn the_mesh_s_services_are_imported_and_callable_by_their_clusterset_names
             .iter()
             .any(|(m, _, n)| m == "replace" && *n == cart_derived),
         "restored by a replace"
+    );
+    // Edited again, and the gateway's replace loses a race to another writer (409 Conflict
+    // on its stale resourceVersion): a later round reads the new version and wins.
+    kube.race_next_replace(SLICES, "shop", &cart_derived);
+    kube.apply(SLICES, edited.clone());
+    eventually(
+        PATIENCE,
+        "the slice is restored after the conflict",
+        || async {
+            let s = kube.object(SLICES, "shop", &cart_derived)?;
+            (s["endpoints"][0]["addresses"] == json!([ip])).then_some(())
+        },
+    )
+    .await;
+    let writes = kube.writes(SLICES);
+    let lost = writes
+        .iter()
+        .position(|(m, _, n)| m == "conflict" && *n == cart_derived)
+        .expect("the replace lost a race");
+    assert!(
+        writes[lost + 1..]
+            .iter()
+            .any(|(m, _, n)| m == "replace" && *n == cart_derived),
+        "retried after the 409: {writes:?}"
     );
 
     // grpc-echo's derived name is taken by a Service Warden did not make: left alone, said.

@@ -9,7 +9,8 @@
 //! the status subresource of ServiceExports, ServiceImports, HTTPRoutes and GRPCRoutes (the
 //! server without the CRDs answers 404 for all of them); creates (`POST`, 409 AlreadyExists,
 //! a ClusterIP allocated for a Service), replaces (`PUT`, 409 Conflict on a stale
-//! `resourceVersion`, status and `clusterIP` kept) and deletes, each recorded
+//! `resourceVersion`, status and `clusterIP` kept — and a replace made to lose a race to
+//! another writer, [`FakeKube::race_next_replace`]) and deletes, each recorded
 //! ([`FakeKube::writes`]). Pods are served too, and — like the real API server —
 //! as `PartialObjectMetadata` (metadata only) to a client whose `Accept` asks for it; such
 //! requests are counted ([`FakeKube::metadata_requests`]). Tests mutate the state, drop watch
@@ -99,6 +100,8 @@ struct St {
     writes: Vec<(String, String, String, String)>,
     /// ClusterIPs handed out so far.
     cluster_ips: u32,
+    /// Objects whose next replace loses a race to another writer.
+    races: std::collections::BTreeSet<(String, String, String)>,
 }
 
 impl St {
@@ -262,6 +265,15 @@ impl FakeKube {
         s.rv += 1;
         s.compacted = s.rv;
         s.log.clear();
+    }
+
+    /// The next replace of this object loses a race: another writer updates it first (its
+    /// `resourceVersion` moves on, watchers see the update), so the replace gets 409 Conflict —
+    /// recorded as a `conflict` write. What the writer does next is up to it.
+    pub fn race_next_replace(&self, res: (&str, &str, &str), ns: &str, name: &str) {
+        let mut s = self.st.lock().unwrap();
+        s.races
+            .insert((res.0.to_string(), ns.to_string(), name.to_string()));
     }
 
     /// Closes every open watch connection (the client must resume from its last version).
@@ -553,6 +565,12 @@ fn replace(
     let Some(current) = s.objects.get(&key).cloned() else {
         return not_found(&format!("{plural} {ns}/{name}"));
     };
+    if s.races.remove(&key) {
+        s.put(plural, current.clone());
+        s.writes
+            .push(("conflict".into(), plural.into(), ns.into(), name.into()));
+    }
+    let current = s.objects.get(&key).cloned().unwrap_or(current);
     let theirs = obj["metadata"]["resourceVersion"].as_str().unwrap_or("");
     if theirs
         != current["metadata"]["resourceVersion"]
