@@ -54,10 +54,7 @@ impl ImportListenersActor {
 
     fn open_port(&mut self, port: u16) {
         let addr = SocketAddr::new(self.host, port);
-        let sock = match std::net::TcpListener::bind(addr).and_then(|s| {
-            s.set_nonblocking(true)?;
-            Ok(s)
-        }) {
+        let sock = match super::listener::bind(addr) {
             Ok(s) => s,
             Err(e) => {
                 self.metrics

@@ -24,6 +24,26 @@ use crate::metrics::Metrics;
 use crate::proxy::context::{Listener, ProxyCtx};
 use crate::proxy::server::serve_connection;
 
+/// Connections the kernel holds for a listener before it accepts them (capped by
+/// `net.core.somaxconn`). std's default of 128 overflows under a burst of new connections —
+/// each dropped SYN costs the client a 1 s retransmission.
+pub const BACKLOG: i32 = 4096;
+
+/// A non-blocking listening socket on `addr` with [`BACKLOG`] (and `SO_REUSEADDR`, so a
+/// restarted gateway binds while old connections linger in TIME_WAIT).
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(BACKLOG)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
 /// Stop accepting and close the listening socket (the gateway is draining).
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -123,17 +123,16 @@ impl GatewayHandle {
 }
 
 fn bind(what: &'static str, addr: &str) -> Result<std::net::TcpListener, StartError> {
-    let l = std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind {
+    let err = |source| StartError::Bind {
         what,
         addr: addr.to_string(),
         source,
-    })?;
-    l.set_nonblocking(true).map_err(|source| StartError::Bind {
-        what,
-        addr: addr.to_string(),
-        source,
-    })?;
-    Ok(l)
+    };
+    let at = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .map_err(err)?
+        .next()
+        .ok_or_else(|| err(std::io::Error::other("the address resolves to nothing")))?;
+    listener::bind(at).map_err(err)
 }
 
 fn local_addr(what: &'static str, l: &std::net::TcpListener) -> Result<SocketAddr, StartError> {
@@ -143,6 +142,12 @@ fn local_addr(what: &'static str, l: &std::net::TcpListener) -> Result<SocketAdd
         source,
     })
 }
+
+/// Passive signals waiting for the pools at most; more are dropped (best effort).
+const PASSIVE_QUEUE: usize = 4096;
+/// How long passive signals gather before they go to the pools: the delay an outlier
+/// ejection may take on top of the failures that cause it.
+const PASSIVE_BATCH: Duration = Duration::from_millis(2);
 
 /// Starts every actor and listener of a gateway. Call inside an actix `System`.
 pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
@@ -213,19 +218,33 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
     }
     let shared = registry::Shared::default();
 
-    // Passive signals: a bounded channel from the data path, routed to the pools.
-    let (passive_tx, mut passive_rx) = mpsc::channel::<PassiveSignal>(4096);
+    // Passive signals: a bounded channel from the data path, handed to the pools in batches
+    // (one message per pool every PASSIVE_BATCH at most), so that a request does not wake
+    // the actors' thread: under load that hand-off was the data path's largest cost.
+    let (passive_tx, mut passive_rx) = mpsc::channel::<PassiveSignal>(PASSIVE_QUEUE);
     let routes = shared.pools.clone();
     tokio::spawn(async move {
-        while let Some(sig) = passive_rx.recv().await {
-            if let Some(p) = routes.load().get(&sig.service) {
-                p.do_send(pool::RequestCompleted {
-                    addr: sig.endpoint,
-                    ok: sig.ok,
-                    refused: sig.refused,
-                    latency_us: sig.latency_us,
-                });
+        let mut got = Vec::with_capacity(256);
+        while passive_rx.recv_many(&mut got, PASSIVE_QUEUE).await > 0 {
+            let mut batches: HashMap<ServiceKey, Vec<pool::RequestCompleted>> = HashMap::new();
+            for sig in got.drain(..) {
+                batches
+                    .entry(sig.service)
+                    .or_default()
+                    .push(pool::RequestCompleted {
+                        addr: sig.endpoint,
+                        ok: sig.ok,
+                        refused: sig.refused,
+                        latency_us: sig.latency_us,
+                    });
             }
+            let pools = routes.load();
+            for (service, batch) in batches {
+                if let Some(p) = pools.get(&service) {
+                    p.do_send(pool::RequestsCompleted(batch));
+                }
+            }
+            tokio::time::sleep(PASSIVE_BATCH).await;
         }
     });
 

@@ -44,6 +44,13 @@ pub struct RequestCompleted {
     pub latency_us: Option<u64>,
 }
 
+/// Several [`RequestCompleted`] at once, in the order they completed: the data path's
+/// signals are handed over in batches, so the actor's thread is woken once per batch rather
+/// than once per request.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RequestsCompleted(pub Vec<RequestCompleted>);
+
 /// New membership from discovery: endpoints that stay keep their health state, new ones
 /// start healthy (discovery lists only ready endpoints), gone ones leave the snapshot.
 #[derive(Message)]
@@ -384,46 +391,63 @@ impl Handler<ProbeCompleted> for PoolActor {
     }
 }
 
+impl PoolActor {
+    /// One completed request's passive signal: the endpoint's outcome window, consecutive
+    /// failures and ejection, a refused connection as a failed probe.
+    fn completed(&mut self, m: &RequestCompleted) {
+        let now = self.now_ms();
+        let s = self.outlier_settings();
+        let (threshold, base, max_pct) = (s.consecutive, s.base_ms, s.max_percent as usize);
+        let total = self.endpoints.len();
+        let ejected = self
+            .endpoints
+            .iter()
+            .filter(|e| e.outlier.is_ejected(now))
+            .count();
+        let Some(i) = self.find(&m.addr) else { return };
+        self.endpoints[i].window.record(m.ok, m.latency_us);
+        if m.ok {
+            self.endpoints[i].outlier.success();
+            return;
+        }
+        if m.refused {
+            let (h, u) = (
+                self.cfg.health.healthy_threshold,
+                self.cfg.health.unhealthy_threshold,
+            );
+            if self.endpoints[i].probe.record(false, now, h, u).is_some() {
+                tracing::warn!(service = %self.label, endpoint = %m.addr, "connection refused: unhealthy");
+                self.publish();
+            }
+        }
+        let may_eject = (ejected + 1) * 100 <= max_pct * total;
+        if self.endpoints[i]
+            .outlier
+            .failure(now, threshold, base, may_eject)
+        {
+            self.metrics
+                .outlier_ejections
+                .with_label_values(&[self.label.as_str(), "consecutive_failures"])
+                .inc();
+            tracing::warn!(service = %self.label, endpoint = %m.addr, "outlier: ejected");
+            self.publish();
+        }
+    }
+}
+
 impl Handler<RequestCompleted> for PoolActor {
     type Result = ();
     fn handle(&mut self, m: RequestCompleted, ctx: &mut Context<Self>) {
+        guarded("upstream_pool", ctx, || self.completed(&m));
+    }
+}
+
+impl Handler<RequestsCompleted> for PoolActor {
+    type Result = ();
+    fn handle(&mut self, m: RequestsCompleted, ctx: &mut Context<Self>) {
         guarded("upstream_pool", ctx, || {
-            let now = self.now_ms();
-            let s = self.outlier_settings();
-            let (threshold, base, max_pct) = (s.consecutive, s.base_ms, s.max_percent as usize);
-            let total = self.endpoints.len();
-            let ejected = self
-                .endpoints
-                .iter()
-                .filter(|e| e.outlier.is_ejected(now))
-                .count();
-            let Some(i) = self.find(&m.addr) else { return };
-            self.endpoints[i].window.record(m.ok, m.latency_us);
-            if m.ok {
-                self.endpoints[i].outlier.success();
-                return;
-            }
-            if m.refused {
-                let (h, u) = (
-                    self.cfg.health.healthy_threshold,
-                    self.cfg.health.unhealthy_threshold,
-                );
-                if self.endpoints[i].probe.record(false, now, h, u).is_some() {
-                    tracing::warn!(service = %self.label, endpoint = %m.addr, "connection refused: unhealthy");
-                    self.publish();
-                }
-            }
-            let may_eject = (ejected + 1) * 100 <= max_pct * total;
-            if self.endpoints[i]
-                .outlier
-                .failure(now, threshold, base, may_eject)
-            {
-                self.metrics
-                    .outlier_ejections
-                    .with_label_values(&[self.label.as_str(), "consecutive_failures"])
-                    .inc();
-                tracing::warn!(service = %self.label, endpoint = %m.addr, "outlier: ejected");
-                self.publish();
+            for r in &m.0 {
+                self.completed(r);
             }
         });
     }

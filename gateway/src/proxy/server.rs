@@ -10,6 +10,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -25,13 +26,40 @@ use crate::drain::Draining;
 
 /// Serves one accepted connection until it ends. It counts as open for the drain from here
 /// on, TLS handshake and raw TCP streams included.
+///
+/// Until a client on the outbound listener sends its first bytes, its connection costs the
+/// socket and this small task: what serves it (TLS state, hyper's connection and buffers) is
+/// allocated only then. A client silent for `limits.header_read_timeout_ms` is closed without
+/// a word, as hyper closes an idle keep-alive connection; the drain closes it at once.
 pub async fn serve_connection(ctx: Arc<ProxyCtx>, stream: TcpStream, listener: Listener) {
-    let draining = ctx.drain.watch();
+    let mut draining = ctx.drain.watch();
     if let Listener::Tcp(source) = listener {
         // A raw stream cannot be asked to finish: the drain waits for it, up to its deadline.
         let _open = draining;
-        return tcp::serve(ctx, stream, source).await;
+        // Boxed, like the HTTP path below: this future stays small while it waits.
+        return Box::pin(tcp::serve(ctx, stream, source)).await;
     }
+    if listener != Listener::EastWest {
+        let wait = Duration::from_millis(ctx.cfg.limits.header_read_timeout_ms);
+        tokio::select! {
+            r = tokio::time::timeout(wait, stream.readable()) => {
+                if !matches!(r, Ok(Ok(()))) {
+                    return;
+                }
+            }
+            _ = draining.started() => return,
+        }
+    }
+    Box::pin(serve_active(ctx, stream, listener, draining)).await
+}
+
+/// [`serve_connection`] once the client has spoken (at once on the east-west listener).
+async fn serve_active(
+    ctx: Arc<ProxyCtx>,
+    stream: TcpStream,
+    listener: Listener,
+    draining: Draining,
+) {
     let _ = stream.set_nodelay(true);
     let tls = ctx.tls.clone().filter(|t| match listener {
         // mTLS is mandatory on the east-west listener when configured.
