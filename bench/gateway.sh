@@ -19,7 +19,8 @@
 #                 processes from /proc, both gateways for the two-hop rows), backend CPU µs per
 #                 request, proxy RSS after the run
 #   fixed rate    oha -q RATE -c64 --latency-correction (open loop, no coordinated omission):
-#                 p50/p99 and what each row adds over direct
+#                 p50/p99 and what each row adds over direct (errors: non-200 answers and
+#                 failed requests; requests still in flight when the run ends do not count)
 # Then memory per 10,000 idle client connections: IDLE connections opened to each proxy (no
 # request sent), RSS before and after, and the time until the proxy has accepted them all.
 # Access logs are off in every proxy (Warden's `telemetry.access_log`, HAProxy without `log`,
@@ -230,7 +231,7 @@ fixed() {
     json=$(load "$oha" --no-tui --output-format json -z "${secs}s" -q "$rate" -c 64 \
         --latency-correction -H "Host: $(host "$row")" "http://$(target "$row")/x")
     python3 -c 'import json,sys; d=json.load(sys.stdin); p=d["latencyPercentiles"]; s=d["statusCodeDistribution"];
-bad=sum(v for k,v in s.items() if k!="200")+sum(d.get("errorDistribution",{}).values())
+bad=sum(v for k,v in s.items() if k!="200")+sum(v for k,v in d.get("errorDistribution",{}).items() if "deadline" not in k)
 print("%.3f %.3f %d" % (p["p50"]*1e3, p["p99"]*1e3, bad))' <<<"$json"
 }
 
