@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# bench/propagation.sh [TRIALS]: how long an export written for cluster x takes to change what
+# bench/propagation.sh [TRIALS] [NODES]: how long an export written for cluster x takes to change what
 # cluster b's gateway does with a request — through the real store write, the watch stream, the
 # catalog view and the routing rebuild.
 #
-# One federation node, cluster b's gateway (a real process), cluster x registered through the API
+# NODES (3, or 1) federation nodes — writes go to the leader, gateway b follows a follower —,
+# cluster b's gateway (a real process), cluster x registered through the API
 # with an echo server as its east-west address (lease renewed by the bench). Per trial: a new
 # service shop/pN is exported for x (PUT, admin token), and a client polls b's outbound listener
 # with `Host: pN.shop` every ~0.5 ms until b answers 200 (it routes the request to x); then
@@ -12,12 +13,30 @@
 set -euo pipefail
 
 trials=${1:-100}
+nodes=${2:-3}
 cd "$(dirname "$0")/.."
 export WARDEN_ADMIN_TOKEN=bench-propagation-token-0123456789
 # shellcheck source=bench/common.sh
 source bench/common.sh
 
 start_node_and_backend
+# NODES=3: two more members; gateway b follows node 2 (a follower), so every change crosses the
+# quorum commit and replication before b sees it.
+follow=$api
+if ((nodes == 3)); then
+    for i in 2 3; do
+        printf 'node_id = %d\ndata_dir = "%s/node%d"\napi_listen = "127.0.0.1:0"\nraft_listen = "127.0.0.1:0"\n' \
+            "$i" "$dir" "$i" >"$dir/node$i.toml"
+        taskset -c 1 "$bin" federation --config "$dir/node$i.toml" >"$dir/node$i.out" 2>"$dir/node$i.log" &
+        pids+=($!)
+        n_api=$(addr_of "$dir/node$i.out" api)
+        n_raft=$(addr_of "$dir/node$i.out" raft)
+        curl -fsS -X POST -H "authorization: Bearer $WARDEN_ADMIN_TOKEN" -H 'content-type: application/json' \
+            -d "{\"id\":$i,\"raft_addr\":\"$n_raft\",\"api_addr\":\"$n_api\"}" \
+            "http://$api/api/v1/federation/members" >/dev/null
+        [[ $i == 2 ]] && follow=$n_api
+    done
+fi
 # Cluster x is written through the API only, with the echo backend as its east-west address (it
 # answers the forwarded HTTP/2 request itself: a 200 means b routed to x); its lease is renewed
 # between trials (never inside a timed window).
@@ -26,11 +45,12 @@ curl -fsS -X POST -H "authorization: Bearer $WARDEN_ADMIN_TOKEN" -H 'content-typ
     "http://$api/api/v1/clusters" >/dev/null
 gateway_config "" >"$dir/gw.toml"
 sed -i "/^\[\[services\]\]/,\$d" "$dir/gw.toml" # no local service
-sed -i 's/name = "east"/name = "b"/; s/trust_domain = "east.bench"/trust_domain = "b.bench"/' "$dir/gw.toml"
+sed -i -e 's/name = "east"/name = "b"/; s/trust_domain = "east.bench"/trust_domain = "b.bench"/' \
+    -e "s|endpoints = \\[\"http://$api\"\\]|endpoints = [\"http://$follow\"]|" "$dir/gw.toml"
 b_ready() { curl -fsS -o /dev/null "http://$admin/readyz" 2>/dev/null; }
 start_gateway b_ready taskset -c 1
 
-python3 - "$api" "$out" "$trials" <<'PY'
+NODES=$nodes python3 - "$api" "$out" "$trials" <<'PY'
 import http.client, json, os, sys, time
 api, out, trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
 head = {"authorization": "Bearer " + os.environ["WARDEN_ADMIN_TOKEN"], "content-type": "application/json"}
@@ -79,7 +99,7 @@ for i in range(trials):
 def pct(v, p):
     v = sorted(v); return v[min(len(v) - 1, max(0, int(p * len(v) + 0.999) - 1))]
 print()
-print("Propagation to another cluster's gateway (%d trials; store write -> watch -> routing rebuild):" % trials)
+print("Propagation to another cluster's gateway (%d trials, %s federation nodes; store write -> watch -> routing rebuild):" % (trials, os.environ.get("NODES", "?")))
 print()
 print("| change written for cluster x | p50 ms | p99 ms | max ms |")
 print("|---|---:|---:|---:|")
