@@ -41,9 +41,12 @@ pub async fn serve_connection(ctx: Arc<ProxyCtx>, stream: TcpStream, listener: L
     }
     if listener != Listener::EastWest {
         let wait = Duration::from_millis(ctx.cfg.limits.header_read_timeout_ms);
+        // `peek`, not `readable()`: a fresh socket may report readiness before any byte came.
+        let mut first = [0u8; 1];
         tokio::select! {
-            r = tokio::time::timeout(wait, stream.readable()) => {
-                if !matches!(r, Ok(Ok(()))) {
+            r = tokio::time::timeout(wait, stream.peek(&mut first)) => {
+                // Silent until the timeout, closed (0 bytes) or failed: nothing to serve.
+                if !matches!(r, Ok(Ok(n)) if n > 0) {
                     return;
                 }
             }
