@@ -875,3 +875,41 @@ async fn heads_and_bodies_get_their_status() {
     );
     assert_eq!(call(&client, &out).await.0, 200);
 }
+
+/// A connection that sends nothing costs the gateway no serving state until its first byte
+/// (`proxy/server.rs`), and is closed without a word at the header read timeout; one whose
+/// first byte comes late, but within the timeout, is served as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_quietly_and_a_late_first_byte_is_served() {
+    let _turn = HEAVY.lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (_node, east) = serving(tmp.path(), "[limits]\nheader_read_timeout_ms = 1500\n").await;
+    let out = east.outbound();
+    let mut silent = Vec::new();
+    for _ in 0..50 {
+        silent.push(TcpStream::connect(&out).await.expect("connect"));
+    }
+    let mut late = TcpStream::connect(&out).await.expect("connect");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    late.write_all(b"GET / HTTP/1.1\r\nHost: cart.shop\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), late.read_to_end(&mut answer))
+        .await
+        .expect("the late request is answered")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    for mut s in silent {
+        let mut buf = Vec::new();
+        let r = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+            .await
+            .expect("closed by the gateway at the header timeout");
+        assert!(
+            r.is_err() || buf.is_empty(),
+            "a silent connection got bytes: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+    }
+}
