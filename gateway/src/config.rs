@@ -735,6 +735,33 @@ impl GatewayConfig {
             validate_dns_label(&format!("discovery.kubernetes.namespaces[{i}]"), ns)
                 .map_err(bad)?;
         }
+        if k.imports {
+            // An import listener on one of the gateway's own ports would never bind, and the
+            // derived Services would send raw TCP to an HTTP listener.
+            let own = [
+                ("listeners.outbound", &self.listeners.outbound),
+                ("listeners.eastwest", &self.listeners.eastwest),
+                ("listeners.admin", &self.listeners.admin),
+            ];
+            let tcp = self
+                .listeners
+                .tcp
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (format!("listeners.tcp[{i}].listen"), &r.listen));
+            let all = own.iter().map(|(n, a)| (n.to_string(), *a)).chain(tcp);
+            for (name, addr) in all {
+                let port = addr
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| p.parse::<u16>().ok());
+                if let Some(p) = port.filter(|p| k.import_tcp_ports.contains(*p)) {
+                    return Err(ConfigError::Invalid(format!(
+                        "discovery.kubernetes.import_tcp_ports ({}) holds {name}'s port {p}: choose a range clear of the gateway's listeners",
+                        k.import_tcp_ports
+                    )));
+                }
+            }
+        }
         if self.health.healthy_threshold == 0 || self.health.unhealthy_threshold == 0 {
             return Err(ConfigError::Invalid(
                 "health thresholds must be >= 1".into(),
@@ -950,5 +977,10 @@ mod tests {
         }
         let d = parse("").unwrap().discovery.kubernetes.import_tcp_ports;
         assert_eq!(d.to_string(), "15100-15199");
+        // With imports on, the range must leave the gateway's own listeners alone.
+        let clash = "[[listeners.tcp]]\nlisten = \"127.0.0.1:15150\"\nservice = \"shop/db\"\nport = 5432\n[discovery.kubernetes]\nimports = true\n";
+        let e = parse(clash).unwrap_err().to_string();
+        assert!(e.contains("listeners.tcp[0].listen's port 15150"), "{e}");
+        assert!(parse(&clash.replace("imports = true", "imports = false")).is_ok());
     }
 }
