@@ -19,10 +19,11 @@
 //!    - [`resilience`] — rate limits, injected faults, then (after the plan) the service's
 //!      circuit breaker;
 //!    - [`upgrade`] — a WebSocket (HTTP/1.1 `Upgrade`, or extended CONNECT across the
-//!      east-west hop) is sent once and spliced instead of buffered and retried;
+//!      east-west hop; what was asked, in [`switch`]) is sent once and spliced instead of
+//!      buffered and retried;
 //!    - [`body`] — buffer a small body so it can be replayed;
 //!    - [`mirror`] — copy a share of requests to a shadow service, fire-and-forget;
-//!    - [`forward`] — send with [`client`], retry on another target as [`forward::Retry`]
+//!    - [`forward`] — send with [`client`], retry on another target as [`retry::Retry`]
 //!      allows, drawing on the [`budget`];
 //!    - [`respond`] — errors made into responses in one place (gRPC-aware);
 //!    - [`account`] — metrics and the access line.
@@ -53,9 +54,11 @@ pub mod plan;
 pub mod request;
 pub mod resilience;
 pub mod respond;
+pub mod retry;
 pub mod rules;
 pub mod server;
 pub mod splice;
+pub mod switch;
 pub mod tcp;
 pub mod trace;
 pub mod upgrade;

@@ -25,6 +25,7 @@ use super::plan::Plan;
 use super::resilience;
 use super::respond::error_response;
 use super::rules::{self, Decision};
+use super::switch;
 use super::upgrade;
 use crate::key::ServiceKey;
 use crate::table::{DERIVED_PREFIX, DERIVED_SUFFIX};
@@ -137,7 +138,7 @@ where
     resilience::police(ctx, rc, &acting, key, rule, &head.headers).await?;
     // Read before the plan drops the hop-by-hop headers that ask for it.
     let switch =
-        upgrade::wanted(&head).and_then(|w| Some((w, head.extensions.remove::<OnUpgrade>()?)));
+        switch::wanted(&head).and_then(|w| Some((w, head.extensions.remove::<OnUpgrade>()?)));
     let mut plan = Plan::new(ctx, rc, key, head, routed.as_ref())?;
     if let Some((wanted, caller)) = switch {
         let mut resp = upgrade::forward(ctx, rc, &plan, &wanted, caller).await?;
