@@ -80,6 +80,73 @@ async fn register_through_follower_is_visible_everywhere() {
 }
 
 /// Bad input gets 400 naming the field, 409, 404 or 401 — and changes nothing.
+/// Reads one counter from a node's `/metrics`.
+async fn counter(client: &reqwest::Client, node: &NodeProc, name: &str) -> u64 {
+    let text = client
+        .get(node.url(paths::METRICS))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics")) as u64
+}
+
+/// Writes sent at the same time share log entries (group commit), and each is still answered
+/// with its own revision and found on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_are_batched_and_each_is_acknowledged_and_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = three_nodes(tmp.path()).await;
+    let client = http();
+    let leader_id = eventually(Duration::from_secs(20), "a leader", || {
+        leader(&client, &nodes)
+    })
+    .await;
+    let leader = nodes.iter().find(|n| n.id == leader_id).unwrap();
+    let follower = nodes.iter().find(|n| n.id != leader_id).unwrap();
+    assert_eq!(register(&client, leader, "east").await, Some(201));
+    let proposals = counter(&client, leader, "warden_raft_write_proposals_total").await;
+    let writes = counter(&client, leader, "warden_raft_proposed_writes_total").await;
+    // 96 at once: two thirds to the leader, a third forwarded by a follower.
+    let puts = (0..96).map(|i| {
+        let node = if i % 3 == 0 { follower } else { leader };
+        let req = client
+            .put(node.url(&paths::export("east", "shop", &format!("svc-{i}"))))
+            .bearer_auth(TOKEN)
+            .json(&json!({"ports": [{"name": "http", "port": 8080, "protocol": "http"}], "healthy_endpoints": 1}));
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+            r.headers()["x-warden-revision"]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        }
+    });
+    let mut revisions = futures::future::join_all(puts).await;
+    revisions.sort_unstable();
+    revisions.dedup();
+    assert_eq!(revisions.len(), 96, "each write has a revision of its own");
+    let proposals = counter(&client, leader, "warden_raft_write_proposals_total").await - proposals;
+    let writes = counter(&client, leader, "warden_raft_proposed_writes_total").await - writes;
+    assert_eq!(writes, 96, "the leader proposed every write once");
+    assert!(
+        proposals < writes,
+        "{writes} concurrent writes in {proposals} log entries: some shared one"
+    );
+    converged(&client, &nodes, Duration::from_secs(20)).await;
+    for n in &nodes {
+        let cat = get_json(&client, &n.url(paths::SERVICES)).await.unwrap();
+        let names = cat["items"].as_array().unwrap().len();
+        assert_eq!(names, 96, "node {} holds every acknowledged write", n.id);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();

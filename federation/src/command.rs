@@ -122,6 +122,10 @@ pub enum Command {
         lease: Lease,
         load: Stored<LoadReport>,
     },
+    /// Concurrent writes proposed as one log entry (group commit): applied in order, each as
+    /// if it were an entry of its own, answered with [`CommandResult::Batch`]. Proposed only
+    /// when every voter has said it decodes it (see [`crate::batch`]); never nested.
+    Batch(Vec<Command>),
 }
 
 /// Why a command was refused by the state machine.
@@ -144,4 +148,6 @@ pub enum CommandResult {
     Rejected(Rejection),
     /// An entry that carries no command (blank or membership).
     Empty,
+    /// The results of a [`Command::Batch`], in its order.
+    Batch(Vec<CommandResult>),
 }

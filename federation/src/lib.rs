@@ -26,6 +26,7 @@ pub mod api;
 pub mod audience;
 pub mod authn;
 pub mod authz;
+pub mod batch;
 pub mod change;
 pub mod client;
 pub mod clock;

@@ -1,7 +1,7 @@
 //! A federation node's Prometheus metrics (`GET /metrics` on the API): Raft state, sampled at
 //! scrape time, and refused TLS handshakes on the Raft and API listeners.
 
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 use crate::types::Raft;
 
@@ -13,6 +13,10 @@ pub struct NodeMetrics {
     leader: IntGauge,
     last_applied: IntGauge,
     apply_lag: IntGauge,
+    /// Log entries this node proposed for API writes (one per batch).
+    pub proposals: IntCounter,
+    /// API writes this node proposed (a batch holds several).
+    pub proposed_writes: IntCounter,
 }
 
 fn must<T>(r: Result<T, prometheus::Error>) -> T {
@@ -46,8 +50,18 @@ impl NodeMetrics {
             "warden_raft_apply_lag_entries",
             "Log entries written but not yet applied.",
         ));
+        let proposals = must(IntCounter::new(
+            "warden_raft_write_proposals_total",
+            "Log entries this node proposed as leader for API writes (a batch is one).",
+        ));
+        let proposed_writes = must(IntCounter::new(
+            "warden_raft_proposed_writes_total",
+            "API writes this node proposed as leader; over proposals: the mean batch size.",
+        ));
         for c in [
             Box::new(tls_errors.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(proposals.clone()),
+            Box::new(proposed_writes.clone()),
             Box::new(term.clone()),
             Box::new(leader.clone()),
             Box::new(last_applied.clone()),
@@ -62,6 +76,8 @@ impl NodeMetrics {
             leader,
             last_applied,
             apply_lag,
+            proposals,
+            proposed_writes,
         }
     }
 

@@ -4,6 +4,8 @@
 //! Every call is bounded by openraft's `RPCOption::hard_ttl`; a refused or reset connection is
 //! `Unreachable` (openraft backs off), a timeout is `Timeout`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::AnyError;
@@ -30,6 +32,12 @@ pub mod paths {
     pub const SNAPSHOT: &str = "/raft/snapshot";
     pub const FORWARD: &str = "/raft/forward";
 }
+
+/// The header on every Raft RPC answer naming what the answering node decodes beyond the
+/// base format (`batch`: [`crate::command::Command::Batch`] entries).
+pub const FEATURES_HEADER: &str = "x-warden-raft-features";
+/// What this build puts in [`FEATURES_HEADER`].
+pub const FEATURES: &str = "batch";
 
 /// Why one RPC failed before an answer could be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +66,8 @@ pub struct RpcClient {
     http: reqwest::Client,
     /// `https` when members talk mTLS, else `http`.
     scheme: &'static str,
+    /// Raft addresses whose last answer said they decode batch entries.
+    batches: Arc<Mutex<HashMap<String, bool>>>,
 }
 
 impl RpcClient {
@@ -77,7 +87,25 @@ impl RpcClient {
         Ok(Self {
             http: builder.build()?,
             scheme,
+            batches: Arc::default(),
         })
+    }
+
+    /// Whether the member at `raft_addr` said on its last answer that it decodes batch
+    /// entries (no answer yet: no).
+    pub fn decodes_batches(&self, raft_addr: &str) -> bool {
+        let known = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+        known.get(raft_addr).copied().unwrap_or(false)
+    }
+
+    fn record_features(&self, addr: &str, header: Option<&reqwest::header::HeaderValue>) {
+        let batch = header
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|f| f.trim() == "batch"));
+        let mut known = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+        if known.get(addr) != Some(&batch) {
+            known.insert(addr.to_string(), batch);
+        }
     }
 
     /// POSTs `req` to `addr` + `path` and decodes the answer, within `ttl`.
@@ -105,6 +133,7 @@ impl RpcClient {
                     addr: addr.to_string(),
                     source,
                 })?;
+            self.record_features(addr, resp.headers().get(FEATURES_HEADER));
             if !resp.status().is_success() {
                 return Err(CallError::Status {
                     addr: addr.to_string(),
@@ -241,5 +270,23 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
         self.send(paths::VOTE, &rpc, &option, None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_decodes_batches_only_once_its_last_answer_said_so() {
+        let rpc = RpcClient::new(None).unwrap();
+        assert!(!rpc.decodes_batches("127.0.0.1:1"), "no answer yet");
+        let says = reqwest::header::HeaderValue::from_static("batch");
+        rpc.record_features("127.0.0.1:1", Some(&says));
+        assert!(rpc.decodes_batches("127.0.0.1:1"));
+        assert!(!rpc.decodes_batches("127.0.0.1:2"));
+        // Restarted from an older build: its answers carry no header.
+        rpc.record_features("127.0.0.1:1", None);
+        assert!(!rpc.decodes_batches("127.0.0.1:1"));
     }
 }

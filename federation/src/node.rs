@@ -13,7 +13,7 @@ use warden_raft_store::SharedState;
 
 use crate::command::{Command, CommandResult};
 use crate::network::{CallError, RpcClient};
-use crate::rpc::{ForwardRequest, ForwardResponse};
+use crate::rpc::{ForwardRequest, ForwardResponse, ForwardResponse as Fr};
 use crate::state::FederationState;
 use crate::types::{NodeId, NodeInfo, Raft};
 
@@ -62,43 +62,22 @@ pub struct FederationNode {
     pub max_rpc_bytes: usize,
     /// Bounds of the API and Raft listeners.
     pub limits: crate::config::NodeLimits,
-}
-
-fn not_leader(leader_id: Option<NodeId>, leader_node: Option<NodeInfo>) -> ForwardResponse {
-    ForwardResponse::NotLeader {
-        leader: leader_id.zip(leader_node),
-    }
-}
-
-fn fatal(e: impl std::fmt::Display) -> ForwardResponse {
-    ForwardResponse::Failed {
-        unavailable: true,
-        message: e.to_string(),
-    }
+    /// Proposes this node's writes as leader, concurrent ones together.
+    pub batcher: crate::batch::WriteBatcher,
 }
 
 impl FederationNode {
     /// Runs a leader operation on this node only; answers `NotLeader` if it is not the leader.
     pub async fn run_local(&self, req: &ForwardRequest) -> ForwardResponse {
         match req {
-            ForwardRequest::Write(cmd) => match self.raft.client_write((**cmd).clone()).await {
-                Ok(resp) => ForwardResponse::Written(resp.data, resp.log_id.index),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    not_leader(f.leader_id, f.leader_node)
-                }
-                Err(RaftError::APIError(e)) => ForwardResponse::Failed {
-                    unavailable: false,
-                    message: e.to_string(),
-                },
-                Err(RaftError::Fatal(e)) => fatal(e),
-            },
+            ForwardRequest::Write(cmd) => self.batcher.write((**cmd).clone()).await,
             ForwardRequest::ReadIndex => match self.raft.ensure_linearizable().await {
                 Ok(log_id) => ForwardResponse::ReadIndex(log_id.map(|l| l.index)),
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                    not_leader(f.leader_id, f.leader_node)
+                    Fr::not_leader(f.leader_id, f.leader_node)
                 }
-                Err(RaftError::APIError(e)) => fatal(e),
-                Err(RaftError::Fatal(e)) => fatal(e),
+                Err(RaftError::APIError(e)) => Fr::fatal(e),
+                Err(RaftError::Fatal(e)) => Fr::fatal(e),
             },
             ForwardRequest::AddMember { id, node, voter } => {
                 let r = self.raft.add_learner(*id, node.clone(), true).await;
@@ -141,14 +120,7 @@ impl FederationNode {
     ) -> ForwardResponse {
         match r {
             Ok(_) => ForwardResponse::MembershipChanged,
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                not_leader(f.leader_id, f.leader_node)
-            }
-            Err(RaftError::APIError(e)) => ForwardResponse::Failed {
-                unavailable: false,
-                message: e.to_string(),
-            },
-            Err(RaftError::Fatal(e)) => fatal(e),
+            Err(e) => Fr::write_refused(e),
         }
     }
 

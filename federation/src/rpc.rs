@@ -4,6 +4,7 @@
 //! the leader over the Raft RPC port; the leader runs it locally (never forwarding again) and
 //! answers with a [`ForwardResponse`].
 
+use openraft::error::{ClientWriteError, RaftError};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, CommandResult};
@@ -42,4 +43,35 @@ pub enum ForwardResponse {
         unavailable: bool,
         message: String,
     },
+}
+
+impl ForwardResponse {
+    /// The receiver is not the leader; `leader_id` and `leader_node` are its best knowledge.
+    pub fn not_leader(leader_id: Option<NodeId>, leader_node: Option<NodeInfo>) -> Self {
+        Self::NotLeader {
+            leader: leader_id.zip(leader_node),
+        }
+    }
+
+    /// Why the leader's Raft did not take a write or a membership change.
+    pub fn write_refused(e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> Self {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                Self::not_leader(f.leader_id, f.leader_node)
+            }
+            RaftError::APIError(e) => Self::Failed {
+                unavailable: false,
+                message: e.to_string(),
+            },
+            RaftError::Fatal(e) => Self::fatal(e),
+        }
+    }
+
+    /// Raft cannot run the request now (stopped, fatal error).
+    pub fn fatal(e: impl std::fmt::Display) -> Self {
+        Self::Failed {
+            unavailable: true,
+            message: e.to_string(),
+        }
+    }
 }

@@ -38,7 +38,14 @@ fn undecodable(e: codec::CodecError) -> Response {
 
 fn encode_reply<T: Serialize>(value: &T) -> Response {
     match codec::encode(value) {
-        Ok(bytes) => ([("content-type", "application/octet-stream")], bytes).into_response(),
+        Ok(bytes) => (
+            [
+                ("content-type", "application/octet-stream"),
+                (crate::network::FEATURES_HEADER, crate::network::FEATURES),
+            ],
+            bytes,
+        )
+            .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

@@ -235,6 +235,15 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
 
+    let metrics = crate::metrics::NodeMetrics::new();
+    let batcher = crate::batch::WriteBatcher::start(crate::batch::Proposer {
+        raft: raft.clone(),
+        rpc: rpc.clone(),
+        id: cfg.node_id,
+        proposals: metrics.proposals.clone(),
+        proposed_writes: metrics.proposed_writes.clone(),
+        max_bytes: cfg.raft.max_rpc_bytes / 4,
+    });
     let node = Arc::new(FederationNode {
         id: cfg.node_id,
         info: info.clone(),
@@ -246,13 +255,14 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         shutdown: api_stopped,
         ca_pin: tls.as_ref().map(|t| t.ca_pin.clone()),
         admin_spiffe_ids: cfg.admin_spiffe_ids.clone(),
-        metrics: crate::metrics::NodeMetrics::new(),
+        metrics,
         advertised: Default::default(),
         own_domain: tls.as_ref().map(|t| t.domain.clone()),
         // Ten joins a minute per address, from at most 4096 addresses at a time.
         join_attempts: crate::ratelimit::PerSource::new(10, 60_000, 4096),
         max_rpc_bytes: cfg.raft.max_rpc_bytes,
         limits: cfg.limits.clone(),
+        batcher,
     });
 
     let (raft_tls, api_tls, tasks) = match tls {

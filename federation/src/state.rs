@@ -484,6 +484,9 @@ impl StateMachineCore for FederationState {
 
     fn apply(&mut self, _log_index: u64, command: &Command) -> CommandResult {
         match command {
+            Command::Batch(commands) => {
+                CommandResult::Batch(commands.iter().map(|c| self.apply(_log_index, c)).collect())
+            }
             Command::RegisterCluster {
                 cluster,
                 ca_bundle_pem,
@@ -959,6 +962,41 @@ mod tests {
         assert_eq!(
             s.changes_after(70, 100).unwrap().first().unwrap().revision,
             71
+        );
+    }
+
+    #[test]
+    fn a_batch_applies_in_order_as_separate_entries_would() {
+        let register = |name: &str, td: &str| Command::RegisterCluster {
+            cluster: cluster(name, td),
+            ca_bundle_pem: None,
+        };
+        let cmds = vec![
+            register("a", "ta"),
+            register("a", "ta"),
+            register("b", "tb"),
+            Command::RemoveCluster {
+                name: "a".into(),
+                at: 9,
+            },
+        ];
+        let mut one_by_one = FederationState::default();
+        let each: Vec<_> = cmds
+            .iter()
+            .enumerate()
+            .map(|(i, c)| one_by_one.apply(i as u64, c))
+            .collect();
+        let mut batched = FederationState::default();
+        let r = batched.apply(0, &Command::Batch(cmds));
+        assert_eq!(r, CommandResult::Batch(each.clone()));
+        assert!(matches!(
+            each[1],
+            CommandResult::Rejected(Rejection::AlreadyExists(_))
+        ));
+        assert_eq!(
+            warden_raft_store::codec::encode(&batched).unwrap(),
+            warden_raft_store::codec::encode(&one_by_one).unwrap(),
+            "the same state, the same revisions"
         );
     }
 

@@ -75,6 +75,12 @@ pub fn written<T: Serialize>(
             "internal",
             "an entry without a command answered a write",
         )),
+        // The batcher answers each write with its own result, never the batch's.
+        CommandResult::Batch(_) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "a batch's result answered one write",
+        )),
     }
 }
 

@@ -1,0 +1,194 @@
+//! Group commit above openraft: API writes that arrive while earlier ones are being
+//! committed are proposed together, as one [`Command::Batch`] log entry.
+//!
+//! openraft 0.9 appends each proposal to the log and waits for its fsync before it takes
+//! the next one, so one entry per write caps a leader at one write per fsync however many
+//! callers wait. The [`WriteBatcher`] keeps up to [`IN_FLIGHT`] proposals in flight (so the
+//! next is appended while the last replicates) and, when all are, lets writes queue; the next
+//! proposal takes every queued write, up to [`MAX_WRITES`] and a quarter of the Raft RPC
+//! bound in encoded bytes. Each caller gets its own command's result and the entry's log
+//! index, exactly as if its write had been an entry of its own: the state machine applies a
+//! batch's commands in order, one revision each.
+//!
+//! A node from before batching cannot decode a batch entry, so a batch is proposed only once
+//! every other voter has said, on its Raft RPC answers, that it decodes one
+//! ([`crate::network::FEATURES_HEADER`]); until then (during a rolling upgrade) every write
+//! is its own entry.
+
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use warden_raft_store::codec;
+
+use crate::command::{Command, CommandResult};
+use crate::network::RpcClient;
+use crate::rpc::ForwardResponse;
+use crate::types::{NodeId, Raft};
+
+/// Proposals in flight at once.
+pub const IN_FLIGHT: usize = 4;
+/// Writes one batch holds at most.
+pub const MAX_WRITES: usize = 256;
+/// Writes waiting for a proposal at most; past it, callers wait to queue.
+const QUEUE: usize = 4096;
+
+struct Pending {
+    command: Command,
+    bytes: usize,
+    reply: oneshot::Sender<ForwardResponse>,
+}
+
+/// The handle writes go through (cheap to clone).
+#[derive(Clone)]
+pub struct WriteBatcher {
+    tx: mpsc::Sender<Pending>,
+}
+
+/// What the proposing task needs.
+pub struct Proposer {
+    pub raft: Raft,
+    pub rpc: RpcClient,
+    pub id: NodeId,
+    /// `warden_raft_write_proposals_total` and `warden_raft_proposed_writes_total`.
+    pub proposals: prometheus::IntCounter,
+    pub proposed_writes: prometheus::IntCounter,
+    /// Encoded bytes one batch holds at most.
+    pub max_bytes: usize,
+}
+
+impl WriteBatcher {
+    /// Starts the proposing task; it ends when every handle is gone.
+    pub fn start(p: Proposer) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(p, rx));
+        Self { tx }
+    }
+
+    /// Proposes `command` (with others queued at the same time) and answers once it is
+    /// committed and applied on this node, or why not.
+    pub async fn write(&self, command: Command) -> ForwardResponse {
+        // The size only bounds a batch; a command that does not encode is refused when its
+        // entry is encoded, as before.
+        let bytes = codec::encode(&command).map(|b| b.len()).unwrap_or(0);
+        let (reply, answer) = oneshot::channel();
+        let stopped = || ForwardResponse::fatal("the write proposer has stopped");
+        if self
+            .tx
+            .send(Pending {
+                command,
+                bytes,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            return stopped();
+        }
+        answer.await.unwrap_or_else(|_| stopped())
+    }
+}
+
+async fn run(p: Proposer, mut rx: mpsc::Receiver<Pending>) {
+    let p = Arc::new(p);
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut carried: Option<Pending> = None;
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let first = match carried.take() {
+            Some(w) => w,
+            None => match rx.recv().await {
+                Some(w) => w,
+                None => return,
+            },
+        };
+        let mut bytes = first.bytes;
+        let mut batch = vec![first];
+        while batch.len() < MAX_WRITES {
+            match rx.try_recv() {
+                Ok(w) if bytes + w.bytes <= p.max_bytes => {
+                    bytes += w.bytes;
+                    batch.push(w);
+                }
+                Ok(w) => {
+                    carried = Some(w);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let p = p.clone();
+        tokio::spawn(async move {
+            propose(&p, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Whether every other voter has said it decodes a batch entry.
+fn voters_decode_batches(p: &Proposer) -> bool {
+    let metrics = p.raft.metrics().borrow().clone();
+    let membership = metrics.membership_config.membership();
+    let voters: Vec<_> = membership.voter_ids().filter(|v| *v != p.id).collect();
+    voters.iter().all(|v| {
+        membership
+            .get_node(v)
+            .is_some_and(|n| p.rpc.decodes_batches(&n.raft_addr))
+    })
+}
+
+async fn propose(p: &Proposer, mut batch: Vec<Pending>) {
+    if batch.len() > 1 && !voters_decode_batches(p) {
+        // One entry each, proposed concurrently as before batching.
+        let each = batch.drain(..).map(|w| async move {
+            let answer = propose_one(p, w.command).await;
+            let _ = w.reply.send(answer);
+        });
+        futures::future::join_all(each).await;
+        return;
+    }
+    p.proposals.inc();
+    p.proposed_writes.inc_by(batch.len() as u64);
+    if batch.len() == 1 {
+        let w = batch.remove(0);
+        let _ = w.reply.send(write_entry(p, w.command).await);
+        return;
+    }
+    let (commands, replies): (Vec<_>, Vec<_>) =
+        batch.into_iter().map(|w| (w.command, w.reply)).unzip();
+    let n = commands.len();
+    match write_entry(p, Command::Batch(commands)).await {
+        ForwardResponse::Written(CommandResult::Batch(results), index) if results.len() == n => {
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(ForwardResponse::Written(result, index));
+            }
+        }
+        ForwardResponse::Written(other, _) => {
+            // A batch is always answered with one result per command; anything else is a bug.
+            tracing::error!(?other, "a batch entry was answered without its results");
+            for reply in replies {
+                let _ = reply.send(ForwardResponse::fatal("a batch was answered wrongly"));
+            }
+        }
+        answer => {
+            for reply in replies {
+                let _ = reply.send(answer.clone());
+            }
+        }
+    }
+}
+
+async fn propose_one(p: &Proposer, command: Command) -> ForwardResponse {
+    p.proposals.inc();
+    p.proposed_writes.inc();
+    write_entry(p, command).await
+}
+
+/// Proposes one entry and waits until it is committed and applied here.
+async fn write_entry(p: &Proposer, command: Command) -> ForwardResponse {
+    match p.raft.client_write(command).await {
+        Ok(resp) => ForwardResponse::Written(resp.data, resp.log_id.index),
+        Err(e) => ForwardResponse::write_refused(e),
+    }
+}
