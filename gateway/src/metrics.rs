@@ -1,7 +1,9 @@
 //! The gateway's Prometheus metrics, registered into one registry passed around (no globals).
 //! Labels are bounded: service names and cluster names from the catalog, response classes.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 /// Every metric family of the gateway.
 pub struct Metrics {
@@ -22,6 +24,8 @@ pub struct Metrics {
     pub resilience_actions: IntCounterVec,
     pub outlier_ejections: IntCounterVec,
     pub jwks_loads: IntCounterVec,
+    /// Time to rebuild the routing snapshot from the federation's catalog.
+    pub routing_rebuild: Histogram,
 }
 
 fn must<T>(r: Result<T, prometheus::Error>) -> T {
@@ -148,8 +152,19 @@ impl Metrics {
             ),
             &["listener", "reason"],
         ));
+        let routing_rebuild = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "warden_routing_rebuild_seconds",
+                "Time to rebuild the routing snapshot after catalog changes (one per watch burst).",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0,
+            ]),
+        ));
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(routing_rebuild.clone()),
             Box::new(duration.clone()),
             Box::new(endpoints.clone()),
             Box::new(failovers.clone()),
@@ -186,6 +201,7 @@ impl Metrics {
             resilience_actions,
             outlier_ejections,
             jwks_loads,
+            routing_rebuild,
         }
     }
 

@@ -120,7 +120,11 @@ impl Follower {
     /// Publishes with lease liveness judged at `now_ms`.
     fn publish_at(&self, view: &CatalogView, connected: bool, now_ms: u64) {
         self.sync_bundles(view);
+        let started = std::time::Instant::now();
         let table = view.build(&self.me, now_ms, connected, &self.tables);
+        self.metrics
+            .routing_rebuild
+            .observe(started.elapsed().as_secs_f64());
         self.metrics
             .federation_revision
             .with_label_values(&["revision"])
@@ -148,7 +152,7 @@ impl Follower {
             return Ok(());
         };
         let mut stream = match self.fed.watch(v.revision).await {
-            Ok(s) => s,
+            Ok(s) => s.ready_chunks(1024),
             Err(ClientError::RevisionCompacted { message }) => {
                 *view = None;
                 return Err(ClientError::RevisionCompacted { message }.into());
@@ -170,24 +174,33 @@ impl Follower {
                     self.fed.prefer_next();
                     return Err(FollowError::Silent(silence));
                 }
-                line = stream.next() => {
-                    let line = match line {
-                        None => return Ok(()),
-                        Some(Err(e)) => {
-                            if matches!(e, ClientError::RevisionCompacted { .. }) {
-                                *view = None;
-                            } else {
-                                self.fed.prefer_next();
-                            }
-                            return Err(e.into());
-                        }
-                        Some(Ok(line)) => line,
-                    };
+                lines = stream.next() => {
+                    // Every line already here comes in one chunk: a burst of changes (a
+                    // thousand clusters' exports after a reconnect, say) costs one rebuild.
+                    let Some(lines) = lines else { return Ok(()) };
                     quiet.as_mut().reset(tokio::time::Instant::now() + silence);
-                    let changed = v.apply(line);
-                    if changed || std::mem::take(&mut first) {
+                    let mut changed = std::mem::take(&mut first);
+                    let mut failed = None;
+                    for line in lines {
+                        match line {
+                            Ok(line) => changed |= v.apply(line),
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    if changed {
                         self.publish(v, true);
                         last_live = v.liveness(now_ms());
+                    }
+                    if let Some(e) = failed {
+                        if matches!(e, ClientError::RevisionCompacted { .. }) {
+                            *view = None;
+                        } else {
+                            self.fed.prefer_next();
+                        }
+                        return Err(e.into());
                     }
                 }
                 _ = tick.tick() => {

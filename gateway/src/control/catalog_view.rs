@@ -147,11 +147,24 @@ impl CatalogView {
                 self.exports.remove(&key);
             }
             WatchEvent::LeaseRenewed { lease, load } => {
+                // A renewal of a lease that had not lapsed (by the store's clock), with the
+                // same TTL and the same load report, changes nothing a rebuild would show:
+                // the cluster was live and stays live. Those are nearly every renewal, and at
+                // a thousand clusters hundreds a second; the lease tick still notices any
+                // liveness change within LEASE_EVAL.
+                let same_load = self.loads.get(&lease.cluster).map(|l| &**l) == load.as_ref();
+                let unbroken = self.leases.get(&lease.cluster).is_some_and(|old| {
+                    old.ttl_ms == lease.ttl_ms
+                        && lease.renewed_at >= old.renewed_at
+                        && lease.renewed_at < old.renewed_at.saturating_add(old.ttl_ms)
+                });
                 match load {
                     Some(l) => self.loads.insert(lease.cluster.clone(), Arc::new(l)),
                     None => self.loads.remove(&lease.cluster),
                 };
                 self.leases.insert(lease.cluster.clone(), lease);
+                self.revision = line.revision;
+                return !(same_load && unbroken);
             }
             WatchEvent::LeaseWithdrawn { cluster } => {
                 self.leases.remove(&cluster);
@@ -413,6 +426,37 @@ mod tests {
         assert!(cart[0].live);
         let t = view.build("a", 1500, true, &tables);
         assert!(!t.services[&self::cart()][0].live, "lease expired at 1500");
+    }
+
+    #[test]
+    fn a_renewal_that_keeps_a_live_lease_live_needs_no_rebuild() {
+        let mut view = CatalogView::from_listing(listing());
+        let renew = |rev: u64, at: u64, ttl: u64, load: Option<serde_json::Value>| {
+            let mut l = serde_json::json!({"type": "lease.renewed", "revision": rev,
+                "lease": {"cluster": "b", "renewed_at": at, "ttl_ms": ttl}});
+            if let Some(load) = load {
+                l["load"] = load;
+            }
+            line(l)
+        };
+        assert!(
+            view.apply(renew(8, 5000, 500, None)),
+            "the old lease had lapsed"
+        );
+        assert!(!view.apply(renew(9, 5300, 500, None)), "renewed in time");
+        assert_eq!(view.revision, 9, "the revision still moves on");
+        assert!(view.live("b", 5700));
+        assert!(view.apply(renew(10, 5300, 900, None)), "a new TTL");
+        let load = || Some(serde_json::json!({"demand": {"p/all": 5.0}}));
+        assert!(
+            view.apply(renew(11, 5400, 900, load())),
+            "a new load report"
+        );
+        assert!(!view.apply(renew(12, 5500, 900, load())), "the same report");
+        assert!(
+            view.apply(renew(13, 6500, 900, load())),
+            "renewed after it lapsed"
+        );
     }
 
     #[test]
