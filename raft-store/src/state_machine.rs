@@ -151,6 +151,8 @@ pub struct SnapshotBuilder<C: RaftTypeConfig> {
     /// The encoded state, or why it could not be captured (a codec error, or a lock poisoned
     /// by a panic in apply): never an empty snapshot that would pass for a real one.
     data: Result<Vec<u8>, String>,
+    /// How long encoding the state took (applies wait for it: it holds the state's lock).
+    capture: std::time::Duration,
 }
 
 impl<C> RaftSnapshotBuilder<C> for SnapshotBuilder<C>
@@ -170,8 +172,15 @@ where
                 });
             }
         };
+        let started = std::time::Instant::now();
         save_snapshot::<C>(&self.db, &self.meta, &data)?;
-        tracing::info!(snapshot = %self.meta.snapshot_id, bytes = data.len(), "snapshot built");
+        tracing::info!(
+            snapshot = %self.meta.snapshot_id,
+            bytes = data.len(),
+            capture_ms = self.capture.as_secs_f64() * 1e3,
+            save_ms = started.elapsed().as_secs_f64() * 1e3,
+            "snapshot built"
+        );
         Ok(Snapshot {
             meta: self.meta.clone(),
             snapshot: Box::new(Cursor::new(data)),
@@ -223,6 +232,7 @@ where
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         self.snapshot_seq += 1;
         let id = self.snapshot_seq;
+        let started = std::time::Instant::now();
         let data = match self.state.read() {
             Ok(s) => codec::encode(&*s).map_err(|e| e.to_string()),
             Err(_) => Err("state lock poisoned by a panic in apply".to_string()),
@@ -251,6 +261,7 @@ where
                 snapshot_id,
             },
             data,
+            capture: started.elapsed(),
         }
     }
 

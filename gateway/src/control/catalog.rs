@@ -24,6 +24,8 @@ use crate::table::Tables;
 
 /// How often lease liveness is re-evaluated without events.
 pub const LEASE_EVAL: Duration = Duration::from_millis(250);
+/// The shortest gap between two routing rebuilds while changes keep coming.
+pub const MIN_REBUILD_GAP: Duration = Duration::from_millis(5);
 
 pub struct CatalogWatcherActor {
     me: String,
@@ -79,8 +81,9 @@ struct Follower {
 }
 
 impl Follower {
-    fn publish(&self, view: &CatalogView, connected: bool) {
-        self.publish_at(view, connected, now_ms());
+    /// Publishes the routing table for `view`; returns how long the rebuild took.
+    fn publish(&self, view: &CatalogView, connected: bool) -> Duration {
+        self.publish_at(view, connected, now_ms())
     }
 
     /// Loads federated CA bundles whose version changed into the trust store — never this
@@ -118,13 +121,12 @@ impl Follower {
     }
 
     /// Publishes with lease liveness judged at `now_ms`.
-    fn publish_at(&self, view: &CatalogView, connected: bool, now_ms: u64) {
+    fn publish_at(&self, view: &CatalogView, connected: bool, now_ms: u64) -> Duration {
         self.sync_bundles(view);
         let started = std::time::Instant::now();
         let table = view.build(&self.me, now_ms, connected, &self.tables);
-        self.metrics
-            .routing_rebuild
-            .observe(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        self.metrics.routing_rebuild.observe(took.as_secs_f64());
         self.metrics
             .federation_revision
             .with_label_values(&["revision"])
@@ -134,6 +136,7 @@ impl Follower {
             .with_label_values(&["connected"])
             .set(connected as i64);
         self.tables.remote.store(Arc::new(table));
+        took
     }
 
     /// Lists and follows until an error; `view` keeps what to route from.
@@ -168,11 +171,24 @@ impl Follower {
         let silence = Duration::from_secs(30);
         let quiet = tokio::time::sleep(silence);
         tokio::pin!(quiet);
+        // Changes not yet in the routing table, and when the next rebuild may run: a rebuild
+        // waits at least as long as the last one took (and MIN_REBUILD_GAP), so a stream of
+        // changes costs the gateway at most about half its time in rebuilds, whatever the
+        // mesh's size; a change after a quiet spell is published at once.
+        let mut dirty = false;
+        let next_rebuild = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(next_rebuild);
         loop {
             tokio::select! {
                 _ = &mut quiet => {
                     self.fed.prefer_next();
                     return Err(FollowError::Silent(silence));
+                }
+                _ = &mut next_rebuild, if dirty => {
+                    let took = self.publish(v, true);
+                    dirty = false;
+                    last_live = v.liveness(now_ms());
+                    next_rebuild.as_mut().reset(tokio::time::Instant::now() + took.max(MIN_REBUILD_GAP));
                 }
                 lines = stream.next() => {
                     // Every line already here comes in one chunk: a burst of changes (a
@@ -190,11 +206,11 @@ impl Follower {
                             }
                         }
                     }
-                    if changed {
-                        self.publish(v, true);
-                        last_live = v.liveness(now_ms());
-                    }
+                    dirty |= changed;
                     if let Some(e) = failed {
+                        if dirty {
+                            self.publish(v, true);
+                        }
                         if matches!(e, ClientError::RevisionCompacted { .. }) {
                             *view = None;
                         } else {
