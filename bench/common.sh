@@ -58,6 +58,22 @@ start_node_and_backend() {
     done
 }
 
+# Starts federation node ID on CPU 1 (logs at $WARDEN_LOG) and adds it to the federation at
+# $api as a voter: $n_api, $n_raft and $n_pid are its addresses and PID.
+add_node() {
+    local i=$1
+    printf 'node_id = %d\ndata_dir = "%s/node%d"\napi_listen = "127.0.0.1:0"\nraft_listen = "127.0.0.1:0"\n' \
+        "$i" "$dir" "$i" >"$dir/node$i.toml"
+    taskset -c 1 "$bin" federation --config "$dir/node$i.toml" >"$dir/node$i.out" 2>"$dir/node$i.log" &
+    n_pid=$!
+    pids+=("$n_pid")
+    n_api=$(addr_of "$dir/node$i.out" api)
+    n_raft=$(addr_of "$dir/node$i.out" raft)
+    curl -fsS -X POST -H "authorization: Bearer $WARDEN_ADMIN_TOKEN" -H 'content-type: application/json' \
+        -d "{\"id\":$i,\"raft_addr\":\"$n_raft\",\"api_addr\":\"$n_api\"}" \
+        "http://$api/api/v1/federation/members" >/dev/null
+}
+
 # The gateway's config: cluster east with shop/NAME on the backend for each NAME given.
 gateway_config() {
     printf '[cluster]\nname = "east"\nregion = "r1"\nzone = "z1"\ntrust_domain = "east.bench"\n'

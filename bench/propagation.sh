@@ -25,15 +25,7 @@ start_node_and_backend
 follow=$api
 if ((nodes == 3)); then
     for i in 2 3; do
-        printf 'node_id = %d\ndata_dir = "%s/node%d"\napi_listen = "127.0.0.1:0"\nraft_listen = "127.0.0.1:0"\n' \
-            "$i" "$dir" "$i" >"$dir/node$i.toml"
-        taskset -c 1 "$bin" federation --config "$dir/node$i.toml" >"$dir/node$i.out" 2>"$dir/node$i.log" &
-        pids+=($!)
-        n_api=$(addr_of "$dir/node$i.out" api)
-        n_raft=$(addr_of "$dir/node$i.out" raft)
-        curl -fsS -X POST -H "authorization: Bearer $WARDEN_ADMIN_TOKEN" -H 'content-type: application/json' \
-            -d "{\"id\":$i,\"raft_addr\":\"$n_raft\",\"api_addr\":\"$n_api\"}" \
-            "http://$api/api/v1/federation/members" >/dev/null
+        add_node "$i"
         [[ $i == 2 ]] && follow=$n_api
     done
 fi

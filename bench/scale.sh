@@ -26,17 +26,8 @@ WARDEN_LOG=info,openraft=warn start_node_and_backend
 node_pids=("${pids[0]}")
 follow=""
 for i in 2 3; do
-    printf 'node_id = %d\ndata_dir = "%s/node%d"\napi_listen = "127.0.0.1:0"\nraft_listen = "127.0.0.1:0"\n' \
-        "$i" "$dir" "$i" >"$dir/node$i.toml"
-    WARDEN_LOG=info,openraft=warn taskset -c 1 "$bin" federation --config "$dir/node$i.toml" \
-        >"$dir/node$i.out" 2>"$dir/node$i.log" &
-    pids+=($!)
-    node_pids+=($!)
-    n_api=$(addr_of "$dir/node$i.out" api)
-    n_raft=$(addr_of "$dir/node$i.out" raft)
-    curl -fsS -X POST -H "authorization: Bearer $WARDEN_ADMIN_TOKEN" -H 'content-type: application/json' \
-        -d "{\"id\":$i,\"raft_addr\":\"$n_raft\",\"api_addr\":\"$n_api\"}" \
-        "http://$api/api/v1/federation/members" >/dev/null
+    WARDEN_LOG=info,openraft=warn add_node "$i"
+    node_pids+=("$n_pid")
     [[ $i == 2 ]] && follow=$n_api
     if [[ $i == 3 ]]; then
         node3_api=$n_api
