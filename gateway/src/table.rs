@@ -128,12 +128,13 @@ pub struct LocalTable {
 /// Another cluster's copy of a service, reached through that cluster's gateway.
 #[derive(Debug, Clone, Serialize)]
 pub struct RemoteCluster {
-    pub cluster: String,
-    pub region: String,
-    pub zone: String,
-    pub gateway: String,
+    /// Shared by every export of the cluster in one routing table (a rebuild copies no string).
+    pub cluster: Arc<str>,
+    pub region: Arc<str>,
+    pub zone: Arc<str>,
+    pub gateway: Arc<str>,
     /// The remote gateway must present an identity of this trust domain.
-    pub trust_domain: String,
+    pub trust_domain: Arc<str>,
     pub healthy_endpoints: u32,
     /// Healthy endpoints per label set, as the cluster's gateway published them (empty when it
     /// published none: then no subset of a route is sent there).

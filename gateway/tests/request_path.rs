@@ -164,11 +164,11 @@ fn tables(local: &[&str], clusters: &[(&str, &str)], security: Vec<SecurityPolic
     let remotes: Vec<RemoteCluster> = clusters
         .iter()
         .map(|(name, gw)| RemoteCluster {
-            cluster: name.to_string(),
+            cluster: (*name).into(),
             region: "r2".into(),
             zone: "z9".into(),
-            gateway: gw.to_string(),
-            trust_domain: format!("{name}.test"),
+            gateway: (*gw).into(),
+            trust_domain: format!("{name}.test").into(),
             healthy_endpoints: 2,
             subsets: Arc::from([]),
             weight: 100,

@@ -126,7 +126,7 @@ pub fn plan(inp: &Inputs<'_>) -> Plan {
                 .filter_map(|c| {
                     inp.remotes
                         .iter()
-                        .position(|r| &r.cluster == c)
+                        .position(|r| *r.cluster == **c)
                         .map(|i| (Cow::Owned(format!("failover: {c}")), vec![i]))
                 })
                 .collect(),
@@ -135,9 +135,9 @@ pub fn plan(inp: &Inputs<'_>) -> Plan {
                 let mut region = vec![];
                 let mut other = vec![];
                 for (i, r) in inp.remotes.iter().enumerate() {
-                    if r.region == inp.me.region && r.zone == inp.me.zone {
+                    if *r.region == *inp.me.region && *r.zone == *inp.me.zone {
                         zone.push(i);
-                    } else if r.region == inp.me.region {
+                    } else if *r.region == *inp.me.region {
                         region.push(i);
                     } else {
                         other.push(i);
@@ -211,7 +211,7 @@ fn weighted_plan(inp: &Inputs<'_>, p: &RoutePolicy) -> Plan {
         load: if local_ok { local_w } else { 0.0 },
     });
     for (i, r) in inp.remotes.iter().enumerate() {
-        let w = p.weights.get(&r.cluster).copied().unwrap_or(0) as f64;
+        let w = p.weights.get(&*r.cluster).copied().unwrap_or(0) as f64;
         let ok = remote_ok(r, i, inp.exclude);
         levels.push(Level {
             name: Cow::Owned(format!("weighted: {}", r.cluster)),
@@ -361,8 +361,8 @@ mod tests {
             cluster: name.into(),
             region: region.into(),
             zone: zone.into(),
-            gateway: format!("{name}:15008"),
-            trust_domain: format!("{name}.td"),
+            gateway: format!("{name}:15008").into(),
+            trust_domain: format!("{name}.td").into(),
             healthy_endpoints: healthy,
             subsets: Arc::from([]),
             weight: 100,

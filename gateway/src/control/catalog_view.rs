@@ -230,7 +230,7 @@ impl CatalogView {
         let mut services: HashMap<ServiceKey, Vec<RemoteCluster>> = HashMap::new();
         // What is the same for every export of a cluster, looked up once per cluster: at a
         // thousand clusters with thirty exports each, per export it was most of a rebuild.
-        let mut per_cluster: HashMap<&str, (bool, Arc<crate::table::InFlight>)> = HashMap::new();
+        let mut per_cluster: HashMap<&str, RemoteCluster> = HashMap::new();
         let empty: Arc<[warden_federation::model::SubsetHealth]> = Arc::from([]);
         for (key, e) in &self.exports {
             let (cluster, ns, svc) = key;
@@ -246,29 +246,28 @@ impl CatalogView {
             {
                 continue;
             }
-            let (live, inflight) = per_cluster
+            let template = per_cluster
                 .entry(cluster.as_str())
-                .or_insert_with(|| {
-                    (
-                        self.live(cluster, now_ms),
-                        tables.inflight_for(&format!("cluster:{cluster}")),
-                    )
-                })
-                .clone();
+                .or_insert_with(|| RemoteCluster {
+                    cluster: Arc::from(cluster.as_str()),
+                    region: Arc::from(c.region.as_str()),
+                    zone: Arc::from(c.zone.as_str()),
+                    gateway: Arc::from(c.gateway.as_str()),
+                    trust_domain: Arc::from(c.trust_domain.as_str()),
+                    healthy_endpoints: 0,
+                    subsets: empty.clone(),
+                    weight: 0,
+                    live: self.live(cluster, now_ms),
+                    inflight: tables.inflight_for(&format!("cluster:{cluster}")),
+                });
             services
                 .entry(ServiceKey::new(ns, svc))
                 .or_default()
                 .push(RemoteCluster {
-                    cluster: cluster.clone(),
-                    region: c.region.clone(),
-                    zone: c.zone.clone(),
-                    gateway: c.gateway.clone(),
-                    trust_domain: c.trust_domain.clone(),
                     healthy_endpoints: e.healthy_endpoints,
                     subsets: self.subsets.get(key).unwrap_or(&empty).clone(),
                     weight: e.weight,
-                    live,
-                    inflight,
+                    ..template.clone()
                 });
         }
         let mut policies = HashMap::new();
@@ -431,7 +430,7 @@ mod tests {
         let t = view.build("a", 1200, true, &tables);
         let cart = &t.services[&cart()];
         assert_eq!(cart.len(), 1);
-        assert_eq!(cart[0].cluster, "b");
+        assert_eq!(&*cart[0].cluster, "b");
         assert!(cart[0].live);
         let t = view.build("a", 1500, true, &tables);
         assert!(!t.services[&self::cart()][0].live, "lease expired at 1500");
@@ -539,7 +538,7 @@ mod tests {
         view.apply(put(8, serde_json::json!([{"labels": {"version": "v2"}, "healthy_endpoints": 1}, {"labels": {}, "healthy_endpoints": 2}])));
         let t = view.build("a", 0, true, &Tables::default());
         let b = &t.services[&cart()][0];
-        assert_eq!(b.cluster, "b");
+        assert_eq!(&*b.cluster, "b");
         let v2 = [("version".to_string(), "v2".to_string())].into();
         assert_eq!(warden_federation::model::healthy_in(&b.subsets, &v2), 1);
         // An update from a gateway that sends none clears them; so does the export's removal.

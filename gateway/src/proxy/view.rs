@@ -177,8 +177,8 @@ pub(super) mod fixtures {
             cluster: cluster.into(),
             region: "r1".into(),
             zone: zone.into(),
-            gateway: format!("{cluster}.gw:15008"),
-            trust_domain: format!("{cluster}.test"),
+            gateway: format!("{cluster}.gw:15008").into(),
+            trust_domain: format!("{cluster}.test").into(),
             healthy_endpoints: healthy,
             subsets: Arc::from([SubsetHealth {
                 labels: Default::default(),
@@ -288,7 +288,7 @@ mod tests {
         let healthy: Vec<(&str, u32)> = view
             .remotes()
             .iter()
-            .map(|r| (r.cluster.as_str(), r.healthy_endpoints))
+            .map(|r| (&*r.cluster, r.healthy_endpoints))
             .collect();
         assert_eq!(healthy, [("west", 1), ("central", 0)]);
         // Every draw lands on west, though central is nearer: v2 never silently becomes v1.
