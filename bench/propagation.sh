@@ -9,7 +9,9 @@
 # service shop/pN is exported for x (PUT, admin token), and a client polls b's outbound listener
 # with `Host: pN.shop` every ~0.5 ms until b answers 200 (it routes the request to x); then
 # the export is set to 0 healthy endpoints and the client polls until b answers `no_healthy_upstream`
-# again (a health change). Prints p50/p99/max of both over TRIALS trials.
+# again (a health change); then a traffic policy on shop/pol (exported by x and by y) has its
+# failover order turned round and the client polls until b's answers come from the new first (a
+# policy change). Prints p50/p99/max of the three over TRIALS trials.
 set -euo pipefail
 
 trials=${1:-100}
@@ -32,9 +34,11 @@ fi
 # Cluster x is written through the API only, with the echo backend as its east-west address (it
 # answers the forwarded HTTP/2 request itself: a 200 means b routed to x); its lease is renewed
 # between trials (never inside a timed window).
-curl -fsS -X POST -H "authorization: Bearer $WARDEN_ADMIN_TOKEN" -H 'content-type: application/json' \
-    -d "{\"name\":\"x\",\"region\":\"r2\",\"zone\":\"z2\",\"gateway\":\"$backend\",\"trust_domain\":\"x.bench\"}" \
-    "http://$api/api/v1/clusters" >/dev/null
+for c in x y; do
+    curl -fsS -X POST -H "authorization: Bearer $WARDEN_ADMIN_TOKEN" -H 'content-type: application/json' \
+        -d "{\"name\":\"$c\",\"region\":\"r-$c\",\"zone\":\"z-$c\",\"gateway\":\"$backend\",\"trust_domain\":\"$c.bench\"}" \
+        "http://$api/api/v1/clusters" >/dev/null
+done
 gateway_config "" >"$dir/gw.toml"
 sed -i "/^\[\[services\]\]/,\$d" "$dir/gw.toml" # no local service
 sed -i -e 's/name = "east"/name = "b"/; s/trust_domain = "east.bench"/trust_domain = "b.bench"/' \
@@ -59,22 +63,35 @@ def cause(host):
     r = probe.getresponse(); r.read()
     return r.getheader("x-warden-error") or str(r.status)
 
+def served(host):
+    """The cluster b's answer came from (b stamps it), or the error."""
+    probe.request("GET", "/x", headers={"host": host})
+    r = probe.getresponse(); r.read()
+    return r.getheader("x-warden-cluster") or r.getheader("x-warden-error") or str(r.status)
+
 renewed = [0.0]
 def renew():
     if time.monotonic() - renewed[0] > 5:
-        put("/api/v1/clusters/x/lease", {"ttl_ms": 30000})
+        for c in ("x", "y"):
+            put("/api/v1/clusters/%s/lease" % c, {"ttl_ms": 30000})
         renewed[0] = time.monotonic()
 
-def until(host, done, limit=10.0):
+def until(host, done, limit=10.0, probe_fn=None):
     t0 = time.monotonic()
     while time.monotonic() - t0 < limit:
-        if done(cause(host)):
+        if done((probe_fn or cause)(host)):
             return time.monotonic()
         time.sleep(0.0005)
     raise SystemExit("%s: not propagated within %.0f s" % (host, limit))
 
-export, health = [], []
+export, health, policy = [], [], []
 renew()
+# Policy flips: shop/pol is exported by x and by y; a traffic policy's failover order says which
+# one b sends to, and each trial turns it round.
+for c in ("x", "y"):
+    put("/api/v1/clusters/%s/services/shop/pol" % c, {"ports": [{"name": "http", "port": 80, "protocol": "http"}], "healthy_endpoints": 1})
+put("/api/v1/traffic/policies/pol", {"service": "shop/pol", "failover_order": ["x", "y"]})
+until("pol.shop", lambda c: c == "x", probe_fn=served)
 time.sleep(0.5)
 for i in range(trials):
     renew()
@@ -87,6 +104,10 @@ for i in range(trials):
     t0 = time.monotonic()
     put(path, {"ports": [{"name": "http", "port": 80, "protocol": "http"}], "healthy_endpoints": 0})
     health.append((until(host, lambda c: c == "no_healthy_upstream") - t0) * 1e3)
+    first, second = ("y", "x") if i % 2 == 0 else ("x", "y")
+    t0 = time.monotonic()
+    put("/api/v1/traffic/policies/pol", {"service": "shop/pol", "failover_order": [first, second]})
+    policy.append((until("pol.shop", lambda c: c == first, probe_fn=served) - t0) * 1e3)
 
 def pct(v, p):
     v = sorted(v); return v[min(len(v) - 1, max(0, int(p * len(v) + 0.999) - 1))]
@@ -95,6 +116,7 @@ print("Propagation to another cluster's gateway (%d trials, %s federation nodes;
 print()
 print("| change written for cluster x | p50 ms | p99 ms | max ms |")
 print("|---|---:|---:|---:|")
-for name, v in [("new export -> b routes to x", export), ("healthy endpoints 1 -> 0 -> b stops routing to x", health)]:
+for name, v in [("new export -> b routes to x", export), ("healthy endpoints 1 -> 0 -> b stops routing to x", health),
+                ("traffic policy failover order turned round -> b routes to the new first", policy)]:
     print("| %s | %.1f | %.1f | %.1f |" % (name, pct(v, 0.5), pct(v, 0.99), max(v)))
 PY

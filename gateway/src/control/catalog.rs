@@ -25,7 +25,7 @@ use crate::table::Tables;
 /// How often lease liveness is re-evaluated without events.
 pub const LEASE_EVAL: Duration = Duration::from_millis(250);
 /// The shortest gap between two routing rebuilds while changes keep coming.
-pub const MIN_REBUILD_GAP: Duration = Duration::from_millis(5);
+pub const MIN_REBUILD_GAP: Duration = Duration::from_millis(1);
 
 pub struct CatalogWatcherActor {
     me: String,
