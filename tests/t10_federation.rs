@@ -80,19 +80,9 @@ async fn register_through_follower_is_visible_everywhere() {
 }
 
 /// Bad input gets 400 naming the field, 409, 404 or 401 — and changes nothing.
-/// Reads one counter from a node's `/metrics`.
+/// One counter from a node's `/metrics`.
 async fn counter(client: &reqwest::Client, node: &NodeProc, name: &str) -> u64 {
-    let text = client
-        .get(node.url(paths::METRICS))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics")) as u64
+    metric_sum(&metrics_text(client, &node.api).await, name, &[]) as u64
 }
 
 /// Writes sent at the same time share log entries (group commit), and each is still answered
