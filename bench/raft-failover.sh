@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench/raft-failover.sh [KILLS] [HEARTBEAT_MS] [ELECTION_MIN_MS] [ELECTION_MAX_MS]: how long the
 # federation cannot take writes when its leader is SIGKILLed, KILLS times in a row.
+# SIGNAL=TERM stops the leader gracefully instead (a rolling restart: it hands leadership over
+# before it exits).
 #
 # Three `warden federation` processes on loopback (fsync'd logs), the Raft timings given (the
 # defaults when omitted). A writer process sends export upserts one at a time, round-robin over
@@ -15,6 +17,8 @@ kills=${1:-20}
 hb=${2:-}
 emin=${3:-}
 emax=${4:-}
+signal=${SIGNAL:-KILL}
+[[ $signal == KILL || $signal == TERM ]] || { echo "SIGNAL must be KILL or TERM" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 export WARDEN_ADMIN_TOKEN=bench-raft-failover-token-0123456789 WARDEN_LOG=warn
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
@@ -26,6 +30,7 @@ cleanup() {
     for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done
     if [[ -n ${writer:-} ]]; then kill "$writer" 2>/dev/null || true; fi
     wait 2>/dev/null || true
+    [[ -n ${KEEP:-} ]] && cp -r "$dir" "$KEEP"
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -117,7 +122,7 @@ for ((k = 1; k <= kills; k++)); do
     wait_leader
     victim=$l
     t0=$(date +%s.%N)
-    kill -9 "${pid[$victim]}"
+    kill -s "$signal" "${pid[$victim]}"
     wait "${pid[$victim]}" 2>/dev/null || true
     unset "pid[$victim]"
     elected=""
@@ -149,7 +154,7 @@ writes=$(grep -c ' ok$' "$dir/writes.log" || true)
 
 pct() { sort -g | awk -v p="$1" '{a[NR] = $1} END {i = int(p * NR + 0.999); if (i < 1) i = 1; print a[i]}'; }
 echo
-echo "Leader SIGKILL x $kills (heartbeat ${hb:-default} ms, election timeout ${emin:-default}-${emax:-default} ms; $writes writes acknowledged):"
+echo "Leader SIG$signal x $kills (heartbeat ${hb:-default} ms, election timeout ${emin:-default}-${emax:-default} ms; $writes writes acknowledged):"
 echo
 echo "| | p50 ms | p99 ms | max ms |"
 echo "|---|---:|---:|---:|"

@@ -180,7 +180,7 @@ async fn watch_resumes_across_leader_change() {
     let final_rev = cluster_names(&client, other).await.unwrap().0;
 
     // Resume on the other surviving node from the last revision seen.
-    let survivor = nodes.iter().filter(|n| n.alive()).last().unwrap();
+    let survivor = nodes.iter().rfind(|n| n.alive()).unwrap();
     read_watch(
         client.clone(),
         survivor.api.clone(),

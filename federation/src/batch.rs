@@ -16,6 +16,7 @@
 //! is its own entry.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use warden_raft_store::codec;
@@ -42,6 +43,10 @@ struct Pending {
 #[derive(Clone)]
 pub struct WriteBatcher {
     tx: mpsc::Sender<Pending>,
+    /// Set while this leader hands leadership over ([`crate::handover`]): writes are
+    /// answered "not the leader" (the sender retries and reaches the next leader) so this
+    /// node's log stays where its successor's is.
+    held: Arc<AtomicBool>,
 }
 
 /// What the proposing task needs.
@@ -60,8 +65,15 @@ impl WriteBatcher {
     /// Starts the proposing task; it ends when every handle is gone.
     pub fn start(p: Proposer) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(p, rx));
-        Self { tx }
+        let held = Arc::new(AtomicBool::new(false));
+        tokio::spawn(run(p, rx, held.clone()));
+        Self { tx, held }
+    }
+
+    /// Stops proposing: from now on every write, queued or new, is answered "not the
+    /// leader". For a leader about to hand over and stop; there is no way back.
+    pub fn hold(&self) {
+        self.held.store(true, Ordering::SeqCst);
     }
 
     /// Proposes `command` (with others queued at the same time) and answers once it is
@@ -69,6 +81,9 @@ impl WriteBatcher {
     pub async fn write(&self, command: Command) -> ForwardResponse {
         // The size only bounds a batch; a command that does not encode is refused when its
         // entry is encoded, as before.
+        if self.held.load(Ordering::SeqCst) {
+            return ForwardResponse::not_leader(None, None);
+        }
         let bytes = codec::encode(&command).map(|b| b.len()).unwrap_or(0);
         let (reply, answer) = oneshot::channel();
         let stopped = || ForwardResponse::fatal("the write proposer has stopped");
@@ -88,7 +103,7 @@ impl WriteBatcher {
     }
 }
 
-async fn run(p: Proposer, mut rx: mpsc::Receiver<Pending>) {
+async fn run(p: Proposer, mut rx: mpsc::Receiver<Pending>, held: Arc<AtomicBool>) {
     let p = Arc::new(p);
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut carried: Option<Pending> = None;
@@ -117,6 +132,12 @@ async fn run(p: Proposer, mut rx: mpsc::Receiver<Pending>) {
                 }
                 Err(_) => break,
             }
+        }
+        if held.load(Ordering::SeqCst) {
+            for w in batch {
+                let _ = w.reply.send(ForwardResponse::not_leader(None, None));
+            }
+            continue;
         }
         let p = p.clone();
         tokio::spawn(async move {

@@ -33,6 +33,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod credential;
+pub mod handover;
 pub mod head_timeout;
 pub mod limits;
 pub mod load;

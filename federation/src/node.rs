@@ -111,6 +111,10 @@ impl FederationNode {
                 let r = self.raft.change_membership(change, false).await;
                 self.membership_result(r)
             }
+            ForwardRequest::TakeLeadership => match self.raft.trigger().elect().await {
+                Ok(()) => ForwardResponse::Electing,
+                Err(e) => Fr::fatal(e),
+            },
         }
     }
 

@@ -25,6 +25,9 @@ pub enum ForwardRequest {
     RemoveMember {
         id: NodeId,
     },
+    /// Sent by a leader that is stopping to the voter it chose as its successor: stand for
+    /// election now ([`crate::handover`]). Never forwarded; appended last (positional codec).
+    TakeLeadership,
 }
 
 /// The leader's answer.
@@ -43,6 +46,8 @@ pub enum ForwardResponse {
         unavailable: bool,
         message: String,
     },
+    /// The answer to [`ForwardRequest::TakeLeadership`]: this node stands for election.
+    Electing,
 }
 
 impl ForwardResponse {

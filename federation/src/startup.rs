@@ -85,7 +85,8 @@ impl RunningNode {
 
     /// Like [`RunningNode::shutdown`] with an explicit deadline. The API goes first; Raft RPC
     /// keeps being served meanwhile, so peers see no missed heartbeats (and call no election)
-    /// until Raft itself stops.
+    /// until Raft itself stops. A leader hands leadership to an up-to-date voter before Raft
+    /// stops ([`crate::handover`]), so writes move on at once.
     pub async fn drain(mut self, deadline: Duration) {
         let _ = self.api_stop.send(true);
         if tokio::time::timeout(deadline, &mut self.api_server)
@@ -97,6 +98,19 @@ impl RunningNode {
                 "API requests still in flight at the drain deadline: closing them"
             );
             self.api_server.abort();
+        }
+        let started = std::time::Instant::now();
+        match crate::handover::hand_over(&self.node).await {
+            crate::handover::Outcome::HandedOver { to } => tracing::info!(
+                to,
+                ms = started.elapsed().as_millis() as u64,
+                "handed leadership over before stopping"
+            ),
+            crate::handover::Outcome::Failed(why) => tracing::warn!(
+                %why,
+                "could not hand leadership over; the others elect a leader as after a crash"
+            ),
+            crate::handover::Outcome::NotLeader | crate::handover::Outcome::Alone => {}
         }
         if let Err(e) = self.node.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
