@@ -2,7 +2,8 @@
 # bench/raft-failover.sh [KILLS] [HEARTBEAT_MS] [ELECTION_MIN_MS] [ELECTION_MAX_MS]: how long the
 # federation cannot take writes when its leader is SIGKILLed, KILLS times in a row.
 # SIGNAL=TERM stops the leader gracefully instead (a rolling restart: it hands leadership over
-# before it exits).
+# before it exits). KEEP=DIR keeps the nodes' logs and the writer's outcomes in DIR; WARDEN_LOG
+# sets their log filter (default warn; `info,openraft=info` shows each vote and why it was refused).
 #
 # Three `warden federation` processes on loopback (fsync'd logs), the Raft timings given (the
 # defaults when omitted). A writer process sends export upserts one at a time, round-robin over
@@ -20,7 +21,7 @@ emax=${4:-}
 signal=${SIGNAL:-KILL}
 [[ $signal == KILL || $signal == TERM ]] || { echo "SIGNAL must be KILL or TERM" >&2; exit 2; }
 cd "$(dirname "$0")/.."
-export WARDEN_ADMIN_TOKEN=bench-raft-failover-token-0123456789 WARDEN_LOG=warn
+export WARDEN_ADMIN_TOKEN=bench-raft-failover-token-0123456789 WARDEN_LOG=${WARDEN_LOG:-warn}
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 cargo build --release -q
 bin=$PWD/target/release/warden

@@ -17,6 +17,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use warden_raft_store::codec;
@@ -47,6 +48,8 @@ pub struct WriteBatcher {
     /// answered "not the leader" (the sender retries and reaches the next leader) so this
     /// node's log stays where its successor's is.
     held: Arc<AtomicBool>,
+    /// One permit per proposal in flight ([`IN_FLIGHT`]).
+    slots: Arc<Semaphore>,
 }
 
 /// What the proposing task needs.
@@ -66,14 +69,21 @@ impl WriteBatcher {
     pub fn start(p: Proposer) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let held = Arc::new(AtomicBool::new(false));
-        tokio::spawn(run(p, rx, held.clone()));
-        Self { tx, held }
+        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+        tokio::spawn(run(p, rx, held.clone(), slots.clone()));
+        Self { tx, held, slots }
     }
 
     /// Stops proposing: from now on every write, queued or new, is answered "not the
-    /// leader". For a leader about to hand over and stop; there is no way back.
-    pub fn hold(&self) {
+    /// leader". For a leader about to hand over and stop; there is no way back. Returns once
+    /// the proposals already in flight have been answered (committed, or refused), so the
+    /// log grows no further; or when `within` has passed.
+    pub async fn hold(&self, within: Duration) {
         self.held.store(true, Ordering::SeqCst);
+        // Every permit free means no proposal is in flight, and none starts after: the
+        // proposing task checks `held` after taking its permit. The permits go back at once.
+        let all = u32::try_from(IN_FLIGHT).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(within, self.slots.acquire_many(all)).await;
     }
 
     /// Proposes `command` (with others queued at the same time) and answers once it is
@@ -103,20 +113,27 @@ impl WriteBatcher {
     }
 }
 
-async fn run(p: Proposer, mut rx: mpsc::Receiver<Pending>, held: Arc<AtomicBool>) {
+async fn run(
+    p: Proposer,
+    mut rx: mpsc::Receiver<Pending>,
+    held: Arc<AtomicBool>,
+    slots: Arc<Semaphore>,
+) {
     let p = Arc::new(p);
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut carried: Option<Pending> = None;
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
+        // The first write, then a permit: a permit is only held while a proposal is being
+        // made ([`WriteBatcher::hold`] waits for them all to be free). Writes arriving while
+        // all permits are taken join the next batch.
         let first = match carried.take() {
             Some(w) => w,
             None => match rx.recv().await {
                 Some(w) => w,
                 None => return,
             },
+        };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
         };
         let mut bytes = first.bytes;
         let mut batch = vec![first];

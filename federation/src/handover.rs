@@ -8,26 +8,77 @@
 //! candidate whose log is at least as long as its own, and steps down. With the leader's
 //! vote and its own, the candidate has a quorum of three. So the leader:
 //!
-//! 1. stops standing for election itself, and holds its write proposer ([`crate::batch::WriteBatcher::hold`]): forwarded writes are
-//!    answered "not the leader" and their sender retries until it reaches the successor;
+//! 1. stops standing for election itself, and holds its write proposer
+//!    ([`crate::batch::WriteBatcher::hold`]): forwarded writes are answered "not the leader"
+//!    and their sender retries until it reaches the successor; the proposals already in
+//!    flight are waited for, so the log stops growing (an entry appended after step 2 would
+//!    make the candidate's log shorter than the leader's, and the leader would refuse it);
 //! 2. waits until a voter has every entry of its log (matched index = last index, all applied);
-//! 3. asks that voter to stand ([`ForwardRequest::TakeLeadership`] on the Raft RPC port);
-//! 4. waits until it hears from a new leader.
+//! 3. waits until its own vote lease has run out: for `election_timeout_max_ms` after its
+//!    election a leader refuses every vote ([`LeaderClock`]), which matters when leaders are
+//!    stopped in quick succession, as in a rolling restart;
+//! 4. asks that voter to stand ([`ForwardRequest::TakeLeadership`] on the Raft RPC port);
+//! 5. waits until it hears from a new leader.
 //!
 //! Every step is bounded; if one fails (no voter caught up, a peer from before this feature
 //! that cannot decode the request), the node stops anyway and the others elect a leader as
 //! after a crash.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::node::FederationNode;
 use crate::rpc::{ForwardRequest, ForwardResponse};
-use crate::types::{NodeId, NodeInfo};
+use crate::types::{NodeId, NodeInfo, Raft};
 
-/// How long a stopping leader spends handing over at most.
+/// How long a stopping leader spends handing over at most, past the end of its vote lease.
 pub const BUDGET: Duration = Duration::from_secs(1);
+
+/// Added to the vote lease: the clock reads the election a little late, never early, but
+/// the two nodes' timers are not the same timer.
+const LEASE_MARGIN: Duration = Duration::from_millis(10);
+
+/// When this node last became leader, and in which term: read from its Raft metrics by a
+/// task that ends with Raft. The reading comes a little after openraft's own (the metrics
+/// are published after the vote is), so a lease computed from it ends no earlier than
+/// openraft's.
+#[derive(Clone, Default)]
+pub struct LeaderClock(Arc<Mutex<Option<(u64, Instant)>>>);
+
+impl LeaderClock {
+    /// Starts watching `raft` (whose id is `id`).
+    pub fn track(raft: &Raft, id: NodeId) -> Self {
+        let clock = Self::default();
+        let mut metrics = raft.metrics();
+        let slot = clock.0.clone();
+        tokio::spawn(async move {
+            loop {
+                let (leader, term) = {
+                    let m = metrics.borrow_and_update();
+                    (m.current_leader, m.current_term)
+                };
+                if leader == Some(id) {
+                    let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
+                    if s.is_none_or(|(t, _)| t != term) {
+                        *s = Some((term, Instant::now()));
+                    }
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        clock
+    }
+
+    /// When this node became leader in `term`, if the clock saw it.
+    fn elected_in(&self, term: u64) -> Option<Instant> {
+        let s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        s.filter(|(t, _)| *t == term).map(|(_, at)| at)
+    }
+}
 
 /// How a hand-over ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,7 +96,7 @@ pub enum Outcome {
 /// Hands leadership to an up-to-date voter, within [`BUDGET`]. Call it after the API has
 /// stopped and before Raft shuts down: the proposer stays held afterwards.
 pub async fn hand_over(node: &FederationNode) -> Outcome {
-    let deadline = Instant::now() + BUDGET;
+    let now = Instant::now();
     let m = node.raft.metrics().borrow().clone();
     if m.current_leader != Some(node.id) {
         return Outcome::NotLeader;
@@ -57,12 +108,20 @@ pub async fn hand_over(node: &FederationNode) -> Outcome {
     {
         return Outcome::Alone;
     }
-    node.batcher.hold();
+    // openraft's leader lease is `election_timeout_max`; when the clock missed the election
+    // (it cannot, short of a task that never ran), the whole lease is assumed still to run.
+    let lease = Duration::from_millis(node.raft.config().election_timeout_max) + LEASE_MARGIN;
+    let lease_end = node.leader_clock.elected_in(m.current_term).unwrap_or(now) + lease;
+    let deadline = lease_end.max(now) + BUDGET;
+    node.batcher
+        .hold(deadline.saturating_duration_since(Instant::now()))
+        .await;
     // Once it has stepped down, this node must not stand again and win its leadership back.
     node.raft.runtime_config().elect(false);
     let Some((to, info)) = caught_up_voter(node, deadline).await else {
         return Outcome::Failed("no voter caught up with the log within the budget".into());
     };
+    tokio::time::sleep_until(lease_end).await;
     let remaining = deadline.saturating_duration_since(Instant::now());
     match node
         .rpc

@@ -64,6 +64,8 @@ pub struct FederationNode {
     pub limits: crate::config::NodeLimits,
     /// Proposes this node's writes as leader, concurrent ones together.
     pub batcher: crate::batch::WriteBatcher,
+    /// When this node last became leader (its vote lease runs from then).
+    pub leader_clock: crate::handover::LeaderClock,
 }
 
 impl FederationNode {
