@@ -15,7 +15,7 @@
 //!    make the candidate's log shorter than the leader's, and the leader would refuse it);
 //! 2. waits until a voter has every entry of its log (matched index = last index, all applied);
 //! 3. waits until its own vote lease has run out: for `election_timeout_max_ms` after its
-//!    election a leader refuses every vote ([`LeaderClock`]), which matters when leaders are
+//!    election a leader refuses every vote ([`crate::leader_clock::LeaderClock`]), which matters when leaders are
 //!    stopped in quick succession, as in a rolling restart;
 //! 4. asks that voter to stand ([`ForwardRequest::TakeLeadership`] on the Raft RPC port);
 //! 5. waits until it hears from a new leader.
@@ -24,14 +24,13 @@
 //! that cannot decode the request), the node stops anyway and the others elect a leader as
 //! after a crash.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::node::FederationNode;
 use crate::rpc::{ForwardRequest, ForwardResponse};
-use crate::types::{NodeId, NodeInfo, Raft};
+use crate::types::{NodeId, NodeInfo};
 
 /// How long a stopping leader spends handing over at most, past the end of its vote lease.
 pub const BUDGET: Duration = Duration::from_secs(1);
@@ -39,46 +38,6 @@ pub const BUDGET: Duration = Duration::from_secs(1);
 /// Added to the vote lease: the clock reads the election a little late, never early, but
 /// the two nodes' timers are not the same timer.
 const LEASE_MARGIN: Duration = Duration::from_millis(10);
-
-/// When this node last became leader, and in which term: read from its Raft metrics by a
-/// task that ends with Raft. The reading comes a little after openraft's own (the metrics
-/// are published after the vote is), so a lease computed from it ends no earlier than
-/// openraft's.
-#[derive(Clone, Default)]
-pub struct LeaderClock(Arc<Mutex<Option<(u64, Instant)>>>);
-
-impl LeaderClock {
-    /// Starts watching `raft` (whose id is `id`).
-    pub fn track(raft: &Raft, id: NodeId) -> Self {
-        let clock = Self::default();
-        let mut metrics = raft.metrics();
-        let slot = clock.0.clone();
-        tokio::spawn(async move {
-            loop {
-                let (leader, term) = {
-                    let m = metrics.borrow_and_update();
-                    (m.current_leader, m.current_term)
-                };
-                if leader == Some(id) {
-                    let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
-                    if s.is_none_or(|(t, _)| t != term) {
-                        *s = Some((term, Instant::now()));
-                    }
-                }
-                if metrics.changed().await.is_err() {
-                    return;
-                }
-            }
-        });
-        clock
-    }
-
-    /// When this node became leader in `term`, if the clock saw it.
-    fn elected_in(&self, term: u64) -> Option<Instant> {
-        let s = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        s.filter(|(t, _)| *t == term).map(|(_, at)| at)
-    }
-}
 
 /// How a hand-over ended.
 #[derive(Debug, PartialEq, Eq)]

@@ -65,7 +65,7 @@ pub struct FederationNode {
     /// Proposes this node's writes as leader, concurrent ones together.
     pub batcher: crate::batch::WriteBatcher,
     /// When this node last became leader (its vote lease runs from then).
-    pub leader_clock: crate::handover::LeaderClock,
+    pub leader_clock: crate::leader_clock::LeaderClock,
 }
 
 impl FederationNode {

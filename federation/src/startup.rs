@@ -277,7 +277,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         max_rpc_bytes: cfg.raft.max_rpc_bytes,
         limits: cfg.limits.clone(),
         batcher,
-        leader_clock: crate::handover::LeaderClock::track(&raft, cfg.node_id),
+        leader_clock: crate::leader_clock::LeaderClock::track(&raft, cfg.node_id),
     });
 
     let (raft_tls, api_tls, tasks) = match tls {
