@@ -56,6 +56,10 @@ enum Command {
     /// Apply, read and delete L7 authorization policies (`warden authz apply -f authz.yaml`).
     #[command(subcommand)]
     Authz(cli::objects::ObjectCmd),
+    /// Mesh-wide and per-cluster gateway settings kept in the store
+    /// (`warden mesh config get|set|diff [--cluster NAME]`).
+    #[command(subcommand)]
+    Mesh(cli::mesh::MeshCmd),
     /// Add or remove federation members.
     #[command(subcommand)]
     Member(cli::client::MemberCmd),
@@ -121,6 +125,7 @@ fn run_tokio(command: Command) -> anyhow::Result<()> {
             Command::Cluster(c) => cli::client::cluster(c).await,
             Command::Service(c) => cli::client::service(c).await,
             Command::Member(c) => cli::client::member(c).await,
+            Command::Mesh(c) => cli::mesh::run(c).await,
             Command::Route(c) => cli::objects::run::<cli::objects::Routes>(c).await,
             Command::Resilience(c) => cli::objects::run::<cli::objects::Resilience>(c).await,
             Command::Jwt(c) => cli::objects::run::<cli::objects::Jwt>(c).await,

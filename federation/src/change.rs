@@ -7,6 +7,7 @@ use crate::audience::ExportAudience;
 use crate::authn::JwtPolicy;
 use crate::authz::AuthorizationPolicy;
 use crate::load::LoadReport;
+use crate::mesh_config::MeshConfig;
 use crate::model::{
     Cluster, Lease, SecurityPolicy, ServiceExport, SubsetHealth, TrafficPolicy, TrustBundle,
 };
@@ -72,6 +73,12 @@ pub enum ChangeEvent {
         export: ServiceExport,
         subsets: Vec<SubsetHealth>,
         audience: Box<Stored<ExportAudience>>,
+    },
+    MeshConfigPut(Box<Stored<MeshConfig>>),
+    /// An empty document: the cluster's overrides were removed.
+    ClusterConfigPut {
+        cluster: String,
+        config: Box<Stored<MeshConfig>>,
     },
 }
 

@@ -10,6 +10,7 @@ use crate::audience::ExportAudience;
 use crate::authn::JwtPolicy;
 use crate::authz::AuthorizationPolicy;
 use crate::load::LoadReport;
+use crate::mesh_config::MeshConfig;
 use crate::model::{
     Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, SubsetHealth,
     TrafficPolicy,
@@ -126,6 +127,14 @@ pub enum Command {
     /// if it were an entry of its own, answered with [`CommandResult::Batch`]. Proposed only
     /// when every voter has said it decodes it (see [`crate::batch`]); never nested.
     Batch(Vec<Command>),
+    /// Replaces the mesh-wide gateway configuration (an unchanged one writes no change).
+    PutMeshConfig { config: Stored<MeshConfig>, at: u64 },
+    /// Replaces one registered cluster's overrides; an empty document removes them.
+    PutClusterConfig {
+        cluster: String,
+        config: Stored<MeshConfig>,
+        at: u64,
+    },
 }
 
 /// Why a command was refused by the state machine.

@@ -283,6 +283,19 @@ impl FieldError {
     }
 }
 
+/// `v`, when set, is within `lo..=hi`.
+pub fn validate_range<T: PartialOrd + std::fmt::Display + Copy>(
+    field: &str,
+    v: Option<T>,
+    lo: T,
+    hi: T,
+) -> Result<(), FieldError> {
+    match v {
+        Some(v) if v < lo || v > hi => Err(FieldError::new(field, format!("must be {lo}-{hi}"))),
+        _ => Ok(()),
+    }
+}
+
 /// RFC 1123 label: 1–63 of `[a-z0-9-]`, starting and ending with an alphanumeric.
 /// `namespace/service`, both DNS labels.
 pub fn validate_service_ref(field: &str, v: &str) -> Result<(), FieldError> {

@@ -27,6 +27,8 @@ pub const ROUTES: &str = "/api/v1/routes";
 pub const RESILIENCE_POLICIES: &str = "/api/v1/resilience/policies";
 /// `/api/v1/mesh/status`: one node's Raft view.
 pub const MESH_STATUS: &str = "/api/v1/mesh/status";
+/// `/api/v1/mesh/config`: the mesh-wide gateway settings (GET, PUT).
+pub const MESH_CONFIG: &str = "/api/v1/mesh/config";
 /// `/api/v1/federation/members`: add a member (POST).
 pub const MEMBERS: &str = "/api/v1/federation/members";
 /// `/api/v1/join-tokens`: make a join token (POST).
@@ -65,6 +67,11 @@ pub fn cluster_credential(cluster: &str) -> String {
 }
 
 /// `/api/v1/clusters/{name}/gateway`: correct the registered gateway address (PUT).
+/// `/api/v1/clusters/{cluster}/config`: the cluster's overrides (GET, PUT).
+pub fn cluster_config(cluster: &str) -> String {
+    format!("{CLUSTERS}/{cluster}/config")
+}
+
 pub fn cluster_gateway(cluster: &str) -> String {
     format!("{CLUSTERS}/{cluster}/gateway")
 }
@@ -94,6 +101,11 @@ pub fn route(id: &str) -> String {
 }
 
 /// A write to [`route`] that only answers what it would change.
+/// `path` with `?dry_run=true`.
+pub fn dry_run(path: &str) -> String {
+    format!("{path}?dry_run=true")
+}
+
 pub fn route_dry_run(id: &str) -> String {
     format!("{ROUTES}/{id}?dry_run=true")
 }

@@ -23,7 +23,8 @@ use crate::model::{
 use crate::resilience::ResiliencePolicy;
 use crate::route::Route;
 use crate::state_legacy::{
-    WithoutAudience, WithoutCredentials, WithoutResilience, WithoutRoutes, WithoutSubsets,
+    WithoutAudience, WithoutCredentials, WithoutExtra, WithoutResilience, WithoutRoutes,
+    WithoutSubsets,
 };
 use crate::stored::Stored;
 
@@ -72,6 +73,17 @@ pub struct FederationState {
     /// The clusters each export is for, when it names them (JSON documents). Last, for the
     /// same reason as `credentials`.
     pub export_audience: BTreeMap<ExportKey, Stored<ExportAudience>>,
+    /// Everything added since: one JSON document whose fields default when absent, so a
+    /// field added to it needs no legacy shape. Last, for the same reason as `credentials`.
+    pub extra: Stored<Extra>,
+}
+
+/// The state added after `export_audience`, as one JSON document ([`FederationState::extra`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extra {
+    /// Mesh-wide and per-cluster gateway configuration.
+    #[serde(default)]
+    pub config: crate::mesh_config::ConfigState,
 }
 
 impl FederationState {
@@ -234,6 +246,8 @@ impl FederationState {
         }
         self.leases.remove(name);
         self.credentials.remove(name);
+        // Its gateway goes with it; a cluster registered again under the name starts bare.
+        self.extra.0.config.clusters.remove(name);
         let mut revision = self.record(
             at,
             ChangeEvent::ClusterDeleted {
@@ -436,6 +450,7 @@ impl From<WithoutCredentials> for FederationState {
             jwt: BTreeMap::new(),
             authorization: BTreeMap::new(),
             export_audience: BTreeMap::new(),
+            extra: Stored(Extra::default()),
         }
     }
 }
@@ -462,6 +477,15 @@ impl From<WithoutResilience> for FederationState {
     fn from(old: WithoutResilience) -> Self {
         FederationState {
             export_subsets: old.export_subsets,
+            ..FederationState::from(old.before)
+        }
+    }
+}
+
+impl From<WithoutExtra> for FederationState {
+    fn from(old: WithoutExtra) -> Self {
+        FederationState {
+            export_audience: old.export_audience,
             ..FederationState::from(old.before)
         }
     }
@@ -612,6 +636,12 @@ impl StateMachineCore for FederationState {
             }
             Command::PutJwtPolicy { policy } => self.put_document(policy),
             Command::DeleteJwtPolicy { id, at } => self.delete_document::<JwtPolicy>(id, *at),
+            Command::PutMeshConfig { config, at } => self.put_mesh_config(config, *at),
+            Command::PutClusterConfig {
+                cluster,
+                config,
+                at,
+            } => self.put_cluster_config(cluster, config, *at),
             Command::PutAuthorizationPolicy { policy } => self.put_document(policy),
             Command::DeleteAuthorizationPolicy { id, at } => {
                 self.delete_document::<AuthorizationPolicy>(id, *at)
@@ -622,8 +652,9 @@ impl StateMachineCore for FederationState {
     fn decode_state(bytes: &[u8]) -> Result<Self, warden_raft_store::codec::CodecError> {
         use crate::state_legacy as legacy;
         warden_raft_store::codec::decode::<FederationState>(bytes).or_else(|current| {
-            legacy::decode::<WithoutAudience>(bytes)
+            legacy::decode::<WithoutExtra>(bytes)
                 .map(FederationState::from)
+                .or_else(|_| legacy::decode::<WithoutAudience>(bytes).map(FederationState::from))
                 .or_else(|_| legacy::decode::<WithoutResilience>(bytes).map(FederationState::from))
                 .or_else(|_| legacy::decode::<WithoutSubsets>(bytes).map(FederationState::from))
                 .or_else(|_| legacy::decode::<WithoutRoutes>(bytes).map(FederationState::from))

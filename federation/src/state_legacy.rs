@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::Deserialize;
 use warden_raft_store::codec::{self, CodecError};
 
+use crate::audience::ExportAudience;
 use crate::authn::JwtPolicy;
 use crate::authz::AuthorizationPolicy;
 use crate::change::{Change, ExportKey};
@@ -73,6 +74,14 @@ pub struct WithoutAudience {
     pub resilience: BTreeMap<String, Stored<ResiliencePolicy>>,
     pub jwt: BTreeMap<String, Stored<JwtPolicy>>,
     pub authorization: BTreeMap<String, Stored<AuthorizationPolicy>>,
+}
+
+/// The state before the `extra` document: the shape above, then export audiences.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize, Default))]
+pub struct WithoutExtra {
+    pub before: WithoutAudience,
+    pub export_audience: BTreeMap<ExportKey, Stored<ExportAudience>>,
 }
 
 /// Decodes a snapshot of an earlier shape; the state module turns it into the current shape

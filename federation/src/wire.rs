@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::authn::{JwtPolicy, JwtProvider};
 use crate::authz::{AuthorizationPolicy, AuthzRule};
+use crate::mesh_config::MeshConfig;
 use crate::model::{
     AuthzAction, AuthzSources, Cluster, Lease, SecurityPolicy, ServiceExport, ServicePort,
     SubsetHealth, TrafficPolicy, TrustBundle,
@@ -334,6 +335,20 @@ pub struct RoutingCatalog {
     /// The exports that are for named clusters only (absent from an older server).
     #[serde(default)]
     pub export_audience: Vec<ExportTo>,
+    /// The mesh-wide gateway configuration (absent from an older server).
+    #[serde(default)]
+    pub mesh_config: MeshConfig,
+    /// Per-cluster overrides by cluster name (absent from an older server).
+    #[serde(default)]
+    pub cluster_configs: std::collections::BTreeMap<String, MeshConfig>,
+}
+
+/// `GET /api/v1/mesh/config`, `GET /api/v1/clusters/{name}/config`: the document and the
+/// store revision it was read at.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConfigDocument {
+    pub revision: u64,
+    pub config: MeshConfig,
 }
 
 /// One export's audience.
@@ -633,6 +648,15 @@ pub enum WatchEvent {
     AuthorizationPolicyPut { policy: Box<AuthorizationPolicy> },
     #[serde(rename = "authorization_policy.deleted")]
     AuthorizationPolicyDeleted { id: String },
+    /// The mesh-wide gateway configuration, whole.
+    #[serde(rename = "mesh_config.put")]
+    MeshConfigPut { config: Box<MeshConfig> },
+    /// One cluster's overrides, whole (empty: removed).
+    #[serde(rename = "cluster_config.put")]
+    ClusterConfigPut {
+        cluster: String,
+        config: Box<MeshConfig>,
+    },
     /// A kind this build does not know (a newer server): not routing state for it.
     #[serde(other)]
     Unknown,

@@ -45,7 +45,7 @@ fn json_reply(status: StatusCode, v: Value) -> Response<BoxBody> {
     reply(status, "application/json", format!("{v:#}\n"))
 }
 
-/// The routing snapshot as JSON.
+/// The routing snapshot and the live settings (each value with its source) as JSON.
 pub fn config_dump(ctx: &ProxyCtx) -> Value {
     let local = ctx.tables.local.load();
     let remote = ctx.tables.remote.load();
@@ -76,6 +76,7 @@ pub fn config_dump(ctx: &ProxyCtx) -> Value {
         "local": local_json,
         "remote": remote_json,
         "policies": policies,
+        "settings": json!(**ctx.tables.settings.load()),
     })
 }
 

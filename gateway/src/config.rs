@@ -44,6 +44,10 @@ pub struct GatewayConfig {
     /// Bounds on what the listeners accept (docs/security.md).
     #[serde(default)]
     pub limits: LimitsSection,
+    /// The `section.key` names the file sets (not defaults): where a setting came from, for
+    /// `/config_dump`.
+    #[serde(skip)]
+    pub explicit: std::collections::BTreeSet<String>,
 }
 
 /// What every listener bounds, so no peer can hold the gateway's resources: safe defaults,
@@ -667,6 +671,15 @@ impl Default for RetrySection {
     }
 }
 
+/// `section.key` for every key of every table at the top of `table`.
+pub fn explicit_keys(table: &toml::Table) -> std::collections::BTreeSet<String> {
+    table
+        .iter()
+        .filter_map(|(section, v)| v.as_table().map(|t| (section, t)))
+        .flat_map(|(section, t)| t.keys().map(move |k| format!("{section}.{k}")))
+        .collect()
+}
+
 use warden_federation::wire::default_network;
 fn yes() -> bool {
     true
@@ -695,7 +708,9 @@ pub use warden_federation::config::ConfigError;
 
 impl GatewayConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let cfg: GatewayConfig = warden_federation::config::read_toml(path)?;
+        let mut cfg: GatewayConfig = warden_federation::config::read_toml(path)?;
+        let table: toml::Table = warden_federation::config::read_toml(path)?;
+        cfg.explicit = explicit_keys(&table);
         cfg.validate()?;
         Ok(cfg)
     }

@@ -30,4 +30,5 @@ pub mod metrics;
 pub mod proxy;
 pub mod resilience;
 pub mod route;
+pub mod settings;
 pub mod table;

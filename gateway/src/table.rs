@@ -221,6 +221,22 @@ pub struct Tables {
     /// What each import listener serves, by its pod port (published by the import
     /// listeners' actor before it opens a port, cleared after it closes one).
     pub tcp_imports: Arc<ArcSwap<TcpImports>>,
+    /// The live settings with their sources (published by the catalog watcher; the file's
+    /// values until it has listed the store).
+    pub settings: Arc<ArcSwap<crate::settings::Settings>>,
+    /// The file's layer of the settings, under the store's documents.
+    pub file_settings: Arc<crate::settings::Settings>,
+}
+
+impl Tables {
+    /// Empty tables whose settings start as (and stay layered over) `file`.
+    pub fn with_settings(file: crate::settings::Settings) -> Self {
+        Self {
+            settings: Arc::new(ArcSwap::from_pointee(file.clone())),
+            file_settings: Arc::new(file),
+            ..Self::default()
+        }
+    }
 }
 
 /// (service, port) by the pod port of an import listener.

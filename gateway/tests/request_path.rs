@@ -188,6 +188,12 @@ fn tables(local: &[&str], clusters: &[(&str, &str)], security: Vec<SecurityPolic
 
 fn proxy(cfg: GatewayConfig, tables: Tables) -> (Arc<ProxyCtx>, mpsc::Receiver<PassiveSignal>) {
     let (tx, rx) = mpsc::channel(64);
+    // As `control::start` does: the live settings start as the file's.
+    tables
+        .settings
+        .store(Arc::new(warden_gateway::settings::Settings::from_file(
+            &cfg,
+        )));
     let me = Locality {
         cluster: "east".into(),
         region: "r1".into(),

@@ -91,7 +91,12 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                 fed.insert("endpoints".into(), toml::Value::Array(vec![toml::Value::String(own)]));
             }
         }
-        let cfg: GatewayConfig = gw_value.try_into().context("parsing [gateway]")?;
+        let explicit = gw_value
+            .as_table()
+            .map(warden_gateway::config::explicit_keys)
+            .unwrap_or_default();
+        let mut cfg: GatewayConfig = gw_value.try_into().context("parsing [gateway]")?;
+        cfg.explicit = explicit;
         cfg.validate()?;
         let deadline = Duration::from_millis(cfg.timeouts.drain_ms);
         let h = warden_gateway::control::start(cfg).await.context("starting the gateway")?;

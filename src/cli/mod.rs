@@ -6,6 +6,7 @@ pub mod echo;
 pub mod echo_ws;
 pub mod federation;
 pub mod gateway;
+pub mod mesh;
 pub mod objects;
 pub mod signals;
 pub mod trust;

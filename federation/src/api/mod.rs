@@ -13,6 +13,7 @@ pub mod error;
 mod join;
 mod leases;
 mod mesh;
+mod mesh_config;
 mod policy_crud;
 mod policy_kinds;
 pub mod scope;
@@ -149,6 +150,8 @@ fn routes() -> OpenApiRouter<Node> {
         .routes(routes!(trust::bundles))
         .routes(routes!(trust::put_bundle))
         .routes(routes!(mesh::status))
+        .routes(routes!(mesh_config::get_mesh, mesh_config::put_mesh))
+        .routes(routes!(mesh_config::get_cluster, mesh_config::put_cluster))
         .routes(routes!(mesh::add_member))
         .routes(routes!(mesh::remove_member))
         .routes(routes!(watch::watch))

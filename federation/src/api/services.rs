@@ -213,6 +213,8 @@ pub(super) async fn routing_catalog(
                 export_to: a.0.export_to.clone(),
             })
             .collect(),
+        mesh_config: state.extra.config.mesh.clone(),
+        cluster_configs: state.extra.config.clusters.clone(),
     })
     .into_response())
 }

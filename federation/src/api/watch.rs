@@ -95,6 +95,13 @@ fn watch_line(c: &Change) -> WatchLine {
         ChangeEvent::AuthorizationPolicyDeleted { id } => {
             WatchEvent::AuthorizationPolicyDeleted { id }
         }
+        ChangeEvent::MeshConfigPut(config) => WatchEvent::MeshConfigPut {
+            config: Box::new(config.0),
+        },
+        ChangeEvent::ClusterConfigPut { cluster, config } => WatchEvent::ClusterConfigPut {
+            cluster,
+            config: Box::new(config.0),
+        },
     };
     WatchLine {
         revision: c.revision,

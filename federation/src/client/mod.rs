@@ -23,15 +23,17 @@ use serde::de::DeserializeOwned;
 
 use crate::authn::JwtPolicy;
 use crate::authz::AuthorizationPolicy;
+use crate::mesh_config::{ConfigScope, MeshConfig};
 use crate::model::{Cluster, Lease, SecurityPolicy, ServiceExport, TrafficPolicy, TrustBundle};
 use crate::paths;
 use crate::resilience::ResiliencePolicy;
 use crate::route::Route;
 use crate::wire::{
     AddMember, AuthorizationBody, BundleBody, BundleStatus, CatalogService, ClusterRegistered,
-    ClusterStatus, CredentialIssued, DryRun, ErrorBody, ExportBody, GatewayBody, JoinRequest,
-    JoinTokenIssued, JwtBody, LeaseBody, LeaseList, Listing, MemberAdded, MeshStatus, PolicyBody,
-    Ready, RegisterCluster, ResilienceBody, RouteBody, RoutingCatalog, SecurityBody, TokenRequest,
+    ClusterStatus, ConfigDocument, CredentialIssued, DryRun, ErrorBody, ExportBody, GatewayBody,
+    JoinRequest, JoinTokenIssued, JwtBody, LeaseBody, LeaseList, Listing, MemberAdded, MeshStatus,
+    PolicyBody, Ready, RegisterCluster, ResilienceBody, RouteBody, RoutingCatalog, SecurityBody,
+    TokenRequest,
 };
 
 /// How long one request may take (watch streams excepted).
@@ -448,6 +450,32 @@ impl FederationClient {
 
     pub async fn delete_route(&self, id: &str) -> Result<(), ClientError> {
         self.delete(&paths::route(id)).await
+    }
+
+    // ---- mesh configuration ----
+
+    /// The mesh's settings, or a cluster's overrides, with the revision read at.
+    pub async fn config(&self, scope: &ConfigScope) -> Result<ConfigDocument, ClientError> {
+        self.get(&scope.path()).await
+    }
+
+    /// Replaces the document (`MeshConfig::default()` clears it).
+    pub async fn put_config(
+        &self,
+        scope: &ConfigScope,
+        config: &MeshConfig,
+    ) -> Result<ConfigDocument, ClientError> {
+        self.send(Method::PUT, &scope.path(), config).await
+    }
+
+    /// What replacing the document would change; nothing is written.
+    pub async fn dry_run_config(
+        &self,
+        scope: &ConfigScope,
+        config: &MeshConfig,
+    ) -> Result<DryRun<MeshConfig>, ClientError> {
+        self.send(Method::PUT, &paths::dry_run(&scope.path()), config)
+            .await
     }
 
     // ---- authorization policies ----

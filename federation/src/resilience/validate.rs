@@ -21,17 +21,7 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> FieldError {
     FieldError::new(field, message)
 }
 
-fn range<T: PartialOrd + std::fmt::Display + Copy>(
-    field: &str,
-    v: Option<T>,
-    lo: T,
-    hi: T,
-) -> Result<(), FieldError> {
-    match v {
-        Some(v) if v < lo || v > hi => Err(err(field, format!("must be {lo}-{hi}"))),
-        _ => Ok(()),
-    }
-}
+use crate::model::validate_range as range;
 
 /// Checks a policy; the error names the field at fault, e.g. `rate_limits[1].burst`.
 pub fn validate(p: &ResiliencePolicy) -> Result<(), FieldError> {

@@ -125,6 +125,14 @@ impl Follower {
         self.sync_bundles(view);
         let started = std::time::Instant::now();
         let table = view.build(&self.me, now_ms, connected, &self.tables);
+        let settings = self
+            .tables
+            .file_settings
+            .with_store(&view.mesh_config, view.cluster_configs.get(&self.me));
+        if **self.tables.settings.load() != settings {
+            tracing::info!(revision = view.revision, "settings from the store applied");
+            self.tables.settings.store(Arc::new(settings));
+        }
         let took = started.elapsed();
         self.metrics.routing_rebuild.observe(took.as_secs_f64());
         self.metrics

@@ -21,6 +21,7 @@ use crate::key::ServiceKey;
 use crate::resilience::ServicePolicies;
 use crate::route::CompiledRoute;
 use crate::table::{RemoteCluster, RemoteTable, RoutePolicy, Tables};
+use warden_federation::mesh_config::MeshConfig;
 
 /// Clusters, exports, leases and policies at one revision.
 #[derive(Debug, Default, Clone)]
@@ -49,6 +50,10 @@ pub struct CatalogView {
     /// Each cluster's last reported demand on mesh-wide rate limits (from its renewals only:
     /// the listing has none).
     pub loads: BTreeMap<String, Arc<LoadReport>>,
+    /// The mesh-wide gateway settings.
+    pub mesh_config: MeshConfig,
+    /// Per-cluster overrides by cluster name.
+    pub cluster_configs: BTreeMap<String, MeshConfig>,
 }
 
 fn export_key(e: &ServiceExport) -> (String, String, String) {
@@ -105,6 +110,8 @@ impl CatalogView {
                 .map(|a| ((a.cluster, a.namespace, a.service), a.export_to))
                 .collect(),
             loads: BTreeMap::new(),
+            mesh_config: c.mesh_config,
+            cluster_configs: c.cluster_configs,
         }
     }
 
@@ -119,6 +126,7 @@ impl CatalogView {
                 self.clusters.remove(&name);
                 self.leases.remove(&name);
                 self.loads.remove(&name);
+                self.cluster_configs.remove(&name);
             }
             WatchEvent::ServicePut {
                 service,
@@ -211,6 +219,14 @@ impl CatalogView {
             }
             WatchEvent::AuthorizationPolicyDeleted { id } => {
                 self.authorization.remove(&id);
+            }
+            WatchEvent::MeshConfigPut { config } => self.mesh_config = *config,
+            WatchEvent::ClusterConfigPut { cluster, config } => {
+                if *config == MeshConfig::default() {
+                    self.cluster_configs.remove(&cluster);
+                } else {
+                    self.cluster_configs.insert(cluster, *config);
+                }
             }
             WatchEvent::Unknown => {} // a newer server's kinds: not routing state here
         }

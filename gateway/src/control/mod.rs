@@ -153,7 +153,7 @@ const PASSIVE_BATCH: Duration = Duration::from_millis(2);
 pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::new());
-    let tables = Tables::default();
+    let tables = Tables::with_settings(crate::settings::Settings::from_file(&cfg));
     let me = Locality {
         cluster: cfg.cluster.name.clone(),
         region: cfg.cluster.region.clone(),

@@ -193,9 +193,10 @@ impl PoolActor {
         }
     }
 
-    /// The outlier settings in force: the service's resilience policy over `[outlier]`.
+    /// The outlier settings in force: the service's resilience policy over the live
+    /// settings (`[outlier]`, or the store's mesh or cluster document).
     fn outlier_settings(&self) -> Settings {
-        let o = &self.cfg.outlier;
+        let live = self.tables.settings.load();
         let remote = self.tables.remote.load();
         let policy = remote
             .resilience
@@ -204,9 +205,9 @@ impl PoolActor {
             .and_then(|p| p.source.outlier_detection.as_ref());
         Settings::resolve(
             (
-                o.consecutive_failures,
-                o.base_ejection_ms,
-                o.max_ejection_percent,
+                live.consecutive_failures.value,
+                live.base_ejection_ms.value,
+                live.max_ejection_percent.value,
             ),
             policy,
         )
@@ -255,13 +256,19 @@ impl PoolActor {
         self.tables.started.0.elapsed().as_millis() as u64
     }
 
+    /// The live health thresholds: (healthy, unhealthy).
+    fn thresholds(&self) -> (u32, u32) {
+        let s = self.tables.settings.load();
+        (s.healthy_threshold.value, s.unhealthy_threshold.value)
+    }
+
     /// Publishes the snapshot and the gauges; logs flips and failovers once.
     fn publish(&mut self) {
         if self.retired {
             return;
         }
         let now = self.now_ms();
-        let ramp_ms = self.cfg.routing.failback_ramp_ms;
+        let ramp_ms = self.tables.settings.load().failback_ramp_ms.value;
         let mut eps = Vec::with_capacity(self.endpoints.len());
         let (mut healthy, mut unhealthy, mut ejected) = (0i64, 0i64, 0i64);
         for e in &mut self.endpoints {
@@ -371,10 +378,7 @@ impl Handler<ProbeCompleted> for PoolActor {
         let label = self.label.clone();
         guarded("upstream_pool", ctx, || {
             let now = self.now_ms();
-            let (h, u) = (
-                self.cfg.health.healthy_threshold,
-                self.cfg.health.unhealthy_threshold,
-            );
+            let (h, u) = self.thresholds();
             let Some(i) = self.find(&m.addr) else { return };
             if let Some(flip) = self.endpoints[i].probe.record(m.ok, now, h, u) {
                 match flip {
@@ -411,10 +415,7 @@ impl PoolActor {
             return;
         }
         if m.refused {
-            let (h, u) = (
-                self.cfg.health.healthy_threshold,
-                self.cfg.health.unhealthy_threshold,
-            );
+            let (h, u) = self.thresholds();
             if self.endpoints[i].probe.record(false, now, h, u).is_some() {
                 tracing::warn!(service = %self.label, endpoint = %m.addr, "connection refused: unhealthy");
                 self.publish();

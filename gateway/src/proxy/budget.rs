@@ -8,8 +8,9 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub struct RetryBudget {
     start: Instant,
-    percent: u64,
-    floor: u64,
+    /// The limits as the last request saw them (the settings are live).
+    percent: AtomicU64,
+    floor: AtomicU64,
     /// (second, requests, retries) packed into three atomics.
     window: AtomicU64,
     requests: AtomicU64,
@@ -20,8 +21,8 @@ impl RetryBudget {
     pub fn new(percent: u32, floor_per_second: u32) -> Self {
         Self {
             start: Instant::now(),
-            percent: percent as u64,
-            floor: floor_per_second as u64,
+            percent: AtomicU64::new(percent as u64),
+            floor: AtomicU64::new(floor_per_second as u64),
             window: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -42,8 +43,10 @@ impl RetryBudget {
         }
     }
 
-    /// Counts an original request.
-    pub fn request(&self) {
+    /// Counts an original request, under the budget's current limits.
+    pub fn request(&self, percent: u32, floor_per_second: u32) {
+        self.percent.store(percent as u64, Ordering::Relaxed);
+        self.floor.store(floor_per_second as u64, Ordering::Relaxed);
         self.roll();
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
@@ -51,7 +54,8 @@ impl RetryBudget {
     /// Takes one retry from the budget if any is left.
     pub fn try_retry(&self) -> bool {
         self.roll();
-        let allowed = self.floor + self.requests.load(Ordering::Relaxed) * self.percent / 100;
+        let allowed = self.floor.load(Ordering::Relaxed)
+            + self.requests.load(Ordering::Relaxed) * self.percent.load(Ordering::Relaxed) / 100;
         let used = self.retries.fetch_add(1, Ordering::Relaxed);
         if used < allowed {
             true
@@ -70,7 +74,7 @@ mod tests {
     fn budget_is_a_share_of_requests_plus_a_floor() {
         let b = RetryBudget::new(20, 2);
         for _ in 0..10 {
-            b.request();
+            b.request(20, 2);
         }
         let granted = (0..10).filter(|_| b.try_retry()).count();
         // 2 (floor) + 10 × 20 % = 4; unless the one-second window rolled mid-test.

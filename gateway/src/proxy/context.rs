@@ -239,7 +239,7 @@ impl RequestCtx {
             Listener::Outbound | Listener::Tcp(_) => Some(ctx.me.cluster.clone()),
             Listener::EastWest => None,
         };
-        let access = (ctx.cfg.telemetry.access_log
+        let access = (ctx.tables.settings.load().access_log.value
             && tracing::enabled!(target: "warden::access", tracing::Level::INFO))
         .then(|| (method.clone(), path.to_string()));
         Self {

@@ -29,7 +29,11 @@ pub async fn forward(
     plan: &Plan<'_>,
     mut body: RequestBody,
 ) -> Result<Response<BoxBody>, ProxyError> {
-    ctx.budget.request();
+    {
+        let s = ctx.tables.settings.load();
+        ctx.budget
+            .request(s.budget_percent.value, s.min_retries_per_second.value);
+    }
     // The deadline runs from the first attempt: reading the client's body is not counted.
     let deadline = Instant::now() + plan.overall;
     let mut retry = Retry::new(

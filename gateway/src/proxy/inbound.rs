@@ -18,7 +18,6 @@ use super::naming::SERVICE_HEADER;
 use super::respond::error_response;
 use super::view::{ServiceView, draws};
 use crate::authz::{self, Caller};
-use crate::config::AuthzDefault;
 use crate::key::ServiceKey;
 
 pub use super::naming::PORT_HEADER;
@@ -60,7 +59,7 @@ pub fn authorize(
     let Some(peer) = peer else {
         audience(claimed, "unauthenticated")?;
         let policies = remote.security.get(key).map(Vec::len).unwrap_or(0);
-        if policies == 0 && ctx.cfg.authz.default == AuthzDefault::Allow {
+        if policies == 0 && ctx.tables.settings.load().authz_allow.value {
             return Ok(None);
         }
         return Err(deny(
@@ -89,7 +88,7 @@ pub fn authorize(
     let policies = remote.security.get(key).map(Vec::as_slice).unwrap_or(&[]);
     let d = authz::decide(
         policies,
-        ctx.cfg.authz.default == AuthzDefault::Allow,
+        ctx.tables.settings.load().authz_allow.value,
         &caller,
     );
     if d.allowed {

@@ -114,15 +114,17 @@ impl<'a> Plan<'a> {
                 | http::Method::PUT
                 | http::Method::DELETE
         );
-        let t = &ctx.cfg.timeouts;
+        let s = ctx.tables.settings.load();
         let rule = routed.map(|r| &r.rule().rule);
         let timeouts = rule.and_then(|r| r.timeouts.as_ref());
-        let per_try = timeouts.and_then(|t| t.per_try_ms).unwrap_or(t.per_try_ms);
-        let overall = timeouts.and_then(|t| t.request_ms).unwrap_or(t.overall_ms);
+        let per_try = timeouts
+            .and_then(|t| t.per_try_ms)
+            .unwrap_or(s.per_try_ms.value);
+        let overall = timeouts
+            .and_then(|t| t.request_ms)
+            .unwrap_or(s.overall_ms.value);
         let retry = rule.and_then(|r| r.retry.as_ref());
-        let max_retries = retry
-            .map(|r| r.attempts)
-            .unwrap_or(ctx.cfg.retries.max_retries);
+        let max_retries = retry.map(|r| r.attempts).unwrap_or(s.max_retries.value);
         Ok(Self {
             key,
             view,

@@ -172,7 +172,8 @@ async fn serve_http<I>(
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                let overall = std::time::Duration::from_millis(ctx.cfg.timeouts.overall_ms);
+                let overall =
+                    std::time::Duration::from_millis(ctx.tables.settings.load().overall_ms.value);
                 grace.as_mut().reset(tokio::time::Instant::now() + overall);
             }
             _ = &mut grace, if revoked => break Ok(()),

@@ -84,7 +84,8 @@ async fn forward(
     {
         exclude.extend((0..l.endpoints.len()).map(crate::balance::Target::Local));
     }
-    for _ in 0..=ctx.cfg.retries.max_retries {
+    let max_retries = ctx.tables.settings.load().max_retries.value;
+    for _ in 0..=max_retries {
         let Some(a) = view.choose(&ctx.me, over, &exclude, draws()) else {
             break;
         };
