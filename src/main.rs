@@ -57,7 +57,8 @@ enum Command {
     #[command(subcommand)]
     Authz(cli::objects::ObjectCmd),
     /// Mesh-wide and per-cluster gateway settings kept in the store
-    /// (`warden mesh config get|set|diff [--cluster NAME]`).
+    /// (`warden mesh config get|set|diff [--cluster NAME]`), and checking a bundle of objects
+    /// before applying it (`warden mesh validate -f bundle.yaml`).
     #[command(subcommand)]
     Mesh(cli::mesh::MeshCmd),
     /// Add or remove federation members.

@@ -24,16 +24,16 @@ async fn last_log_index(client: &reqwest::Client, node: &NodeProc) -> u64 {
         .unwrap()
 }
 
-/// Runs `warden mesh config <args>` against `node`; (success, stdout, stderr).
+/// Runs `warden mesh <args>` against `node`; (success, stdout, stderr).
 async fn mesh_cli(node: &NodeProc, args: &[&str]) -> (bool, String, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["mesh", "config"])
+        .arg("mesh")
         .args(args)
         .env("WARDEN_API", format!("http://{}", node.api))
         .env("WARDEN_ADMIN_TOKEN", TOKEN)
         .output()
         .await
-        .expect("run warden mesh config");
+        .expect("run warden mesh");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).to_string(),
@@ -150,13 +150,13 @@ async fn warden_mesh_config_gets_diffs_and_sets() {
     let f = file.to_str().unwrap();
 
     let before = last_log_index(&client, &node).await;
-    let (ok, out, err) = mesh_cli(&node, &["diff", "-f", f]).await;
+    let (ok, out, err) = mesh_cli(&node, &["config", "diff", "-f", f]).await;
     assert!(ok, "{err}");
     assert_eq!(
         out,
         "timeouts.per_try_ms: - -> 2000\nretries.max_retries: - -> 1\nauthz.default: - -> deny\n"
     );
-    let (ok, out, err) = mesh_cli(&node, &["set", "-f", f, "--dry-run"]).await;
+    let (ok, out, err) = mesh_cli(&node, &["config", "set", "-f", f, "--dry-run"]).await;
     assert!(ok, "{err}");
     assert_eq!(out, "mesh config: would change 3 field(s)\n");
     assert_eq!(
@@ -165,26 +165,26 @@ async fn warden_mesh_config_gets_diffs_and_sets() {
         "diff and dry run write nothing"
     );
 
-    let (ok, out, err) = mesh_cli(&node, &["set", "-f", f]).await;
+    let (ok, out, err) = mesh_cli(&node, &["config", "set", "-f", f]).await;
     assert!(ok, "{err}");
     assert!(
         out.starts_with("mesh config: applied at revision "),
         "{out}"
     );
-    let (ok, out, _) = mesh_cli(&node, &["diff", "-f", f]).await;
+    let (ok, out, _) = mesh_cli(&node, &["config", "diff", "-f", f]).await;
     assert!(ok);
     assert_eq!(out, "mesh config: unchanged\n");
-    let (ok, out, _) = mesh_cli(&node, &["get"]).await;
+    let (ok, out, _) = mesh_cli(&node, &["config", "get"]).await;
     assert!(ok);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["config"]["authz"]["default"], "deny");
 
     // A bad file exits non-zero naming the field; an unknown cluster is an error too.
     std::fs::write(&file, "retries:\n  max_retries: 99\n").unwrap();
-    let (ok, _, err) = mesh_cli(&node, &["set", "-f", f]).await;
+    let (ok, _, err) = mesh_cli(&node, &["config", "set", "-f", f]).await;
     assert!(!ok && err.contains("retries.max_retries"), "{err}");
     std::fs::write(&file, "{}\n").unwrap();
-    let (ok, _, err) = mesh_cli(&node, &["set", "-f", f, "--cluster", "nowhere"]).await;
+    let (ok, _, err) = mesh_cli(&node, &["config", "set", "-f", f, "--cluster", "nowhere"]).await;
     assert!(!ok && err.contains("nowhere"), "{err}");
 }
 
@@ -317,4 +317,154 @@ async fn a_gateway_applies_the_stored_config_live() {
     );
     assert!(ok >= 40, "only {ok} calls");
     eprintln!("{ok} requests while settings changed 10 times, 0 failed");
+}
+
+/// The (field, code) pairs of a report's list.
+fn pairs(v: &Value) -> Vec<(String, String)> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["field"].as_str().unwrap().to_string(),
+                f["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `POST /api/v1/mesh/validate` answers every error by field path and each listed warning
+/// (unknown service and cluster, no healthy fallback, weight onto a cluster without the
+/// service, a deny-everything rule, a shadowed route rule), and writes nothing; `warden mesh
+/// validate` prints them and fails only on errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_finds_each_error_and_warning_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = one_node(tmp.path()).await;
+    let client = http();
+    for c in ["east", "west", "gamma"] {
+        assert_eq!(register(&client, &node, c).await, Some(201));
+    }
+    for (c, healthy) in [("east", 2), ("west", 0)] {
+        let body = json!({"ports": [{"name": "http", "port": 80, "protocol": "http"}],
+            "healthy_endpoints": healthy});
+        put_ok(&client, &node.url(&paths::export(c, "shop", "cart")), &body).await;
+    }
+    let bundle = json!({
+        "mesh_config": {"retries": {"max_retries": 50}},
+        "cluster_configs": {"nowhere": {}},
+        "traffic_policies": [
+            {"id": "t1", "service": "shop/cart", "failover_order": ["east", "west"],
+             "weights": {"east": 50, "north": 10, "gamma": 10}},
+            {"id": "t2", "service": "shop/ghost"},
+            {"service": "shop/cart"},
+        ],
+        "security_policies": [
+            {"id": "s1", "service": "shop/cart", "action": "allow",
+             "sources": {"clusters": ["nowhere"]}},
+        ],
+        "routes": [
+            {"id": "r1", "service": "shop/cart", "rules": [
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/api"}}], "backends": [{"weight": 1}]},
+                {"matches": [{"path": {"type": "Exact", "value": "/api/v1"}}], "backends": [{"weight": 1}]},
+            ]},
+            {"id": "r2", "service": "shop/cart", "rules": [{"backends": [{"weight": 1}]}]},
+        ],
+        "authorization_policies": [
+            {"id": "a1", "service": "shop/cart", "action": "deny", "rules": [{}]},
+        ],
+    });
+    let before = last_log_index(&client, &node).await;
+    let (s, v) = send(
+        &client,
+        Method::POST,
+        &node.url(paths::MESH_VALIDATE),
+        &bundle,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["valid"], false);
+    let errors = pairs(&v["errors"]);
+    let warnings = pairs(&v["warnings"]);
+    for want in [
+        ("mesh_config.retries.max_retries", "invalid_field"),
+        ("cluster_configs.nowhere", "not_found"),
+        ("traffic_policies[2].id", "invalid_field"),
+        ("routes[1].service", "already_exists"),
+    ] {
+        assert!(
+            errors.contains(&(want.0.into(), want.1.into())),
+            "{want:?} not in {errors:?}"
+        );
+    }
+    for want in [
+        ("traffic_policies[0].weights.north", "unknown_cluster"),
+        ("traffic_policies[0].weights.gamma", "weight_without_export"),
+        ("traffic_policies[0].failover_order", "no_healthy_fallback"),
+        ("traffic_policies[1].service", "unknown_service"),
+        (
+            "security_policies[0].sources.clusters[0]",
+            "unknown_cluster",
+        ),
+        ("routes[0].rules[1]", "shadowed_rule"),
+        ("authorization_policies[0].rules[0]", "denies_everything"),
+    ] {
+        assert!(
+            warnings.contains(&(want.0.into(), want.1.into())),
+            "{want:?} not in {warnings:?}"
+        );
+    }
+    assert!(
+        !warnings
+            .iter()
+            .any(|(f, _)| f.starts_with("traffic_policies[0].weights.east")),
+        "east exports the service: {warnings:?}"
+    );
+    assert_eq!(
+        last_log_index(&client, &node).await,
+        before,
+        "validation writes nothing"
+    );
+    assert!(
+        get_json(&client, &node.url(&paths::route("r1")))
+            .await
+            .is_none()
+    );
+
+    // Bad JSON is still a 400 naming the field.
+    let (s, e) = send(
+        &client,
+        Method::POST,
+        &node.url(paths::MESH_VALIDATE),
+        &json!({"routes": [{"id": "r", "service": "shop/cart", "rules": "no"}]}),
+    )
+    .await;
+    assert_eq!(s, 400, "{e}");
+    assert!(
+        e["error"]["field"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("routes"),
+        "{e}"
+    );
+
+    // The CLI: warnings only → exit 0; errors → non-zero with each printed.
+    let file = tmp.path().join("bundle.yaml");
+    std::fs::write(
+        &file,
+        "traffic_policies:\n  - id: t2\n    service: shop/ghost\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let (ok, stdout, _) = mesh_cli(&node, &["validate", "-f", f]).await;
+    assert!(ok, "{stdout}");
+    assert_eq!(
+        stdout,
+        "warning traffic_policies[0].service: no cluster exports shop/ghost (unknown_service)\nvalid: 1 warning(s)\n"
+    );
+    std::fs::write(&file, serde_json::to_string(&bundle).unwrap()).unwrap();
+    let (ok, stdout, _) = mesh_cli(&node, &["validate", "-f", f]).await;
+    assert!(!ok);
+    assert!(stdout.contains("error routes[1].service:"), "{stdout}");
+    assert!(stdout.contains("warning routes[0].rules[1]:"), "{stdout}");
 }

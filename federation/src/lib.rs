@@ -37,6 +37,7 @@ pub mod handover;
 pub mod head_timeout;
 pub mod leader_clock;
 pub mod limits;
+pub mod lint;
 pub mod load;
 pub mod mesh_config;
 pub mod metrics;

@@ -27,6 +27,8 @@ pub const ROUTES: &str = "/api/v1/routes";
 pub const RESILIENCE_POLICIES: &str = "/api/v1/resilience/policies";
 /// `/api/v1/mesh/status`: one node's Raft view.
 pub const MESH_STATUS: &str = "/api/v1/mesh/status";
+/// `/api/v1/mesh/validate`: check a bundle of objects without writing it (POST).
+pub const MESH_VALIDATE: &str = "/api/v1/mesh/validate";
 /// `/api/v1/mesh/config`: the mesh-wide gateway settings (GET, PUT).
 pub const MESH_CONFIG: &str = "/api/v1/mesh/config";
 /// `/api/v1/federation/members`: add a member (POST).

@@ -343,6 +343,40 @@ pub struct RoutingCatalog {
     pub cluster_configs: std::collections::BTreeMap<String, MeshConfig>,
 }
 
+/// `POST /api/v1/mesh/validate`: objects to check together, as they would be written (each
+/// policy and route with its `id`). Nothing in it is written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateBundle {
+    #[serde(default)]
+    pub mesh_config: Option<MeshConfig>,
+    /// Per-cluster overrides by cluster name.
+    #[serde(default)]
+    pub cluster_configs: std::collections::BTreeMap<String, MeshConfig>,
+    #[serde(default)]
+    pub traffic_policies: Vec<PolicyBody>,
+    #[serde(default)]
+    pub security_policies: Vec<SecurityBody>,
+    #[serde(default)]
+    pub routes: Vec<RouteBody>,
+    #[serde(default)]
+    pub resilience_policies: Vec<ResilienceBody>,
+    #[serde(default)]
+    pub jwt_policies: Vec<JwtBody>,
+    #[serde(default)]
+    pub authorization_policies: Vec<AuthorizationBody>,
+}
+
+/// What validation found: `valid` when there is no error (warnings do not count).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ValidationReport {
+    pub valid: bool,
+    /// What a write would refuse (400 or 409), by field path into the bundle.
+    pub errors: Vec<crate::lint::Finding>,
+    /// Valid, but probably not meant, given the mesh as the store holds it now.
+    pub warnings: Vec<crate::lint::Finding>,
+}
+
 /// `GET /api/v1/mesh/config`, `GET /api/v1/clusters/{name}/config`: the document and the
 /// store revision it was read at.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

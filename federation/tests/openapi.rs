@@ -84,6 +84,7 @@ fn every_client_path_is_a_documented_route() {
         paths::SECURITY_POLICIES.into(),
         paths::MESH_STATUS.into(),
         paths::MESH_CONFIG.into(),
+        paths::MESH_VALIDATE.into(),
         paths::cluster_config("east"),
         paths::dry_run(paths::MESH_CONFIG),
         paths::MEMBERS.into(),

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use warden_federation::mesh_config::{ConfigScope, MeshConfig};
+use warden_federation::wire::ValidateBundle;
 
 use super::client::Conn;
 
@@ -17,6 +18,16 @@ pub enum MeshCmd {
     /// detection, failback ramp, authorization default, access log.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Check a bundle of objects (YAML or JSON: mesh_config, cluster_configs,
+    /// traffic_policies, security_policies, routes, resilience_policies, jwt_policies,
+    /// authorization_policies) against the mesh without writing it. Prints every error and
+    /// warning; exits non-zero when there is an error.
+    Validate {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(short = 'f', long)]
+        file: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -96,7 +107,10 @@ fn name(scope: &ConfigScope) -> String {
 }
 
 pub async fn run(cmd: MeshCmd) -> anyhow::Result<()> {
-    let MeshCmd::Config(cmd) = cmd;
+    let cmd = match cmd {
+        MeshCmd::Config(c) => c,
+        MeshCmd::Validate { conn, file } => return validate(conn, &file).await,
+    };
     match cmd {
         ConfigCmd::Get(t) => {
             let doc = t.conn.client()?.config(&t.scope()).await?;
@@ -137,6 +151,26 @@ pub async fn run(cmd: MeshCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn validate(conn: Conn, file: &Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let bundle: ValidateBundle = serde_saphyr::from_str(&text)
+        .with_context(|| format!("{}: not a bundle of mesh objects", file.display()))?;
+    let report = conn.client()?.validate(&bundle).await?;
+    for (kind, list) in [("error", &report.errors), ("warning", &report.warnings)] {
+        for f in list {
+            println!("{kind} {}: {} ({})", f.field, f.message, f.code);
+        }
+    }
+    let (e, w) = (report.errors.len(), report.warnings.len());
+    if report.valid {
+        println!("valid: {w} warning(s)");
+        Ok(())
+    } else {
+        anyhow::bail!("{e} error(s), {w} warning(s)")
+    }
 }
 
 #[cfg(test)]

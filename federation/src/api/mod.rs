@@ -19,6 +19,7 @@ mod policy_kinds;
 pub mod scope;
 mod services;
 mod trust;
+mod validate;
 mod watch;
 
 use axum::Json;
@@ -151,6 +152,7 @@ fn routes() -> OpenApiRouter<Node> {
         .routes(routes!(trust::put_bundle))
         .routes(routes!(mesh::status))
         .routes(routes!(mesh_config::get_mesh, mesh_config::put_mesh))
+        .routes(routes!(validate::validate))
         .routes(routes!(mesh_config::get_cluster, mesh_config::put_cluster))
         .routes(routes!(mesh::add_member))
         .routes(routes!(mesh::remove_member))

@@ -33,7 +33,7 @@ use crate::wire::{
     ClusterStatus, ConfigDocument, CredentialIssued, DryRun, ErrorBody, ExportBody, GatewayBody,
     JoinRequest, JoinTokenIssued, JwtBody, LeaseBody, LeaseList, Listing, MemberAdded, MeshStatus,
     PolicyBody, Ready, RegisterCluster, ResilienceBody, RouteBody, RoutingCatalog, SecurityBody,
-    TokenRequest,
+    TokenRequest, ValidateBundle, ValidationReport,
 };
 
 /// How long one request may take (watch streams excepted).
@@ -476,6 +476,11 @@ impl FederationClient {
     ) -> Result<DryRun<MeshConfig>, ClientError> {
         self.send(Method::PUT, &paths::dry_run(&scope.path()), config)
             .await
+    }
+
+    /// Checks a bundle of objects without writing it: every error and warning.
+    pub async fn validate(&self, bundle: &ValidateBundle) -> Result<ValidationReport, ClientError> {
+        self.send(Method::POST, paths::MESH_VALIDATE, bundle).await
     }
 
     // ---- authorization policies ----
