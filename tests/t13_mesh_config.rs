@@ -468,3 +468,127 @@ async fn validate_finds_each_error_and_warning_and_writes_nothing() {
     assert!(stdout.contains("error routes[1].service:"), "{stdout}");
     assert!(stdout.contains("warning routes[0].rules[1]:"), "{stdout}");
 }
+
+/// `?dry_run=true` on every write endpoint answers as the write would — the status, the body,
+/// a rejection — marked `x-warden-dry-run: true`, and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_endpoint_dry_runs_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = one_node(tmp.path()).await;
+    let client = http();
+    assert_eq!(register(&client, &node, "west").await, Some(201));
+    let before = last_log_index(&client, &node).await;
+    let dry = |path: &str| paths::dry_run(&node.url(path));
+    let export = json!({"ports": [{"name": "http", "port": 80, "protocol": "http"}],
+        "healthy_endpoints": 1});
+    let cases: Vec<(Method, String, Value, u16)> = vec![
+        (
+            Method::POST,
+            dry(paths::CLUSTERS),
+            cluster_body("east"),
+            201,
+        ),
+        (
+            Method::POST,
+            dry(paths::CLUSTERS),
+            cluster_body("west"),
+            409,
+        ),
+        (
+            Method::DELETE,
+            dry(&paths::cluster("west")),
+            Value::Null,
+            204,
+        ),
+        (
+            Method::DELETE,
+            dry(&paths::cluster("nowhere")),
+            Value::Null,
+            404,
+        ),
+        (
+            Method::PUT,
+            dry(&paths::cluster_gateway("west")),
+            json!({"gateway": "127.0.0.1:17000"}),
+            200,
+        ),
+        (
+            Method::PUT,
+            dry(&paths::export("west", "shop", "cart")),
+            export.clone(),
+            200,
+        ),
+        (
+            Method::PUT,
+            dry(&paths::export("nowhere", "shop", "cart")),
+            export,
+            404,
+        ),
+        (
+            Method::PUT,
+            dry(&paths::lease("west")),
+            json!({"ttl_ms": 5000}),
+            200,
+        ),
+        (
+            Method::POST,
+            dry(&paths::cluster_credential("west")),
+            Value::Null,
+            201,
+        ),
+        (
+            Method::POST,
+            dry(paths::MEMBERS),
+            json!({"id": 9, "raft_addr": "127.0.0.1:1", "api_addr": "127.0.0.1:2", "voter": false}),
+            200,
+        ),
+        (
+            Method::DELETE,
+            dry(&paths::route("nothing")),
+            Value::Null,
+            404,
+        ),
+    ];
+    for (method, url, body, want) in cases {
+        let mut req = client.request(method.clone(), &url);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let marked = r
+            .headers()
+            .get("x-warden-dry-run")
+            .map(|v| v.as_bytes().to_vec());
+        let text = r.text().await.unwrap_or_default();
+        assert_eq!(status, want, "{method} {url}: {text}");
+        assert_eq!(
+            marked.as_deref(),
+            Some(&b"true"[..]),
+            "{method} {url} is marked"
+        );
+        if url.contains("/gateway") {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                v["gateway"], "127.0.0.1:17000",
+                "the answer shows the write's effect"
+            );
+        }
+    }
+    assert_eq!(
+        last_log_index(&client, &node).await,
+        before,
+        "nothing was written"
+    );
+    let west = get_json(&client, &node.url(&paths::cluster("west")))
+        .await
+        .unwrap();
+    assert_eq!(west["gateway"], "127.0.0.1:15008");
+    assert!(
+        get_json(&client, &node.url(&paths::cluster("east")))
+            .await
+            .is_none()
+    );
+    let members = mesh_status(&client, &node).await.unwrap()["members"].clone();
+    assert_eq!(members.as_array().unwrap().len(), 1, "{members}");
+}

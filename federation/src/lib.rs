@@ -33,6 +33,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod credential;
+pub mod dry_run;
 pub mod handover;
 pub mod head_timeout;
 pub mod leader_clock;

@@ -9,7 +9,7 @@ use openraft::ChangeMembers;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use warden_raft_store::SharedState;
+use warden_raft_store::{SharedState, StateMachineCore};
 
 use crate::command::{Command, CommandResult};
 use crate::network::{CallError, RpcClient};
@@ -207,7 +207,17 @@ impl FederationNode {
     }
 
     /// Proposes a command; returns once it is committed and applied on this node.
+    /// Proposes `cmd` and answers once it is applied here; in a dry run
+    /// ([`crate::dry_run`]), applies it to a copy of the state instead and proposes nothing.
     pub async fn write(&self, cmd: Command) -> Result<CommandResult, NodeError> {
+        if crate::dry_run::active() {
+            let mut copy = self
+                .state
+                .read()
+                .map_err(|_| NodeError::Unavailable("state lock poisoned".into()))?
+                .clone();
+            return Ok(copy.apply(0, &cmd));
+        }
         let deadline = Instant::now() + self.write_timeout;
         match self
             .leader_op(ForwardRequest::Write(Box::new(cmd)), self.write_timeout)

@@ -37,7 +37,7 @@ pub const HISTORY_LEN: usize = 10_000;
 pub const DATA_FORMAT: u32 = 1;
 
 /// Everything the federation agrees on.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FederationState {
     /// Grows by one with every applied change; 0 for an empty store.
     pub revision: u64,

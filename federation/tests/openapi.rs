@@ -56,6 +56,21 @@ fn every_operation_is_tagged_and_answers_errors_as_documented() {
 /// Every path the clients use (`warden_federation::paths`) is one the document lists, so a
 /// client cannot call a route the server does not have.
 #[test]
+fn every_write_documents_dry_run() {
+    let v: serde_json::Value =
+        serde_json::from_str(&warden_federation::api::openapi().to_pretty_json().unwrap()).unwrap();
+    for (path, item) in v["paths"].as_object().unwrap() {
+        for method in ["put", "post", "delete"] {
+            let Some(op) = item.get(method) else { continue };
+            let named = op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == "dry_run"));
+            assert!(named, "{method} {path} does not document dry_run");
+        }
+    }
+}
+
+#[test]
 fn every_client_path_is_a_documented_route() {
     use warden_federation::paths;
     let doc: serde_json::Value =

@@ -182,13 +182,20 @@ pub(super) async fn set_gateway(
 ) -> Result<Response, ApiError> {
     validate_dns_label("name", &name)?;
     validate_host_port("gateway", &body.gateway)?;
+    let gateway = body.gateway.clone();
     let cmd = Command::SetClusterGateway {
         name: name.clone(),
         gateway: body.gateway,
         at: now_ms(),
     };
     let result = node.write(cmd).await?;
-    let cluster = state(&node)?.clusters.get(&name).cloned();
+    let mut cluster = state(&node)?.clusters.get(&name).cloned();
+    if crate::dry_run::active()
+        && let Some(c) = cluster.as_mut()
+    {
+        // Nothing was written: show the registration as the write would have left it.
+        c.gateway = gateway;
+    }
     written(result, StatusCode::OK, cluster)
 }
 

@@ -63,6 +63,10 @@ pub(super) async fn renew(
         },
     };
     match node.write(command).await? {
+        // A dry run leaves the in-memory record of renewals alone too.
+        CommandResult::Applied { .. } if crate::dry_run::active() => {
+            Ok(Json(lease).into_response())
+        }
         CommandResult::Applied { .. } => {
             if let Some(gw) = &body.gateway {
                 node.advertised.record(&lease.cluster, gw, lease.renewed_at);

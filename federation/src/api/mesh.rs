@@ -135,7 +135,10 @@ pub(super) async fn add_member(
             format!("member {} exists with other addresses ({existing})", req.id),
         ));
     }
-    node.add_member(req.id, info, req.voter).await?;
+    // A dry run stops here: checked, nothing changed.
+    if !crate::dry_run::active() {
+        node.add_member(req.id, info, req.voter).await?;
+    }
     Ok((
         StatusCode::OK,
         Json(MemberAdded {
@@ -178,6 +181,8 @@ pub(super) async fn remove_member(
     if !known {
         return Err(ApiError::not_found(format!("member {id} not found")));
     }
-    node.remove_member(id).await?;
+    if !crate::dry_run::active() {
+        node.remove_member(id).await?;
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

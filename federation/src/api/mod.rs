@@ -9,6 +9,7 @@ pub mod body;
 mod clusters;
 pub mod common;
 mod crud_api;
+mod dry;
 pub mod error;
 mod join;
 mod leases;
@@ -165,7 +166,9 @@ fn routes() -> OpenApiRouter<Node> {
 
 /// The OpenAPI 3.1 document of this API (also in `docs/openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    let mut api = routes().split_for_parts().1;
+    dry::document(&mut api);
+    api
 }
 
 /// The API router.
@@ -180,6 +183,7 @@ pub fn router(node: Node) -> Router {
                 "method not allowed on this path",
             )
         })
+        .layer(middleware::from_fn(dry::layer))
         .layer(middleware::from_fn_with_state(node.clone(), auth::auth))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(node)
