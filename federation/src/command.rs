@@ -135,6 +135,14 @@ pub enum Command {
         config: Stored<MeshConfig>,
         at: u64,
     },
+    /// `command` made through the API by `who` (`what`: the request): applied as itself,
+    /// then recorded in the audit log when it changed anything ([`crate::audit`]).
+    Audited {
+        who: String,
+        what: String,
+        at: u64,
+        command: Box<Command>,
+    },
 }
 
 /// Why a command was refused by the state machine.

@@ -24,6 +24,7 @@
 pub mod advertised;
 pub mod api;
 pub mod audience;
+pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod batch;

@@ -218,6 +218,7 @@ impl FederationNode {
                 .clone();
             return Ok(copy.apply(0, &cmd));
         }
+        let cmd = crate::audit::wrap(cmd, crate::clock::now_ms());
         let deadline = Instant::now() + self.write_timeout;
         match self
             .leader_op(ForwardRequest::Write(Box::new(cmd)), self.write_timeout)

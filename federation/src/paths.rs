@@ -27,6 +27,13 @@ pub const ROUTES: &str = "/api/v1/routes";
 pub const RESILIENCE_POLICIES: &str = "/api/v1/resilience/policies";
 /// `/api/v1/mesh/status`: one node's Raft view.
 pub const MESH_STATUS: &str = "/api/v1/mesh/status";
+/// `/api/v1/audit`: who changed what (GET, `?since=REVISION&limit=N`).
+pub const AUDIT: &str = "/api/v1/audit";
+
+/// The audit records after revision `since`, `limit` at most.
+pub fn audit(since: u64, limit: usize) -> String {
+    format!("{AUDIT}?since={since}&limit={limit}")
+}
 /// `/api/v1/mesh/validate`: check a bundle of objects without writing it (POST).
 pub const MESH_VALIDATE: &str = "/api/v1/mesh/validate";
 /// `/api/v1/mesh/config`: the mesh-wide gateway settings (GET, PUT).

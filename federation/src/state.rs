@@ -84,6 +84,9 @@ pub struct Extra {
     /// Mesh-wide and per-cluster gateway configuration.
     #[serde(default)]
     pub config: crate::mesh_config::ConfigState,
+    /// The last [`crate::audit::AUDIT_LEN`] changes made through the API, oldest first.
+    #[serde(default)]
+    pub audit: VecDeque<crate::audit::AuditRecord>,
 }
 
 impl FederationState {
@@ -636,6 +639,28 @@ impl StateMachineCore for FederationState {
             }
             Command::PutJwtPolicy { policy } => self.put_document(policy),
             Command::DeleteJwtPolicy { id, at } => self.delete_document::<JwtPolicy>(id, *at),
+            Command::Audited {
+                who,
+                what,
+                at,
+                command,
+            } => {
+                let before = self.revision;
+                let result = self.apply(_log_index, command);
+                if self.revision > before {
+                    let audit = &mut self.extra.0.audit;
+                    audit.push_back(crate::audit::AuditRecord {
+                        revision: self.revision,
+                        at: *at,
+                        who: who.clone(),
+                        what: what.clone(),
+                    });
+                    while audit.len() > crate::audit::AUDIT_LEN {
+                        audit.pop_front();
+                    }
+                }
+                result
+            }
             Command::PutMeshConfig { config, at } => self.put_mesh_config(config, *at),
             Command::PutClusterConfig {
                 cluster,

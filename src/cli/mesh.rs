@@ -28,6 +28,16 @@ pub enum MeshCmd {
         #[arg(short = 'f', long)]
         file: PathBuf,
     },
+    /// Who changed what through the API, oldest first: `revision time who what`.
+    Audit {
+        #[command(flatten)]
+        conn: Conn,
+        /// Only changes after this store revision.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 #[derive(Args)]
@@ -110,6 +120,12 @@ pub async fn run(cmd: MeshCmd) -> anyhow::Result<()> {
     let cmd = match cmd {
         MeshCmd::Config(c) => c,
         MeshCmd::Validate { conn, file } => return validate(conn, &file).await,
+        MeshCmd::Audit { conn, since, limit } => {
+            for r in conn.client()?.audit(since, limit).await?.items {
+                println!("{} {} {} {}", r.revision, r.at, r.who, r.what);
+            }
+            return Ok(());
+        }
     };
     match cmd {
         ConfigCmd::Get(t) => {

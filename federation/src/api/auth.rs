@@ -31,7 +31,7 @@ pub enum Caller {
 
 /// The middleware in front of every route.
 pub async fn auth(State(node): State<Node>, mut req: Request, next: Next) -> Response {
-    let caller = match identify(&node, &req) {
+    let (caller, who) = match identify(&node, &req) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -47,10 +47,20 @@ pub async fn auth(State(node): State<Node>, mut req: Request, next: Next) -> Res
         }
     }
     req.extensions_mut().insert(caller);
-    next.run(req).await
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        return next.run(req).await;
+    }
+    // Writes run on behalf of their caller: the audit log records who made each change.
+    let actor = crate::audit::Actor {
+        who,
+        what: format!("{} {}", req.method(), req.uri().path()),
+    };
+    crate::audit::scope(actor, next.run(req)).await
 }
 
-fn identify(node: &Node, req: &Request) -> Result<Caller, ApiError> {
+/// The caller, and how the audit log names it: `admin-token`, the admin SPIFFE ID,
+/// `cluster:<name>`, or `join-token` (and `anonymous` for reads).
+fn identify(node: &Node, req: &Request) -> Result<(Caller, String), ApiError> {
     let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
     let loopback = req
         .extensions()
@@ -59,17 +69,20 @@ fn identify(node: &Node, req: &Request) -> Result<Caller, ApiError> {
         .unwrap_or(false);
     // A joining cluster authenticates with its join token, not the admin token.
     let is_join = *req.method() == Method::POST && req.uri().path() == paths::JOIN;
-    if (is_read && loopback) || is_join {
-        return Ok(Caller::Anonymous);
+    if is_join {
+        return Ok((Caller::Anonymous, "join-token".into()));
+    }
+    if is_read && loopback {
+        return Ok((Caller::Anonymous, "anonymous".into()));
     }
     // An admin identity proven by a client certificate (API over TLS).
     let admin_cert = req
         .extensions()
         .get::<PeerIdentity>()
         .and_then(|p| p.0.as_ref())
-        .is_some_and(|id| node.admin_spiffe_ids.iter().any(|a| a == id));
-    if admin_cert {
-        return Ok(Caller::Admin);
+        .filter(|id| node.admin_spiffe_ids.iter().any(|a| a == *id));
+    if let Some(id) = admin_cert {
+        return Ok((Caller::Admin, id.clone()));
     }
     let given = req
         .headers()
@@ -84,12 +97,15 @@ fn identify(node: &Node, req: &Request) -> Result<Caller, ApiError> {
         ));
     };
     if credential::same(token.as_bytes(), node.admin_token.as_bytes()) {
-        return Ok(Caller::Admin);
+        return Ok((Caller::Admin, "admin-token".into()));
     }
     if let Some((cluster, secret)) = credential::parse(token)
         && state(node)?.credential_matches(cluster, secret)
     {
-        return Ok(Caller::Cluster(cluster.to_string()));
+        return Ok((
+            Caller::Cluster(cluster.to_string()),
+            format!("cluster:{cluster}"),
+        ));
     }
     Err(ApiError::new(
         StatusCode::UNAUTHORIZED,

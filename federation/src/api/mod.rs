@@ -4,6 +4,7 @@
 //! need the token from anywhere else. Reads are served from this node's applied state unless
 //! `?consistent=true` asks for a linearizable read. Every error is JSON (see [`error`]).
 
+mod audit;
 pub mod auth;
 pub mod body;
 mod clusters;
@@ -154,6 +155,7 @@ fn routes() -> OpenApiRouter<Node> {
         .routes(routes!(mesh::status))
         .routes(routes!(mesh_config::get_mesh, mesh_config::put_mesh))
         .routes(routes!(validate::validate))
+        .routes(routes!(audit::list))
         .routes(routes!(mesh_config::get_cluster, mesh_config::put_cluster))
         .routes(routes!(mesh::add_member))
         .routes(routes!(mesh::remove_member))

@@ -478,6 +478,15 @@ impl FederationClient {
             .await
     }
 
+    /// Who changed what after revision `since` (oldest first, `limit` at most).
+    pub async fn audit(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<Listing<crate::audit::AuditRecord>, ClientError> {
+        self.get(&paths::audit(since, limit)).await
+    }
+
     /// Checks a bundle of objects without writing it: every error and warning.
     pub async fn validate(&self, bundle: &ValidateBundle) -> Result<ValidationReport, ClientError> {
         self.send(Method::POST, paths::MESH_VALIDATE, bundle).await
