@@ -181,9 +181,11 @@ async fn tokens_are_verified_against_a_jwks_fetched_and_cached_by_the_gateway() 
     put_ok(&admin, &node.url(&paths::jwt_policy("cart-jwt")), &policy).await;
     // Until the policy reaches the gateway, nothing checks tokens (and the caller's own
     // x-tenant passes): wait for it to be in force first.
-    eventually(Duration::from_secs(30), "the policy is in force", || async {
-        (call_with(&client, &out, None).await.0 == 401).then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the policy is in force",
+        || async { (call_with(&client, &out, None).await.0 == 401).then_some(()) },
+    )
     .await;
     let good = sign(&k1, "k1", claims(300, "cart", "acme"));
     let body = eventually(Duration::from_secs(30), "a valid token passes", || async {

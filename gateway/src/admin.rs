@@ -80,6 +80,25 @@ pub fn config_dump(ctx: &ProxyCtx) -> Value {
     })
 }
 
+/// `/signals?window=1m|5m`: the golden signals per edge over the window (1m by default).
+fn signals(ctx: &ProxyCtx, query: &str) -> Response<BoxBody> {
+    let asked = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("window="))
+        .unwrap_or("1m");
+    let window = match asked {
+        "1m" => std::time::Duration::from_secs(60),
+        "5m" => std::time::Duration::from_secs(300),
+        other => {
+            let error = json!({"error": {"code": "invalid_request", "field": "window",
+                "message": format!("window must be 1m or 5m, not {other:?}")}});
+            return json_reply(StatusCode::BAD_REQUEST, error);
+        }
+    };
+    let w = ctx.tables.signals.window(&ctx.metrics, window);
+    json_reply(StatusCode::OK, json!(w))
+}
+
 /// Where a request for `authority` would go right now, and why.
 pub fn explain(ctx: &ProxyCtx, authority: &str) -> (StatusCode, Value) {
     let Some(key) = ServiceKey::from_authority(authority) else {
@@ -223,6 +242,7 @@ async fn handle(req: Request<Incoming>, st: AdminState) -> Response<BoxBody> {
             ctx.metrics.render(),
         ),
         (Method::GET, "/config_dump") => json_reply(StatusCode::OK, config_dump(ctx)),
+        (Method::GET, "/signals") => signals(ctx, &query),
         (Method::GET, "/explain") => {
             let authority = query
                 .split('&')

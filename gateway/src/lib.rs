@@ -31,4 +31,5 @@ pub mod proxy;
 pub mod resilience;
 pub mod route;
 pub mod settings;
+pub mod signals;
 pub mod table;

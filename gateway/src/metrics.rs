@@ -49,13 +49,13 @@ impl Metrics {
         let duration = must(HistogramVec::new(
             HistogramOpts::new(
                 "warden_http_request_duration_seconds",
-                "Time from request to response headers, per service and destination cluster.",
+                "Time from request to response headers, per service, source and destination cluster.",
             )
             .buckets(vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0,
             ]),
-            &["service", "dst_cluster"],
+            &["service", "src_cluster", "dst_cluster"],
         ));
         let endpoints = must(IntGaugeVec::new(
             Opts::new(

@@ -226,6 +226,8 @@ pub struct Tables {
     pub settings: Arc<ArcSwap<crate::settings::Settings>>,
     /// The file's layer of the settings, under the store's documents.
     pub file_settings: Arc<crate::settings::Settings>,
+    /// Samples of the request counters for the golden signals' windows.
+    pub signals: Arc<crate::signals::Signals>,
 }
 
 impl Tables {

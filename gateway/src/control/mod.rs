@@ -154,6 +154,18 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::new());
     let tables = Tables::with_settings(crate::settings::Settings::from_file(&cfg));
+    {
+        // The golden signals' sampler: copies counters the data path keeps anyway; it cannot
+        // fail (a poisoned ring is taken as it is), so it needs no supervisor.
+        let (signals, metrics) = (tables.signals.clone(), metrics.clone());
+        actix::spawn(async move {
+            let mut every = tokio::time::interval(crate::signals::EVERY);
+            loop {
+                every.tick().await;
+                signals.sample(&metrics);
+            }
+        });
+    }
     let me = Locality {
         cluster: cfg.cluster.name.clone(),
         region: cfg.cluster.region.clone(),

@@ -39,7 +39,7 @@ pub fn account(
                 .inc();
             ctx.metrics
                 .duration
-                .with_label_values(&[service.as_str(), dst])
+                .with_label_values(&[service.as_str(), rc.src_label(), dst])
                 .observe(elapsed.as_secs_f64());
         }
     }
