@@ -1,10 +1,13 @@
 //! Golden signals per edge on a gateway's admin listener: `/signals?window=1m|5m` answers
 //! requests, errors, rate and latency percentiles per (service, source cluster, destination
-//! cluster), from the counters the data path keeps anyway.
+//! cluster), from the counters the data path keeps anyway; gateways report them with their
+//! lease renewals and any federation node answers for the whole mesh.
 
 mod support;
 
-use serde_json::Value;
+use std::time::Duration;
+
+use serde_json::{Value, json};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,4 +53,64 @@ async fn signals_count_each_edge_over_a_window() {
     assert_eq!(r.status().as_u16(), 400);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["field"], "window");
+}
+
+/// Gateways report their windows with their lease renewals; any federation node answers for
+/// the whole mesh by asking its peers: here the gateway renews through node 1 and node 2
+/// answers with its edge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_node_answers_the_mesh_wide_signals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = three_nodes(tmp.path()).await;
+    let east = east_of(tmp.path(), &nodes[0], "").await;
+    let client = http();
+    let out = east.outbound();
+    eventually(Duration::from_secs(30), "cart is served", || async {
+        (call(&client, &out).await.0 == 200).then_some(())
+    })
+    .await;
+    for _ in 0..30 {
+        assert_eq!(call(&client, &out).await.0, 200);
+    }
+    // The gateway reports every 10 s (its sampler's period): wait for a report with the calls.
+    let url = format!(
+        "{}?window=1m&service=shop/cart",
+        nodes[1].url(paths::OBSERVABILITY_METRICS)
+    );
+    let v = eventually(Duration::from_secs(40), "the edge reported", || async {
+        let v = get_json(&client, &url).await?;
+        let found = v["edges"].as_array()?.iter().any(|e| {
+            e["reported_by"] == "east"
+                && e["dst_cluster"] == "east"
+                && e["requests"].as_u64().unwrap_or(0) >= 30
+        });
+        found.then_some(v)
+    })
+    .await;
+    assert_eq!(
+        (v["nodes_asked"].clone(), v["nodes_answered"].clone()),
+        (json!(3), json!(3)),
+        "{v}"
+    );
+    assert_eq!(v["window_s"], 60);
+    let e = &v["edges"][0];
+    assert_eq!(
+        (e["service"].clone(), e["errors"].clone()),
+        (json!("shop/cart"), json!(0))
+    );
+    assert!(e["p99_ms"].as_f64().is_some(), "{e}");
+    // Only this node's own reports: the gateway renews through node 1, so node 2 has none.
+    let local = get_json(&client, &format!("{url}&scope=local"))
+        .await
+        .unwrap();
+    assert_eq!(local["edges"], json!([]), "{local}");
+    let (s, body) = {
+        let r = client.get(format!("{url}&window=2h")).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(
+        (s, body["error"]["field"].clone()),
+        (400, json!("window")),
+        "{body}"
+    );
 }

@@ -64,6 +64,8 @@ pub struct FederationNode {
     pub limits: crate::config::NodeLimits,
     /// Proposes this node's writes as leader, concurrent ones together.
     pub batcher: crate::batch::WriteBatcher,
+    /// The golden signals gateways reported with their renewals to this node.
+    pub signals: crate::signals::SignalStore,
     /// When this node last became leader (its vote lease runs from then).
     pub leader_clock: crate::leader_clock::LeaderClock,
 }
@@ -112,6 +114,13 @@ impl FederationNode {
                 };
                 let r = self.raft.change_membership(change, false).await;
                 self.membership_result(r)
+            }
+            ForwardRequest::Signals { window_s, service } => {
+                ForwardResponse::Signals(crate::stored::Stored(self.signals.edges(
+                    *window_s,
+                    service.as_deref(),
+                    crate::clock::now_ms(),
+                )))
             }
             ForwardRequest::TakeLeadership => match self.raft.trigger().elect().await {
                 Ok(()) => ForwardResponse::Electing,

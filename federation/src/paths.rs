@@ -27,6 +27,8 @@ pub const ROUTES: &str = "/api/v1/routes";
 pub const RESILIENCE_POLICIES: &str = "/api/v1/resilience/policies";
 /// `/api/v1/mesh/status`: one node's Raft view.
 pub const MESH_STATUS: &str = "/api/v1/mesh/status";
+/// `/api/v1/observability/metrics`: golden signals per edge across the mesh (GET).
+pub const OBSERVABILITY_METRICS: &str = "/api/v1/observability/metrics";
 /// `/api/v1/audit`: who changed what (GET, `?since=REVISION&limit=N`).
 pub const AUDIT: &str = "/api/v1/audit";
 

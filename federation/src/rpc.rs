@@ -28,6 +28,12 @@ pub enum ForwardRequest {
     /// Sent by a leader that is stopping to the voter it chose as its successor: stand for
     /// election now ([`crate::handover`]). Never forwarded; appended last (positional codec).
     TakeLeadership,
+    /// A peer asks for the golden signals gateways reported to this node (`window_s`, the
+    /// service when given). Answered by any node, never forwarded.
+    Signals {
+        window_s: u64,
+        service: Option<String>,
+    },
 }
 
 /// The leader's answer.
@@ -48,6 +54,8 @@ pub enum ForwardResponse {
     },
     /// The answer to [`ForwardRequest::TakeLeadership`]: this node stands for election.
     Electing,
+    /// The answer to [`ForwardRequest::Signals`] (JSON text: the edges flatten).
+    Signals(crate::stored::Stored<Vec<crate::signals::ReportedEdge>>),
 }
 
 impl ForwardResponse {

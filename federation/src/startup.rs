@@ -277,6 +277,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         max_rpc_bytes: cfg.raft.max_rpc_bytes,
         limits: cfg.limits.clone(),
         batcher,
+        signals: Default::default(),
         leader_clock: crate::leader_clock::LeaderClock::track(&raft, cfg.node_id),
     });
 

@@ -136,6 +136,10 @@ pub struct LeaseBody {
     /// renewal without it clears the report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<crate::load::LoadReport>,
+    /// The renewing gateway's golden signals (every 10 s; kept by the receiving node in
+    /// memory, never in the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<crate::signals::SignalsReport>,
 }
 
 /// The body of `PUT /api/v1/clusters/{name}/gateway`: where other clusters reach it.

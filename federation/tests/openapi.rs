@@ -101,6 +101,7 @@ fn every_client_path_is_a_documented_route() {
         paths::MESH_CONFIG.into(),
         paths::MESH_VALIDATE.into(),
         paths::AUDIT.into(),
+        paths::OBSERVABILITY_METRICS.into(),
         paths::cluster_config("east"),
         paths::dry_run(paths::MESH_CONFIG),
         paths::MEMBERS.into(),

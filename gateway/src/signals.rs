@@ -10,8 +10,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use prometheus::core::Collector;
-use serde::Serialize;
+use warden_federation::signals::{EdgeSignals, SignalsReport, Window};
 
 use crate::metrics::Metrics;
 
@@ -38,35 +40,11 @@ struct Sample {
     edges: HashMap<Edge, Counts>,
 }
 
-/// The ring of samples.
+/// The ring of samples, and the report the last sample made (with its number).
 #[derive(Default)]
 pub struct Signals {
     ring: Mutex<VecDeque<Sample>>,
-}
-
-/// One edge over one window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EdgeSignals {
-    pub service: String,
-    pub src_cluster: String,
-    pub dst_cluster: String,
-    pub requests: u64,
-    pub errors: u64,
-    pub requests_per_second: f64,
-    pub error_rate: f64,
-    /// Latency in milliseconds; absent without requests that got an answer.
-    pub p50_ms: Option<f64>,
-    pub p90_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-}
-
-/// Every edge over a window, and the seconds it covers (less than asked for while the
-/// gateway is younger than the window).
-#[derive(Debug, Clone, Serialize)]
-pub struct Window {
-    pub window_s: u64,
-    pub covered_s: f64,
-    pub edges: Vec<EdgeSignals>,
+    report: Mutex<(u64, Option<SignalsReport>)>,
 }
 
 fn label(metric: &prometheus::proto::Metric, name: &str) -> String {
@@ -154,14 +132,35 @@ fn quantile(q: f64, now: &[(f64, u64)], then: &[(f64, u64)]) -> Option<f64> {
 }
 
 impl Signals {
-    /// Takes a sample now (the sampler calls this every [`EVERY`]).
+    /// Takes a sample now (the sampler calls this every [`EVERY`]), and makes the report
+    /// the next lease renewal carries: the 1 m and 5 m windows, at most
+    /// [`warden_federation::signals::MAX_EDGES`] busiest edges each.
     pub fn sample(&self, m: &Metrics) {
         let s = read(m);
-        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        ring.push_back(s);
-        while ring.len() > KEEP {
-            ring.pop_front();
+        {
+            let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+            ring.push_back(s);
+            while ring.len() > KEEP {
+                ring.pop_front();
+            }
         }
+        let windows = [60, 300]
+            .map(|secs| {
+                let mut w = self.window(m, Duration::from_secs(secs));
+                w.edges.sort_by_key(|e| std::cmp::Reverse(e.requests));
+                w.edges.truncate(warden_federation::signals::MAX_EDGES);
+                w
+            })
+            .to_vec();
+        let mut r = self.report.lock().unwrap_or_else(|p| p.into_inner());
+        *r = (r.0 + 1, Some(SignalsReport { windows }));
+    }
+
+    /// The latest report, if it is newer than the one numbered `sent` (which it updates).
+    pub fn report_after(&self, sent: &AtomicU64) -> Option<SignalsReport> {
+        let r = self.report.lock().unwrap_or_else(|p| p.into_inner());
+        let (n, report) = (r.0, r.1.as_ref()?);
+        (sent.swap(n, Ordering::Relaxed) != n).then(|| report.clone())
     }
 
     /// Every edge over the last `window` (or as much of it as the ring holds).

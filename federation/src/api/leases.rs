@@ -47,6 +47,9 @@ pub(super) async fn renew(
     if let Some(load) = &body.load {
         load.validate()?;
     }
+    if let Some(s) = &body.signals {
+        s.validate()?;
+    }
     let lease = Lease {
         cluster: name,
         renewed_at: now_ms(),
@@ -68,6 +71,9 @@ pub(super) async fn renew(
             Ok(Json(lease).into_response())
         }
         CommandResult::Applied { .. } => {
+            if let Some(s) = body.signals {
+                node.signals.record(&lease.cluster, lease.renewed_at, s);
+            }
             if let Some(gw) = &body.gateway {
                 node.advertised.record(&lease.cluster, gw, lease.renewed_at);
             }

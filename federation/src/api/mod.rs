@@ -16,6 +16,7 @@ mod join;
 mod leases;
 mod mesh;
 mod mesh_config;
+mod observability;
 mod policy_crud;
 mod policy_kinds;
 pub mod scope;
@@ -156,6 +157,7 @@ fn routes() -> OpenApiRouter<Node> {
         .routes(routes!(mesh_config::get_mesh, mesh_config::put_mesh))
         .routes(routes!(validate::validate))
         .routes(routes!(audit::list))
+        .routes(routes!(observability::metrics))
         .routes(routes!(mesh_config::get_cluster, mesh_config::put_cluster))
         .routes(routes!(mesh::add_member))
         .routes(routes!(mesh::remove_member))

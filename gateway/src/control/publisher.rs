@@ -73,6 +73,10 @@ struct Job {
     report_gateway: AtomicBool,
     /// The node accepts `load` in lease renewals.
     report_load: AtomicBool,
+    /// The node accepts `signals` in lease renewals.
+    report_signals: AtomicBool,
+    /// The number of the last signals report sent.
+    signals_sent: std::sync::atomic::AtomicU64,
     /// Demand on mesh-wide rate limits, and the last report sent (the share follows it).
     meter: std::sync::Mutex<(Meter, Option<LoadReport>)>,
 }
@@ -102,6 +106,8 @@ impl PublisherActor {
                 renewing: tokio::sync::Mutex::new(()),
                 report_gateway: AtomicBool::new(true),
                 report_load: AtomicBool::new(true),
+                report_signals: AtomicBool::new(true),
+                signals_sent: Default::default(),
                 meter: Default::default(),
             }),
             metrics,
@@ -254,6 +260,11 @@ impl Job {
                 .load(Ordering::Relaxed)
                 .then(|| self.sample_load())
                 .flatten(),
+            signals: self
+                .report_signals
+                .load(Ordering::Relaxed)
+                .then(|| self.tables.signals.report_after(&self.signals_sent))
+                .flatten(),
         };
         let me = &self.cfg.cluster.name;
         match self.fed.renew_lease(me, &body).await {
@@ -261,6 +272,12 @@ impl Job {
             Err(ClientError::BadRequest { field: Some(f), .. }) if f == "gateway" => {
                 self.report_gateway.store(false, Ordering::Relaxed);
                 body.gateway = None;
+                self.fed.renew_lease(me, &body).await.map(|_| true)
+            }
+            // A node from before golden signals: renew without them from now on.
+            Err(ClientError::BadRequest { field: Some(f), .. }) if f == "signals" => {
+                self.report_signals.store(false, Ordering::Relaxed);
+                body.signals = None;
                 self.fed.renew_lease(me, &body).await.map(|_| true)
             }
             Err(ClientError::BadRequest { field: Some(f), .. }) if f == "load" => {
