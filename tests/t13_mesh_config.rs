@@ -289,6 +289,7 @@ async fn a_gateway_applies_the_stored_config_live() {
             "timeouts": {"per_try_ms": 2000 + i, "overall_ms": 4000 + i},
             "retries": {"max_retries": i % 3, "budget_percent": 10 + i as u32},
             "routing": {"failback_ramp_ms": 1000 + i},
+            "health": {"interval_ms": 200 + i, "timeout_ms": 150},
             "telemetry": {"access_log": i % 2 == 0},
         });
         put_ok(&admin, &node.url(paths::MESH_CONFIG), &body).await;
@@ -302,6 +303,10 @@ async fn a_gateway_applies_the_stored_config_live() {
         },
     )
     .await;
+    assert_eq!(
+        setting(&client, &dump, "health.interval_ms").await,
+        json!({"value": 209, "source": "mesh"})
+    );
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (mut ok, mut failed) = (0, Vec::new());
     for c in callers {

@@ -63,6 +63,12 @@ pub struct RetrySettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthSettings {
+    /// Time between probes of each endpoint, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
+    /// How long one probe may take, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
     /// Passing probes in a row before an endpoint takes traffic again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy_threshold: Option<u32>,
@@ -158,12 +164,14 @@ use crate::model::validate_range as within;
 
 impl MeshConfig {
     /// Every field's path, in the order [`MeshConfig::set_fields`] lists them.
-    pub const FIELDS: [&'static str; 13] = [
+    pub const FIELDS: [&'static str; 15] = [
         "timeouts.per_try_ms",
         "timeouts.overall_ms",
         "retries.max_retries",
         "retries.budget_percent",
         "retries.min_retries_per_second",
+        "health.interval_ms",
+        "health.timeout_ms",
         "health.healthy_threshold",
         "health.unhealthy_threshold",
         "outlier.consecutive_failures",
@@ -189,6 +197,8 @@ impl MeshConfig {
             100_000,
         )?;
         let h = &self.health;
+        within("health.interval_ms", h.interval_ms, 50, HOUR_MS)?;
+        within("health.timeout_ms", h.timeout_ms, 10, 60_000)?;
         within("health.healthy_threshold", h.healthy_threshold, 1, 100)?;
         within("health.unhealthy_threshold", h.unhealthy_threshold, 1, 100)?;
         let o = &self.outlier;
@@ -232,6 +242,8 @@ impl MeshConfig {
             "retries.min_retries_per_second",
             s32(self.retries.min_retries_per_second),
         );
+        put("health.interval_ms", s(self.health.interval_ms));
+        put("health.timeout_ms", s(self.health.timeout_ms));
         put(
             "health.healthy_threshold",
             s32(self.health.healthy_threshold),
@@ -315,7 +327,7 @@ mod tests {
         let all: MeshConfig = serde_json::from_str(
             r#"{"timeouts":{"per_try_ms":1,"overall_ms":2},
                 "retries":{"max_retries":1,"budget_percent":1,"min_retries_per_second":1},
-                "health":{"healthy_threshold":1,"unhealthy_threshold":1},
+                "health":{"interval_ms":100,"timeout_ms":50,"healthy_threshold":1,"unhealthy_threshold":1},
                 "outlier":{"consecutive_failures":1,"base_ejection_ms":1,"max_ejection_percent":1},
                 "routing":{"failback_ramp_ms":1},"authz":{"default":"allow"},
                 "telemetry":{"access_log":true}}"#,

@@ -63,6 +63,10 @@ pub struct Settings {
     pub budget_percent: Setting<u32>,
     #[serde(rename = "retries.min_retries_per_second")]
     pub min_retries_per_second: Setting<u32>,
+    #[serde(rename = "health.interval_ms")]
+    pub health_interval_ms: Setting<u64>,
+    #[serde(rename = "health.timeout_ms")]
+    pub health_timeout_ms: Setting<u64>,
     #[serde(rename = "health.healthy_threshold")]
     pub healthy_threshold: Setting<u32>,
     #[serde(rename = "health.unhealthy_threshold")]
@@ -106,6 +110,8 @@ impl Default for Settings {
             max_retries: Setting::default(r.max_retries),
             budget_percent: Setting::default(r.budget_percent),
             min_retries_per_second: Setting::default(r.min_retries_per_second),
+            health_interval_ms: Setting::default(h.interval_ms),
+            health_timeout_ms: Setting::default(h.timeout_ms),
             healthy_threshold: Setting::default(h.healthy_threshold),
             unhealthy_threshold: Setting::default(h.unhealthy_threshold),
             consecutive_failures: Setting::default(o.consecutive_failures),
@@ -155,6 +161,16 @@ impl Settings {
                 d.min_retries_per_second,
                 "retries.min_retries_per_second",
                 cfg.retries.min_retries_per_second,
+            ),
+            health_interval_ms: file(
+                d.health_interval_ms,
+                "health.interval_ms",
+                cfg.health.interval_ms,
+            ),
+            health_timeout_ms: file(
+                d.health_timeout_ms,
+                "health.timeout_ms",
+                cfg.health.timeout_ms,
             ),
             healthy_threshold: file32(
                 d.healthy_threshold,
@@ -218,6 +234,8 @@ impl Settings {
             min_retries_per_second: self
                 .min_retries_per_second
                 .over(c.retries.min_retries_per_second, src),
+            health_interval_ms: self.health_interval_ms.over(c.health.interval_ms, src),
+            health_timeout_ms: self.health_timeout_ms.over(c.health.timeout_ms, src),
             healthy_threshold: self.healthy_threshold.over(c.health.healthy_threshold, src),
             unhealthy_threshold: self
                 .unhealthy_threshold

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
@@ -17,6 +18,7 @@ use super::guard::{InjectPanic, backoff, guarded};
 use super::pool::{PoolActor, ProbeCompleted};
 use crate::key::ServiceKey;
 use crate::metrics::Metrics;
+use crate::settings::Settings;
 
 /// One endpoint to probe.
 #[derive(Clone)]
@@ -37,8 +39,8 @@ pub struct SetTargets {
 
 pub struct HealthCheckerActor {
     targets: HashMap<ServiceKey, Vec<ProbeTarget>>,
-    interval: Duration,
-    timeout: Duration,
+    /// The live settings: the interval and timeout are read before every round.
+    settings: Arc<ArcSwap<Settings>>,
     http: Client<HttpConnector, Empty<Bytes>>,
     metrics: Arc<Metrics>,
     restarts: u32,
@@ -47,25 +49,36 @@ pub struct HealthCheckerActor {
 impl HealthCheckerActor {
     pub fn new(
         targets: HashMap<ServiceKey, Vec<ProbeTarget>>,
-        interval: Duration,
-        timeout: Duration,
+        settings: Arc<ArcSwap<Settings>>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let mut conn = HttpConnector::new();
-        conn.set_connect_timeout(Some(timeout));
+        // No connect timeout of its own: each probe, connect included, is bounded by the
+        // live `health.timeout_ms`.
+        let conn = HttpConnector::new();
         Self {
             targets,
-            interval,
-            timeout,
+            settings,
             http: Client::builder(TokioExecutor::new()).build(conn),
             metrics,
             restarts: 0,
         }
     }
 
+    fn interval(&self) -> Duration {
+        Duration::from_millis(self.settings.load().health_interval_ms.value)
+    }
+
+    /// Probes every target, then schedules the next round after the interval in force.
+    fn round(&mut self, ctx: &mut Context<Self>) {
+        self.probe_all();
+        let every = self.interval();
+        ctx.run_later(every, |act, ctx| act.round(ctx));
+    }
+
     fn probe_all(&self) {
+        let timeout = Duration::from_millis(self.settings.load().health_timeout_ms.value);
         for t in self.targets.values().flatten().cloned() {
-            let (timeout, http) = (self.timeout, self.http.clone());
+            let http = self.http.clone();
             tokio::spawn(async move {
                 let ok = tokio::time::timeout(timeout, probe(&http, &t))
                     .await
@@ -98,11 +111,7 @@ impl Actor for HealthCheckerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let (interval, delay) = (self.interval, backoff(self.restarts));
-        ctx.run_later(delay, move |act, ctx| {
-            act.probe_all();
-            ctx.run_interval(interval, |act, _| act.probe_all());
-        });
+        ctx.run_later(backoff(self.restarts), |act, ctx| act.round(ctx));
     }
 }
 

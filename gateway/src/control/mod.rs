@@ -322,14 +322,8 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
     };
 
     let hc = {
-        let (interval, timeout) = (
-            Duration::from_millis(cfg.health.interval_ms),
-            Duration::from_millis(cfg.health.timeout_ms),
-        );
-        let m = metrics.clone();
-        Supervisor::start(move |_| {
-            health_checker::HealthCheckerActor::new(probes, interval, timeout, m)
-        })
+        let (settings, m) = (tables.settings.clone(), metrics.clone());
+        Supervisor::start(move |_| health_checker::HealthCheckerActor::new(probes, settings, m))
     };
     hooks.insert("health_checker".into(), hc.clone().recipient());
     let kube = cfg.discovery.source == crate::config::DiscoverySource::Kubernetes;
