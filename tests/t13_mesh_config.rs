@@ -108,17 +108,7 @@ async fn mesh_and_cluster_config_api() {
     // Only the admin writes: no credential, or a cluster's own, is refused.
     let (s, _) = send(&http_anonymous(), Method::PUT, &mesh, &json!({})).await;
     assert_eq!(s, 401);
-    let r = client
-        .post(node.url(&paths::cluster_credential("east")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
-    let credential = r.json::<Value>().await.unwrap()["credential"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let credential = new_credential(&client, &node, "east").await;
     for url in [&mesh, &east] {
         let r = http_anonymous()
             .put(url.as_str())
@@ -585,6 +575,18 @@ async fn every_write_endpoint_dry_runs_and_writes_nothing() {
         before,
         "nothing was written"
     );
+    // A cluster's own credential may not make the node copy its state at will.
+    let credential = new_credential(&client, &node, "west").await;
+    let before = last_log_index(&client, &node).await;
+    let r = http_anonymous()
+        .put(dry(&paths::lease("west")))
+        .bearer_auth(&credential)
+        .json(&json!({"ttl_ms": 5000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "a cluster credential's dry run");
+    assert_eq!(last_log_index(&client, &node).await, before);
     let west = get_json(&client, &node.url(&paths::cluster("west")))
         .await
         .unwrap();

@@ -114,3 +114,40 @@ async fn any_node_answers_the_mesh_wide_signals() {
         "{body}"
     );
 }
+
+/// A report beyond its bounds is refused naming the field, and the renewal with it writes
+/// nothing; a cluster reports only under its own name (its credential renews its own lease).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_or_foreign_reports_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = one_node(tmp.path()).await;
+    let client = http();
+    for c in ["east", "west"] {
+        assert_eq!(register(&client, &node, c).await, Some(201));
+    }
+    let east = new_credential(&client, &node, "east").await;
+    let window = json!({"window_s": 60, "covered_s": 60.0, "edges": []});
+    let body = json!({"ttl_ms": 5000, "signals": {"windows": [window, window, window]}});
+    let r = http_anonymous()
+        .put(node.url(&paths::lease("east")))
+        .bearer_auth(&east)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["field"], "signals.windows", "{e}");
+    // East's credential cannot renew (and so report for) west.
+    let body = json!({"ttl_ms": 5000, "signals": {"windows": [window]}});
+    let r = http_anonymous()
+        .put(node.url(&paths::lease("west")))
+        .bearer_auth(&east)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let leases = get_json(&client, &node.url(paths::LEASES)).await.unwrap();
+    assert_eq!(leases["items"], json!([]), "no lease was written: {leases}");
+}

@@ -260,6 +260,25 @@ pub async fn register(client: &reqwest::Client, node: &NodeProc, name: &str) -> 
         .map(|r| r.status().as_u16())
 }
 
+/// A fresh API credential for `cluster` (issued with the admin token).
+pub async fn new_credential(client: &reqwest::Client, node: &NodeProc, cluster: &str) -> String {
+    let r = client
+        .post(node.url(&paths::cluster_credential(cluster)))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "credential for {cluster}: {}",
+        r.status()
+    );
+    r.json::<Value>().await.unwrap()["credential"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 pub async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
     let r = client.get(url).send().await.ok()?;
     if !r.status().is_success() {

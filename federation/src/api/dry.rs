@@ -4,9 +4,12 @@
 //! mesh configuration: a `DryRun` body) answer before they write, under the same header.
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+
+use super::auth::Caller;
+use super::error::ApiError;
 
 /// The response header that marks an answer nothing was written for.
 pub const DRY_RUN_HEADER: &str = "x-warden-dry-run";
@@ -48,6 +51,17 @@ pub async fn layer(req: Request, next: Next) -> Response {
         .is_some_and(|q| q.split('&').any(|kv| kv == "dry_run=true"));
     if !asked || matches!(*req.method(), Method::GET | Method::HEAD) {
         return next.run(req).await;
+    }
+    // A dry run copies the whole state: not something a cluster's own credential (which
+    // its gateway uses for renewals and exports, and never needs to try out) may make the
+    // node do at will.
+    if matches!(req.extensions().get::<Caller>(), Some(Caller::Cluster(_))) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "dry runs need the admin credential",
+        )
+        .into_response();
     }
     let mut resp = crate::dry_run::scope(next.run(req)).await;
     resp.headers_mut()
