@@ -19,6 +19,7 @@ use warden_federation::trust::verify::TrustStore;
 
 use super::catalog_view::CatalogView;
 use super::guard::{InjectPanic, guarded, on_restart, spawn_supervised};
+use super::remote_build::RemoteBuilder;
 use crate::metrics::Metrics;
 use crate::table::Tables;
 
@@ -78,11 +79,13 @@ struct Follower {
     tables: Tables,
     metrics: Arc<Metrics>,
     trust: Option<Arc<TrustStore>>,
+    /// The services of the last table, redone per change for what the change touched.
+    builder: std::sync::Mutex<RemoteBuilder>,
 }
 
 impl Follower {
     /// Publishes the routing table for `view`; returns how long the rebuild took.
-    fn publish(&self, view: &CatalogView, connected: bool) -> Duration {
+    fn publish(&self, view: &mut CatalogView, connected: bool) -> Duration {
         self.publish_at(view, connected, now_ms())
     }
 
@@ -121,10 +124,23 @@ impl Follower {
     }
 
     /// Publishes with lease liveness judged at `now_ms`.
-    fn publish_at(&self, view: &CatalogView, connected: bool, now_ms: u64) -> Duration {
+    fn publish_at(&self, view: &mut CatalogView, connected: bool, now_ms: u64) -> Duration {
         self.sync_bundles(view);
         let started = std::time::Instant::now();
-        let table = view.build(&self.me, now_ms, connected, &self.tables);
+        let changes = view.take_changes();
+        let table = {
+            // Only this task builds; a panic mid-build leaves a builder that may be behind the
+            // view, so after one everything is built again.
+            let mut builder = match self.builder.lock() {
+                Ok(b) => b,
+                Err(p) => {
+                    let mut b = p.into_inner();
+                    *b = RemoteBuilder::default();
+                    b
+                }
+            };
+            builder.build(view, changes, &self.me, now_ms, connected, &self.tables)
+        };
         let settings = self
             .tables
             .file_settings
@@ -150,8 +166,8 @@ impl Follower {
     /// Lists and follows until an error; `view` keeps what to route from.
     async fn follow_once(&self, view: &mut Option<CatalogView>) -> Result<(), FollowError> {
         if view.is_none() {
-            let v = CatalogView::from_listing(self.fed.catalog().await?);
-            self.publish(&v, true);
+            let mut v = CatalogView::from_listing(self.fed.catalog().await?);
+            self.publish(&mut v, true);
             tracing::info!(
                 revision = v.revision,
                 clusters = v.clusters.len(),
@@ -260,7 +276,7 @@ impl Follower {
                 if failures == 1 || failures.is_multiple_of(20) {
                     tracing::warn!(error = %e, failures, "federation watch interrupted; routing from the last table");
                 }
-                if let Some(v) = &view {
+                if let Some(v) = &mut view {
                     self.publish_at(v, false, at);
                 }
             }
@@ -283,6 +299,7 @@ impl Actor for CatalogWatcherActor {
             tables: self.tables.clone(),
             metrics: self.metrics.clone(),
             trust: self.trust.clone(),
+            builder: std::sync::Mutex::new(RemoteBuilder::default()),
         };
         self.task = Some(spawn_supervised(
             "catalog_watcher",

@@ -1,7 +1,7 @@
 //! The federation catalog as one gateway knows it, and the [`RemoteTable`] built from it.
 //! Pure: fed by the listing and by watch lines, evaluated against a given wall-clock time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use warden_federation::authn::JwtPolicy;
@@ -16,11 +16,11 @@ use warden_federation::wire::{RoutingCatalog, WatchEvent, WatchLine};
 
 use crate::access::CompiledAuthz;
 use crate::authn::{CompiledJwt, ServiceJwt};
-use crate::control::k8s::imports::derived_name;
+use crate::control::remote_build::RemoteBuilder;
 use crate::key::ServiceKey;
 use crate::resilience::ServicePolicies;
 use crate::route::CompiledRoute;
-use crate::table::{RemoteCluster, RemoteTable, RoutePolicy, Tables};
+use crate::table::{RemoteTable, RoutePolicy, Tables};
 use warden_federation::mesh_config::MeshConfig;
 
 /// Clusters, exports, leases and policies at one revision.
@@ -54,6 +54,33 @@ pub struct CatalogView {
     pub mesh_config: MeshConfig,
     /// Per-cluster overrides by cluster name.
     pub cluster_configs: BTreeMap<String, MeshConfig>,
+    /// The clusters exporting each service (namespace, name), in name order: the index a
+    /// rebuild of one service reads.
+    pub by_service: BTreeMap<(String, String), BTreeSet<String>>,
+    /// What changed since [`CatalogView::take_changes`] was last called.
+    pub changes: Changes,
+}
+
+/// What changed in a view since the routing table was last built from it: a rebuild redoes the
+/// services these name, not the whole mesh.
+#[derive(Debug, Default, Clone)]
+pub struct Changes {
+    /// Everything (a new listing).
+    pub all: bool,
+    /// Clusters registered, changed or removed: every service they export is redone.
+    pub clusters: BTreeSet<String>,
+    /// Services (namespace, name) one export of which was put or deleted.
+    pub services: BTreeSet<(String, String)>,
+}
+
+impl Changes {
+    /// Everything changed.
+    pub fn everything() -> Self {
+        Changes {
+            all: true,
+            ..Changes::default()
+        }
+    }
 }
 
 fn export_key(e: &ServiceExport) -> (String, String, String) {
@@ -63,7 +90,16 @@ fn export_key(e: &ServiceExport) -> (String, String, String) {
 impl CatalogView {
     /// Builds a view from `GET /api/v1/catalog`.
     pub fn from_listing(c: RoutingCatalog) -> Self {
+        let mut by_service: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        for e in &c.exports {
+            by_service
+                .entry((e.namespace.clone(), e.service.clone()))
+                .or_default()
+                .insert(e.cluster.clone());
+        }
         CatalogView {
+            by_service,
+            changes: Changes::everything(),
             revision: c.revision,
             clusters: c
                 .clusters
@@ -120,9 +156,11 @@ impl CatalogView {
         match line.event {
             WatchEvent::Heartbeat | WatchEvent::Error { .. } => return false,
             WatchEvent::ClusterPut { cluster } => {
+                self.changes.clusters.insert(cluster.name.clone());
                 self.clusters.insert(cluster.name.clone(), cluster);
             }
             WatchEvent::ClusterDeleted { name } => {
+                self.changes.clusters.insert(name.clone());
                 self.clusters.remove(&name);
                 self.leases.remove(&name);
                 self.loads.remove(&name);
@@ -134,6 +172,12 @@ impl CatalogView {
                 export_to,
             } => {
                 let key = export_key(&service);
+                let by = (key.1.clone(), key.2.clone());
+                self.by_service
+                    .entry(by.clone())
+                    .or_default()
+                    .insert(key.0.clone());
+                self.changes.services.insert(by);
                 match export_to.filter(|t| !t.is_empty()) {
                     Some(t) => self.audience.insert(key.clone(), t),
                     None => self.audience.remove(&key),
@@ -149,6 +193,14 @@ impl CatalogView {
                 namespace,
                 service,
             } => {
+                let by = (namespace.clone(), service.clone());
+                if let Some(set) = self.by_service.get_mut(&by) {
+                    set.remove(&cluster);
+                    if set.is_empty() {
+                        self.by_service.remove(&by);
+                    }
+                }
+                self.changes.services.insert(by);
                 let key = (cluster, namespace, service);
                 self.subsets.remove(&key);
                 self.audience.remove(&key);
@@ -241,51 +293,26 @@ impl CatalogView {
             .is_some_and(|l| now_ms < l.renewed_at.saturating_add(l.ttl_ms))
     }
 
-    /// The remote table for a gateway of cluster `me`.
+    /// Takes what changed since the last call, for the next rebuild.
+    pub fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// The remote table for a gateway of cluster `me`, built from scratch.
     pub fn build(&self, me: &str, now_ms: u64, connected: bool, tables: &Tables) -> RemoteTable {
-        let mut services: HashMap<ServiceKey, Vec<RemoteCluster>> = HashMap::new();
-        // What is the same for every export of a cluster, looked up once per cluster: at a
-        // thousand clusters with thirty exports each, per export it was most of a rebuild.
-        let mut per_cluster: HashMap<&str, RemoteCluster> = HashMap::new();
-        let empty: Arc<[warden_federation::model::SubsetHealth]> = Arc::from([]);
-        for (key, e) in &self.exports {
-            let (cluster, ns, svc) = key;
-            if cluster == me {
-                continue;
-            }
-            let Some(c) = self.clusters.get(cluster) else {
-                continue;
-            };
-            // A copy for other clusters only is not this cluster's to send to.
-            if let Some(to) = self.audience.get(key)
-                && !warden_federation::audience::allows(to, me)
-            {
-                continue;
-            }
-            let template = per_cluster
-                .entry(cluster.as_str())
-                .or_insert_with(|| RemoteCluster {
-                    cluster: Arc::from(cluster.as_str()),
-                    region: Arc::from(c.region.as_str()),
-                    zone: Arc::from(c.zone.as_str()),
-                    gateway: Arc::from(c.gateway.as_str()),
-                    trust_domain: Arc::from(c.trust_domain.as_str()),
-                    healthy_endpoints: 0,
-                    subsets: empty.clone(),
-                    weight: 0,
-                    live: self.live(cluster, now_ms),
-                    inflight: tables.inflight_for(&format!("cluster:{cluster}")),
-                });
-            services
-                .entry(ServiceKey::new(ns, svc))
-                .or_default()
-                .push(RemoteCluster {
-                    healthy_endpoints: e.healthy_endpoints,
-                    subsets: self.subsets.get(key).unwrap_or(&empty).clone(),
-                    weight: e.weight,
-                    ..template.clone()
-                });
-        }
+        RemoteBuilder::default().build(self, Changes::everything(), me, now_ms, connected, tables)
+    }
+
+    /// Everything of the remote table but its services and derived names (what
+    /// [`RemoteBuilder`] keeps between rebuilds): policies, routes and the rest, all small and
+    /// built again on every change.
+    pub fn build_policies(
+        &self,
+        me: &str,
+        now_ms: u64,
+        connected: bool,
+        tables: &Tables,
+    ) -> RemoteTable {
         let mut policies = HashMap::new();
         for p in self.policies.values() {
             if let Some(key) = ServiceKey::parse(&p.service) {
@@ -366,10 +393,7 @@ impl CatalogView {
         RemoteTable {
             revision: self.revision,
             connected,
-            services: services
-                .into_iter()
-                .map(|(k, v)| (k, Arc::from(v)))
-                .collect(),
+            services: HashMap::new(),
             policies,
             security,
             cluster_domains,
@@ -384,14 +408,7 @@ impl CatalogView {
                 .into_iter()
                 .map(|(k, v)| (k, Arc::from(v)))
                 .collect(),
-            derived: self
-                .exports
-                .values()
-                .map(|e| {
-                    let key = ServiceKey::new(&e.namespace, &e.service);
-                    (ServiceKey::new(&e.namespace, derived_name(&key)), key)
-                })
-                .collect(),
+            derived: HashMap::new(),
             loads: self
                 .loads
                 .iter()

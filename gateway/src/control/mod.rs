@@ -25,6 +25,7 @@ pub mod listener;
 pub mod pool;
 pub mod publisher;
 pub mod registry;
+pub mod remote_build;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
