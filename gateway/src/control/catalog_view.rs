@@ -16,7 +16,6 @@ use warden_federation::wire::{RoutingCatalog, WatchEvent, WatchLine};
 
 use crate::access::CompiledAuthz;
 use crate::authn::{CompiledJwt, ServiceJwt};
-use crate::control::remote_build::RemoteBuilder;
 use crate::key::ServiceKey;
 use crate::resilience::ServicePolicies;
 use crate::route::CompiledRoute;
@@ -298,13 +297,8 @@ impl CatalogView {
         std::mem::take(&mut self.changes)
     }
 
-    /// The remote table for a gateway of cluster `me`, built from scratch.
-    pub fn build(&self, me: &str, now_ms: u64, connected: bool, tables: &Tables) -> RemoteTable {
-        RemoteBuilder::default().build(self, Changes::everything(), me, now_ms, connected, tables)
-    }
-
     /// Everything of the remote table but its services and derived names (what
-    /// [`RemoteBuilder`] keeps between rebuilds): policies, routes and the rest, all small and
+    /// the remote builder keeps between rebuilds): policies, routes and the rest, all small and
     /// built again on every change.
     pub fn build_policies(
         &self,

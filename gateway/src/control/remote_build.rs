@@ -187,6 +187,13 @@ impl RemoteBuilder {
     }
 }
 
+impl CatalogView {
+    /// The remote table for a gateway of cluster `me`, built from scratch.
+    pub fn build(&self, me: &str, now_ms: u64, connected: bool, tables: &Tables) -> RemoteTable {
+        RemoteBuilder::default().build(self, Changes::everything(), me, now_ms, connected, tables)
+    }
+}
+
 /// What every export of cluster `c` shares in the table.
 fn template(c: &Cluster, live: bool, tables: &Tables) -> RemoteCluster {
     let empty: Arc<[SubsetHealth]> = Arc::from([]);
