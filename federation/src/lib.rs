@@ -52,6 +52,7 @@ pub mod resilience;
 pub mod route;
 pub mod rpc;
 pub mod server;
+pub mod recent;
 pub mod signals;
 pub mod startup;
 pub mod state;

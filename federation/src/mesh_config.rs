@@ -119,6 +119,10 @@ pub struct TelemetrySettings {
     /// One access-log line per request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log: Option<bool>,
+    /// Requests recorded and exported as spans, per million (by trace id, so every hop of a
+    /// trace decides alike); 5xx answers are recorded whatever this says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_per_million: Option<u32>,
 }
 
 impl TimeoutSettings {
@@ -164,7 +168,7 @@ use crate::model::validate_range as within;
 
 impl MeshConfig {
     /// Every field's path, in the order [`MeshConfig::set_fields`] lists them.
-    pub const FIELDS: [&'static str; 15] = [
+    pub const FIELDS: [&'static str; 16] = [
         "timeouts.per_try_ms",
         "timeouts.overall_ms",
         "retries.max_retries",
@@ -180,6 +184,7 @@ impl MeshConfig {
         "routing.failback_ramp_ms",
         "authz.default",
         "telemetry.access_log",
+        "telemetry.sample_per_million",
     ];
 
     /// Checks every set field's range; the error names the field.
@@ -220,6 +225,12 @@ impl MeshConfig {
             self.routing.failback_ramp_ms,
             0,
             HOUR_MS,
+        )?;
+        within(
+            "telemetry.sample_per_million",
+            self.telemetry.sample_per_million,
+            0,
+            1_000_000,
         )?;
         Ok(())
     }
@@ -272,6 +283,10 @@ impl MeshConfig {
         put(
             "telemetry.access_log",
             self.telemetry.access_log.map(|b| b.to_string()),
+        );
+        put(
+            "telemetry.sample_per_million",
+            s32(self.telemetry.sample_per_million),
         );
         out
     }

@@ -66,6 +66,8 @@ pub struct FederationNode {
     pub batcher: crate::batch::WriteBatcher,
     /// The golden signals gateways reported with their renewals to this node.
     pub signals: crate::signals::SignalStore,
+    /// The recent requests gateways reported with their renewals to this node.
+    pub recent: crate::recent::RecentStore,
     /// When this node last became leader (its vote lease runs from then).
     pub leader_clock: crate::leader_clock::LeaderClock,
 }
@@ -121,6 +123,9 @@ impl FederationNode {
                     service.as_deref(),
                     crate::clock::now_ms(),
                 )))
+            }
+            ForwardRequest::Recent(q) => {
+                ForwardResponse::Recent(crate::stored::Stored(self.recent.query(q)))
             }
             ForwardRequest::TakeLeadership => match self.raft.trigger().elect().await {
                 Ok(()) => ForwardResponse::Electing,

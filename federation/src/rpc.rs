@@ -34,6 +34,9 @@ pub enum ForwardRequest {
         window_s: u64,
         service: Option<String>,
     },
+    /// A peer asks for the recent requests gateways reported to this node. Answered by any
+    /// node, never forwarded; appended last (positional codec).
+    Recent(crate::stored::Stored<crate::recent::RecentQuery>),
 }
 
 /// The leader's answer.
@@ -56,6 +59,8 @@ pub enum ForwardResponse {
     Electing,
     /// The answer to [`ForwardRequest::Signals`] (JSON text: the edges flatten).
     Signals(crate::stored::Stored<Vec<crate::signals::ReportedEdge>>),
+    /// The answer to [`ForwardRequest::Recent`] (JSON text: the records flatten).
+    Recent(crate::stored::Stored<Vec<crate::recent::ReportedRecord>>),
 }
 
 impl ForwardResponse {

@@ -278,6 +278,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         limits: cfg.limits.clone(),
         batcher,
         signals: Default::default(),
+        recent: Default::default(),
         leader_clock: crate::leader_clock::LeaderClock::track(&raft, cfg.node_id),
     });
 

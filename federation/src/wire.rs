@@ -140,6 +140,10 @@ pub struct LeaseBody {
     /// memory, never in the store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signals: Option<crate::signals::SignalsReport>,
+    /// Requests the renewing gateway recorded since its last report (sampled ones and every
+    /// 5xx; kept by the receiving node in memory, never in the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent: Option<crate::recent::RecentReport>,
 }
 
 /// The body of `PUT /api/v1/clusters/{name}/gateway`: where other clusters reach it.

@@ -1,5 +1,5 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics`, `/config_dump`, `/explain`, and —
-//! only with `test_hooks = true` — `POST /debug/panic/{actor}`.
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, `/config_dump`, `/explain`,
+//! `/signals`, `/recent`, and — only with `test_hooks = true` — `POST /debug/panic/{actor}`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -97,6 +97,43 @@ fn signals(ctx: &ProxyCtx, query: &str) -> Response<BoxBody> {
     };
     let w = ctx.tables.signals.window(&ctx.metrics, window);
     json_reply(StatusCode::OK, json!(w))
+}
+
+/// `/recent?service=ns/svc&status=5xx&trace_id=…&limit=N`: the newest recorded requests
+/// (sampled ones and every 5xx), newest first; 100 by default.
+fn recent(ctx: &ProxyCtx, query: &str) -> Response<BoxBody> {
+    let bad = |field: &str, message: String| {
+        let error = json!({"error": {"code": "invalid_request", "field": field, "message": message}});
+        json_reply(StatusCode::BAD_REQUEST, error)
+    };
+    let mut f = crate::telemetry::ring::Filter::default();
+    let mut limit = 100usize;
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let v = v.replace("%2F", "/").replace("%2f", "/");
+        match k {
+            "service" => f.service = Some(v),
+            "trace_id" => f.trace_id = Some(v),
+            "status" => match v.strip_suffix("xx").and_then(|c| c.parse::<u16>().ok()) {
+                Some(c) if (1..=5).contains(&c) => f.class = Some(c),
+                _ => return bad("status", format!("status must be a class like 5xx, not {v:?}")),
+            },
+            "limit" => match v.parse::<usize>() {
+                Ok(n) if (1..=10_000).contains(&n) => limit = n,
+                _ => return bad("limit", format!("limit must be 1-10000, not {v:?}")),
+            },
+            other => return bad(other, format!("unknown parameter {other:?}")),
+        }
+    }
+    let records: Vec<_> = ctx
+        .tables
+        .telemetry
+        .ring
+        .query(&f, limit)
+        .iter()
+        .map(|s| s.record())
+        .collect();
+    json_reply(StatusCode::OK, json!({ "records": records }))
 }
 
 /// Where a request for `authority` would go right now, and why.
@@ -243,6 +280,7 @@ async fn handle(req: Request<Incoming>, st: AdminState) -> Response<BoxBody> {
         ),
         (Method::GET, "/config_dump") => json_reply(StatusCode::OK, config_dump(ctx)),
         (Method::GET, "/signals") => signals(ctx, &query),
+        (Method::GET, "/recent") => recent(ctx, &query),
         (Method::GET, "/explain") => {
             let authority = query
                 .split('&')

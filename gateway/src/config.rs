@@ -118,12 +118,93 @@ pub struct TelemetrySection {
     /// One `warden::access` log line per request (service, clusters, endpoint, status,
     /// duration, retries, trace ids). Also filterable with `WARDEN_LOG=...,warden::access=off`.
     pub access_log: bool,
+    /// Requests recorded (the ring behind `/recent` and the federation's traces and logs)
+    /// and exported as spans, per million, by trace id; every 5xx is recorded as well. Live
+    /// from the store as `telemetry.sample_per_million`.
+    pub sample_per_million: u32,
+    /// Requests the ring of recent requests holds (0: none recorded, none reported).
+    pub recent_requests: usize,
+    /// Export spans over OTLP/HTTP (protobuf) when set.
+    pub otlp: Option<OtlpSection>,
 }
 
 impl Default for TelemetrySection {
     fn default() -> Self {
-        Self { access_log: true }
+        Self {
+            access_log: true,
+            sample_per_million: 10_000,
+            recent_requests: 1024,
+            otlp: None,
+        }
     }
+}
+
+/// Where and how spans are exported.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpSection {
+    /// The collector's OTLP/HTTP base URL (`http://host:4318`); spans go to `/v1/traces`.
+    pub endpoint: String,
+    /// Spans waiting for export at most; more are dropped and counted, never waited for.
+    #[serde(default = "default_otlp_queue")]
+    pub queue: usize,
+    /// Spans per export request at most.
+    #[serde(default = "default_otlp_batch")]
+    pub max_batch: usize,
+    /// A batch that is not full goes out after this long.
+    #[serde(default = "default_otlp_flush_ms")]
+    pub flush_ms: u64,
+    /// One export request may take this long (then it fails and its spans are dropped).
+    #[serde(default = "default_otlp_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl TelemetrySection {
+    fn validate(&self) -> Result<(), String> {
+        if self.sample_per_million > 1_000_000 {
+            return Err("telemetry.sample_per_million must be 0-1000000".into());
+        }
+        if self.recent_requests > 100_000 {
+            return Err("telemetry.recent_requests must be 0-100000".into());
+        }
+        let Some(o) = &self.otlp else { return Ok(()) };
+        let uri: http::Uri = o
+            .endpoint
+            .parse()
+            .map_err(|e| format!("telemetry.otlp.endpoint: {e}"))?;
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            return Err(
+                "telemetry.otlp.endpoint must be an http:// URL with a host (the collector's OTLP/HTTP port)"
+                    .into(),
+            );
+        }
+        if !(1..=1_000_000).contains(&o.queue) {
+            return Err("telemetry.otlp.queue must be 1-1000000".into());
+        }
+        if o.max_batch == 0 || o.max_batch > o.queue {
+            return Err("telemetry.otlp.max_batch must be 1 up to telemetry.otlp.queue".into());
+        }
+        if !(10..=60_000).contains(&o.flush_ms) {
+            return Err("telemetry.otlp.flush_ms must be 10-60000".into());
+        }
+        if !(10..=60_000).contains(&o.timeout_ms) {
+            return Err("telemetry.otlp.timeout_ms must be 10-60000".into());
+        }
+        Ok(())
+    }
+}
+
+fn default_otlp_queue() -> usize {
+    4096
+}
+fn default_otlp_batch() -> usize {
+    512
+}
+fn default_otlp_flush_ms() -> u64 {
+    1000
+}
+fn default_otlp_timeout_ms() -> u64 {
+    5000
 }
 
 /// Where local services and their endpoints come from.
@@ -843,7 +924,7 @@ impl GatewayConfig {
                 "federation.lease_ttl_ms must be >= 300".into(),
             ));
         }
-        Ok(())
+        self.telemetry.validate().map_err(ConfigError::Invalid)
     }
 
     /// The admin token for writes: environment first, then the file.

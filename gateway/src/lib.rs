@@ -13,6 +13,7 @@
 //! - [`drain`]: the graceful-shutdown signal connections watch.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `/config_dump`, `/explain`.
 //! - [`metrics`]: the Prometheus registry and metric families.
+//! - [`telemetry`]: sampled and failed requests: the ring of recent ones, OTLP span export.
 //!
 //! The data path never awaits an actor; actors never hold hyper types.
 
@@ -33,3 +34,4 @@ pub mod route;
 pub mod settings;
 pub mod signals;
 pub mod table;
+pub mod telemetry;

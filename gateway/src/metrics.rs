@@ -19,6 +19,8 @@ pub struct Metrics {
     pub tls_errors: IntCounterVec,
     pub authz_denied: IntCounterVec,
     pub kube_events: IntCounterVec,
+    /// Spans by what became of them (exported, dropped_queue_full, dropped_export_failed).
+    pub otlp_spans: IntCounterVec,
     pub connections_open: IntGaugeVec,
     pub connections_refused: IntCounterVec,
     pub resilience_actions: IntCounterVec,
@@ -138,6 +140,13 @@ impl Metrics {
             ),
             &["resource", "event"],
         ));
+        let otlp_spans = must(IntCounterVec::new(
+            Opts::new(
+                "warden_otlp_spans_total",
+                "Request spans for the OTLP collector, by outcome (exported, dropped_queue_full, dropped_export_failed).",
+            ),
+            &["outcome"],
+        ));
         let connections_open = must(IntGaugeVec::new(
             Opts::new(
                 "warden_listener_connections",
@@ -180,6 +189,7 @@ impl Metrics {
             Box::new(resilience_actions.clone()),
             Box::new(outlier_ejections.clone()),
             Box::new(jwks_loads.clone()),
+            Box::new(otlp_spans.clone()),
         ] {
             must(registry.register(c));
         }
@@ -202,6 +212,7 @@ impl Metrics {
             outlier_ejections,
             jwks_loads,
             routing_rebuild,
+            otlp_spans,
         }
     }
 

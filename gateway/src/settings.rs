@@ -84,6 +84,8 @@ pub struct Settings {
     pub authz_allow: Setting<bool>,
     #[serde(rename = "telemetry.access_log")]
     pub access_log: Setting<bool>,
+    #[serde(rename = "telemetry.sample_per_million")]
+    pub sample_per_million: Setting<u32>,
 }
 
 fn allow_or_deny<S: serde::Serializer>(s: &Setting<bool>, ser: S) -> Result<S::Ok, S::Error> {
@@ -120,6 +122,7 @@ impl Default for Settings {
             failback_ramp_ms: Setting::default(ro.failback_ramp_ms),
             authz_allow: Setting::default(AuthzDefault::default() == AuthzDefault::Allow),
             access_log: Setting::default(TelemetrySection::default().access_log),
+            sample_per_million: Setting::default(TelemetrySection::default().sample_per_million),
         }
     }
 }
@@ -212,6 +215,11 @@ impl Settings {
                 "telemetry.access_log",
                 cfg.telemetry.access_log,
             ),
+            sample_per_million: file32(
+                d.sample_per_million,
+                "telemetry.sample_per_million",
+                cfg.telemetry.sample_per_million,
+            ),
         }
     }
 
@@ -250,6 +258,9 @@ impl Settings {
             failback_ramp_ms: self.failback_ramp_ms.over(c.routing.failback_ramp_ms, src),
             authz_allow: self.authz_allow.over(allow, src),
             access_log: self.access_log.over(c.telemetry.access_log, src),
+            sample_per_million: self
+                .sample_per_million
+                .over(c.telemetry.sample_per_million, src),
         }
     }
 }

@@ -228,6 +228,8 @@ pub struct Tables {
     pub file_settings: Arc<crate::settings::Settings>,
     /// Samples of the request counters for the golden signals' windows.
     pub signals: Arc<crate::signals::Signals>,
+    /// The ring of recent requests and the span exporter.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl Tables {

@@ -50,6 +50,9 @@ pub(super) async fn renew(
     if let Some(s) = &body.signals {
         s.validate()?;
     }
+    if let Some(r) = &body.recent {
+        r.validate()?;
+    }
     let lease = Lease {
         cluster: name,
         renewed_at: now_ms(),
@@ -73,6 +76,9 @@ pub(super) async fn renew(
         CommandResult::Applied { .. } => {
             if let Some(s) = body.signals {
                 node.signals.record(&lease.cluster, lease.renewed_at, s);
+            }
+            if let Some(r) = body.recent {
+                node.recent.record(&lease.cluster, r);
             }
             if let Some(gw) = &body.gateway {
                 node.advertised.record(&lease.cluster, gw, lease.renewed_at);

@@ -19,6 +19,7 @@ mod mesh_config;
 mod observability;
 mod policy_crud;
 mod policy_kinds;
+mod recent;
 pub mod scope;
 mod services;
 mod trust;
@@ -158,6 +159,8 @@ fn routes() -> OpenApiRouter<Node> {
         .routes(routes!(validate::validate))
         .routes(routes!(audit::list))
         .routes(routes!(observability::metrics))
+        .routes(routes!(recent::traces))
+        .routes(routes!(recent::logs))
         .routes(routes!(mesh_config::get_cluster, mesh_config::put_cluster))
         .routes(routes!(mesh::add_member))
         .routes(routes!(mesh::remove_member))

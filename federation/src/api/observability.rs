@@ -68,38 +68,18 @@ pub(super) async fn metrics(
     if let Some(s) = &service {
         validate_service_ref("service", s)?;
     }
-    let local = match params.get("scope").map(String::as_str) {
-        None => false,
-        Some("local") => true,
-        Some(other) => {
-            return Err(ApiError::bad_field(
-                "scope",
-                format!("scope must be local, not {other:?}"),
-            ));
-        }
-    };
+    let local = local_scope(&params)?;
     let mut edges = node.signals.edges(window_s, service.as_deref(), now_ms());
     let (mut asked, mut answered) = (1, 1);
     if !local {
-        let peers: Vec<_> = {
-            let m = node.raft.metrics().borrow().clone();
-            m.membership_config
-                .membership()
-                .nodes()
-                .filter(|(id, _)| **id != node.id)
-                .map(|(_, info)| info.clone())
-                .collect()
-        };
-        asked += peers.len();
         let req = ForwardRequest::Signals {
             window_s,
             service: service.clone(),
         };
-        let calls = peers
-            .iter()
-            .map(|info| node.rpc.forward(info, &req, PEER_TIMEOUT));
-        for r in futures::future::join_all(calls).await {
-            if let Ok(ForwardResponse::Signals(theirs)) = r {
+        let (peers, answers) = ask_peers(&node, &req).await;
+        asked += peers;
+        for r in answers {
+            if let ForwardResponse::Signals(theirs) = r {
                 answered += 1;
                 edges.extend(theirs.0);
             }
@@ -119,4 +99,39 @@ pub(super) async fn metrics(
         nodes_answered: answered,
     })
     .into_response())
+}
+
+/// Asks every other member `req` at once, each within [`PEER_TIMEOUT`]: how many were asked,
+/// and the answers that came.
+pub(super) async fn ask_peers(node: &Node, req: &ForwardRequest) -> (usize, Vec<ForwardResponse>) {
+    let peers: Vec<_> = {
+        let m = node.raft.metrics().borrow().clone();
+        m.membership_config
+            .membership()
+            .nodes()
+            .filter(|(id, _)| **id != node.id)
+            .map(|(_, info)| info.clone())
+            .collect()
+    };
+    let calls = peers
+        .iter()
+        .map(|info| node.rpc.forward(info, req, PEER_TIMEOUT));
+    let answers = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+    (peers.len(), answers)
+}
+
+/// `scope=local` (this node's reports only) or nothing (every member's).
+pub(super) fn local_scope(params: &Params) -> Result<bool, ApiError> {
+    match params.get("scope").map(String::as_str) {
+        None => Ok(false),
+        Some("local") => Ok(true),
+        Some(other) => Err(ApiError::bad_field(
+            "scope",
+            format!("scope must be local, not {other:?}"),
+        )),
+    }
 }

@@ -64,6 +64,8 @@ pub enum StartError {
     Trust(#[from] warden_federation::trust::TrustError),
     #[error("federation client: {0}")]
     Client(#[from] warden_federation::client::ClientError),
+    #[error("{0}")]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 /// A running gateway.
@@ -154,7 +156,11 @@ const PASSIVE_BATCH: Duration = Duration::from_millis(2);
 pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::new());
-    let tables = Tables::with_settings(crate::settings::Settings::from_file(&cfg));
+    let mut tables = Tables::with_settings(crate::settings::Settings::from_file(&cfg));
+    tables.telemetry = Arc::new(
+        crate::telemetry::Telemetry::start(&cfg.telemetry, &cfg.cluster.name, metrics.clone())
+            ?,
+    );
     {
         // The golden signals' sampler: copies counters the data path keeps anyway; it cannot
         // fail (a poisoned ring is taken as it is), so it needs no supervisor.

@@ -1,12 +1,14 @@
 //! Stage "account": every request is counted once, when its answer is known — the request
-//! metrics, the gateway-error counter, and one access line (`warden::access`) with where it
-//! went and how long it took, inside the request's trace span.
+//! metrics, the gateway-error counter, one access line (`warden::access`) with where it went
+//! and how long it took, inside the request's trace span, and — when it is sampled or
+//! failed — its span in the ring of recent requests and the OTLP export.
 
 use http::StatusCode;
 
 use super::context::{ProxyCtx, RequestCtx};
 use super::error::ProxyError;
 use super::respond::class;
+use crate::telemetry::RequestSpan;
 
 /// Counts the outcome of a request: `status` answered, or `failed` with a gateway error.
 pub fn account(
@@ -43,13 +45,38 @@ pub fn account(
                 .observe(elapsed.as_secs_f64());
         }
     }
-    if let Some((method, path)) = &rc.access {
+    let Some((method, uri)) = &rc.detail else {
+        return;
+    };
+    let telemetry = &ctx.tables.telemetry;
+    if (rc.sampled || status.is_server_error()) && telemetry.records() {
+        telemetry.finish(RequestSpan {
+            trace_id: rc.trace.trace_id,
+            span_id: rc.trace.span_id,
+            parent_id: rc.trace.parent_id,
+            start: std::time::SystemTime::now()
+                .checked_sub(elapsed)
+                .unwrap_or(std::time::UNIX_EPOCH),
+            duration: elapsed,
+            listener: rc.listener.name(),
+            method: method.clone(),
+            path: uri.path().to_string(),
+            service: service.clone(),
+            src_cluster: rc.src_label().to_string(),
+            dst_cluster: rc.dst.clone().unwrap_or_else(|| "none".into()),
+            endpoint: rc.endpoint.clone(),
+            status: status.as_u16(),
+            retries: rc.retries,
+            error: failed.map(ProxyError::cause),
+        });
+    }
+    if rc.access_log {
         let _in = span.enter();
         tracing::info!(
             target: "warden::access",
             listener = rc.listener.name(),
             method = %method,
-            path = %path,
+            path = %uri.path(),
             service = %service,
             src_cluster = %rc.src_label(),
             dst_cluster = %rc.dst.as_deref().unwrap_or("-"),

@@ -197,8 +197,13 @@ pub struct RequestCtx {
     /// The caller speaks gRPC: errors are answered as gRPC statuses.
     pub grpc: bool,
     pub trace: TraceContext,
-    /// Method and path for the access line, copied only when the line will be written.
-    pub access: Option<(Method, String)>,
+    /// One access line is written for this request.
+    pub access_log: bool,
+    /// The trace is sampled (`telemetry.sample_per_million`): the request is recorded.
+    pub sampled: bool,
+    /// Method and URI for the access line and the recorded span, kept only when either may
+    /// be written (the URI's clone shares its bytes).
+    pub detail: Option<(Method, http::Uri)>,
     /// The service the request names, once named.
     pub service: Option<ServiceKey>,
     /// The cluster of the last target tried.
@@ -226,7 +231,7 @@ impl RequestCtx {
         listener: Listener,
         peer: Option<Arc<SpiffeId>>,
         method: &Method,
-        path: &str,
+        uri: &http::Uri,
         headers: &HeaderMap,
     ) -> Self {
         // A TLS client of the outbound listener is a workload, of the east-west one a gateway.
@@ -239,9 +244,16 @@ impl RequestCtx {
             Listener::Outbound | Listener::Tcp(_) => Some(ctx.me.cluster.clone()),
             Listener::EastWest => None,
         };
-        let access = (ctx.tables.settings.load().access_log.value
-            && tracing::enabled!(target: "warden::access", tracing::Level::INFO))
-        .then(|| (method.clone(), path.to_string()));
+        let settings = ctx.tables.settings.load();
+        let access_log = settings.access_log.value
+            && tracing::enabled!(target: "warden::access", tracing::Level::INFO);
+        let trace = TraceContext::from_headers(headers);
+        let records = ctx.tables.telemetry.records();
+        let sampled =
+            records && crate::telemetry::sampled(&trace.trace_id, settings.sample_per_million.value);
+        // A request that is not sampled may still be recorded if it fails: keep the detail
+        // whenever anything records.
+        let detail = (access_log || records).then(|| (method.clone(), uri.clone()));
         Self {
             listener,
             started: Instant::now(),
@@ -249,8 +261,10 @@ impl RequestCtx {
             workload,
             src_cluster,
             grpc: is_grpc(headers),
-            trace: TraceContext::from_headers(headers),
-            access,
+            trace,
+            access_log,
+            sampled,
+            detail,
             service: None,
             dst: None,
             endpoint: None,

@@ -55,7 +55,7 @@ where
         listener,
         peer,
         &head.method,
-        head.uri.path(),
+        &head.uri,
         &head.headers,
     );
     let span = tracing::info_span!(
