@@ -25,22 +25,6 @@ async fn last_log_index(client: &reqwest::Client, node: &NodeProc) -> u64 {
 }
 
 /// Runs `warden mesh <args>` against `node`; (success, stdout, stderr).
-async fn mesh_cli(node: &NodeProc, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden"))
-        .arg("mesh")
-        .args(args)
-        .env("WARDEN_API", format!("http://{}", node.api))
-        .env("WARDEN_ADMIN_TOKEN", TOKEN)
-        .output()
-        .await
-        .expect("run warden mesh");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_and_cluster_config_api() {
     let tmp = tempfile::tempdir().unwrap();

@@ -335,6 +335,12 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().field, "retries.max_retries");
         let c: MeshConfig = serde_json::from_str(r#"{"timeouts":{"overall_ms":0}}"#).unwrap();
         assert_eq!(c.validate().unwrap_err().field, "timeouts.overall_ms");
+        let c: MeshConfig =
+            serde_json::from_str(r#"{"telemetry":{"sample_per_million":1000001}}"#).unwrap();
+        assert_eq!(
+            c.validate().unwrap_err().field,
+            "telemetry.sample_per_million"
+        );
     }
 
     #[test]
@@ -345,7 +351,7 @@ mod tests {
                 "health":{"interval_ms":100,"timeout_ms":50,"healthy_threshold":1,"unhealthy_threshold":1},
                 "outlier":{"consecutive_failures":1,"base_ejection_ms":1,"max_ejection_percent":1},
                 "routing":{"failback_ramp_ms":1},"authz":{"default":"allow"},
-                "telemetry":{"access_log":true}}"#,
+                "telemetry":{"access_log":true,"sample_per_million":1}}"#,
         )
         .unwrap();
         let listed: Vec<&str> = all.set_fields().into_iter().map(|(k, _)| k).collect();

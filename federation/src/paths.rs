@@ -29,10 +29,55 @@ pub const RESILIENCE_POLICIES: &str = "/api/v1/resilience/policies";
 pub const MESH_STATUS: &str = "/api/v1/mesh/status";
 /// `/api/v1/observability/metrics`: golden signals per edge across the mesh (GET).
 pub const OBSERVABILITY_METRICS: &str = "/api/v1/observability/metrics";
+/// Every recorded hop of one trace, from every node.
+pub const OBSERVABILITY_TRACES: &str = "/api/v1/observability/traces";
+/// The newest recorded requests (sampled and failed), from every node.
+pub const OBSERVABILITY_LOGS: &str = "/api/v1/observability/logs";
 /// `/api/v1/audit`: who changed what (GET, `?since=REVISION&limit=N`).
 pub const AUDIT: &str = "/api/v1/audit";
 
 /// The audit records after revision `since`, `limit` at most.
+/// `path?k=v&…`, each value percent-encoded (unreserved characters and `/` kept as they are).
+pub fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
+    let mut out = path.to_string();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        out.push_str(k);
+        out.push('=');
+        for b in v.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+/// The golden signals over `window` (`1m`, `5m`), of one service or all.
+pub fn observability_metrics(window: &str, service: Option<&str>) -> String {
+    let mut q = vec![("window", window.to_string())];
+    q.extend(service.map(|s| ("service", s.to_string())));
+    with_query(OBSERVABILITY_METRICS, &q)
+}
+
+/// Every recorded hop of trace `trace_id`.
+pub fn observability_trace(trace_id: &str) -> String {
+    with_query(OBSERVABILITY_TRACES, &[("trace_id", trace_id.to_string())])
+}
+
+/// The recent requests `q` selects (its `trace_id` is not a parameter of this endpoint).
+pub fn observability_logs(q: &crate::recent::RecentQuery) -> String {
+    let mut p = vec![("limit", q.limit.to_string())];
+    p.extend(q.service.clone().map(|s| ("service", s)));
+    p.extend(q.status.map(|s| ("status", s.to_string())));
+    p.extend(q.status_class.map(|c| ("status", format!("{c}xx"))));
+    p.extend(q.since_ms.map(|t| ("since", t.to_string())));
+    p.extend(q.cluster.clone().map(|c| ("cluster", c)));
+    with_query(OBSERVABILITY_LOGS, &p)
+}
+
 pub fn audit(since: u64, limit: usize) -> String {
     format!("{AUDIT}?since={since}&limit={limit}")
 }

@@ -98,10 +98,7 @@ impl RecentReport {
                 ("error", r.error.as_deref().unwrap_or("")),
             ];
             if let Some((f, _)) = texts.iter().find(|(_, v)| v.len() > MAX_TEXT) {
-                return Err(FieldError::new(
-                    at(f),
-                    format!("at most {MAX_TEXT} bytes"),
-                ));
+                return Err(FieldError::new(at(f), format!("at most {MAX_TEXT} bytes")));
             }
             if !r.duration_ms.is_finite() || r.duration_ms < 0.0 {
                 return Err(FieldError::new(
@@ -213,6 +210,16 @@ pub fn newest_first(records: &mut Vec<ReportedRecord>, limit: usize) {
     records.truncate(limit);
 }
 
+/// The answer of `GET /api/v1/observability/{traces,logs}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecentRequests {
+    /// Newest first; for a trace, every hop the gateways recorded.
+    pub records: Vec<ReportedRecord>,
+    /// Federation members asked (this node included) and those that answered.
+    pub nodes_asked: usize,
+    pub nodes_answered: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,7 +257,10 @@ mod tests {
         });
         assert_eq!(all.len(), KEEP_PER_CLUSTER);
         assert_eq!(all[0].record.at_ms, 5 * 64 - 1);
-        assert!(all.windows(2).all(|w| w[0].record.at_ms > w[1].record.at_ms));
+        assert!(
+            all.windows(2)
+                .all(|w| w[0].record.at_ms > w[1].record.at_ms)
+        );
     }
 
     #[test]
@@ -259,9 +269,12 @@ mod tests {
         let mut r = vec![rec(1, 200, "d/a"), rec(2, 503, "d/a"), rec(3, 502, "d/b")];
         r[2].trace_id = r[0].trace_id.clone();
         s.record("east", RecentReport { records: r });
-        s.record("west", RecentReport {
-            records: vec![rec(4, 500, "d/a")],
-        });
+        s.record(
+            "west",
+            RecentReport {
+                records: vec![rec(4, 500, "d/a")],
+            },
+        );
         let q = |q: RecentQuery| -> Vec<u64> {
             s.query(&RecentQuery { limit: 10, ..q })
                 .iter()
@@ -269,21 +282,53 @@ mod tests {
                 .collect()
         };
         let five = Some(5);
-        assert_eq!(q(RecentQuery { status_class: five, ..Default::default() }), [4, 3, 2]);
+        assert_eq!(
+            q(RecentQuery {
+                status_class: five,
+                ..Default::default()
+            }),
+            [4, 3, 2]
+        );
         let a = Some("d/a".to_string());
         assert_eq!(
-            q(RecentQuery { status_class: five, service: a.clone(), ..Default::default() }),
+            q(RecentQuery {
+                status_class: five,
+                service: a.clone(),
+                ..Default::default()
+            }),
             [4, 2]
         );
         let east = Some("east".to_string());
         assert_eq!(
-            q(RecentQuery { service: a, cluster: east, ..Default::default() }),
+            q(RecentQuery {
+                service: a,
+                cluster: east,
+                ..Default::default()
+            }),
             [2, 1]
         );
-        assert_eq!(q(RecentQuery { since_ms: Some(3), ..Default::default() }), [4, 3]);
+        assert_eq!(
+            q(RecentQuery {
+                since_ms: Some(3),
+                ..Default::default()
+            }),
+            [4, 3]
+        );
         let t = Some(format!("{:032x}", 2));
-        assert_eq!(q(RecentQuery { trace_id: t, ..Default::default() }), [3, 1]);
-        assert_eq!(q(RecentQuery { status: Some(503), ..Default::default() }), [2]);
+        assert_eq!(
+            q(RecentQuery {
+                trace_id: t,
+                ..Default::default()
+            }),
+            [3, 1]
+        );
+        assert_eq!(
+            q(RecentQuery {
+                status: Some(503),
+                ..Default::default()
+            }),
+            [2]
+        );
     }
 
     #[test]
@@ -294,15 +339,25 @@ mod tests {
         assert_eq!(too_many.validate().unwrap_err().field, "recent.records");
         let mut bad = rec(1, 200, "d/a");
         bad.trace_id = "XYZ".into();
-        let r = RecentReport { records: vec![rec(0, 200, "d/a"), bad] };
-        assert_eq!(r.validate().unwrap_err().field, "recent.records[1].trace_id");
+        let r = RecentReport {
+            records: vec![rec(0, 200, "d/a"), bad],
+        };
+        assert_eq!(
+            r.validate().unwrap_err().field,
+            "recent.records[1].trace_id"
+        );
         let mut long = rec(1, 200, "d/a");
         long.path = "/".repeat(MAX_TEXT + 1);
-        let r = RecentReport { records: vec![long] };
+        let r = RecentReport {
+            records: vec![long],
+        };
         assert_eq!(r.validate().unwrap_err().field, "recent.records[0].path");
         let mut nan = rec(1, 200, "d/a");
         nan.duration_ms = f64::NAN;
         let r = RecentReport { records: vec![nan] };
-        assert_eq!(r.validate().unwrap_err().field, "recent.records[0].duration_ms");
+        assert_eq!(
+            r.validate().unwrap_err().field,
+            "recent.records[0].duration_ms"
+        );
     }
 }

@@ -135,3 +135,14 @@ impl SignalStore {
         out
     }
 }
+
+/// The mesh-wide answer of `GET /api/v1/observability/metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MeshSignals {
+    pub window_s: u64,
+    /// Each edge as the gateway of `reported_by` saw it (the newest report of each cluster).
+    pub edges: Vec<ReportedEdge>,
+    /// Federation members asked (this node included) and those that answered.
+    pub nodes_asked: usize,
+    pub nodes_answered: usize,
+}

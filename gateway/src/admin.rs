@@ -103,7 +103,8 @@ fn signals(ctx: &ProxyCtx, query: &str) -> Response<BoxBody> {
 /// (sampled ones and every 5xx), newest first; 100 by default.
 fn recent(ctx: &ProxyCtx, query: &str) -> Response<BoxBody> {
     let bad = |field: &str, message: String| {
-        let error = json!({"error": {"code": "invalid_request", "field": field, "message": message}});
+        let error =
+            json!({"error": {"code": "invalid_request", "field": field, "message": message}});
         json_reply(StatusCode::BAD_REQUEST, error)
     };
     let mut f = crate::telemetry::ring::Filter::default();
@@ -116,7 +117,12 @@ fn recent(ctx: &ProxyCtx, query: &str) -> Response<BoxBody> {
             "trace_id" => f.trace_id = Some(v),
             "status" => match v.strip_suffix("xx").and_then(|c| c.parse::<u16>().ok()) {
                 Some(c) if (1..=5).contains(&c) => f.class = Some(c),
-                _ => return bad("status", format!("status must be a class like 5xx, not {v:?}")),
+                _ => {
+                    return bad(
+                        "status",
+                        format!("status must be a class like 5xx, not {v:?}"),
+                    );
+                }
             },
             "limit" => match v.parse::<usize>() {
                 Ok(n) if (1..=10_000).contains(&n) => limit = n,

@@ -1,13 +1,15 @@
-//! `warden mesh config get|set|diff`: the gateway settings kept in the store, mesh-wide or
-//! for one cluster (`--cluster`). `set` replaces the document with a YAML or JSON file's
-//! (`{}` clears it); `diff` prints, field by field, what `set` would change, and writes
-//! nothing.
+//! `warden mesh …`: the mesh as a whole. `config get|set|diff`: the gateway settings kept in
+//! the store, mesh-wide or for one cluster (`--cluster`); `set` replaces the document with a
+//! YAML or JSON file's (`{}` clears it), `diff` prints, field by field, what `set` would
+//! change and writes nothing. `validate`, `audit`; and the observability reads: `signals`
+//! (golden signals per edge), `traces ID` and `logs` (recent requests the gateways recorded).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use warden_federation::mesh_config::{ConfigScope, MeshConfig};
+use warden_federation::recent::{RecentQuery, RecentRequests};
 use warden_federation::wire::ValidateBundle;
 
 use super::client::Conn;
@@ -35,6 +37,44 @@ pub enum MeshCmd {
         /// Only changes after this store revision.
         #[arg(long, default_value_t = 0)]
         since: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Golden signals per edge across the mesh: requests, errors, rate, p50/p99, as each
+    /// cluster's gateway reported them.
+    Signals {
+        #[command(flatten)]
+        conn: Conn,
+        /// 1m or 5m.
+        #[arg(long, default_value = "1m")]
+        window: String,
+        /// Only this service (namespace/service).
+        #[arg(long)]
+        service: Option<String>,
+    },
+    /// Every hop of one trace the gateways recorded (sampled requests and every 5xx).
+    Traces {
+        #[command(flatten)]
+        conn: Conn,
+        /// 32 hex digits, as in a traceparent header or an access log line.
+        trace_id: String,
+    },
+    /// The newest requests the gateways recorded (sampled ones and every 5xx), newest first.
+    Logs {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        service: Option<String>,
+        /// A class (5xx) or one status (503).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only requests since then: a duration ago (30s, 5m, 2h) or milliseconds since the
+        /// Unix epoch.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only requests this cluster's gateway served.
+        #[arg(long)]
+        cluster: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
@@ -126,6 +166,66 @@ pub async fn run(cmd: MeshCmd) -> anyhow::Result<()> {
             }
             return Ok(());
         }
+        MeshCmd::Signals {
+            conn,
+            window,
+            service,
+        } => {
+            let s = conn.client()?.signals(&window, service.as_deref()).await?;
+            println!(
+                "{:<24} {:<10} {:<10} {:>9} {:>7} {:>9} {:>9}  REPORTED BY",
+                "SERVICE", "FROM", "TO", "REQ/S", "ERR%", "P50 MS", "P99 MS"
+            );
+            let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+            for e in &s.edges {
+                let x = &e.edge;
+                println!(
+                    "{:<24} {:<10} {:<10} {:>9.2} {:>7.2} {:>9} {:>9}  {}",
+                    x.service,
+                    x.src_cluster,
+                    x.dst_cluster,
+                    x.requests_per_second,
+                    x.error_rate * 100.0,
+                    ms(x.p50_ms),
+                    ms(x.p99_ms),
+                    e.reported_by
+                );
+            }
+            println!(
+                "window {}s; {} of {} node(s) answered",
+                s.window_s, s.nodes_answered, s.nodes_asked
+            );
+            return Ok(());
+        }
+        MeshCmd::Traces { conn, trace_id } => {
+            let r = conn.client()?.trace(&trace_id).await?;
+            print_records(&r);
+            return Ok(());
+        }
+        MeshCmd::Logs {
+            conn,
+            service,
+            status,
+            since,
+            cluster,
+            limit,
+        } => {
+            let (status, status_class) = match status.as_deref().map(parse_status) {
+                Some(s) => s?,
+                None => (None, None),
+            };
+            let q = RecentQuery {
+                trace_id: None,
+                service,
+                status,
+                status_class,
+                since_ms: since.as_deref().map(parse_since).transpose()?,
+                cluster,
+                limit,
+            };
+            print_records(&conn.client()?.recent_requests(&q).await?);
+            return Ok(());
+        }
     };
     match cmd {
         ConfigCmd::Get(t) => {
@@ -167,6 +267,71 @@ pub async fn run(cmd: MeshCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `5xx` (a class) or `503` (one status).
+fn parse_status(v: &str) -> anyhow::Result<(Option<u16>, Option<u8>)> {
+    if let Some(c) = v.strip_suffix("xx") {
+        let c: u8 = c
+            .parse()
+            .with_context(|| format!("--status {v}: not a class like 5xx"))?;
+        return Ok((None, Some(c)));
+    }
+    let s: u16 = v
+        .parse()
+        .with_context(|| format!("--status {v}: not a status like 503"))?;
+    Ok((Some(s), None))
+}
+
+/// `30s`, `5m`, `2h` ago, or milliseconds since the Unix epoch.
+fn parse_since(v: &str) -> anyhow::Result<u64> {
+    let unit = match v.chars().last() {
+        Some('s') => 1_000,
+        Some('m') => 60_000,
+        Some('h') => 3_600_000,
+        _ => {
+            return v
+                .parse()
+                .with_context(|| format!("--since {v}: not 30s, 5m, 2h or epoch milliseconds"));
+        }
+    };
+    let n: u64 = v[..v.len() - 1]
+        .parse()
+        .with_context(|| format!("--since {v}: not 30s, 5m, 2h or epoch milliseconds"))?;
+    Ok(warden_federation::clock::now_ms().saturating_sub(n.saturating_mul(unit)))
+}
+
+/// One line per record: when, who, the request, how it ended, where it went, the ids.
+fn print_records(r: &RecentRequests) {
+    for x in &r.records {
+        let (rec, when) = (&x.record, x.record.at_ms);
+        println!(
+            "{when} {} {} {} {} {} -> {} {}ms {} retries={} endpoint={} trace={} span={} parent={}{}",
+            x.reported_by,
+            rec.listener,
+            rec.method,
+            rec.service,
+            rec.path,
+            rec.status,
+            format_args!("{:.1}", rec.duration_ms),
+            rec.dst_cluster,
+            rec.retries,
+            rec.endpoint.as_deref().unwrap_or("-"),
+            rec.trace_id,
+            rec.span_id,
+            rec.parent_span_id.as_deref().unwrap_or("-"),
+            rec.error
+                .as_deref()
+                .map(|e| format!(" error={e}"))
+                .unwrap_or_default(),
+        );
+    }
+    println!(
+        "{} record(s); {} of {} node(s) answered",
+        r.records.len(),
+        r.nodes_answered,
+        r.nodes_asked
+    );
 }
 
 async fn validate(conn: Conn, file: &Path) -> anyhow::Result<()> {

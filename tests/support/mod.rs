@@ -936,6 +936,23 @@ pub async fn tls_attempt(
     matches!(tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await, Ok(Ok(n)) if n > 0)
 }
 
+/// Runs `warden mesh ARGS` against `node` with the admin token; (success, stdout, stderr).
+pub async fn mesh_cli(node: &NodeProc, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("mesh")
+        .args(args)
+        .env("WARDEN_API", format!("http://{}", node.api))
+        .env("WARDEN_ADMIN_TOKEN", TOKEN)
+        .output()
+        .await
+        .expect("run warden mesh");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 /// Runs a `warden` CLI command to completion; panics with its stderr if it fails.
 pub fn warden(args: &[&str]) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))

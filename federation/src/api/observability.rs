@@ -10,8 +10,6 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::common::{Node, Params};
 use super::error::ApiError;
@@ -19,21 +17,10 @@ use super::error::responses::{BadRequest, Unauthorized};
 use crate::clock::now_ms;
 use crate::model::validate_service_ref;
 use crate::rpc::{ForwardRequest, ForwardResponse};
-use crate::signals::ReportedEdge;
+use crate::signals::MeshSignals;
 
 /// How long a peer has to answer.
 const PEER_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// The answer.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct MeshSignals {
-    pub window_s: u64,
-    /// Each edge as the gateway of `reported_by` saw it (the newest report of each cluster).
-    pub edges: Vec<ReportedEdge>,
-    /// Federation members asked (this node included) and those that answered.
-    pub nodes_asked: usize,
-    pub nodes_answered: usize,
-}
 
 #[utoipa::path(
     get,

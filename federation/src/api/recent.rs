@@ -6,31 +6,19 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::common::{Node, Params};
 use super::error::ApiError;
 use super::error::responses::{BadRequest, Unauthorized};
 use super::observability::{ask_peers, local_scope};
 use crate::model::{validate_dns_label, validate_service_ref};
-use crate::recent::{RecentQuery, ReportedRecord, newest_first};
+use crate::recent::{RecentQuery, RecentRequests, newest_first};
 use crate::rpc::{ForwardRequest, ForwardResponse};
 use crate::stored::Stored;
 
 /// Records an answer holds by default, and at most.
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
-
-/// The answer of both endpoints.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct RecentRequests {
-    /// Newest first; for a trace, every hop the gateways recorded.
-    pub records: Vec<ReportedRecord>,
-    /// Federation members asked (this node included) and those that answered.
-    pub nodes_asked: usize,
-    pub nodes_answered: usize,
-}
 
 async fn answer(node: &Node, q: RecentQuery, local: bool) -> RecentRequests {
     let mut records = node.recent.query(&q);

@@ -478,6 +478,34 @@ impl FederationClient {
             .await
     }
 
+    // ---- observability ----
+
+    /// The golden signals per edge across the mesh over `window` (`1m` or `5m`).
+    pub async fn signals(
+        &self,
+        window: &str,
+        service: Option<&str>,
+    ) -> Result<crate::signals::MeshSignals, ClientError> {
+        self.get(&paths::observability_metrics(window, service))
+            .await
+    }
+
+    /// Every hop of a trace the gateways recorded.
+    pub async fn trace(
+        &self,
+        trace_id: &str,
+    ) -> Result<crate::recent::RecentRequests, ClientError> {
+        self.get(&paths::observability_trace(trace_id)).await
+    }
+
+    /// The newest recorded requests `q` selects.
+    pub async fn recent_requests(
+        &self,
+        q: &crate::recent::RecentQuery,
+    ) -> Result<crate::recent::RecentRequests, ClientError> {
+        self.get(&paths::observability_logs(q)).await
+    }
+
     /// Who changed what after revision `since` (oldest first, `limit` at most).
     pub async fn audit(
         &self,

@@ -157,10 +157,11 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::new());
     let mut tables = Tables::with_settings(crate::settings::Settings::from_file(&cfg));
-    tables.telemetry = Arc::new(
-        crate::telemetry::Telemetry::start(&cfg.telemetry, &cfg.cluster.name, metrics.clone())
-            ?,
-    );
+    tables.telemetry = Arc::new(crate::telemetry::Telemetry::start(
+        &cfg.telemetry,
+        &cfg.cluster.name,
+        metrics.clone(),
+    )?);
     {
         // The golden signals' sampler: copies counters the data path keeps anyway; it cannot
         // fail (a poisoned ring is taken as it is), so it needs no supervisor.

@@ -249,8 +249,8 @@ impl RequestCtx {
             && tracing::enabled!(target: "warden::access", tracing::Level::INFO);
         let trace = TraceContext::from_headers(headers);
         let records = ctx.tables.telemetry.records();
-        let sampled =
-            records && crate::telemetry::sampled(&trace.trace_id, settings.sample_per_million.value);
+        let sampled = records
+            && crate::telemetry::sampled(&trace.trace_id, settings.sample_per_million.value);
         // A request that is not sampled may still be recorded if it fails: keep the detail
         // whenever anything records.
         let detail = (access_log || records).then(|| (method.clone(), uri.clone()));

@@ -50,14 +50,7 @@ where
         return inbound::connect(ctx, req, peer.as_deref()).await;
     }
     let (head, body) = req.into_parts();
-    let mut rc = RequestCtx::new(
-        ctx,
-        listener,
-        peer,
-        &head.method,
-        &head.uri,
-        &head.headers,
-    );
+    let mut rc = RequestCtx::new(ctx, listener, peer, &head.method, &head.uri, &head.headers);
     let span = tracing::info_span!(
         "hop",
         trace_id = %rc.trace.trace_id_hex(),

@@ -128,7 +128,9 @@ mod tests {
 
     #[test]
     fn the_sampled_share_follows_the_rate_and_a_trace_decides_alike() {
-        let ids: Vec<[u8; 16]> = (0..20_000).map(|_| fastrand::u128(1..).to_be_bytes()).collect();
+        let ids: Vec<[u8; 16]> = (0..20_000)
+            .map(|_| fastrand::u128(1..).to_be_bytes())
+            .collect();
         for per_million in [0u32, 10_000, 250_000, 1_000_000] {
             let n = ids.iter().filter(|id| sampled(id, per_million)).count();
             let want = ids.len() as f64 * f64::from(per_million) / 1e6;
@@ -138,7 +140,10 @@ mod tests {
                 ids.len()
             );
             // The same id, the same answer: every hop of a trace agrees.
-            assert!(ids.iter().all(|id| sampled(id, per_million) == sampled(id, per_million)));
+            assert!(
+                ids.iter()
+                    .all(|id| sampled(id, per_million) == sampled(id, per_million))
+            );
         }
         // A lower rate samples a subset of what a higher one does.
         assert!(

@@ -11,7 +11,9 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span, status};
+use opentelemetry_proto::tonic::trace::v1::{
+    ResourceSpans, ScopeSpans, Span, Status, span, status,
+};
 use prost::Message;
 use tokio::sync::mpsc;
 
@@ -85,8 +87,7 @@ impl Task {
             let deadline = tokio::time::Instant::now() + self.flush;
             while batch.len() < self.max_batch {
                 let room = self.max_batch - batch.len();
-                match tokio::time::timeout_at(deadline, self.rx.recv_many(&mut batch, room)).await
-                {
+                match tokio::time::timeout_at(deadline, self.rx.recv_many(&mut batch, room)).await {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
@@ -109,7 +110,11 @@ impl Task {
         let outcome = match sent {
             Ok(r) if r.status().is_success() => "exported",
             Ok(r) => {
-                tracing::warn!(status = r.status().as_u16(), spans = n, "OTLP collector refused a batch of spans; dropped");
+                tracing::warn!(
+                    status = r.status().as_u16(),
+                    spans = n,
+                    "OTLP collector refused a batch of spans; dropped"
+                );
                 "dropped_export_failed"
             }
             Err(e) => {
