@@ -72,7 +72,7 @@ async fn any_node_answers_the_mesh_wide_signals() {
     for _ in 0..30 {
         assert_eq!(call(&client, &out).await.0, 200);
     }
-    // The gateway reports every 10 s (its sampler's period): wait for a report with the calls.
+    // The gateway reports every 2 s (its sampler's period): wait for a report with the calls.
     let url = format!(
         "{}?window=1m&service=shop/cart",
         nodes[1].url(paths::OBSERVABILITY_METRICS)

@@ -33,6 +33,8 @@ pub const OBSERVABILITY_METRICS: &str = "/api/v1/observability/metrics";
 pub const OBSERVABILITY_TRACES: &str = "/api/v1/observability/traces";
 /// The newest recorded requests (sampled and failed), from every node.
 pub const OBSERVABILITY_LOGS: &str = "/api/v1/observability/logs";
+/// `/ui`: the web console (static files; the page reads the API).
+pub const CONSOLE: &str = "/ui";
 /// `/api/v1/audit`: who changed what (GET, `?since=REVISION&limit=N`).
 pub const AUDIT: &str = "/api/v1/audit";
 

@@ -55,6 +55,12 @@ impl SignalsReport {
             return Err(FieldError::new("signals.windows", "at most 2 windows"));
         }
         for (i, w) in self.windows.iter().enumerate() {
+            if w.window_s != 60 && w.window_s != 300 {
+                return Err(FieldError::new(
+                    format!("signals.windows[{i}].window_s"),
+                    "60 or 300",
+                ));
+            }
             if w.edges.len() > MAX_EDGES {
                 return Err(FieldError::new(
                     format!("signals.windows[{i}].edges"),
@@ -92,9 +98,23 @@ pub struct ReportedEdge {
 pub struct SignalStore(Mutex<HashMap<String, (u64, SignalsReport)>>);
 
 impl SignalStore {
+    /// Keeps the newest window of each length a cluster reported (a report may carry only
+    /// the 1-minute window; its 5-minute one stays as last reported).
     pub fn record(&self, cluster: &str, at_ms: u64, report: SignalsReport) {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.insert(cluster.to_string(), (at_ms, report));
+        let (at, kept) = m
+            .entry(cluster.to_string())
+            .or_insert_with(|| (at_ms, SignalsReport { windows: vec![] }));
+        *at = at_ms;
+        for w in report.windows {
+            match kept.windows.iter_mut().find(|k| k.window_s == w.window_s) {
+                Some(k) => *k = w,
+                None => kept.windows.push(w),
+            }
+        }
+        // Bounded like a report: the two window lengths a gateway sends.
+        kept.windows.sort_by_key(|w| w.window_s);
+        kept.windows.truncate(2);
     }
 
     /// The edges of `window_s` windows reported within [`STALE_MS`] of `now_ms`, for
@@ -145,4 +165,59 @@ pub struct MeshSignals {
     /// Federation members asked (this node included) and those that answered.
     pub nodes_asked: usize,
     pub nodes_answered: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(window_s: u64, requests: u64) -> Window {
+        Window {
+            window_s,
+            covered_s: window_s as f64,
+            edges: vec![EdgeSignals {
+                service: "shop/cart".into(),
+                src_cluster: "east".into(),
+                dst_cluster: "west".into(),
+                requests,
+                errors: 0,
+                requests_per_second: 1.0,
+                error_rate: 0.0,
+                p50_ms: None,
+                p90_ms: None,
+                p99_ms: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_report_with_one_window_keeps_the_other_as_last_reported() {
+        let store = SignalStore::default();
+        let both = SignalsReport {
+            windows: vec![window(60, 1), window(300, 5)],
+        };
+        store.record("east", 1_000, both);
+        let one = SignalsReport {
+            windows: vec![window(60, 2)],
+        };
+        store.record("east", 3_000, one);
+        let (m, f) = (store.edges(60, None, 3_000), store.edges(300, None, 3_000));
+        assert_eq!((m.len(), f.len()), (1, 1));
+        assert_eq!((m[0].edge.requests, f[0].edge.requests), (2, 5));
+        assert_eq!(
+            f[0].age_ms, 0,
+            "the cluster's report is as fresh as its newest"
+        );
+    }
+
+    #[test]
+    fn only_the_two_window_lengths_are_taken() {
+        let r = SignalsReport {
+            windows: vec![window(60, 1), window(7, 1)],
+        };
+        assert_eq!(
+            r.validate().unwrap_err().field,
+            "signals.windows[1].window_s"
+        );
+    }
 }

@@ -555,6 +555,10 @@ pub struct Member {
     pub raft_addr: String,
     pub api_addr: String,
     pub role: Role,
+    /// On the leader's answer: the last log index this member holds (its lag is the
+    /// leader's `last_log_index` minus this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_index: Option<u64>,
 }
 
 /// `GET /api/v1/mesh/status`: one node's Raft view.

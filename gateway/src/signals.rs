@@ -2,8 +2,9 @@
 //! windows of 1 and 5 minutes: requests, errors, rate, and p50/p90/p99 latency. Nothing is
 //! added to the request path: every [`EVERY`] the sampler copies the request counters and
 //! latency histograms the data path keeps anyway (`warden_http_requests_total`,
-//! `warden_http_request_duration_seconds`) into a ring of [`KEEP`] samples, and a window is
-//! the difference between now and the sample that starts it. Percentiles are read from the
+//! `warden_http_request_duration_seconds`) into a ring — every sample of the last minute, one
+//! in [`COARSE`] beyond it, five minutes in all — and a window is the difference between now
+//! and the sample that starts it. Percentiles are read from the
 //! histogram's buckets as Prometheus' `histogram_quantile` does (linear within a bucket).
 
 use std::collections::{HashMap, VecDeque};
@@ -17,10 +18,15 @@ use warden_federation::signals::{EdgeSignals, SignalsReport, Window};
 
 use crate::metrics::Metrics;
 
-/// How often the sampler copies the counters.
-pub const EVERY: Duration = Duration::from_secs(10);
-/// Samples kept: five minutes and one.
-pub const KEEP: usize = 31;
+/// How often the sampler copies the counters (and a report goes out with a renewal): an
+/// edge that appears shows within a few seconds.
+pub const EVERY: Duration = Duration::from_secs(2);
+/// Beyond the last minute only every `COARSE`-th sample is kept (10 s apart), and the 5-minute
+/// window rides on every `COARSE`-th report only: about 55 samples in the ring.
+pub const COARSE: u64 = 5;
+/// How far back the fine samples reach, and the ring as a whole.
+const FINE_FOR: Duration = Duration::from_secs(62);
+const KEEP_FOR: Duration = Duration::from_secs(312);
 
 /// (service, source cluster, destination cluster).
 type Edge = (String, String, String);
@@ -36,6 +42,8 @@ struct Counts {
 
 #[derive(Debug, Clone)]
 struct Sample {
+    /// Numbered from 0 in the order taken; `n % COARSE == 0` are the coarse ones.
+    n: u64,
     at: Instant,
     edges: HashMap<Edge, Counts>,
 }
@@ -94,6 +102,7 @@ fn read(m: &Metrics) -> Sample {
         }
     }
     Sample {
+        n: 0,
         at: Instant::now(),
         edges,
     }
@@ -133,25 +142,32 @@ fn quantile(q: f64, now: &[(f64, u64)], then: &[(f64, u64)]) -> Option<f64> {
 
 impl Signals {
     /// Takes a sample now (the sampler calls this every [`EVERY`]), and makes the report
-    /// the next lease renewal carries: the 1 m and 5 m windows, at most
+    /// the next lease renewal carries: the 1 m window, and on every [`COARSE`]-th sample the
+    /// 5 m one too (a node keeps the newest of each), at most
     /// [`warden_federation::signals::MAX_EDGES`] busiest edges each.
     pub fn sample(&self, m: &Metrics) {
-        let s = read(m);
-        {
+        let mut s = read(m);
+        let n = {
             let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+            s.n = ring.back().map_or(0, |b| b.n + 1);
+            let (n, now) = (s.n, s.at);
             ring.push_back(s);
-            while ring.len() > KEEP {
-                ring.pop_front();
-            }
-        }
-        let windows = [60, 300]
-            .map(|secs| {
+            ring.retain(|x| {
+                let age = now.duration_since(x.at);
+                age <= KEEP_FOR && (age <= FINE_FOR || x.n % COARSE == 0)
+            });
+            n
+        };
+        let secs: &[u64] = if n % COARSE == 0 { &[60, 300] } else { &[60] };
+        let windows = secs
+            .iter()
+            .map(|&secs| {
                 let mut w = self.window(m, Duration::from_secs(secs));
                 w.edges.sort_by_key(|e| std::cmp::Reverse(e.requests));
                 w.edges.truncate(warden_federation::signals::MAX_EDGES);
                 w
             })
-            .to_vec();
+            .collect();
         let mut r = self.report.lock().unwrap_or_else(|p| p.into_inner());
         *r = (r.0 + 1, Some(SignalsReport { windows }));
     }

@@ -126,6 +126,13 @@ fn print_urls(mesh: &Mesh) {
             "", c.outbound
         );
     }
+    if let Some(n) = mesh.nodes.first() {
+        println!(
+            "\n  console         http://{}{}   (any node serves it)",
+            n.api,
+            warden_federation::paths::CONSOLE
+        );
+    }
     println!(
         "\n  admin token: {}   logs and configs: {}",
         mesh::TOKEN,
@@ -148,7 +155,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let say = |s: &str| view.say(&format!("  {s}"));
     let started = tokio::select! {
         m = Mesh::start(&dir, &say) => Some(m),
-        _ = tokio::signal::ctrl_c() => None,
+        _ = crate::cli::signals::terminated() => None,
     };
     let Some(mesh) = started else {
         view.say("interrupted");
@@ -178,7 +185,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     };
     let outcome = tokio::select! {
         r = scenario::run(&mut mesh, &traffic, &view, &pace) => Some(r),
-        _ = tokio::signal::ctrl_c() => None,
+        _ = crate::cli::signals::terminated() => None,
     };
     let result = match outcome {
         None => {
@@ -200,7 +207,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 };
                 tokio::select! {
                     _ = live_table => {}
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = crate::cli::signals::terminated() => {}
                 }
             }
             Ok(())

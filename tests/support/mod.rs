@@ -4,6 +4,7 @@
 //! same addresses (as a real member would be). Every process is killed by its PID on drop.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod kube_fake;
 
 use std::path::{Path, PathBuf};

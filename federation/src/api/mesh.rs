@@ -39,6 +39,11 @@ pub(super) async fn status(State(node): State<Node>) -> Result<Response, ApiErro
             } else {
                 Role::Learner
             },
+            matched_index: m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(id).copied().flatten())
+                .map(|l| l.index),
         })
         .collect();
     let leader_api = m

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body;
 mod clusters;
 pub mod common;
+pub mod console;
 mod crud_api;
 mod dry;
 pub mod error;
@@ -193,5 +194,7 @@ pub fn router(node: Node) -> Router {
         .layer(middleware::from_fn(dry::layer))
         .layer(middleware::from_fn_with_state(node.clone(), auth::auth))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // The console's static files: outside authentication (they hold no data).
+        .merge(console::router())
         .with_state(node)
 }

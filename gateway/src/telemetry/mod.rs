@@ -72,7 +72,10 @@ impl Telemetry {
     ) -> Result<Self, TelemetryError> {
         #[cfg(feature = "otlp")]
         let export = match &cfg.otlp {
-            Some(o) => Some(otlp::Exporter::start(o, cluster, metrics)?),
+            Some(o) => Some(
+                otlp::Exporter::start(o, cluster, metrics)
+                    .map_err(|e| TelemetryError::Otlp(e.to_string()))?,
+            ),
             None => None,
         };
         #[cfg(not(feature = "otlp"))]

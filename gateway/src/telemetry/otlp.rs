@@ -17,7 +17,6 @@ use opentelemetry_proto::tonic::trace::v1::{
 use prost::Message;
 use tokio::sync::mpsc;
 
-use super::TelemetryError;
 use super::span::RequestSpan;
 use crate::config::OtlpSection;
 use crate::metrics::Metrics;
@@ -34,13 +33,12 @@ impl Exporter {
         cfg: &OtlpSection,
         cluster: &str,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, TelemetryError> {
+    ) -> Result<Self, reqwest::Error> {
         let url = format!("{}/v1/traces", cfg.endpoint.trim_end_matches('/'));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.timeout_ms))
             .no_proxy()
-            .build()
-            .map_err(|e| TelemetryError::Otlp(e.to_string()))?;
+            .build()?;
         let (tx, rx) = mpsc::channel(cfg.queue);
         let task = Task {
             rx,
