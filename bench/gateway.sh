@@ -6,7 +6,11 @@
 # fixed rate) run on CPU 0 alone; the proxies, the echo backend and the federation node share
 # CPU 1 (niced load generator, so it never takes the measured core). Rows:
 #   direct        wrk/oha -> backend
-#   warden        -> gateway `east` outbound (Host: cart.shop) -> backend
+#   warden        -> gateway `east` outbound (Host: cart.shop) -> backend (default telemetry:
+#                 1% of traces recorded, the golden signals' sampler on)
+#   warden-quiet  the same hop with telemetry off (no trace recorded, no signals sampler)
+#   warden-traced the same hop with every trace recorded and exported over OTLP/HTTP to a sink
+#                 (a second echo process on CPU 1, answering 200)
 #   warden-2hop   -> gateway `west` -> pooled HTTP/2 east-west (plaintext, loopback) -> gateway
 #                 `east` -> backend (remote.shop exists only in east)
 #   warden-mtls   the same over mTLS (gateways `north` -> `south`, each with its own CA;
@@ -61,7 +65,7 @@ config() {
     printf '[federation]\nendpoints = ["http://%s"]\n' "$api"
     printf '[listeners]\noutbound = "127.0.0.1:0"\neastwest = "127.0.0.1:0"\nadmin = "127.0.0.1:0"\n'
     printf '[discovery]\nallow_loopback_endpoints = true\n[health]\ninterval_ms = 30000\n'
-    printf '[telemetry]\naccess_log = false\n'
+    printf '[telemetry]\naccess_log = false\n%s\n' "${telemetry:-}"
     printf '[limits]\nheader_read_timeout_ms = 300000\nmax_connections = 15000\n'
     printf '%s\n' "${extra:-}"
     for s in "$@"; do
@@ -99,11 +103,19 @@ ready() {
 }
 
 config east cart remote >"$dir/east.toml"
+telemetry=$'sample_per_million = 0\nrecent_requests = 0\nsignals = false' config quiet cart >"$dir/quiet.toml"
+taskset -c 1 "$bin" echo --name otlp-sink --listen 127.0.0.1:0 >"$dir/sink.out" 2>&1 &
+pids+=($!)
+sink=$(addr_of "$dir/sink.out" addr)
+telemetry='sample_per_million = 1000000' extra=$(printf '[telemetry.otlp]\nendpoint = "http://%s"' "$sink") \
+    config traced cart >"$dir/traced.toml"
 config west >"$dir/west.toml"
 extra=$(tls_table south) config south secure >"$dir/south.toml"
 extra=$(tls_table north) config north >"$dir/north.toml"
-for g in east west south north; do gateway "$g"; done
+for g in east quiet traced west south north; do gateway "$g"; done
 ready "${addr[east]}" cart.shop
+ready "${addr[quiet]}" cart.shop
+ready "${addr[traced]}" cart.shop
 ready "${addr[west]}" remote.shop
 ready "${addr[north]}" secure.shop
 
@@ -172,6 +184,8 @@ procs() {
     case $1 in
     direct) ;;
     warden) echo "${pid[east]}" ;;
+    warden-quiet) echo "${pid[quiet]}" ;;
+    warden-traced) echo "${pid[traced]}" ;;
     warden-2hop) echo "${pid[west]} ${pid[east]}" ;;
     warden-mtls) echo "${pid[north]} ${pid[south]}" ;;
     haproxy) echo "${pid[haproxy]}" ;;
@@ -181,6 +195,8 @@ procs() {
 target() {
     case $1 in
     warden) echo "${addr[east]}" ;;
+    warden-quiet) echo "${addr[quiet]}" ;;
+    warden-traced) echo "${addr[traced]}" ;;
     warden-2hop) echo "${addr[west]}" ;;
     warden-mtls) echo "${addr[north]}" ;;
     *) echo "${addr[$1]}" ;;
@@ -188,7 +204,7 @@ target() {
 }
 host() {
     case $1 in
-    warden) echo cart.shop ;;
+    warden | warden-quiet | warden-traced) echo cart.shop ;;
     warden-2hop) echo remote.shop ;;
     warden-mtls) echo secure.shop ;;
     *) echo be ;;
@@ -235,7 +251,7 @@ bad=sum(v for k,v in s.items() if k!="200")+sum(v for k,v in d.get("errorDistrib
 print("%.3f %.3f %d" % (p["p50"]*1e3, p["p99"]*1e3, bad))' <<<"$json"
 }
 
-rows=(direct warden warden-2hop warden-mtls haproxy nginx)
+rows=(direct warden warden-quiet warden-traced warden-2hop warden-mtls haproxy nginx)
 for r in "${rows[@]}"; do secs=2 saturate "$r" >/dev/null; done
 declare -A sat fix
 for ((k = 0; k < rounds; k++)); do
@@ -291,6 +307,16 @@ awk -v wc="${med[warden, cpu]}" -v hc="${med[haproxy, cpu]}" \
        printf "- cross-cluster mTLS hop, added p50: %+.0f us (target <= 100 us): %s\n", (t50 - d50) * 1e3, verdict((t50 - d50) * 1e3 <= 100);
        printf "- cross-cluster mTLS hop, added p99: %+.0f us (target <= 400 us): %s\n", (t99 - d99) * 1e3, verdict((t99 - d99) * 1e3 <= 400);
      }'
+awk -v q="${med[warden-quiet, cpu]}" -v w="${med[warden, cpu]}" -v t="${med[warden-traced, cpu]}" \
+    -v qr="${med[warden-quiet, rps]}" -v wr="${med[warden, rps]}" -v tr="${med[warden-traced, rps]}" \
+    -v q99="${med[warden-quiet, p99]}" -v t99="${med[warden-traced, p99]}" \
+    'BEGIN {
+       printf "- telemetry cost, default (1%% traced, signals on) vs off: %+.1f us CPU/req (%+.1f%%), req/s %+.1f%%\n", w - q, (w - q) / q * 100, (wr - qr) / qr * 100;
+       printf "- telemetry cost, every trace recorded and exported over OTLP vs off: %+.1f us CPU/req (%+.1f%%), req/s %+.1f%%, p99 at the fixed rate %+.0f us\n", t - q, (t - q) / q * 100, (tr - qr) / qr * 100, (t99 - q99) * 1e3;
+     }'
+
+traced_admin=$(addr_of "$dir/traced.out" admin)
+echo "- spans of the traced gateway: $(curl -s "http://$traced_admin/metrics" | awk '/^warden_otlp_spans_total/ {printf "%s %s; ", $1, $2}')"
 
 fds() {
     local a=("/proc/$1/fd/"*)

@@ -151,3 +151,23 @@ async fn oversized_or_foreign_reports_are_refused() {
     let leases = get_json(&client, &node.url(paths::LEASES)).await.unwrap();
     assert_eq!(leases["items"], json!([]), "no lease was written: {leases}");
 }
+
+/// `[telemetry] signals = false`: no sampler, so no window has edges however much traffic
+/// passes (and nothing is reported).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_off_means_no_edges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_node, east, client) = east_serving(tmp.path(), "[telemetry]\nsignals = false\n").await;
+    let out = east.outbound();
+    for _ in 0..10 {
+        assert_eq!(call(&client, &out).await.0, 200);
+    }
+    let v = get_json(&client, &format!("http://{}/signals", east.admin()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (v["edges"].clone(), v["covered_s"].clone()),
+        (json!([]), json!(0.0)),
+        "{v}"
+    );
+}

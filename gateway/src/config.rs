@@ -126,6 +126,9 @@ pub struct TelemetrySection {
     pub recent_requests: usize,
     /// Export spans over OTLP/HTTP (protobuf) when set.
     pub otlp: Option<OtlpSection>,
+    /// The golden signals' sampler (`/signals`, the reports behind the federation's
+    /// `observability/metrics` and the console's graph); off, none of them has data.
+    pub signals: bool,
 }
 
 impl Default for TelemetrySection {
@@ -135,6 +138,7 @@ impl Default for TelemetrySection {
             sample_per_million: 10_000,
             recent_requests: 1024,
             otlp: None,
+            signals: true,
         }
     }
 }

@@ -191,10 +191,15 @@ impl Signals {
                 .or_else(|| ring.front())
                 .cloned()
         };
-        let (then, covered) = match &start {
-            Some(s) => (&s.edges, now.at.duration_since(s.at).as_secs_f64()),
-            None => (&HashMap::new(), 0.0),
+        // No sample yet (or the sampler is off): nothing to difference against, no edges.
+        let Some(start) = &start else {
+            return Window {
+                window_s: window.as_secs(),
+                covered_s: 0.0,
+                edges: Vec::new(),
+            };
         };
+        let (then, covered) = (&start.edges, now.at.duration_since(start.at).as_secs_f64());
         let empty = Counts::default();
         let mut edges: Vec<EdgeSignals> = now
             .edges

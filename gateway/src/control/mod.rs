@@ -162,7 +162,7 @@ pub async fn start(cfg: GatewayConfig) -> Result<GatewayHandle, StartError> {
         &cfg.cluster.name,
         metrics.clone(),
     )?);
-    {
+    if cfg.telemetry.signals {
         // The golden signals' sampler: copies counters the data path keeps anyway; it cannot
         // fail (a poisoned ring is taken as it is), so it needs no supervisor.
         let (signals, metrics) = (tables.signals.clone(), metrics.clone());
