@@ -34,9 +34,9 @@ async fn the_console_shows_the_mesh_and_a_failover_as_it_happens() {
     let root = tmp.path();
     let nodes = three_nodes(root).await;
     let api = |i: usize| vec![nodes[i].api.clone()];
+    // East first, serving itself, before the others exist: no request of the setup can cross
+    // to another cluster, so an east -> central edge can only come from the failover.
     let mut east = cluster(root, "east", "us-east", "us-east-1a", &api(0)).await;
-    let _central = cluster(root, "central", "us-east", "us-east-1b", &api(1)).await;
-    let _west = cluster(root, "west", "us-west", "us-west-1a", &api(2)).await;
     let client = http();
     let out = east.outbound();
     eventually(Duration::from_secs(30), "cart served in east", || async {
@@ -47,6 +47,8 @@ async fn the_console_shows_the_mesh_and_a_failover_as_it_happens() {
             .then_some(())
     })
     .await;
+    let _central = cluster(root, "central", "us-east", "us-east-1b", &api(1)).await;
+    let _west = cluster(root, "west", "us-west", "us-west-1a", &api(2)).await;
 
     // Traffic through east's gateway until the test ends (bounded by the flag and a count).
     let stop = Arc::new(AtomicBool::new(false));
