@@ -453,4 +453,15 @@ async fn oversized_or_malformed_reports_are_refused() {
     .await;
     assert_eq!(s, 200);
     assert_eq!(v["records"][0]["trace_id"], json!(format!("{:032x}", 8)));
+    // A removed cluster's records go with it.
+    let r = client
+        .delete(node.url(&paths::cluster("east")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let v = get_json(&client, &node.url(paths::OBSERVABILITY_LOGS))
+        .await
+        .unwrap();
+    assert_eq!(v["records"], json!([]), "{v}");
 }

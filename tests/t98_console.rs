@@ -70,6 +70,26 @@ async fn the_console_shows_the_mesh_and_a_failover_as_it_happens() {
         })
     };
 
+    // The Raft panel's lag: the leader's status gives each member's matched index.
+    let st = get_json(&client, &nodes[0].url(paths::MESH_STATUS))
+        .await
+        .unwrap();
+    let leader_api = st["leader_api"].as_str().expect("a leader").to_string();
+    let lead = eventually(Duration::from_secs(10), "matched indexes", || async {
+        let v = get_json(
+            &client,
+            &format!("http://{leader_api}{}", paths::MESH_STATUS),
+        )
+        .await?;
+        v["members"]
+            .as_array()?
+            .iter()
+            .all(|m| m["matched_index"].as_u64().is_some())
+            .then_some(v)
+    })
+    .await;
+    assert_eq!(lead["members"].as_array().unwrap().len(), 3, "{lead}");
+
     let mut page = Browser::start(1400, 1100).await.expect("chromium starts");
     eprintln!("chromium pid {:?}", page.pid());
     page.navigate(&nodes[1].url(paths::CONSOLE)).await;

@@ -966,6 +966,48 @@ mod tests {
         Ok(cfg)
     }
 
+    /// A telemetry table out of its bounds is refused at start, naming the key.
+    #[test]
+    fn telemetry_bounds_are_named() {
+        let otlp = |rest: &str| format!("[telemetry]\n[telemetry.otlp]\n{rest}");
+        let cases = [
+            (
+                otlp("endpoint = \"localhost:4318\""),
+                "telemetry.otlp.endpoint",
+            ),
+            (
+                otlp("endpoint = \"https://c:4318\""),
+                "telemetry.otlp.endpoint",
+            ),
+            (
+                otlp("endpoint = \"http://c:4318\"\nqueue = 0"),
+                "telemetry.otlp.queue",
+            ),
+            (
+                otlp("endpoint = \"http://c:4318\"\nqueue = 8\nmax_batch = 9"),
+                "telemetry.otlp.max_batch",
+            ),
+            (
+                otlp("endpoint = \"http://c:4318\"\nflush_ms = 0"),
+                "telemetry.otlp.flush_ms",
+            ),
+            (
+                otlp("endpoint = \"http://c:4318\"\ntimeout_ms = 0"),
+                "telemetry.otlp.timeout_ms",
+            ),
+            (
+                "[telemetry]\nrecent_requests = 100001".to_string(),
+                "telemetry.recent_requests",
+            ),
+        ];
+        for (toml, key) in cases {
+            let e = parse(&toml).unwrap_err().to_string();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
+        let ok = parse(&otlp("endpoint = \"http://collector:4318\"")).unwrap();
+        assert_eq!(ok.telemetry.otlp.unwrap().queue, 4096);
+    }
+
     /// Labelled endpoints join the service's endpoints (every address check sees them) with
     /// their labels beside; an address listed twice and a subset without labels are refused.
     #[test]

@@ -160,8 +160,14 @@ pub(super) async fn remove(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     validate_dns_label("name", &name)?;
-    let cmd = Command::RemoveCluster { name, at: now_ms() };
-    written::<()>(node.write(cmd).await?, StatusCode::NO_CONTENT, None)
+    let cmd = Command::RemoveCluster {
+        name: name.clone(),
+        at: now_ms(),
+    };
+    let answer = written::<()>(node.write(cmd).await?, StatusCode::NO_CONTENT, None)?;
+    // Its recent requests go with it (peers' copies are filtered out of every answer).
+    node.recent.forget(&name);
+    Ok(answer)
 }
 
 #[utoipa::path(

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
-use super::common::{Node, Params};
+use super::common::{Node, Params, state};
 use super::error::ApiError;
 use super::error::responses::{BadRequest, Unauthorized};
 use super::observability::{ask_peers, local_scope};
@@ -33,6 +33,10 @@ async fn answer(node: &Node, q: RecentQuery, local: bool) -> RecentRequests {
             }
         }
         newest_first(&mut records, q.limit);
+    }
+    // Only clusters still registered: a removed one's records may linger on peers.
+    if let Ok(s) = state(node) {
+        records.retain(|r| s.clusters.contains_key(&r.reported_by));
     }
     RecentRequests {
         records,
