@@ -128,26 +128,15 @@ async fn oversized_or_foreign_reports_are_refused() {
     let east = new_credential(&client, &node, "east").await;
     let window = json!({"window_s": 60, "covered_s": 60.0, "edges": []});
     let body = json!({"ttl_ms": 5000, "signals": {"windows": [window, window, window]}});
-    let r = http_anonymous()
-        .put(node.url(&paths::lease("east")))
-        .bearer_auth(&east)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
-    let e: Value = r.json().await.unwrap();
-    assert_eq!(e["error"]["field"], "signals.windows", "{e}");
+    let (s, e) = renew_as(&node, "east", &east, &body).await;
+    assert_eq!(
+        (s, e["error"]["field"].clone()),
+        (400, json!("signals.windows")),
+        "{e}"
+    );
     // East's credential cannot renew (and so report for) west.
     let body = json!({"ttl_ms": 5000, "signals": {"windows": [window]}});
-    let r = http_anonymous()
-        .put(node.url(&paths::lease("west")))
-        .bearer_auth(&east)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(renew_as(&node, "west", &east, &body).await.0, 403);
     let leases = get_json(&client, &node.url(paths::LEASES)).await.unwrap();
     assert_eq!(leases["items"], json!([]), "no lease was written: {leases}");
 }

@@ -67,6 +67,9 @@ async fn fourth_node_joins_as_learner_then_is_promoted() {
     )
     .await;
     // Removing a member through the API shrinks the group.
+    let before = mesh_status(&client, survivor).await.unwrap()["revision"]
+        .as_u64()
+        .unwrap();
     let r = client
         .delete(survivor.url(&paths::member(leader_id)))
         .bearer_auth(TOKEN)
@@ -83,18 +86,64 @@ async fn fourth_node_joins_as_learner_then_is_promoted() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
+
+    // Each change is in the audit log with who made it, and on the watch stream.
+    let log = get_json(&client, &survivor.url(&paths::audit(0, 1000)))
+        .await
+        .unwrap();
+    let mut rows: Vec<(String, String)> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["what"].as_str().unwrap().contains("/federation/members"))
+        .map(|r| {
+            (
+                r["who"].as_str().unwrap().into(),
+                r["what"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    // Forming the group added nodes 2 and 3 the same way.
+    let this_test = rows.split_off(2);
+    assert_eq!(rows.len(), 2, "{log}");
+    let admin = |what: &str| ("admin-token".to_string(), what.to_string());
+    assert_eq!(
+        this_test,
+        vec![
+            admin("POST /api/v1/federation/members"),
+            admin("POST /api/v1/federation/members"),
+            admin(&format!("DELETE /api/v1/federation/members/{leader_id}")),
+        ]
+    );
+    let line = first_line_of(&client, &survivor.api, before, "member.changed").await;
+    assert_eq!(
+        line["change"],
+        json!({"change": "removed", "id": leader_id}),
+        "{line}"
+    );
 }
 
-type Seen = std::sync::Arc<std::sync::Mutex<Vec<(u64, String)>>>;
+/// The first line of type `kind` on the watch from revision `from` (bounded: 60 s).
+async fn first_line_of(client: &reqwest::Client, api: &str, from: u64, kind: &str) -> Value {
+    let mut found = None;
+    follow(client, api, from, |v| {
+        let hit = v["type"] == kind;
+        if hit {
+            found = Some(v);
+        }
+        hit
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("the watch ended without a {kind} line"))
+}
 
-/// Reads one watch stream from `api` into `seen` until it holds `until_rev` or the stream
-/// ends (the node died). Bounded by the request timeout.
-async fn read_watch(
-    client: reqwest::Client,
-    api: String,
+/// Reads the watch from `api` after `from`, line by line, until `on_line` says stop or the
+/// stream ends (the node died). Bounded by the request timeout.
+async fn follow(
+    client: &reqwest::Client,
+    api: &str,
     from: u64,
-    until_rev: Option<u64>,
-    seen: Seen,
+    mut on_line: impl FnMut(Value) -> bool,
 ) {
     let Ok(resp) = client
         .get(format!("http://{api}{}", paths::watch(from)))
@@ -111,21 +160,35 @@ async fn read_watch(
         buf.extend_from_slice(&chunk);
         while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buf.drain(..=pos).collect();
-            let v: Value = serde_json::from_slice(&line).expect("each line is JSON");
-            let mut seen = seen.lock().unwrap();
-            if v["type"] == "cluster.put" {
-                seen.push((
-                    v["revision"].as_u64().unwrap(),
-                    v["cluster"]["name"].as_str().unwrap().to_string(),
-                ));
-            }
-            if let (Some(want), Some(last)) = (until_rev, seen.last())
-                && last.0 >= want
-            {
+            if on_line(serde_json::from_slice(&line).expect("each line is JSON")) {
                 return;
             }
         }
     }
+}
+
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(u64, String)>>>;
+
+/// Reads one watch stream from `api` into `seen` until it holds `until_rev` or the stream
+/// ends (the node died).
+async fn read_watch(
+    client: reqwest::Client,
+    api: String,
+    from: u64,
+    until_rev: Option<u64>,
+    seen: Seen,
+) {
+    follow(&client, &api, from, |v| {
+        let mut seen = seen.lock().unwrap();
+        if v["type"] == "cluster.put" {
+            seen.push((
+                v["revision"].as_u64().unwrap(),
+                v["cluster"]["name"].as_str().unwrap().to_string(),
+            ));
+        }
+        matches!((until_rev, seen.last()), (Some(want), Some(last)) if last.0 >= want)
+    })
+    .await;
 }
 
 /// A watcher on the leader loses its stream when the leader is killed, resumes on another
@@ -135,6 +198,8 @@ async fn watch_resumes_across_leader_change() {
     let tmp = tempfile::tempdir().unwrap();
     let mut nodes = three_nodes(tmp.path()).await;
     let client = http();
+    // Forming the group took revisions of its own (the members' additions).
+    let start = converged(&client, &nodes, Duration::from_secs(20)).await;
     for i in 0..20 {
         assert_eq!(
             register(&client, &nodes[i % 3], &format!("a{i}")).await,
@@ -194,7 +259,7 @@ async fn watch_resumes_across_leader_change() {
     let revs: Vec<u64> = seen.iter().map(|(r, _)| *r).collect();
     assert_eq!(
         revs,
-        (1..=final_rev).collect::<Vec<_>>(),
+        (start + 1..=final_rev).collect::<Vec<_>>(),
         "every revision exactly once, in order"
     );
     let names: BTreeSet<&str> = seen.iter().map(|(_, n)| n.as_str()).collect();

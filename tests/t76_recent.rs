@@ -418,16 +418,9 @@ async fn oversized_or_malformed_reports_are_refused() {
         (json!({"records": [long_path]}), "recent.records[0].path"),
     ];
     for (recent, field) in cases {
-        let r = http_anonymous()
-            .put(node.url(&paths::lease("east")))
-            .bearer_auth(&east)
-            .json(&json!({"ttl_ms": 5000, "recent": recent}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 400);
-        let e: Value = r.json().await.unwrap();
-        assert_eq!(e["error"]["field"], field, "{e}");
+        let body = json!({"ttl_ms": 5000, "recent": recent});
+        let (s, e) = renew_as(&node, "east", &east, &body).await;
+        assert_eq!((s, e["error"]["field"].clone()), (400, json!(field)), "{e}");
     }
     let leases = get_json(&client, &node.url(paths::LEASES)).await.unwrap();
     assert_eq!(leases["items"], json!([]), "no lease was written: {leases}");
@@ -438,14 +431,8 @@ async fn oversized_or_malformed_reports_are_refused() {
     .await;
     assert_eq!((s, v["records"].clone()), (200, json!([])), "{v}");
     // A well-formed report is kept and answered.
-    let r = http_anonymous()
-        .put(node.url(&paths::lease("east")))
-        .bearer_auth(&east)
-        .json(&json!({"ttl_ms": 5000, "recent": {"records": [record(7)]}}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    let body = json!({"ttl_ms": 5000, "recent": {"records": [record(7)]}});
+    assert_eq!(renew_as(&node, "east", &east, &body).await.0, 200);
     let (s, v) = get_status(
         &client,
         &format!("{}?cluster=east", node.url(paths::OBSERVABILITY_LOGS)),

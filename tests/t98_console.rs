@@ -23,6 +23,9 @@ fn artifacts() -> PathBuf {
 
 const EDGE: &str =
     r#"document.querySelector('#graph g.edge[data-src="east"][data-dst="central"]')"#;
+/// East's gateway's row in cart's "where each gateway sends it now" table.
+const PLAN: &str =
+    r#"document.querySelector('#services [data-service="shop/cart"] tr[data-placement="east"]')"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_shows_the_mesh_and_a_failover_as_it_happens() {
@@ -126,6 +129,12 @@ async fn the_console_shows_the_mesh_and_a_failover_as_it_happens() {
         json!(true),
         "read-only until logged in"
     );
+    page.wait_for(
+        Duration::from_secs(30),
+        "east's plan for cart: all local",
+        &format!("{PLAN}?.textContent.includes('local 100%')"),
+    )
+    .await;
     page.screenshot(&artifacts().join("1-steady.png")).await;
 
     // The failover: east's cart backends die; east's gateway sends cart to central (same
@@ -160,6 +169,14 @@ async fn the_console_shows_the_mesh_and_a_failover_as_it_happens() {
         Duration::from_secs(10),
         "where cart goes now, from east",
         "document.querySelector('#services [data-service=\"shop/cart\"] li[data-src=\"east\"]')?.textContent.includes('central')",
+    )
+    .await;
+    page.wait_for(
+        Duration::from_secs(30),
+        "east's plan for cart: all to central, and why",
+        &format!(
+            "{PLAN}?.textContent.includes('(central) 100%') && {PLAN}.textContent.includes('local capacity is short')"
+        ),
     )
     .await;
     page.screenshot(&artifacts().join("2-failover.png")).await;

@@ -7,6 +7,7 @@ use crate::audience::ExportAudience;
 use crate::authn::JwtPolicy;
 use crate::authz::AuthorizationPolicy;
 use crate::load::LoadReport;
+use crate::member_change::MemberChange;
 use crate::mesh_config::MeshConfig;
 use crate::model::{
     Cluster, Lease, SecurityPolicy, ServiceExport, SubsetHealth, TrafficPolicy, TrustBundle,
@@ -80,6 +81,8 @@ pub enum ChangeEvent {
         cluster: String,
         config: Box<Stored<MeshConfig>>,
     },
+    /// A Raft member was added or removed.
+    MemberChanged(Box<Stored<MemberChange>>),
 }
 
 /// A numbered change.

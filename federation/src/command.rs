@@ -10,6 +10,7 @@ use crate::audience::ExportAudience;
 use crate::authn::JwtPolicy;
 use crate::authz::AuthorizationPolicy;
 use crate::load::LoadReport;
+use crate::member_change::MemberChange;
 use crate::mesh_config::MeshConfig;
 use crate::model::{
     Cluster, ClusterCredential, JoinToken, Lease, SecurityPolicy, ServiceExport, SubsetHealth,
@@ -142,6 +143,12 @@ pub enum Command {
         what: String,
         at: u64,
         command: Box<Command>,
+    },
+    /// A change to the Raft group's members that committed: recorded for the watch and the
+    /// audit log ([`crate::member_change`]); the membership itself is Raft's.
+    RecordMemberChange {
+        change: Stored<MemberChange>,
+        at: u64,
     },
 }
 

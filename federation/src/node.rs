@@ -68,6 +68,8 @@ pub struct FederationNode {
     pub signals: crate::signals::SignalStore,
     /// The recent requests gateways reported with their renewals to this node.
     pub recent: crate::recent::RecentStore,
+    /// Where each gateway renewing through this node places each service's traffic.
+    pub placements: crate::placement::PlacementStore,
     /// When this node last became leader (its vote lease runs from then).
     pub leader_clock: crate::leader_clock::LeaderClock,
 }
@@ -127,6 +129,9 @@ impl FederationNode {
             ForwardRequest::Recent(q) => {
                 ForwardResponse::Recent(crate::stored::Stored(self.recent.query(q)))
             }
+            ForwardRequest::Placements(q) => ForwardResponse::Placements(crate::stored::Stored(
+                self.placements.query(q, crate::clock::now_ms()),
+            )),
             ForwardRequest::TakeLeadership => match self.raft.trigger().elect().await {
                 Ok(()) => ForwardResponse::Electing,
                 Err(e) => Fr::fatal(e),

@@ -33,6 +33,8 @@ pub const OBSERVABILITY_METRICS: &str = "/api/v1/observability/metrics";
 pub const OBSERVABILITY_TRACES: &str = "/api/v1/observability/traces";
 /// The newest recorded requests (sampled and failed), from every node.
 pub const OBSERVABILITY_LOGS: &str = "/api/v1/observability/logs";
+/// `/api/v1/observability/placements`: where each gateway sends each service's traffic now.
+pub const OBSERVABILITY_PLACEMENTS: &str = "/api/v1/observability/placements";
 /// `/ui`: the web console (static files; the page reads the API).
 pub const CONSOLE: &str = "/ui";
 /// `/api/v1/audit`: who changed what (GET, `?since=REVISION&limit=N`).
@@ -78,6 +80,14 @@ pub fn observability_logs(q: &crate::recent::RecentQuery) -> String {
     p.extend(q.since_ms.map(|t| ("since", t.to_string())));
     p.extend(q.cluster.clone().map(|c| ("cluster", c)));
     with_query(OBSERVABILITY_LOGS, &p)
+}
+
+/// The placements `q` selects.
+pub fn observability_placements(q: &crate::placement::PlacementQuery) -> String {
+    let mut p = Vec::new();
+    p.extend(q.service.clone().map(|s| ("service", s)));
+    p.extend(q.cluster.clone().map(|c| ("cluster", c)));
+    with_query(OBSERVABILITY_PLACEMENTS, &p)
 }
 
 pub fn audit(since: u64, limit: usize) -> String {

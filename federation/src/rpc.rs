@@ -37,6 +37,9 @@ pub enum ForwardRequest {
     /// A peer asks for the recent requests gateways reported to this node. Answered by any
     /// node, never forwarded; appended last (positional codec).
     Recent(crate::stored::Stored<crate::recent::RecentQuery>),
+    /// A peer asks for the placements gateways reported to this node. Answered by any node,
+    /// never forwarded; appended last (positional codec).
+    Placements(crate::stored::Stored<crate::placement::PlacementQuery>),
 }
 
 /// The leader's answer.
@@ -61,6 +64,8 @@ pub enum ForwardResponse {
     Signals(crate::stored::Stored<Vec<crate::signals::ReportedEdge>>),
     /// The answer to [`ForwardRequest::Recent`] (JSON text: the records flatten).
     Recent(crate::stored::Stored<Vec<crate::recent::ReportedRecord>>),
+    /// The answer to [`ForwardRequest::Placements`] (JSON text).
+    Placements(crate::stored::Stored<Vec<crate::placement::GatewayPlacements>>),
 }
 
 impl ForwardResponse {

@@ -279,6 +279,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
         batcher,
         signals: Default::default(),
         recent: Default::default(),
+        placements: Default::default(),
         leader_clock: crate::leader_clock::LeaderClock::track(&raft, cfg.node_id),
     });
 

@@ -671,6 +671,11 @@ impl StateMachineCore for FederationState {
             Command::DeleteAuthorizationPolicy { id, at } => {
                 self.delete_document::<AuthorizationPolicy>(id, *at)
             }
+            Command::RecordMemberChange { change, at } => {
+                let revision =
+                    self.record(*at, ChangeEvent::MemberChanged(Box::new(change.clone())));
+                CommandResult::Applied { revision }
+            }
         }
     }
 

@@ -144,6 +144,10 @@ pub struct LeaseBody {
     /// 5xx; kept by the receiving node in memory, never in the store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recent: Option<crate::recent::RecentReport>,
+    /// Where the renewing gateway places each service's traffic now (when it changed, and at
+    /// least every 30 s; replaces its last report; kept by the receiving node in memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placements: Option<crate::placement::PlacementReport>,
 }
 
 /// The body of `PUT /api/v1/clusters/{name}/gateway`: where other clusters reach it.
@@ -702,6 +706,11 @@ pub enum WatchEvent {
     ClusterConfigPut {
         cluster: String,
         config: Box<MeshConfig>,
+    },
+    /// A Raft member was added or removed (the group itself: see `/api/v1/mesh/status`).
+    #[serde(rename = "member.changed")]
+    MemberChanged {
+        change: crate::member_change::MemberChange,
     },
     /// A kind this build does not know (a newer server): not routing state for it.
     #[serde(other)]

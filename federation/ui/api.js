@@ -10,6 +10,7 @@ export const PATHS = {
   config: '/api/v1/mesh/config',
   signals: '/api/v1/observability/metrics?window=1m',
   failed: '/api/v1/observability/logs?status=5xx&limit=8',
+  placements: '/api/v1/observability/placements',
   audit: (since) => `/api/v1/audit?since=${since}&limit=500`,
   watch: (from) => `/api/v1/watch?from_revision=${from}`,
 };

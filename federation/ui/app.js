@@ -17,6 +17,7 @@ const state = {
   leases: new Map(), // cluster -> {renewed_at, ttl_ms}
   skew: 0, // node clock - this clock, ms
   edges: [],
+  placements: [], // per gateway: where it sends each service now
   timeline: [],
   health: null, // "ns/svc|cluster" -> healthy endpoints
   leaseSeen: new Map(), // cluster -> last lease state
@@ -112,7 +113,7 @@ function diffEdges(edges) {
 function draw() {
   renderClusters($('clusters'), state.clusters, leaseState, leaseAge);
   renderGraph($('graph'), state.clusters, state.edges, leaseState);
-  renderServices($('services'), state.services, state.edges, state.clusters);
+  renderServices($('services'), state.services, state.edges, state.clusters, state.placements);
   state.updates += 1;
 }
 
@@ -134,8 +135,11 @@ async function refreshCatalog() {
 }
 
 async function refreshSignals() {
-  const [signals, failed, status] = await Promise.all([get(PATHS.signals), get(PATHS.failed), get(PATHS.status)]);
+  const [signals, failed, status, placements] = await Promise.all([
+    get(PATHS.signals), get(PATHS.failed), get(PATHS.status), get(PATHS.placements),
+  ]);
   state.edges = signals.edges;
+  state.placements = placements.gateways;
   diffEdges(pickEdges(state.edges));
   diffLeases();
   renderFailed($('failed'), failed);
@@ -172,6 +176,12 @@ async function follow() {
         if (ev.type === 'lease.renewed') {
           state.leases.set(ev.lease.cluster, { renewed_at: ev.lease.renewed_at, ttl_ms: ev.lease.ttl_ms });
         } else {
+          if (ev.type === 'member.changed') {
+            const c = ev.change;
+            note('raft', c.change === 'added'
+              ? `node ${c.id} joined as ${c.voter ? 'voter' : 'learner'} (${c.api_addr})`
+              : `node ${c.id} left the group`);
+          }
           catalogSoon();
         }
       });

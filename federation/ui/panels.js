@@ -82,7 +82,25 @@ function routing(service, exports, edges, clusters) {
   });
 }
 
-export function renderServices(root, services, reported, clusters) {
+// Each gateway's plan for one service, as it reported it: where its traffic goes and why.
+function placementRows(name, placements) {
+  const rows = [];
+  for (const g of placements) {
+    const p = g.services.find((x) => x.service === name);
+    if (!p) continue;
+    const to = p.levels.filter((l) => l.traffic_share > 0).map((l) => {
+      const where = l.clusters.length && !(l.clusters.length === 1 && l.clusters[0] === l.name)
+        ? `${l.name} (${l.clusters.join(', ')})` : l.name;
+      return `${where} ${Math.round(l.traffic_share * 100)}%`;
+    });
+    rows.push(h('tr', { 'data-placement': g.cluster, class: to.length ? '' : 'down' },
+      h('td', {}, g.cluster), h('td', {}, `${p.local_available}/${p.local_total}`),
+      h('td', {}, to.length ? to.join(', ') : 'nowhere'), h('td', {}, p.reason)));
+  }
+  return rows;
+}
+
+export function renderServices(root, services, reported, clusters, placements = []) {
   const edges = pickEdges(reported);
   if (!services.length) {
     root.replaceChildren(h('p', {}, 'No service exported yet.'));
@@ -94,9 +112,14 @@ export function renderServices(root, services, reported, clusters) {
       h('td', {}, x.cluster), h('td', {}, x.healthy_endpoints), h('td', {}, x.weight),
       h('td', {}, x.ports.map((p) => `${p.name}:${p.port}/${p.protocol}`).join(' '))));
     const now = routing(name, s.clusters, edges, clusters);
+    const plans = placementRows(name, placements);
     return h('div', { class: 'service', 'data-service': name },
       h('h3', {}, name),
       table(['cluster', 'healthy endpoints', 'weight', 'ports'], rows),
+      plans.length
+        ? h('div', { class: 'placements' }, h('h4', {}, 'Where each gateway sends it now'),
+          table(['gateway', 'local up', 'sends to', 'why'], plans))
+        : h('p', { class: 'quiet' }, 'No gateway reported its plan yet.'),
       now.length ? h('ul', { class: 'routing' }, now) : h('p', { class: 'quiet' }, 'No traffic in the last minute.'));
   }));
 }

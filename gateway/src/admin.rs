@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use warden_federation::head_timeout::HeadWatch;
 use warden_federation::route::RouteBackend;
 
-use crate::balance::{self, Mode};
+use crate::balance;
 use crate::control::guard::InjectPanic;
 use crate::key::ServiceKey;
 use crate::proxy::body::{BoxBody, full};
@@ -209,19 +209,7 @@ fn placement(ctx: &ProxyCtx, view: &ServiceView) -> Value {
         .filter(|l| l.load > 0.0)
         .map(|l| json!({"level": l.name, "share": l.load}))
         .collect();
-    let reason = if plan.is_empty() {
-        "no healthy endpoint in any cluster: requests get 503 no_healthy_upstream".to_string()
-    } else if plan.levels.first().is_some_and(|l| l.load >= 0.999) {
-        "local endpoints are healthy: all traffic stays in this cluster".to_string()
-    } else if plan.mode == Mode::Weighted {
-        format!(
-            "traffic policy {:?} splits traffic by cross-cluster weights",
-            policy.map(|p| p.id.clone()).unwrap_or_default()
-        )
-    } else {
-        "local capacity is short: traffic spills to the next priority levels in the shares shown"
-            .to_string()
-    };
+    let reason = crate::proxy::placement::reason(&plan, policy);
     let local_json = local.as_ref().map(|l| {
         json!({
             "available": l.available_count(),

@@ -2,7 +2,8 @@
 //! the store, mesh-wide or for one cluster (`--cluster`); `set` replaces the document with a
 //! YAML or JSON file's (`{}` clears it), `diff` prints, field by field, what `set` would
 //! change and writes nothing. `validate`, `audit`; and the observability reads: `signals`
-//! (golden signals per edge), `traces ID` and `logs` (recent requests the gateways recorded).
+//! (golden signals per edge), `placements` (where each gateway sends each service's traffic
+//! and why), `traces ID` and `logs` (recent requests the gateways recorded).
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,18 @@ pub enum MeshCmd {
         /// Only this service (namespace/service).
         #[arg(long)]
         service: Option<String>,
+    },
+    /// Where each cluster's gateway sends each service's traffic now, and why (each gateway's
+    /// `/explain`, as it last reported it).
+    Placements {
+        #[command(flatten)]
+        conn: Conn,
+        /// Only this service (namespace/service).
+        #[arg(long)]
+        service: Option<String>,
+        /// Only this cluster's gateway.
+        #[arg(long)]
+        cluster: Option<String>,
     },
     /// Every hop of one trace the gateways recorded (sampled requests and every 5xx).
     Traces {
@@ -197,6 +210,11 @@ pub async fn run(cmd: MeshCmd) -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        MeshCmd::Placements {
+            conn,
+            service,
+            cluster,
+        } => return super::placements::run(conn, service, cluster).await,
         MeshCmd::Traces { conn, trace_id } => {
             let r = conn.client()?.trace(&trace_id).await?;
             print_records(&r);

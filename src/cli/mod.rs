@@ -8,5 +8,6 @@ pub mod federation;
 pub mod gateway;
 pub mod mesh;
 pub mod objects;
+pub mod placements;
 pub mod signals;
 pub mod trust;

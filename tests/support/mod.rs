@@ -280,6 +280,25 @@ pub async fn new_credential(client: &reqwest::Client, node: &NodeProc, cluster: 
         .to_string()
 }
 
+/// Renews `cluster`'s lease on `node` with `body`, as the cluster (its `credential`): the
+/// status and the answer's JSON.
+pub async fn renew_as(
+    node: &NodeProc,
+    cluster: &str,
+    credential: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let r = http_anonymous()
+        .put(node.url(&paths::lease(cluster)))
+        .bearer_auth(credential)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
 pub async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
     let r = client.get(url).send().await.ok()?;
     if !r.status().is_success() {

@@ -167,6 +167,7 @@ pub(super) async fn remove(
     let answer = written::<()>(node.write(cmd).await?, StatusCode::NO_CONTENT, None)?;
     // Its recent requests go with it (peers' copies are filtered out of every answer).
     node.recent.forget(&name);
+    node.placements.forget(&name);
     Ok(answer)
 }
 

@@ -53,6 +53,9 @@ pub(super) async fn renew(
     if let Some(r) = &body.recent {
         r.validate()?;
     }
+    if let Some(p) = &body.placements {
+        p.validate()?;
+    }
     let lease = Lease {
         cluster: name,
         renewed_at: now_ms(),
@@ -79,6 +82,9 @@ pub(super) async fn renew(
             }
             if let Some(r) = body.recent {
                 node.recent.record(&lease.cluster, r);
+            }
+            if let Some(p) = body.placements {
+                node.placements.record(&lease.cluster, lease.renewed_at, p);
             }
             if let Some(gw) = &body.gateway {
                 node.advertised.record(&lease.cluster, gw, lease.renewed_at);

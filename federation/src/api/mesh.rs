@@ -10,7 +10,10 @@ use super::common::{Node, state};
 use super::error::ApiError;
 use super::error::responses::{BadRequest, Conflict, Unauthorized, Unavailable};
 use crate::clock::now_ms;
+use crate::command::Command;
+use crate::member_change::MemberChange;
 use crate::model::validate_host_port;
+use crate::stored::Stored;
 use crate::types::NodeInfo;
 use crate::wire::{AddMember, Member, MemberAdded, MeshStatus, Ready, Role};
 
@@ -142,7 +145,14 @@ pub(super) async fn add_member(
     }
     // A dry run stops here: checked, nothing changed.
     if !crate::dry_run::active() {
+        let change = MemberChange::Added {
+            id: req.id,
+            raft_addr: info.raft_addr.clone(),
+            api_addr: info.api_addr.clone(),
+            voter: req.voter,
+        };
         node.add_member(req.id, info, req.voter).await?;
+        record(&node, change).await?;
     }
     Ok((
         StatusCode::OK,
@@ -188,6 +198,26 @@ pub(super) async fn remove_member(
     }
     if !crate::dry_run::active() {
         node.remove_member(id).await?;
+        record(&node, MemberChange::Removed { id }).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Records a committed membership change in the store (a revision, a watch event and the
+/// audit record). A failure here leaves the change standing unrecorded and says so; the same
+/// request again is harmless and records it.
+async fn record(node: &Node, change: MemberChange) -> Result<(), ApiError> {
+    let id = change.id();
+    let cmd = Command::RecordMemberChange {
+        change: Stored(change),
+        at: now_ms(),
+    };
+    node.write(cmd).await.map(|_| ()).map_err(|e| {
+        tracing::error!(member = id, error = %e, "membership changed but not recorded");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_recorded",
+            format!("member {id} changed, but the change could not be recorded: {e}; send the request again to record it"),
+        )
+    })
 }

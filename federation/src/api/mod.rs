@@ -18,6 +18,7 @@ mod leases;
 mod mesh;
 mod mesh_config;
 mod observability;
+mod placements;
 mod policy_crud;
 mod policy_kinds;
 mod recent;
@@ -162,6 +163,7 @@ fn routes() -> OpenApiRouter<Node> {
         .routes(routes!(observability::metrics))
         .routes(routes!(recent::traces))
         .routes(routes!(recent::logs))
+        .routes(routes!(placements::placements))
         .routes(routes!(mesh_config::get_cluster, mesh_config::put_cluster))
         .routes(routes!(mesh::add_member))
         .routes(routes!(mesh::remove_member))

@@ -102,6 +102,7 @@ fn watch_line(c: &Change) -> WatchLine {
             cluster,
             config: Box::new(config.0),
         },
+        ChangeEvent::MemberChanged(change) => WatchEvent::MemberChanged { change: change.0 },
     };
     WatchLine {
         revision: c.revision,

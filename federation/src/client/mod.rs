@@ -506,6 +506,14 @@ impl FederationClient {
         self.get(&paths::observability_logs(q)).await
     }
 
+    /// Where each gateway sends each service's traffic now (`q` filters).
+    pub async fn placements(
+        &self,
+        q: &crate::placement::PlacementQuery,
+    ) -> Result<crate::placement::MeshPlacements, ClientError> {
+        self.get(&paths::observability_placements(q)).await
+    }
+
     /// Who changed what after revision `since` (oldest first, `limit` at most).
     pub async fn audit(
         &self,

@@ -279,7 +279,8 @@ impl CatalogView {
                     self.cluster_configs.insert(cluster, *config);
                 }
             }
-            WatchEvent::Unknown => {} // a newer server's kinds: not routing state here
+            // The Raft group's members, and a newer server's kinds: not routing state here.
+            WatchEvent::MemberChanged { .. } | WatchEvent::Unknown => {}
         }
         self.revision = line.revision;
         true

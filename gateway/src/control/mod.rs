@@ -22,6 +22,7 @@ pub mod import_listeners;
 pub mod jwks;
 pub mod k8s;
 pub mod listener;
+pub mod placement_reports;
 pub mod pool;
 pub mod publisher;
 pub mod registry;

@@ -30,7 +30,9 @@ use warden_federation::wire::{ExportBody, LeaseBody, RegisterCluster};
 
 use super::exports::ExportSet;
 use super::guard::{InjectPanic, guarded, on_restart, spawn_supervised};
+use super::placement_reports::PlacementReports;
 use super::pool::{Counts, GetCounts};
+use crate::balance::Locality;
 use crate::config::Credential;
 use crate::config::GatewayConfig;
 use crate::key::ServiceKey;
@@ -86,6 +88,8 @@ struct Job {
     /// The number of the last recent request reported, and when the last report went.
     recent_sent: std::sync::atomic::AtomicU64,
     recent_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Where this gateway places each service's traffic, as last reported.
+    placements: PlacementReports,
     /// Demand on mesh-wide rate limits, and the last report sent (the share follows it).
     meter: std::sync::Mutex<(Meter, Option<LoadReport>)>,
 }
@@ -102,6 +106,14 @@ impl PublisherActor {
         tables: Tables,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let placements = PlacementReports::new(
+            Locality {
+                cluster: cfg.cluster.name.clone(),
+                region: cfg.cluster.region.clone(),
+                zone: cfg.cluster.zone.clone(),
+            },
+            cfg.routing.overprovisioning_percent,
+        );
         Self {
             job: Arc::new(Job {
                 cfg,
@@ -120,6 +132,7 @@ impl PublisherActor {
                 report_recent: AtomicBool::new(true),
                 recent_sent: Default::default(),
                 recent_at: Default::default(),
+                placements,
                 meter: Default::default(),
             }),
             metrics,
@@ -282,9 +295,10 @@ impl Job {
                 .load(Ordering::Relaxed)
                 .then(|| self.recent_due())
                 .flatten(),
+            placements: self.placements.due(&self.tables),
         };
         let me = &self.cfg.cluster.name;
-        match self.fed.renew_lease(me, &body).await {
+        let renewed = match self.fed.renew_lease(me, &body).await {
             // A node from before the field: renew without it from now on.
             Err(ClientError::BadRequest { field: Some(f), .. }) if f == "gateway" => {
                 self.report_gateway.store(false, Ordering::Relaxed);
@@ -311,8 +325,18 @@ impl Job {
                 body.load = None;
                 self.fed.renew_lease(me, &body).await.map(|_| true)
             }
+            // A node from before placements: renew without them from now on.
+            Err(ClientError::BadRequest { field: Some(f), .. }) if f == "placements" => {
+                self.placements.refused();
+                body.placements = None;
+                self.fed.renew_lease(me, &body).await.map(|_| true)
+            }
             r => r.map(|_| true),
+        };
+        if let (Ok(_), Some(p)) = (&renewed, body.placements) {
+            self.placements.sent(p);
         }
+        renewed
     }
 
     /// The recent requests since the last report, at most every [`RECENT_EVERY`]; `None`

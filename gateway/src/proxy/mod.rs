@@ -50,6 +50,7 @@ pub mod limited;
 pub mod mirror;
 pub mod mtls;
 pub mod naming;
+pub mod placement;
 pub mod plan;
 pub mod request;
 pub mod resilience;
