@@ -18,6 +18,23 @@ async fn signals_count_each_edge_over_a_window() {
     for _ in 0..30 {
         assert_eq!(call(&client, &out).await.0, 200);
     }
+    // Bodies are counted both ways: 10 of known length (buffered for replay) and 5 streamed
+    // in chunks (no length: counted as they pass), 1,000 bytes each.
+    let post = |body: reqwest::Body| {
+        client
+            .post(format!("http://{out}/upload"))
+            .header("host", "cart.shop")
+            .body(body)
+            .send()
+    };
+    for _ in 0..10 {
+        assert_eq!(post(vec![b'x'; 1000].into()).await.unwrap().status(), 200);
+    }
+    for _ in 0..5 {
+        let chunks = (0..4).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 250]));
+        let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+        assert_eq!(post(body).await.unwrap().status(), 200);
+    }
     let url = format!("http://{}/signals?window=1m", east.admin());
     let v: Value = get_json(&client, &url).await.unwrap();
     assert_eq!(v["window_s"], 60);
@@ -27,9 +44,31 @@ async fn signals_count_each_edge_over_a_window() {
         .find(|e| e["service"] == "shop/cart" && e["dst_cluster"] == "east")
         .unwrap_or_else(|| panic!("no shop/cart edge in {v}"));
     assert_eq!(cart["src_cluster"], "east");
-    // At least the 30 calls (the setup's own calls may fall inside the window too).
+    // At least the 45 calls (the setup's own calls may fall inside the window too).
     let requests = cart["requests"].as_u64().unwrap();
-    assert!(requests >= 30, "{cart}");
+    assert!(requests >= 45, "{cart}");
+    assert_eq!(
+        cart["request_bytes"], 15_000,
+        "only the POSTs had bodies: {cart}"
+    );
+    let text = metrics_text(&client, &east.admin()).await;
+    let bytes = |direction: &str| {
+        metric_sum(
+            &text,
+            "warden_http_bytes_total",
+            &[
+                "service=\"shop/cart\"",
+                "dst_cluster=\"east\"",
+                &format!("direction=\"{direction}\""),
+            ],
+        )
+    };
+    assert_eq!(bytes("request"), 15_000.0, "{text}");
+    // Every answer had a body (the echo names its backend); the window holds part of them.
+    let response = bytes("response");
+    assert!(response >= requests as f64, "{text}");
+    let in_window = cart["response_bytes"].as_u64().unwrap() as f64;
+    assert!(in_window > 0.0 && in_window <= response, "{cart}");
     assert_eq!(cart["errors"], 0);
     assert_eq!(cart["error_rate"], 0.0);
     let (p50, p99) = (

@@ -32,6 +32,12 @@ pub struct EdgeSignals {
     pub p50_ms: Option<f64>,
     pub p90_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// HTTP body bytes over the window, callers to upstreams and back (0 from a gateway that
+    /// does not count them).
+    #[serde(default)]
+    pub request_bytes: u64,
+    #[serde(default)]
+    pub response_bytes: u64,
 }
 
 /// Every edge a gateway saw over a window, and the seconds the window covers.
@@ -186,6 +192,8 @@ mod tests {
                 p50_ms: None,
                 p90_ms: None,
                 p99_ms: None,
+                request_bytes: 0,
+                response_bytes: 0,
             }],
         }
     }

@@ -29,14 +29,17 @@ export function pickEdges(reported) {
   return [...best.values()];
 }
 
-// Per src → dst pair: summed rate and requests, errors, the worst p99, the services.
+// Per src → dst pair: summed rate, requests, errors and body bytes, the worst p99, the services.
 export function aggregate(edges) {
   const pairs = new Map();
   for (const e of edges) {
     const key = `${e.src_cluster}|${e.dst_cluster}`;
     const p = pairs.get(key) || {
       src: e.src_cluster, dst: e.dst_cluster, rps: 0, requests: 0, errors: 0, p99: null, services: [],
+      sent: 0, received: 0,
     };
+    p.sent += e.request_bytes ?? 0;
+    p.received += e.response_bytes ?? 0;
     p.rps += e.requests_per_second;
     p.requests += e.requests;
     p.errors += e.errors;
@@ -49,6 +52,7 @@ export function aggregate(edges) {
 
 export const fmtRate = (v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1));
 export const fmtMs = (v) => (v == null ? '-' : v >= 10 ? v.toFixed(0) : v.toFixed(1));
+export const fmtBytes = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(1)} MB` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} kB` : `${v} B`);
 
 function label(p) {
   const err = p.requests ? (100 * p.errors) / p.requests : 0;
@@ -95,9 +99,9 @@ export function renderGraph(root, clusters, reported, leaseState) {
     const kind = health(p);
     const g = el('g', {
       class: `edge ${kind}`, 'data-src': p.src, 'data-dst': p.dst, 'data-services': p.services.join(' '),
-      'data-rps': p.rps.toFixed(3),
+      'data-rps': p.rps.toFixed(3), 'data-bytes': p.sent + p.received,
     });
-    g.append(el('title', {}, `${p.src} → ${p.dst}: ${p.services.join(', ')}`));
+    g.append(el('title', {}, `${p.src} → ${p.dst}: ${p.services.join(', ')}; last minute's bodies: ${fmtBytes(p.sent)} sent, ${fmtBytes(p.received)} back`));
     g.append(el('path', {
       d: `M ${s.x} ${s.y} Q ${c.x} ${c.y} ${t.x} ${t.y}`, class: 'wire', 'marker-end': `url(#arrow-${kind})`,
       'stroke-width': Math.min(2 + Math.log2(1 + p.rps), 9).toFixed(1),

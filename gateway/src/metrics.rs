@@ -10,6 +10,7 @@ pub struct Metrics {
     pub registry: Registry,
     pub requests: IntCounterVec,
     pub duration: HistogramVec,
+    pub bytes: IntCounterVec,
     pub endpoints: IntGaugeVec,
     pub failovers: IntCounterVec,
     pub actor_restarts: IntCounterVec,
@@ -58,6 +59,13 @@ impl Metrics {
                 10.0,
             ]),
             &["service", "src_cluster", "dst_cluster"],
+        ));
+        let bytes = must(IntCounterVec::new(
+            Opts::new(
+                "warden_http_bytes_total",
+                "HTTP body bytes proxied, per service, source and destination cluster and direction (request, response).",
+            ),
+            &["service", "src_cluster", "dst_cluster", "direction"],
         ));
         let endpoints = must(IntGaugeVec::new(
             Opts::new(
@@ -175,6 +183,7 @@ impl Metrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(routing_rebuild.clone()),
             Box::new(duration.clone()),
+            Box::new(bytes.clone()),
             Box::new(endpoints.clone()),
             Box::new(failovers.clone()),
             Box::new(actor_restarts.clone()),
@@ -197,6 +206,7 @@ impl Metrics {
             registry,
             requests,
             duration,
+            bytes,
             endpoints,
             failovers,
             actor_restarts,

@@ -1,8 +1,8 @@
 //! Golden signals per edge (source cluster, destination cluster, service) over rolling
-//! windows of 1 and 5 minutes: requests, errors, rate, and p50/p90/p99 latency. Nothing is
-//! added to the request path: every [`EVERY`] the sampler copies the request counters and
-//! latency histograms the data path keeps anyway (`warden_http_requests_total`,
-//! `warden_http_request_duration_seconds`) into a ring — every sample of the last minute, one
+//! windows of 1 and 5 minutes: requests, errors, rate, p50/p90/p99 latency and body bytes.
+//! Nothing is added to the request path: every [`EVERY`] the sampler copies the request,
+//! latency and byte counters the data path keeps anyway (`warden_http_requests_total`,
+//! `warden_http_request_duration_seconds`, `warden_http_bytes_total`) into a ring — every sample of the last minute, one
 //! in [`COARSE`] beyond it, five minutes in all — and a window is the difference between now
 //! and the sample that starts it. Percentiles are read from the
 //! histogram's buckets as Prometheus' `histogram_quantile` does (linear within a bucket).
@@ -38,6 +38,9 @@ struct Counts {
     errors: u64,
     /// Cumulative counts per latency bucket bound, and the bounds.
     buckets: Vec<(f64, u64)>,
+    /// HTTP body bytes, callers to upstreams and back.
+    request_bytes: u64,
+    response_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +88,16 @@ fn read(m: &Metrics) -> Sample {
             c.requests += n;
             if class == "5xx" {
                 c.errors += n;
+            }
+        }
+    }
+    for family in m.bytes.collect() {
+        for metric in family.get_metric() {
+            let n = metric.get_counter().get_value() as u64;
+            let c = edges.entry(edge_of(metric)).or_default();
+            match label(metric, "direction").as_str() {
+                "request" => c.request_bytes += n,
+                _ => c.response_bytes += n,
             }
         }
     }
@@ -227,6 +240,8 @@ impl Signals {
                     p50_ms: q(0.5),
                     p90_ms: q(0.9),
                     p99_ms: q(0.99),
+                    request_bytes: c.request_bytes.saturating_sub(before.request_bytes),
+                    response_bytes: c.response_bytes.saturating_sub(before.response_bytes),
                 })
             })
             .collect();
@@ -259,7 +274,15 @@ mod tests {
                 .inc_by(n)
         };
         count(5, "2xx");
+        let bytes = |direction, n| {
+            m.bytes
+                .with_label_values(&["shop/cart", "east", "west", direction])
+                .inc_by(n)
+        };
+        bytes("request", 7);
         s.sample(&m);
+        bytes("request", 1_000);
+        bytes("response", 25_000);
         count(90, "2xx");
         count(10, "5xx");
         for i in 0..100 {
@@ -278,6 +301,7 @@ mod tests {
             "the 5 before the sample are not in it"
         );
         assert!((e.error_rate - 0.1).abs() < 1e-9);
+        assert_eq!((e.request_bytes, e.response_bytes), (1_000, 25_000));
         let (p50, p99) = (e.p50_ms.unwrap(), e.p99_ms.unwrap());
         assert!(p50 > 0.5 && p50 <= 1.0, "{p50}");
         assert!(p99 > 25.0 && p99 <= 50.0, "{p99}");

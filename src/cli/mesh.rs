@@ -186,14 +186,14 @@ pub async fn run(cmd: MeshCmd) -> anyhow::Result<()> {
         } => {
             let s = conn.client()?.signals(&window, service.as_deref()).await?;
             println!(
-                "{:<24} {:<10} {:<10} {:>9} {:>7} {:>9} {:>9}  REPORTED BY",
-                "SERVICE", "FROM", "TO", "REQ/S", "ERR%", "P50 MS", "P99 MS"
+                "{:<24} {:<10} {:<10} {:>9} {:>7} {:>9} {:>9} {:>10} {:>10}  REPORTED BY",
+                "SERVICE", "FROM", "TO", "REQ/S", "ERR%", "P50 MS", "P99 MS", "SENT KB", "BACK KB"
             );
             let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
             for e in &s.edges {
                 let x = &e.edge;
                 println!(
-                    "{:<24} {:<10} {:<10} {:>9.2} {:>7.2} {:>9} {:>9}  {}",
+                    "{:<24} {:<10} {:<10} {:>9.2} {:>7.2} {:>9} {:>9} {:>10.1} {:>10.1}  {}",
                     x.service,
                     x.src_cluster,
                     x.dst_cluster,
@@ -201,6 +201,8 @@ pub async fn run(cmd: MeshCmd) -> anyhow::Result<()> {
                     x.error_rate * 100.0,
                     ms(x.p50_ms),
                     ms(x.p99_ms),
+                    x.request_bytes as f64 / 1e3,
+                    x.response_bytes as f64 / 1e3,
                     e.reported_by
                 );
             }

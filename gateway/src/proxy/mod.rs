@@ -40,6 +40,7 @@ pub mod authn;
 pub mod body;
 pub mod budget;
 pub mod builders;
+pub mod bytes;
 pub mod client;
 pub mod context;
 pub mod error;

@@ -14,6 +14,7 @@ use super::access;
 use super::account::account;
 use super::authn;
 use super::body::{BoxBody, BoxError, RequestBody};
+use super::bytes::{Counted, Tally, count_bytes};
 use super::context::{Listener, ProxyCtx, RequestCtx};
 use super::error::ProxyError;
 use super::forward::forward;
@@ -38,7 +39,7 @@ pub async fn handle<B>(
     peer: Option<Arc<SpiffeId>>,
 ) -> Response<BoxBody>
 where
-    B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + Sync + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
     // East-west CONNECT: a TCP stream to a local endpoint (authorized in `inbound`); an
@@ -50,6 +51,8 @@ where
         return inbound::connect(ctx, req, peer.as_deref()).await;
     }
     let (head, body) = req.into_parts();
+    let tally = Arc::new(Tally::default());
+    let body = Counted::new(body, tally.clone());
     let mut rc = RequestCtx::new(ctx, listener, peer, &head.method, &head.uri, &head.headers);
     let span = tracing::info_span!(
         "hop",
@@ -65,7 +68,7 @@ where
         Err(e) => (error_response(&e, rc.grpc), Some(e)),
     };
     account(ctx, &rc, resp.status(), failed.as_ref(), &span);
-    resp
+    count_bytes(ctx, &rc, failed.is_some(), &tally, resp)
 }
 
 /// check the head, name, then route; a known service stays in `rc` for the account.
