@@ -198,12 +198,15 @@ async fn malformed_reports_are_refused() {
             "local_total": 0, "levels": [{"name": "local", "healthy_share": 0.0,
             "traffic_share": share, "clusters": []}]})
     };
+    let mut crowded = placement("priority", 1.0);
+    crowded["levels"][0]["clusters"] = json!((0..17).map(|i| format!("c{i}")).collect::<Vec<_>>());
     for (p, field) in [
         (placement("random", 1.0), "placements.services[0].mode"),
         (
             placement("priority", 2.0),
             "placements.services[0].levels[0].traffic_share",
         ),
+        (crowded, "placements.services[0].levels[0].clusters"),
     ] {
         let body = json!({"ttl_ms": 5000, "placements": {"services": [p]}});
         let (s, e) = renew_as(&node, "east", &east, &body).await;
@@ -217,9 +220,9 @@ async fn malformed_reports_are_refused() {
         .await
         .unwrap();
     assert_eq!(v["gateways"][0]["cluster"], "east", "{v}");
-    assert_eq!(
-        v["gateways"][0]["services"][0],
-        placement("priority", 1.0),
-        "{v}"
-    );
+    assert_eq!(v["truncated"], false, "{v}");
+    // Kept as sent; a field an older gateway leaves out takes its default.
+    let mut kept = placement("priority", 1.0);
+    kept["levels"][0]["clusters_omitted"] = json!(0);
+    assert_eq!(v["gateways"][0]["services"][0], kept, "{v}");
 }

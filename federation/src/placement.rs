@@ -16,9 +16,15 @@ use crate::model::{FieldError, validate_service_ref};
 
 /// Services one report holds at most (a gateway with more reports the first, by name).
 pub const MAX_SERVICES: usize = 1000;
-/// Levels, and clusters per level, a placement holds at most.
+/// The JSON bytes a gateway puts in one report at most (the renewal's body has other reports
+/// and a 1 MiB bound): the services past it wait for a gateway with fewer.
+pub const REPORT_BUDGET: usize = 256 * 1024;
+/// Levels, and clusters named per level, a placement holds at most (a level spanning more
+/// clusters names the first and counts the rest in `clusters_omitted`).
 pub const MAX_LEVELS: usize = 32;
-pub const MAX_CLUSTERS: usize = 256;
+pub const MAX_CLUSTERS: usize = 16;
+/// Placements one answer holds at most, over all gateways (`truncated` says it was cut).
+pub const MAX_ANSWER: usize = 10_000;
 /// Longest reason or name kept (longer ones are refused in a report).
 pub const MAX_TEXT: usize = 512;
 /// A report not renewed for this long is dropped: its gateway stopped reporting here.
@@ -33,8 +39,12 @@ pub struct PlacementLevel {
     pub healthy_share: f64,
     /// Share of all traffic the level receives now, 0-1.
     pub traffic_share: f64,
-    /// The remote clusters in the level (empty for the local level).
+    /// The remote clusters in the level (empty for the local level), the first
+    /// [`MAX_CLUSTERS`] by name.
     pub clusters: Vec<String>,
+    /// Clusters in the level beyond those named.
+    #[serde(default)]
+    pub clusters_omitted: u32,
 }
 
 /// How a gateway places one service's traffic right now.
@@ -71,57 +81,66 @@ impl PlacementReport {
                 format!("at most {MAX_SERVICES} services"),
             ));
         }
-        for (i, p) in self.services.iter().enumerate() {
-            let at = |f: &str| format!("placements.services[{i}].{f}");
-            validate_service_ref(&at("service"), &p.service)?;
-            if !matches!(p.mode.as_str(), "priority" | "weighted") {
-                return Err(FieldError::new(at("mode"), "priority or weighted"));
-            }
-            if p.reason.len() > MAX_TEXT {
+        self.services
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, p)| p.check(i))
+    }
+}
+
+impl Placement {
+    /// The bounds of one placement, the `i`-th of its report (fields named from there).
+    pub fn check(&self, i: usize) -> Result<(), FieldError> {
+        let p = self;
+        let at = |f: &str| format!("placements.services[{i}].{f}");
+        validate_service_ref(&at("service"), &p.service)?;
+        if !matches!(p.mode.as_str(), "priority" | "weighted") {
+            return Err(FieldError::new(at("mode"), "priority or weighted"));
+        }
+        if p.reason.len() > MAX_TEXT {
+            return Err(FieldError::new(
+                at("reason"),
+                format!("at most {MAX_TEXT} bytes"),
+            ));
+        }
+        if p.local_available > p.local_total {
+            return Err(FieldError::new(
+                at("local_available"),
+                "at most local_total",
+            ));
+        }
+        if p.levels.len() > MAX_LEVELS {
+            return Err(FieldError::new(
+                at("levels"),
+                format!("at most {MAX_LEVELS} levels"),
+            ));
+        }
+        for (j, l) in p.levels.iter().enumerate() {
+            let at = |f: &str| format!("placements.services[{i}].levels[{j}].{f}");
+            if l.name.len() > MAX_TEXT {
                 return Err(FieldError::new(
-                    at("reason"),
+                    at("name"),
                     format!("at most {MAX_TEXT} bytes"),
                 ));
             }
-            if p.local_available > p.local_total {
+            if !share(l.healthy_share) {
+                return Err(FieldError::new(at("healthy_share"), "a number from 0 to 1"));
+            }
+            if !share(l.traffic_share) {
+                return Err(FieldError::new(at("traffic_share"), "a number from 0 to 1"));
+            }
+            if l.clusters.len() > MAX_CLUSTERS {
                 return Err(FieldError::new(
-                    at("local_available"),
-                    "at most local_total",
+                    at("clusters"),
+                    format!("at most {MAX_CLUSTERS} clusters"),
                 ));
             }
-            if p.levels.len() > MAX_LEVELS {
+            if let Some(c) = l.clusters.iter().find(|c| c.len() > MAX_TEXT) {
+                let short: String = c.chars().take(32).collect();
                 return Err(FieldError::new(
-                    at("levels"),
-                    format!("at most {MAX_LEVELS} levels"),
+                    at("clusters"),
+                    format!("{short:?}...: at most {MAX_TEXT} bytes"),
                 ));
-            }
-            for (j, l) in p.levels.iter().enumerate() {
-                let at = |f: &str| format!("placements.services[{i}].levels[{j}].{f}");
-                if l.name.len() > MAX_TEXT {
-                    return Err(FieldError::new(
-                        at("name"),
-                        format!("at most {MAX_TEXT} bytes"),
-                    ));
-                }
-                if !share(l.healthy_share) {
-                    return Err(FieldError::new(at("healthy_share"), "a number from 0 to 1"));
-                }
-                if !share(l.traffic_share) {
-                    return Err(FieldError::new(at("traffic_share"), "a number from 0 to 1"));
-                }
-                if l.clusters.len() > MAX_CLUSTERS {
-                    return Err(FieldError::new(
-                        at("clusters"),
-                        format!("at most {MAX_CLUSTERS} clusters"),
-                    ));
-                }
-                if let Some(c) = l.clusters.iter().find(|c| c.len() > MAX_TEXT) {
-                    let short: String = c.chars().take(32).collect();
-                    return Err(FieldError::new(
-                        at("clusters"),
-                        format!("{short:?}...: at most {MAX_TEXT} bytes"),
-                    ));
-                }
             }
         }
         Ok(())
@@ -146,6 +165,24 @@ pub struct MeshPlacements {
     /// Federation members asked (this node included) and those that answered.
     pub nodes_asked: usize,
     pub nodes_answered: usize,
+    /// The answer reached [`MAX_ANSWER`] placements and was cut there: ask for one service
+    /// or one cluster.
+    pub truncated: bool,
+}
+
+/// Cuts `gateways` (by cluster name) to [`MAX_ANSWER`] placements in all; true when it cut.
+pub fn cap(gateways: &mut Vec<GatewayPlacements>) -> bool {
+    let mut left = MAX_ANSWER;
+    let mut cut = false;
+    for g in gateways.iter_mut() {
+        if g.services.len() > left {
+            g.services.truncate(left);
+            cut = true;
+        }
+        left -= g.services.len();
+    }
+    gateways.retain(|g| !g.services.is_empty() || !cut);
+    cut
 }
 
 /// Which placements a query wants.
@@ -193,6 +230,7 @@ impl PlacementStore {
             })
             .collect();
         out.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+        cap(&mut out);
         out
     }
 }
@@ -228,12 +266,14 @@ mod tests {
                     healthy_share: local,
                     traffic_share: local,
                     clusters: vec![],
+                    clusters_omitted: 0,
                 },
                 PlacementLevel {
                     name: "region".into(),
                     healthy_share: 1.0,
                     traffic_share: 1.0 - local,
                     clusters: vec!["central".into()],
+                    clusters_omitted: 0,
                 },
             ],
             local_available: 1,
@@ -279,6 +319,25 @@ mod tests {
         let merged =
             newest_per_cluster(vec![g("west", 5), g("east", 3), g("east", 7), g("east", 4)]);
         assert_eq!(merged, vec![g("east", 7), g("west", 5)]);
+    }
+
+    #[test]
+    fn an_answer_is_cut_at_its_bound() {
+        let g = |cluster: &str, n: usize| GatewayPlacements {
+            cluster: cluster.into(),
+            reported_at: 1,
+            services: vec![placement("shop/cart", 1.0); n],
+        };
+        let mut small = vec![g("a", 3), g("b", 0)];
+        assert!(!cap(&mut small));
+        assert_eq!(small.len(), 2, "a gateway routing nothing stays listed");
+        let mut big = vec![g("a", MAX_ANSWER - 1), g("b", 5), g("c", 5)];
+        assert!(cap(&mut big));
+        let kept: Vec<(&str, usize)> = big
+            .iter()
+            .map(|g| (g.cluster.as_str(), g.services.len()))
+            .collect();
+        assert_eq!(kept, [("a", MAX_ANSWER - 1), ("b", 1)]);
     }
 
     #[test]

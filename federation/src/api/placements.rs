@@ -12,7 +12,7 @@ use super::error::responses::{BadRequest, Unauthorized};
 use super::observability::{ask_peers, local_scope};
 use crate::clock::now_ms;
 use crate::model::{validate_dns_label, validate_service_ref};
-use crate::placement::{MeshPlacements, PlacementQuery, newest_per_cluster};
+use crate::placement::{MeshPlacements, PlacementQuery, cap, newest_per_cluster};
 use crate::rpc::{ForwardRequest, ForwardResponse};
 use crate::stored::Stored;
 
@@ -62,10 +62,13 @@ pub(super) async fn placements(
     if let Ok(s) = state(&node) {
         gateways.retain(|g| s.clusters.contains_key(&g.cluster));
     }
+    let placements: usize = gateways.iter().map(|g| g.services.len()).sum();
+    let truncated = cap(&mut gateways) || placements >= crate::placement::MAX_ANSWER;
     Ok(Json(MeshPlacements {
         gateways,
         nodes_asked: asked,
         nodes_answered: answered,
+        truncated,
     })
     .into_response())
 }

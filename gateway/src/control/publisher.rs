@@ -325,9 +325,18 @@ impl Job {
                 body.load = None;
                 self.fed.renew_lease(me, &body).await.map(|_| true)
             }
-            // A node from before placements: renew without them from now on.
-            Err(ClientError::BadRequest { field: Some(f), .. }) if f == "placements" => {
-                self.placements.refused();
+            // A node from before placements: renew without them from now on; one that refused
+            // this report (another version's bounds): renew without it this time.
+            Err(ClientError::BadRequest {
+                field: Some(f),
+                message,
+                ..
+            }) if f.starts_with("placements") => {
+                if f == "placements" {
+                    self.placements.refused();
+                } else {
+                    tracing::warn!(field = %f, %message, "the federation node refused the placements report");
+                }
                 body.placements = None;
                 self.fed.renew_lease(me, &body).await.map(|_| true)
             }

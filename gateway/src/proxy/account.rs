@@ -11,13 +11,14 @@ use super::respond::class;
 use crate::telemetry::RequestSpan;
 
 /// Counts the outcome of a request: `status` answered, or `failed` with a gateway error.
+/// Returns the service label it was counted under (the bytes stage counts under it too).
 pub fn account(
     ctx: &ProxyCtx,
     rc: &RequestCtx,
     status: StatusCode,
     failed: Option<&ProxyError>,
     span: &tracing::Span,
-) {
+) -> String {
     let service = rc.service_label();
     let elapsed = rc.started.elapsed();
     match failed {
@@ -46,7 +47,7 @@ pub fn account(
         }
     }
     let Some((method, uri)) = &rc.detail else {
-        return;
+        return service;
     };
     let telemetry = &ctx.tables.telemetry;
     if (rc.sampled || status.is_server_error()) && telemetry.records() {
@@ -87,4 +88,5 @@ pub fn account(
             "request"
         );
     }
+    service
 }

@@ -25,16 +25,16 @@ use super::context::{ProxyCtx, RequestCtx};
 pub fn count_bytes(
     ctx: &ProxyCtx,
     rc: &RequestCtx,
+    service: &str,
     failed: bool,
     tally: &Tally,
     resp: Response<BoxBody>,
 ) -> Response<BoxBody> {
-    let service = rc.service_label();
     let dst = match &rc.dst {
         Some(d) if !failed => d.as_str(),
         _ => "none",
     };
-    let labels = |direction| [service.as_str(), rc.src_label(), dst, direction];
+    let labels = |direction| [service, rc.src_label(), dst, direction];
     tally.settle(ctx.metrics.bytes.with_label_values(&labels("request")));
     let counter = ctx.metrics.bytes.with_label_values(&labels("response"));
     resp.map(|b| http_body_util::BodyExt::boxed(Counted::new(b, counter)))

@@ -4,7 +4,10 @@
 //! endpoint detail around it; the publisher reports every service's placement with the lease
 //! renewals, so any federation node (and the console) shows each gateway's.
 
-use warden_federation::placement::{MAX_SERVICES, Placement, PlacementLevel, PlacementReport};
+use warden_federation::placement::{
+    MAX_CLUSTERS, MAX_LEVELS, MAX_SERVICES, MAX_TEXT, Placement, PlacementLevel, PlacementReport,
+    REPORT_BUDGET,
+};
 
 use super::context::Listener;
 use super::view::ServiceView;
@@ -46,6 +49,7 @@ pub fn placement(
     let levels = plan
         .levels
         .iter()
+        .take(MAX_LEVELS)
         .map(|l| PlacementLevel {
             name: l.name.to_string(),
             healthy_share: rounded(l.healthy_share),
@@ -53,11 +57,21 @@ pub fn placement(
             clusters: l
                 .clusters
                 .iter()
+                .take(MAX_CLUSTERS)
                 .filter_map(|i| remotes.get(*i))
                 .map(|r| r.cluster.to_string())
                 .collect(),
+            clusters_omitted: l.clusters.len().saturating_sub(MAX_CLUSTERS) as u32,
         })
         .collect();
+    let mut reason = reason(&plan, view.policy.as_deref());
+    if reason.len() > MAX_TEXT {
+        let mut end = MAX_TEXT;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
     let local = view.local.as_deref();
     Placement {
         service: key.to_string(),
@@ -66,7 +80,7 @@ pub fn placement(
             Mode::Weighted => "weighted",
         }
         .to_string(),
-        reason: reason(&plan, view.policy.as_deref()),
+        reason,
         levels,
         local_available: local.map_or(0, |l| l.available_count() as u32),
         local_total: local.map_or(0, |l| l.endpoints.len() as u32),
@@ -74,7 +88,8 @@ pub fn placement(
 }
 
 /// Every service this gateway can route (local or exported by another cluster), by name, at
-/// most [`MAX_SERVICES`].
+/// most [`MAX_SERVICES`] and [`REPORT_BUDGET`] bytes; one the node would refuse is left out
+/// (never the renewal).
 pub fn report(tables: &Tables, me: &Locality, overprovisioning_percent: u32) -> PlacementReport {
     let mut keys: Vec<ServiceKey> = {
         let local = tables.local.load();
@@ -88,15 +103,77 @@ pub fn report(tables: &Tables, me: &Locality, overprovisioning_percent: u32) -> 
     };
     keys.sort();
     keys.dedup();
-    keys.truncate(MAX_SERVICES);
-    let services = keys
-        .iter()
-        .filter_map(|k| {
-            let view = ServiceView::load(tables, k, Listener::Outbound);
-            view.missing(k, Listener::Outbound)
-                .is_none()
-                .then(|| placement(k, &view, me, overprovisioning_percent))
-        })
-        .collect();
+    let mut services = Vec::new();
+    let mut bytes = 0;
+    for k in &keys {
+        let view = ServiceView::load(tables, k, Listener::Outbound);
+        if view.missing(k, Listener::Outbound).is_some() {
+            continue;
+        }
+        let p = placement(k, &view, me, overprovisioning_percent);
+        if let Err(e) = p.check(services.len()) {
+            tracing::debug!(service = %k, error = %e.message, "placement left out of the report");
+            continue;
+        }
+        bytes += serde_json::to_vec(&p).map_or(0, |v| v.len());
+        if bytes > REPORT_BUDGET || services.len() == MAX_SERVICES {
+            break;
+        }
+        services.push(p);
+    }
     PlacementReport { services }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::view::fixtures::{me, remote, tables};
+    use super::*;
+
+    #[test]
+    fn a_failed_over_service_names_where_it_goes_and_why() {
+        let (t, key) = tables(&[false, false], vec![remote("west", "z2", 3)]);
+        let r = report(&t, &me(), 100);
+        assert_eq!(r.services.len(), 1);
+        let p = &r.services[0];
+        assert_eq!(
+            (p.service.as_str(), p.mode.as_str()),
+            ("shop/cart", "priority")
+        );
+        assert_eq!((p.local_available, p.local_total), (0, 2));
+        assert_eq!(p.levels[0].traffic_share, 0.0);
+        let to: Vec<_> = p.levels.iter().filter(|l| l.traffic_share > 0.0).collect();
+        assert_eq!(to.len(), 1);
+        assert_eq!(
+            (to[0].clusters.clone(), to[0].traffic_share),
+            (vec!["west".to_string()], 1.0)
+        );
+        assert!(
+            p.reason.starts_with("local capacity is short"),
+            "{}",
+            p.reason
+        );
+        let view = ServiceView::load(&t, &key, Listener::Outbound);
+        assert_eq!(placement(&key, &view, &me(), 100), *p);
+        assert!(r.validate().is_ok());
+    }
+
+    #[test]
+    fn a_level_of_many_clusters_names_the_first_and_counts_the_rest() {
+        let many = (0..40)
+            .map(|i| remote(&format!("c{i:02}"), "z2", 1))
+            .collect();
+        let (t, _) = tables(&[false], many);
+        let r = report(&t, &me(), 100);
+        let level = r.services[0]
+            .levels
+            .iter()
+            .find(|l| !l.clusters.is_empty())
+            .expect("a remote level");
+        assert_eq!(level.clusters.len(), MAX_CLUSTERS);
+        assert_eq!(level.clusters_omitted as usize, 40 - MAX_CLUSTERS);
+        assert!(
+            r.validate().is_ok(),
+            "the node takes what the gateway sends"
+        );
+    }
 }

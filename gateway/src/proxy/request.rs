@@ -67,8 +67,8 @@ where
         Ok(resp) => (resp, None),
         Err(e) => (error_response(&e, rc.grpc), Some(e)),
     };
-    account(ctx, &rc, resp.status(), failed.as_ref(), &span);
-    count_bytes(ctx, &rc, failed.is_some(), &tally, resp)
+    let service = account(ctx, &rc, resp.status(), failed.as_ref(), &span);
+    count_bytes(ctx, &rc, &service, failed.is_some(), &tally, resp)
 }
 
 /// check the head, name, then route; a known service stays in `rc` for the account.
