@@ -198,6 +198,9 @@ async fn malformed_reports_are_refused() {
             "local_total": 0, "levels": [{"name": "local", "healthy_share": 0.0,
             "traffic_share": share, "clusters": []}]})
     };
+    // A gateway's text reaches operators' terminals: no control characters.
+    let mut escaped = placement("priority", 1.0);
+    escaped["reason"] = json!("all good\u{1b}[2J");
     let mut crowded = placement("priority", 1.0);
     crowded["levels"][0]["clusters"] = json!((0..17).map(|i| format!("c{i}")).collect::<Vec<_>>());
     for (p, field) in [
@@ -207,6 +210,7 @@ async fn malformed_reports_are_refused() {
             "placements.services[0].levels[0].traffic_share",
         ),
         (crowded, "placements.services[0].levels[0].clusters"),
+        (escaped, "placements.services[0].reason"),
     ] {
         let body = json!({"ttl_ms": 5000, "placements": {"services": [p]}});
         let (s, e) = renew_as(&node, "east", &east, &body).await;
@@ -224,5 +228,6 @@ async fn malformed_reports_are_refused() {
     // Kept as sent; a field an older gateway leaves out takes its default.
     let mut kept = placement("priority", 1.0);
     kept["levels"][0]["clusters_omitted"] = json!(0);
+    kept["levels_omitted"] = json!(0);
     assert_eq!(v["gateways"][0]["services"][0], kept, "{v}");
 }

@@ -104,8 +104,8 @@ async fn fourth_node_joins_as_learner_then_is_promoted() {
         })
         .collect();
     // Forming the group added nodes 2 and 3 the same way.
+    assert_eq!(rows.len(), 5, "{log}");
     let this_test = rows.split_off(2);
-    assert_eq!(rows.len(), 2, "{log}");
     let admin = |what: &str| ("admin-token".to_string(), what.to_string());
     assert_eq!(
         this_test,

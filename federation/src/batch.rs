@@ -23,7 +23,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use warden_raft_store::codec;
 
 use crate::command::{Command, CommandResult};
-use crate::network::RpcClient;
+use crate::network::{Feature, RpcClient};
 use crate::rpc::ForwardResponse;
 use crate::types::{NodeId, Raft};
 
@@ -164,20 +164,55 @@ async fn run(
     }
 }
 
-/// Whether every other voter has said it decodes a batch entry.
-fn voters_decode_batches(p: &Proposer) -> bool {
+/// Whether every other voter has said it decodes entries of kind `f`.
+fn voters_decode(p: &Proposer, f: Feature) -> bool {
     let metrics = p.raft.metrics().borrow().clone();
     let membership = metrics.membership_config.membership();
     let voters: Vec<_> = membership.voter_ids().filter(|v| *v != p.id).collect();
     voters.iter().all(|v| {
         membership
             .get_node(v)
-            .is_some_and(|n| p.rpc.decodes_batches(&n.raft_addr))
+            .is_some_and(|n| p.rpc.decodes(&n.raft_addr, f))
     })
 }
 
+/// Whether this node leads now (a follower's proposal is refused and forwarded to the
+/// leader, which decides with what it knows of the voters).
+fn leads(p: &Proposer) -> bool {
+    p.raft.metrics().borrow().current_leader == Some(p.id)
+}
+
+/// A record of a membership change, which a voter of an older build could not decode.
+fn records_member_change(c: &Command) -> bool {
+    match c {
+        Command::RecordMemberChange { .. } => true,
+        Command::Audited { command, .. } => records_member_change(command),
+        _ => false,
+    }
+}
+
 async fn propose(p: &Proposer, mut batch: Vec<Pending>) {
-    if batch.len() > 1 && !voters_decode_batches(p) {
+    // During a rolling upgrade a record of a membership change is not proposed (an older
+    // voter could not apply it, and the log would stall behind it): it is answered as
+    // applied with nothing changed, and the API says the change was not recorded.
+    if batch.iter().any(|w| records_member_change(&w.command))
+        && leads(p)
+        && !voters_decode(p, Feature::MemberChange)
+    {
+        let (skipped, kept): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|w| records_member_change(&w.command));
+        for w in skipped {
+            let _ = w
+                .reply
+                .send(ForwardResponse::Written(CommandResult::Empty, 0));
+        }
+        batch = kept;
+        if batch.is_empty() {
+            return;
+        }
+    }
+    if batch.len() > 1 && !voters_decode(p, Feature::Batch) {
         // One entry each, proposed concurrently as before batching.
         let each = batch.drain(..).map(|w| async move {
             let answer = propose_one(p, w.command).await;
@@ -228,5 +263,37 @@ async fn write_entry(p: &Proposer, command: Command) -> ForwardResponse {
     match p.raft.client_write(command).await {
         Ok(resp) => ForwardResponse::Written(resp.data, resp.log_id.index),
         Err(e) => ForwardResponse::write_refused(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::member_change::MemberChange;
+    use crate::stored::Stored;
+
+    #[test]
+    fn a_membership_record_is_known_however_it_is_wrapped() {
+        let record = Command::RecordMemberChange {
+            change: Stored(MemberChange::Removed { id: 3 }),
+            at: 1,
+        };
+        assert!(records_member_change(&record));
+        let audited = Command::Audited {
+            who: "admin-token".into(),
+            what: "DELETE /api/v1/federation/members/3".into(),
+            at: 1,
+            command: Box::new(record),
+        };
+        assert!(records_member_change(&audited));
+        let lease = Command::RenewLease {
+            lease: crate::model::Lease {
+                cluster: "east".into(),
+                renewed_at: 1,
+                ttl_ms: 5000,
+                trust_versions: Default::default(),
+            },
+        };
+        assert!(!records_member_change(&lease));
     }
 }

@@ -34,10 +34,27 @@ pub mod paths {
 }
 
 /// The header on every Raft RPC answer naming what the answering node decodes beyond the
-/// base format (`batch`: [`crate::command::Command::Batch`] entries).
+/// base format (`batch`: [`crate::command::Command::Batch`] entries; `member_change`:
+/// [`crate::command::Command::RecordMemberChange`] and its change event).
 pub const FEATURES_HEADER: &str = "x-warden-raft-features";
 /// What this build puts in [`FEATURES_HEADER`].
-pub const FEATURES: &str = "batch";
+pub const FEATURES: &str = "batch,member_change";
+
+/// An entry kind a member of an older build may not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    Batch,
+    MemberChange,
+}
+
+impl Feature {
+    fn token(self) -> &'static str {
+        match self {
+            Feature::Batch => "batch",
+            Feature::MemberChange => "member_change",
+        }
+    }
+}
 
 /// Why one RPC failed before an answer could be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +84,8 @@ pub struct RpcClient {
     /// `https` when members talk mTLS, else `http`.
     scheme: &'static str,
     /// Raft addresses whose last answer said they decode batch entries.
-    batches: Arc<Mutex<HashMap<String, bool>>>,
+    /// What each member said it decodes ([`FEATURES_HEADER`]), by Raft address.
+    features: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl RpcClient {
@@ -87,24 +105,30 @@ impl RpcClient {
         Ok(Self {
             http: builder.build()?,
             scheme,
-            batches: Arc::default(),
+            features: Arc::default(),
         })
     }
 
     /// Whether the member at `raft_addr` said on its last answer that it decodes batch
     /// entries (no answer yet: no).
     pub fn decodes_batches(&self, raft_addr: &str) -> bool {
-        let known = self.batches.lock().unwrap_or_else(|p| p.into_inner());
-        known.get(raft_addr).copied().unwrap_or(false)
+        self.decodes(raft_addr, Feature::Batch)
+    }
+
+    /// Whether the member at `raft_addr` said on its last answer that it decodes entries of
+    /// kind `f` (no answer yet: no).
+    pub fn decodes(&self, raft_addr: &str, f: Feature) -> bool {
+        let known = self.features.lock().unwrap_or_else(|p| p.into_inner());
+        known
+            .get(raft_addr)
+            .is_some_and(|said| said.split(',').any(|t| t.trim() == f.token()))
     }
 
     fn record_features(&self, addr: &str, header: Option<&reqwest::header::HeaderValue>) {
-        let batch = header
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|f| f.trim() == "batch"));
-        let mut known = self.batches.lock().unwrap_or_else(|p| p.into_inner());
-        if known.get(addr) != Some(&batch) {
-            known.insert(addr.to_string(), batch);
+        let said = header.and_then(|v| v.to_str().ok()).unwrap_or("");
+        let mut known = self.features.lock().unwrap_or_else(|p| p.into_inner());
+        if known.get(addr).map(String::as_str) != Some(said) {
+            known.insert(addr.to_string(), said.to_string());
         }
     }
 
@@ -285,8 +309,13 @@ mod tests {
         rpc.record_features("127.0.0.1:1", Some(&says));
         assert!(rpc.decodes_batches("127.0.0.1:1"));
         assert!(!rpc.decodes_batches("127.0.0.1:2"));
+        assert!(!rpc.decodes("127.0.0.1:1", Feature::MemberChange));
+        let now = reqwest::header::HeaderValue::from_static(FEATURES);
+        rpc.record_features("127.0.0.1:1", Some(&now));
+        assert!(rpc.decodes("127.0.0.1:1", Feature::MemberChange));
         // Restarted from an older build: its answers carry no header.
         rpc.record_features("127.0.0.1:1", None);
         assert!(!rpc.decodes_batches("127.0.0.1:1"));
+        assert!(!rpc.decodes("127.0.0.1:1", Feature::MemberChange));
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::model::{FieldError, validate_service_ref};
+use crate::model::{FieldError, validate_dns_label, validate_service_ref};
 
 /// Services one report holds at most (a gateway with more reports the first, by name).
 pub const MAX_SERVICES: usize = 1000;
@@ -25,15 +25,17 @@ pub const MAX_LEVELS: usize = 32;
 pub const MAX_CLUSTERS: usize = 16;
 /// Placements one answer holds at most, over all gateways (`truncated` says it was cut).
 pub const MAX_ANSWER: usize = 10_000;
-/// Longest reason or name kept (longer ones are refused in a report).
+/// Longest reason kept, and longest level name (longer ones are refused in a report).
 pub const MAX_TEXT: usize = 512;
+pub const MAX_NAME: usize = 96;
 /// A report not renewed for this long is dropped: its gateway stopped reporting here.
 pub const KEEP_MS: u64 = 90_000;
 
 /// One priority level (or, for a weighted split, one cluster) of a service's plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PlacementLevel {
-    /// `local`, `zone`, `region`, `remote`, or the cluster a failover order or weight names.
+    /// `local`, `same zone`, `same region`, `other regions`, `failover: <cluster>` (a
+    /// failover order) or `weighted: <cluster>` (a policy's weights).
     pub name: String,
     /// Healthy share of the level, 0-1 (ramp-weighted for recovering endpoints).
     pub healthy_share: f64,
@@ -56,7 +58,11 @@ pub struct Placement {
     pub mode: String,
     /// Why, in words (the same sentence as the gateway's `/explain`).
     pub reason: String,
+    /// The plan's levels, the first [`MAX_LEVELS`] (those carrying traffic first).
     pub levels: Vec<PlacementLevel>,
+    /// Levels beyond those given (none carrying traffic unless more than [`MAX_LEVELS`] do).
+    #[serde(default)]
+    pub levels_omitted: u32,
     /// Local endpoints that can take requests, and all local endpoints.
     pub local_available: u32,
     pub local_total: u32,
@@ -97,10 +103,10 @@ impl Placement {
         if !matches!(p.mode.as_str(), "priority" | "weighted") {
             return Err(FieldError::new(at("mode"), "priority or weighted"));
         }
-        if p.reason.len() > MAX_TEXT {
+        if p.reason.len() > MAX_TEXT || p.reason.chars().any(char::is_control) {
             return Err(FieldError::new(
                 at("reason"),
-                format!("at most {MAX_TEXT} bytes"),
+                format!("at most {MAX_TEXT} bytes, no control characters"),
             ));
         }
         if p.local_available > p.local_total {
@@ -117,10 +123,11 @@ impl Placement {
         }
         for (j, l) in p.levels.iter().enumerate() {
             let at = |f: &str| format!("placements.services[{i}].levels[{j}].{f}");
-            if l.name.len() > MAX_TEXT {
+            let printable = l.name.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+            if l.name.is_empty() || l.name.len() > MAX_NAME || !printable {
                 return Err(FieldError::new(
                     at("name"),
-                    format!("at most {MAX_TEXT} bytes"),
+                    format!("1-{MAX_NAME} printable ASCII characters"),
                 ));
             }
             if !share(l.healthy_share) {
@@ -135,12 +142,8 @@ impl Placement {
                     format!("at most {MAX_CLUSTERS} clusters"),
                 ));
             }
-            if let Some(c) = l.clusters.iter().find(|c| c.len() > MAX_TEXT) {
-                let short: String = c.chars().take(32).collect();
-                return Err(FieldError::new(
-                    at("clusters"),
-                    format!("{short:?}...: at most {MAX_TEXT} bytes"),
-                ));
+            for (k, c) in l.clusters.iter().enumerate() {
+                validate_dns_label(&at(&format!("clusters[{k}]")), c)?;
             }
         }
         Ok(())
@@ -170,19 +173,27 @@ pub struct MeshPlacements {
     pub truncated: bool,
 }
 
-/// Cuts `gateways` (by cluster name) to [`MAX_ANSWER`] placements in all; true when it cut.
+/// Cuts `gateways` (by cluster name) to [`MAX_ANSWER`] placements in all, leaving out the
+/// gateways past the cut; true when it cut.
 pub fn cap(gateways: &mut Vec<GatewayPlacements>) -> bool {
     let mut left = MAX_ANSWER;
-    let mut cut = false;
-    for g in gateways.iter_mut() {
+    for (i, g) in gateways.iter_mut().enumerate() {
         if g.services.len() > left {
             g.services.truncate(left);
-            cut = true;
+            let keep = if left > 0 { i + 1 } else { i };
+            gateways.truncate(keep);
+            return true;
         }
         left -= g.services.len();
     }
-    gateways.retain(|g| !g.services.is_empty() || !cut);
-    cut
+    false
+}
+
+/// A node's answer to a peer: its gateways' placements, and whether it cut them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerPlacements {
+    pub gateways: Vec<GatewayPlacements>,
+    pub truncated: bool,
 }
 
 /// Which placements a query wants.
@@ -211,8 +222,9 @@ impl PlacementStore {
         m.remove(cluster);
     }
 
-    /// The reports received within [`KEEP_MS`] of `now`, filtered by `q`, by cluster.
-    pub fn query(&self, q: &PlacementQuery, now: u64) -> Vec<GatewayPlacements> {
+    /// The reports received within [`KEEP_MS`] of `now`, filtered by `q`, by cluster (cut at
+    /// [`MAX_ANSWER`] placements: `truncated`).
+    pub fn query(&self, q: &PlacementQuery, now: u64) -> PeerPlacements {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         m.retain(|_, (at, _)| now.saturating_sub(*at) <= KEEP_MS);
         let mut out: Vec<GatewayPlacements> = m
@@ -230,8 +242,11 @@ impl PlacementStore {
             })
             .collect();
         out.sort_by(|a, b| a.cluster.cmp(&b.cluster));
-        cap(&mut out);
-        out
+        let truncated = cap(&mut out);
+        PeerPlacements {
+            gateways: out,
+            truncated,
+        }
     }
 }
 
@@ -276,6 +291,7 @@ mod tests {
                     clusters_omitted: 0,
                 },
             ],
+            levels_omitted: 0,
             local_available: 1,
             local_total: 2,
         }
@@ -294,7 +310,7 @@ mod tests {
             service: Some("shop/cart".into()),
             cluster: None,
         };
-        let got = s.query(&q, 3_000);
+        let got = s.query(&q, 3_000).gateways;
         assert_eq!(
             got.iter().map(|g| g.cluster.as_str()).collect::<Vec<_>>(),
             ["east", "west"]
@@ -302,11 +318,17 @@ mod tests {
         assert_eq!(got[0].services, vec![placement("shop/cart", 0.5)]);
         assert_eq!(got[0].reported_at, 2_000);
         // West stopped reporting: gone once KEEP_MS passed.
-        let later = s.query(&PlacementQuery::default(), 1_500 + KEEP_MS + 1);
+        let later = s
+            .query(&PlacementQuery::default(), 1_500 + KEEP_MS + 1)
+            .gateways;
         assert_eq!(later.len(), 1);
         assert_eq!(later[0].cluster, "east");
         s.forget("east");
-        assert!(s.query(&PlacementQuery::default(), 2_000).is_empty());
+        assert!(
+            s.query(&PlacementQuery::default(), 2_000)
+                .gateways
+                .is_empty()
+        );
     }
 
     #[test]
@@ -331,13 +353,15 @@ mod tests {
         let mut small = vec![g("a", 3), g("b", 0)];
         assert!(!cap(&mut small));
         assert_eq!(small.len(), 2, "a gateway routing nothing stays listed");
-        let mut big = vec![g("a", MAX_ANSWER - 1), g("b", 5), g("c", 5)];
+        let mut exact = vec![g("a", MAX_ANSWER - 3), g("b", 3)];
+        assert!(!cap(&mut exact), "exactly the bound: nothing cut");
+        let mut big = vec![g("a", MAX_ANSWER - 1), g("empty", 0), g("b", 5), g("c", 5)];
         assert!(cap(&mut big));
         let kept: Vec<(&str, usize)> = big
             .iter()
             .map(|g| (g.cluster.as_str(), g.services.len()))
             .collect();
-        assert_eq!(kept, [("a", MAX_ANSWER - 1), ("b", 1)]);
+        assert_eq!(kept, [("a", MAX_ANSWER - 1), ("empty", 0), ("b", 1)]);
     }
 
     #[test]
@@ -374,6 +398,20 @@ mod tests {
         assert_eq!(
             field(&|r| r.services[0].reason = "x".repeat(MAX_TEXT + 1)),
             "placements.services[0].reason"
+        );
+        assert_eq!(
+            field(&|r| r.services[0].reason = "ok\u{1b}[2J".into()),
+            "placements.services[0].reason"
+        );
+        assert_eq!(
+            field(&|r| r.services[0].levels[1].name = "zone\n".into()),
+            "placements.services[0].levels[1].name"
+        );
+        assert_eq!(
+            field(
+                &|r| r.services[0].levels[1].clusters = vec!["central".into(), "Not A Name".into()]
+            ),
+            "placements.services[0].levels[1].clusters[1]"
         );
         assert_eq!(
             field(&|r| r.services = vec![placement("shop/cart", 1.0); MAX_SERVICES + 1]),

@@ -65,7 +65,7 @@ pub enum ForwardResponse {
     /// The answer to [`ForwardRequest::Recent`] (JSON text: the records flatten).
     Recent(crate::stored::Stored<Vec<crate::recent::ReportedRecord>>),
     /// The answer to [`ForwardRequest::Placements`] (JSON text).
-    Placements(crate::stored::Stored<Vec<crate::placement::GatewayPlacements>>),
+    Placements(crate::stored::Stored<crate::placement::PeerPlacements>),
 }
 
 impl ForwardResponse {

@@ -136,10 +136,12 @@ async function refreshCatalog() {
 
 async function refreshSignals() {
   const [signals, failed, status, placements] = await Promise.all([
-    get(PATHS.signals), get(PATHS.failed), get(PATHS.status), get(PATHS.placements),
+    get(PATHS.signals), get(PATHS.failed), get(PATHS.status),
+    // A node from before placements answers 404: the rest of the page goes on.
+    get(PATHS.placements).catch(() => ({ gateways: [] })),
   ]);
   state.edges = signals.edges;
-  state.placements = placements.gateways;
+  state.placements = placements.gateways ?? [];
   diffEdges(pickEdges(state.edges));
   diffLeases();
   renderFailed($('failed'), failed);
@@ -176,8 +178,8 @@ async function follow() {
         if (ev.type === 'lease.renewed') {
           state.leases.set(ev.lease.cluster, { renewed_at: ev.lease.renewed_at, ttl_ms: ev.lease.ttl_ms });
         } else {
-          if (ev.type === 'member.changed') {
-            const c = ev.change;
+          const c = ev.change;
+          if (ev.type === 'member.changed' && c) {
             note('raft', c.change === 'added'
               ? `node ${c.id} joined as ${c.voter ? 'voter' : 'learner'} (${c.api_addr})`
               : `node ${c.id} left the group`);

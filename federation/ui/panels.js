@@ -85,12 +85,15 @@ function routing(service, exports, edges, clusters) {
 // Each gateway's plan for one service, as it reported it: where its traffic goes and why.
 function placementRows(name, placements) {
   const rows = [];
-  for (const g of placements) {
-    const p = g.services.find((x) => x.service === name);
+  for (const g of placements ?? []) {
+    const p = (g.services ?? []).find((x) => x.service === name);
     if (!p) continue;
-    const to = p.levels.filter((l) => l.traffic_share > 0).map((l) => {
-      const where = l.clusters.length && !(l.clusters.length === 1 && l.clusters[0] === l.name)
-        ? `${l.name} (${l.clusters.join(', ')})` : l.name;
+    const to = (p.levels ?? []).filter((l) => l.traffic_share > 0).map((l) => {
+      const clusters = l.clusters ?? [];
+      // A failover or weight level already names its one cluster.
+      const named = clusters.length === 1 && l.name.endsWith(`: ${clusters[0]}`);
+      const more = l.clusters_omitted ? `, +${l.clusters_omitted} more` : '';
+      const where = clusters.length && !named ? `${l.name} (${clusters.join(', ')}${more})` : l.name;
       return `${where} ${Math.round(l.traffic_share * 100)}%`;
     });
     rows.push(h('tr', { 'data-placement': g.cluster, class: to.length ? '' : 'down' },

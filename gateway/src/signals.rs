@@ -220,7 +220,10 @@ impl Signals {
             .filter_map(|(edge, c)| {
                 let before = then.get(edge).unwrap_or(&empty);
                 let requests = c.requests.saturating_sub(before.requests);
-                if requests == 0 {
+                let request_bytes = c.request_bytes.saturating_sub(before.request_bytes);
+                let response_bytes = c.response_bytes.saturating_sub(before.response_bytes);
+                // Bytes may move in a window without new requests (a long download or stream).
+                if requests == 0 && request_bytes == 0 && response_bytes == 0 {
                     return None;
                 }
                 let errors = c.errors.saturating_sub(before.errors);
@@ -236,12 +239,16 @@ impl Signals {
                     } else {
                         0.0
                     },
-                    error_rate: errors as f64 / requests as f64,
+                    error_rate: if requests > 0 {
+                        errors as f64 / requests as f64
+                    } else {
+                        0.0
+                    },
                     p50_ms: q(0.5),
                     p90_ms: q(0.9),
                     p99_ms: q(0.99),
-                    request_bytes: c.request_bytes.saturating_sub(before.request_bytes),
-                    response_bytes: c.response_bytes.saturating_sub(before.response_bytes),
+                    request_bytes,
+                    response_bytes,
                 })
             })
             .collect();

@@ -5,17 +5,23 @@ use warden_federation::placement::{MeshPlacements, Placement, PlacementQuery};
 
 use super::client::Conn;
 
-/// `local 0/2 up -> region(central) 100%`: the local endpoints, then the levels with traffic.
+/// `local 0/2 up -> same zone(central) 100%`: the local endpoints, then the levels with
+/// traffic (a failover or weight level already names its one cluster).
 fn shares(p: &Placement) -> String {
     let served: Vec<String> = p
         .levels
         .iter()
         .filter(|l| l.traffic_share > 0.0)
         .map(|l| {
-            let name = if l.clusters.is_empty() || l.clusters == [l.name.clone()] {
+            let named = l.clusters.len() == 1 && l.name.ends_with(&format!(": {}", l.clusters[0]));
+            let more = match l.clusters_omitted {
+                0 => String::new(),
+                n => format!(",+{n} more"),
+            };
+            let name = if l.clusters.is_empty() || named {
                 l.name.clone()
             } else {
-                format!("{}({})", l.name, l.clusters.join(","))
+                format!("{}({}{more})", l.name, l.clusters.join(","))
             };
             format!("{name} {:.0}%", l.traffic_share * 100.0)
         })
@@ -41,10 +47,15 @@ fn print(m: &MeshPlacements) {
         }
     }
     println!(
-        "{} gateway(s); {} of {} node(s) answered",
+        "{} gateway(s); {} of {} node(s) answered{}",
         m.gateways.len(),
         m.nodes_answered,
-        m.nodes_asked
+        m.nodes_asked,
+        if m.truncated {
+            "; cut at 10,000 placements: ask with --service or --cluster"
+        } else {
+            ""
+        }
     );
 }
 

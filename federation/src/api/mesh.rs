@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::body::JsonBody;
@@ -10,7 +10,7 @@ use super::common::{Node, state};
 use super::error::ApiError;
 use super::error::responses::{BadRequest, Conflict, Unauthorized, Unavailable};
 use crate::clock::now_ms;
-use crate::command::Command;
+use crate::command::{Command, CommandResult};
 use crate::member_change::MemberChange;
 use crate::model::validate_host_port;
 use crate::stored::Stored;
@@ -144,6 +144,7 @@ pub(super) async fn add_member(
         ));
     }
     // A dry run stops here: checked, nothing changed.
+    let mut warning = None;
     if !crate::dry_run::active() {
         let change = MemberChange::Added {
             id: req.id,
@@ -152,9 +153,9 @@ pub(super) async fn add_member(
             voter: req.voter,
         };
         node.add_member(req.id, info, req.voter).await?;
-        record(&node, change).await?;
+        warning = record(&node, change).await;
     }
-    Ok((
+    let resp = (
         StatusCode::OK,
         Json(MemberAdded {
             id: req.id,
@@ -165,7 +166,8 @@ pub(super) async fn add_member(
             },
         }),
     )
-        .into_response())
+        .into_response();
+    Ok(warned(resp, warning))
 }
 
 #[utoipa::path(
@@ -196,28 +198,38 @@ pub(super) async fn remove_member(
     if !known {
         return Err(ApiError::not_found(format!("member {id} not found")));
     }
+    let mut warning = None;
     if !crate::dry_run::active() {
         node.remove_member(id).await?;
-        record(&node, MemberChange::Removed { id }).await?;
+        warning = record(&node, MemberChange::Removed { id }).await;
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(warned(StatusCode::NO_CONTENT.into_response(), warning))
 }
 
 /// Records a committed membership change in the store (a revision, a watch event and the
-/// audit record). A failure here leaves the change standing unrecorded and says so; the same
-/// request again is harmless and records it.
-async fn record(node: &Node, change: MemberChange) -> Result<(), ApiError> {
+/// audit record). The change stands whatever happens here: when it cannot be recorded (no
+/// quorum right after it, or a voter of an older build that could not decode the record),
+/// the node logs it and the answer carries a `Warning` header saying so.
+async fn record(node: &Node, change: MemberChange) -> Option<HeaderValue> {
     let id = change.id();
     let cmd = Command::RecordMemberChange {
         change: Stored(change),
         at: now_ms(),
     };
-    node.write(cmd).await.map(|_| ()).map_err(|e| {
-        tracing::error!(member = id, error = %e, "membership changed but not recorded");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_recorded",
-            format!("member {id} changed, but the change could not be recorded: {e}; send the request again to record it"),
-        )
-    })
+    let why = match node.write(cmd).await {
+        Ok(CommandResult::Applied { .. }) => return None,
+        Ok(_) => "a voter of an older build could not read the record".to_string(),
+        Err(e) => e.to_string(),
+    };
+    tracing::error!(member = id, why = %why, "membership changed but not recorded in the audit log");
+    let text = format!("199 warden \"member {id} changed, not recorded in the audit log: {why}\"");
+    HeaderValue::from_str(&text.replace(|c: char| !c.is_ascii() || c.is_ascii_control(), " ")).ok()
+}
+
+/// `resp` with the `Warning` a membership change that was not recorded carries.
+fn warned(mut resp: Response, warning: Option<HeaderValue>) -> Response {
+    if let Some(w) = warning {
+        resp.headers_mut().insert(header::WARNING, w);
+    }
+    resp
 }

@@ -45,7 +45,8 @@ pub(super) async fn placements(
     }
     let local = local_scope(&params)?;
     let q = PlacementQuery { service, cluster };
-    let mut gateways = node.placements.query(&q, now_ms());
+    let mine = node.placements.query(&q, now_ms());
+    let (mut gateways, mut truncated) = (mine.gateways, mine.truncated);
     let (mut asked, mut answered) = (1, 1);
     if !local {
         let (peers, answers) = ask_peers(&node, &ForwardRequest::Placements(Stored(q))).await;
@@ -53,7 +54,8 @@ pub(super) async fn placements(
         for r in answers {
             if let ForwardResponse::Placements(theirs) = r {
                 answered += 1;
-                gateways.extend(theirs.0);
+                truncated |= theirs.0.truncated;
+                gateways.extend(theirs.0.gateways);
             }
         }
         gateways = newest_per_cluster(gateways);
@@ -62,8 +64,7 @@ pub(super) async fn placements(
     if let Ok(s) = state(&node) {
         gateways.retain(|g| s.clusters.contains_key(&g.cluster));
     }
-    let placements: usize = gateways.iter().map(|g| g.services.len()).sum();
-    let truncated = cap(&mut gateways) || placements >= crate::placement::MAX_ANSWER;
+    truncated |= cap(&mut gateways);
     Ok(Json(MeshPlacements {
         gateways,
         nodes_asked: asked,

@@ -334,8 +334,10 @@ impl Job {
             }) if f.starts_with("placements") => {
                 if f == "placements" {
                     self.placements.refused();
-                } else {
+                } else if let Some(report) = body.placements.take() {
+                    // Not again until it changes (or the resend interval passes).
                     tracing::warn!(field = %f, %message, "the federation node refused the placements report");
+                    self.placements.sent(report);
                 }
                 body.placements = None;
                 self.fed.renew_lease(me, &body).await.map(|_| true)

@@ -46,9 +46,15 @@ pub fn placement(
 ) -> Placement {
     let remotes = view.remotes();
     let plan = balance::plan(&view.inputs(me, overprovisioning_percent, &[]));
-    let levels = plan
-        .levels
-        .iter()
+    // More levels than a report holds (a weight per cluster, say): those carrying traffic
+    // first, each group in the plan's order.
+    let mut order: Vec<&balance::Level> = plan.levels.iter().collect();
+    if order.len() > MAX_LEVELS {
+        order.sort_by_key(|l| l.load <= 0.0);
+    }
+    let levels_omitted = order.len().saturating_sub(MAX_LEVELS) as u32;
+    let levels = order
+        .into_iter()
         .take(MAX_LEVELS)
         .map(|l| PlacementLevel {
             name: l.name.to_string(),
@@ -82,6 +88,7 @@ pub fn placement(
         .to_string(),
         reason,
         levels,
+        levels_omitted,
         local_available: local.map_or(0, |l| l.available_count() as u32),
         local_total: local.map_or(0, |l| l.endpoints.len() as u32),
     }
@@ -175,5 +182,32 @@ mod tests {
             r.validate().is_ok(),
             "the node takes what the gateway sends"
         );
+    }
+
+    #[test]
+    fn past_the_level_bound_the_levels_carrying_traffic_stay() {
+        // A weighted split onto the last two of 40 clusters: one level per cluster.
+        let many = (0..40)
+            .map(|i| remote(&format!("c{i:02}"), "z2", 1))
+            .collect();
+        let (t, key) = tables(&[false], many);
+        let weights = [("c38".to_string(), 50), ("c39".to_string(), 50)].into();
+        let mut remote = (**t.remote.load()).clone();
+        remote.policies.insert(
+            key.clone(),
+            std::sync::Arc::new(RoutePolicy {
+                id: "split".into(),
+                weights,
+                ..Default::default()
+            }),
+        );
+        t.remote.store(std::sync::Arc::new(remote));
+        let p = &report(&t, &me(), 100).services[0];
+        assert_eq!(p.mode, "weighted");
+        assert_eq!(p.levels.len(), MAX_LEVELS);
+        assert_eq!(p.levels_omitted as usize, 41 - MAX_LEVELS);
+        let carried: f64 = p.levels.iter().map(|l| l.traffic_share).sum();
+        assert!((carried - 1.0).abs() < 1e-6, "{:?}", p.levels);
+        assert!(report(&t, &me(), 100).validate().is_ok());
     }
 }
