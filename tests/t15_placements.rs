@@ -191,7 +191,9 @@ async fn malformed_reports_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let node = one_node(tmp.path()).await;
     let client = http();
-    assert_eq!(register(&client, &node, "east").await, Some(201));
+    for c in ["east", "west"] {
+        assert_eq!(register(&client, &node, c).await, Some(201));
+    }
     let east = new_credential(&client, &node, "east").await;
     let placement = |mode: &str, share: f64| {
         json!({"service": "shop/cart", "mode": mode, "reason": "r", "local_available": 0,
@@ -218,11 +220,18 @@ async fn malformed_reports_are_refused() {
     }
     let leases = get_json(&client, &node.url(paths::LEASES)).await.unwrap();
     assert_eq!(leases["items"], json!([]), "no lease was written: {leases}");
+    // East's credential cannot report a plan as west's gateway.
     let body = json!({"ttl_ms": 5000, "placements": {"services": [placement("priority", 1.0)]}});
+    assert_eq!(renew_as(&node, "west", &east, &body).await.0, 403);
     assert_eq!(renew_as(&node, "east", &east, &body).await.0, 200);
     let v = get_json(&client, &node.url(paths::OBSERVABILITY_PLACEMENTS))
         .await
         .unwrap();
+    assert_eq!(
+        v["gateways"].as_array().unwrap().len(),
+        1,
+        "only east's: {v}"
+    );
     assert_eq!(v["gateways"][0]["cluster"], "east", "{v}");
     assert_eq!(v["truncated"], false, "{v}");
     // Kept as sent; a field an older gateway leaves out takes its default.

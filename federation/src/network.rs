@@ -109,12 +109,6 @@ impl RpcClient {
         })
     }
 
-    /// Whether the member at `raft_addr` said on its last answer that it decodes batch
-    /// entries (no answer yet: no).
-    pub fn decodes_batches(&self, raft_addr: &str) -> bool {
-        self.decodes(raft_addr, Feature::Batch)
-    }
-
     /// Whether the member at `raft_addr` said on its last answer that it decodes entries of
     /// kind `f` (no answer yet: no).
     pub fn decodes(&self, raft_addr: &str, f: Feature) -> bool {
@@ -304,18 +298,18 @@ mod tests {
     #[test]
     fn a_member_decodes_batches_only_once_its_last_answer_said_so() {
         let rpc = RpcClient::new(None).unwrap();
-        assert!(!rpc.decodes_batches("127.0.0.1:1"), "no answer yet");
+        assert!(!rpc.decodes("127.0.0.1:1", Feature::Batch), "no answer yet");
         let says = reqwest::header::HeaderValue::from_static("batch");
         rpc.record_features("127.0.0.1:1", Some(&says));
-        assert!(rpc.decodes_batches("127.0.0.1:1"));
-        assert!(!rpc.decodes_batches("127.0.0.1:2"));
+        assert!(rpc.decodes("127.0.0.1:1", Feature::Batch));
+        assert!(!rpc.decodes("127.0.0.1:2", Feature::Batch));
         assert!(!rpc.decodes("127.0.0.1:1", Feature::MemberChange));
         let now = reqwest::header::HeaderValue::from_static(FEATURES);
         rpc.record_features("127.0.0.1:1", Some(&now));
         assert!(rpc.decodes("127.0.0.1:1", Feature::MemberChange));
         // Restarted from an older build: its answers carry no header.
         rpc.record_features("127.0.0.1:1", None);
-        assert!(!rpc.decodes_batches("127.0.0.1:1"));
+        assert!(!rpc.decodes("127.0.0.1:1", Feature::Batch));
         assert!(!rpc.decodes("127.0.0.1:1", Feature::MemberChange));
     }
 }

@@ -97,31 +97,30 @@ impl PlacementReport {
 impl Placement {
     /// The bounds of one placement, the `i`-th of its report (fields named from there).
     pub fn check(&self, i: usize) -> Result<(), FieldError> {
-        let p = self;
         let at = |f: &str| format!("placements.services[{i}].{f}");
-        validate_service_ref(&at("service"), &p.service)?;
-        if !matches!(p.mode.as_str(), "priority" | "weighted") {
+        validate_service_ref(&at("service"), &self.service)?;
+        if !matches!(self.mode.as_str(), "priority" | "weighted") {
             return Err(FieldError::new(at("mode"), "priority or weighted"));
         }
-        if p.reason.len() > MAX_TEXT || p.reason.chars().any(char::is_control) {
+        if self.reason.len() > MAX_TEXT || self.reason.chars().any(char::is_control) {
             return Err(FieldError::new(
                 at("reason"),
                 format!("at most {MAX_TEXT} bytes, no control characters"),
             ));
         }
-        if p.local_available > p.local_total {
+        if self.local_available > self.local_total {
             return Err(FieldError::new(
                 at("local_available"),
                 "at most local_total",
             ));
         }
-        if p.levels.len() > MAX_LEVELS {
+        if self.levels.len() > MAX_LEVELS {
             return Err(FieldError::new(
                 at("levels"),
                 format!("at most {MAX_LEVELS} levels"),
             ));
         }
-        for (j, l) in p.levels.iter().enumerate() {
+        for (j, l) in self.levels.iter().enumerate() {
             let at = |f: &str| format!("placements.services[{i}].levels[{j}].{f}");
             let printable = l.name.chars().all(|c| c.is_ascii_graphic() || c == ' ');
             if l.name.is_empty() || l.name.len() > MAX_NAME || !printable {

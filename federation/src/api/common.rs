@@ -22,6 +22,23 @@ pub type Node = Arc<FederationNode>;
 /// Query parameters of a read.
 pub type Params = Query<HashMap<String, String>>;
 
+/// The optional query parameter `name`, checked by `check` (a 400 naming it otherwise):
+/// `service` with [`crate::model::validate_service_ref`], `cluster` with
+/// [`crate::model::validate_dns_label`].
+pub fn checked_param(
+    params: &HashMap<String, String>,
+    name: &str,
+    check: fn(&str, &str) -> Result<(), crate::model::FieldError>,
+) -> Result<Option<String>, ApiError> {
+    match params.get(name) {
+        None => Ok(None),
+        Some(v) => {
+            check(name, v)?;
+            Ok(Some(v.clone()))
+        }
+    }
+}
+
 /// `?dry_run=true|false` (default false).
 pub fn dry_run(params: &HashMap<String, String>) -> Result<bool, ApiError> {
     match params.get("dry_run").map(String::as_str) {

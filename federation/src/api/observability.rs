@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
-use super::common::{Node, Params};
+use super::common::{Node, Params, checked_param};
 use super::error::ApiError;
 use super::error::responses::{BadRequest, Unauthorized};
 use crate::clock::now_ms;
@@ -51,10 +51,7 @@ pub(super) async fn metrics(
             ));
         }
     };
-    let service = params.get("service").cloned();
-    if let Some(s) = &service {
-        validate_service_ref("service", s)?;
-    }
+    let service = checked_param(&params, "service", validate_service_ref)?;
     let local = local_scope(&params)?;
     let mut edges = node.signals.edges(window_s, service.as_deref(), now_ms());
     let (mut asked, mut answered) = (1, 1);

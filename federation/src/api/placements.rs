@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
-use super::common::{Node, Params, state};
+use super::common::{Node, Params, checked_param, state};
 use super::error::ApiError;
 use super::error::responses::{BadRequest, Unauthorized};
 use super::observability::{ask_peers, local_scope};
@@ -35,14 +35,8 @@ pub(super) async fn placements(
     State(node): State<Node>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let service = params.get("service").cloned();
-    if let Some(s) = &service {
-        validate_service_ref("service", s)?;
-    }
-    let cluster = params.get("cluster").cloned();
-    if let Some(c) = &cluster {
-        validate_dns_label("cluster", c)?;
-    }
+    let service = checked_param(&params, "service", validate_service_ref)?;
+    let cluster = checked_param(&params, "cluster", validate_dns_label)?;
     let local = local_scope(&params)?;
     let q = PlacementQuery { service, cluster };
     let mine = node.placements.query(&q, now_ms());

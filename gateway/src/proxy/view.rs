@@ -159,7 +159,7 @@ pub fn draws() -> [f64; 3] {
 
 /// Routing tables built by hand, for the plan's tests.
 #[cfg(test)]
-pub(super) mod fixtures {
+pub(crate) mod fixtures {
     use super::*;
     use crate::table::{LocalEndpoint, LocalTable, RemoteTable};
     use warden_federation::model::SubsetHealth;
